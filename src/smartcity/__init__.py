@@ -1,0 +1,3 @@
+"""Changdong integrated smart-city platform."""
+
+__version__ = "0.1.0"

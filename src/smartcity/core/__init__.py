@@ -1,0 +1,1 @@
+"""Shared vocabulary: entity model, errors, clock."""
