@@ -1,0 +1,61 @@
+# Every target creates .venv if missing and installs what it needs: a fresh clone needs nothing else.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INTEROP := .venv-interop
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_TEST := $(VENV)/.installed-test
+
+.PHONY: demo serve test lint typecheck contracts unit bench interop-env clean help
+
+help:
+	@echo "make demo   - install and run the platform with the Changdong seed data"
+	@echo "make test   - lint, type checks, import contracts and the tests"
+	@echo "make bench  - run the benchmarks and write docs/benchmarks.md"
+	@echo "make lint   - ruff (lint and format check)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP_RUN): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(STAMP_TEST): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(STAMP_RUN)
+
+# ngsildclient pins an old httpx, so the third-party client lives in its own environment.
+$(INTEROP)/bin/python:
+	$(PYTHON) -m venv $(INTEROP)
+	$(INTEROP)/bin/pip install --quiet 'ngsildclient>=0.5.2'
+
+interop-env: $(INTEROP)/bin/python
+
+demo: $(STAMP_RUN)
+	$(BIN)/smartcity demo
+
+serve: $(STAMP_RUN)
+	$(BIN)/smartcity serve
+
+lint: $(STAMP_TEST)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP_TEST)
+	$(BIN)/mypy
+
+contracts: $(STAMP_TEST)
+	$(BIN)/lint-imports
+
+unit: $(STAMP_TEST) interop-env
+	SMARTCITY_INTEROP_PYTHON=$(INTEROP)/bin/python $(BIN)/pytest -q
+
+test: lint typecheck contracts unit
+
+bench: $(STAMP_TEST)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) $(INTEROP) var .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""NGSI-LD context broker: contexts, entity codec, query planning and the entity service."""

@@ -1,0 +1,462 @@
+"""The entity service: every NGSI-LD entity operation, independent of the web framework."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from smartcity.broker.codec import parse_attributes, parse_entity
+from smartcity.broker.contexts import ActiveContext
+from smartcity.broker.merge import (
+    UpdateResult,
+    find_instance,
+    is_null,
+    merge_instance,
+    put_instances,
+)
+from smartcity.core.clock import Clock, isoformat
+from smartcity.core.entity import ENTITY_MEMBERS, StoredEntity
+from smartcity.core.errors import (
+    AlreadyExists,
+    BadRequestData,
+    ResourceNotFound,
+    SmartCityError,
+    TooManyResults,
+)
+from smartcity.storage.base import Changes, EntityQuery, EntityStore, QueryPage
+
+
+@dataclass(slots=True)
+class BatchError:
+    """Why one entity of a batch failed."""
+
+    entity_id: str
+    error: SmartCityError
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """Per-entity outcome of a batch operation."""
+
+    success: list[str] = field(default_factory=list)
+    errors: list[BatchError] = field(default_factory=list)
+
+
+ContextOf = Callable[[Any], ActiveContext]
+"""The @context in force for one raw entity of a batch (each may carry its own)."""
+
+
+def _entity_id(raw: Any) -> str:
+    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+        return str(raw["id"])
+    return ""
+
+
+class EntityService:
+    """Create, read, update, delete and query entities in one store."""
+
+    def __init__(self, store: EntityStore, clock: Clock, *, max_limit: int = 1000) -> None:
+        self.store = store
+        self.clock = clock
+        self.max_limit = max_limit
+
+    def _now(self) -> str:
+        return isoformat(self.clock.now())
+
+    # -- single entities ------------------------------------------------------------------------
+
+    def create(self, tenant: str, body: Any, ctx: ActiveContext) -> str:
+        """Create one entity; AlreadyExists if its id is taken."""
+        entity = parse_entity(body, ctx, self._now())
+
+        def plan(current: dict[str, StoredEntity]) -> Changes:
+            if entity.id in current:
+                raise AlreadyExists(f"entity {entity.id} already exists", instance=entity.id)
+            return Changes(upserts=[entity])
+
+        self.store.apply(tenant, [entity.id], plan)
+        return entity.id
+
+    def retrieve(self, tenant: str, entity_id: str) -> StoredEntity:
+        """Return one entity; ResourceNotFound if there is none with that id."""
+        entity = self.store.get(tenant, entity_id)
+        if entity is None:
+            raise ResourceNotFound(f"no entity with id {entity_id}", instance=entity_id)
+        return entity
+
+    def delete(self, tenant: str, entity_id: str) -> None:
+        """Delete one entity; ResourceNotFound if there is none with that id."""
+
+        def plan(current: dict[str, StoredEntity]) -> Changes:
+            if entity_id not in current:
+                raise ResourceNotFound(f"no entity with id {entity_id}", instance=entity_id)
+            return Changes(deletes=[entity_id])
+
+        self.store.apply(tenant, [entity_id], plan)
+
+    def _modify(
+        self, tenant: str, entity_id: str, change: Callable[[StoredEntity, str], None]
+    ) -> StoredEntity:
+        """Apply an in-place change to one existing entity in one transaction."""
+        now = self._now()
+        result: list[StoredEntity] = []
+
+        def plan(current: dict[str, StoredEntity]) -> Changes:
+            entity = current.get(entity_id)
+            if entity is None:
+                raise ResourceNotFound(f"no entity with id {entity_id}", instance=entity_id)
+            change(entity, now)
+            entity.modified_at = now
+            result.append(entity)
+            return Changes(upserts=[entity])
+
+        self.store.apply(tenant, [entity_id], plan)
+        return result[0]
+
+    def append_attributes(
+        self, tenant: str, entity_id: str, body: Any, ctx: ActiveContext, *, overwrite: bool = True
+    ) -> UpdateResult:
+        """Add attributes (POST .../attrs); existing ones are overwritten unless told not to."""
+        now = self._now()
+        incoming = parse_attributes(_attributes_only(body), ctx, now)
+        result = UpdateResult()
+
+        def change(entity: StoredEntity, at: str) -> None:
+            put_instances(
+                entity.attrs,
+                incoming,
+                at,
+                overwrite=overwrite,
+                only_existing=False,
+                result=result,
+                display=_display_names(body, ctx),
+            )
+
+        self._modify(tenant, entity_id, change)
+        return result
+
+    def update_attributes(
+        self, tenant: str, entity_id: str, body: Any, ctx: ActiveContext
+    ) -> UpdateResult:
+        """Replace existing attributes (PATCH .../attrs); others are reported as not updated."""
+        now = self._now()
+        incoming = parse_attributes(_attributes_only(body), ctx, now)
+        result = UpdateResult()
+
+        def change(entity: StoredEntity, at: str) -> None:
+            put_instances(
+                entity.attrs,
+                incoming,
+                at,
+                overwrite=True,
+                only_existing=True,
+                result=result,
+                display=_display_names(body, ctx),
+            )
+
+        self._modify(tenant, entity_id, change)
+        return result
+
+    def partial_update_attribute(
+        self, tenant: str, entity_id: str, attribute: str, body: Any, ctx: ActiveContext
+    ) -> None:
+        """Merge members into one attribute (PATCH .../attrs/{attrId})."""
+        if not isinstance(body, dict):
+            raise BadRequestData("the body must be a JSON object with the members to change")
+        name = ctx.expand(attribute)
+        dataset_id = body.get("datasetId")
+
+        def change(entity: StoredEntity, now: str) -> None:
+            instances = entity.attrs.get(name, [])
+            position = find_instance(instances, dataset_id)
+            if position is None:
+                raise ResourceNotFound(
+                    f"entity {entity_id} has no attribute {attribute}"
+                    + (f" with datasetId {dataset_id}" if dataset_id else ""),
+                    instance=entity_id,
+                )
+            merged = merge_instance(instances[position], body)
+            parsed = parse_attributes({name: merged}, ctx, now)[name][0]
+            parsed["createdAt"] = instances[position].get("createdAt", now)
+            instances[position] = parsed
+
+        self._modify(tenant, entity_id, change)
+
+    def replace_attribute(
+        self, tenant: str, entity_id: str, attribute: str, body: Any, ctx: ActiveContext
+    ) -> None:
+        """Replace one attribute whole (PUT .../attrs/{attrId})."""
+        name = ctx.expand(attribute)
+        now = self._now()
+        incoming = parse_attributes({name: body}, ctx, now)
+
+        def change(entity: StoredEntity, at: str) -> None:
+            if name not in entity.attrs:
+                raise ResourceNotFound(
+                    f"entity {entity_id} has no attribute {attribute}", instance=entity_id
+                )
+            put_instances(
+                entity.attrs,
+                incoming,
+                at,
+                overwrite=True,
+                only_existing=False,
+                result=UpdateResult(),
+            )
+
+        self._modify(tenant, entity_id, change)
+
+    def delete_attribute(
+        self,
+        tenant: str,
+        entity_id: str,
+        attribute: str,
+        ctx: ActiveContext,
+        *,
+        dataset_id: str | None = None,
+        delete_all: bool = False,
+    ) -> None:
+        """Delete an attribute, one of its instances, or all its instances."""
+        name = ctx.expand(attribute)
+
+        def change(entity: StoredEntity, now: str) -> None:
+            instances = entity.attrs.get(name)
+            if not instances:
+                raise ResourceNotFound(
+                    f"entity {entity_id} has no attribute {attribute}", instance=entity_id
+                )
+            if delete_all:
+                del entity.attrs[name]
+                return
+            position = find_instance(instances, dataset_id)
+            if position is None:
+                raise ResourceNotFound(
+                    f"attribute {attribute} of {entity_id} has no instance "
+                    + (f"with datasetId {dataset_id}" if dataset_id else "without a datasetId"),
+                    instance=entity_id,
+                )
+            del instances[position]
+            if not instances:
+                del entity.attrs[name]
+
+        self._modify(tenant, entity_id, change)
+
+    def merge(self, tenant: str, entity_id: str, body: Any, ctx: ActiveContext) -> None:
+        """Merge-patch an entity (PATCH /entities/{id}); urn:ngsi-ld:null deletes an attribute."""
+        if not isinstance(body, dict):
+            raise BadRequestData("the body must be a JSON object of attributes")
+        _check_same_id(body, entity_id)
+        raw = _attributes_only(body)
+        deletions = {ctx.expand(key) for key, value in raw.items() if is_null(value)}
+        kept = {key: value for key, value in raw.items() if not is_null(value)}
+
+        def change(entity: StoredEntity, now: str) -> None:
+            for name in deletions:
+                entity.attrs.pop(name, None)
+            merged_raw: dict[str, Any] = {}
+            for key, value in kept.items():
+                name = ctx.expand(key)
+                old = entity.attrs.get(name)
+                if old and isinstance(value, dict):
+                    position = find_instance(old, value.get("datasetId"))
+                    if position is not None:
+                        merged_raw[name] = merge_instance(old[position], value)
+                        continue
+                merged_raw[name] = value
+            incoming = parse_attributes(merged_raw, ctx, now)
+            put_instances(
+                entity.attrs,
+                incoming,
+                now,
+                overwrite=True,
+                only_existing=False,
+                result=UpdateResult(),
+            )
+            if "type" in body:
+                entity.types = parse_entity({"id": entity_id, "type": body["type"]}, ctx, now).types
+            if "scope" in body:
+                entity.scopes = parse_entity(
+                    {"id": entity_id, "type": "T", "scope": body["scope"]}, ctx, now
+                ).scopes
+
+        self._modify(tenant, entity_id, change)
+
+    def replace(self, tenant: str, entity_id: str, body: Any, ctx: ActiveContext) -> None:
+        """Replace an entity whole (PUT /entities/{id}), keeping its creation time."""
+        if not isinstance(body, dict):
+            raise BadRequestData("the body must be a JSON object: the whole new entity")
+        _check_same_id(body, entity_id)
+        replacement = parse_entity({**body, "id": entity_id}, ctx, self._now())
+
+        def plan(current: dict[str, StoredEntity]) -> Changes:
+            old = current.get(entity_id)
+            if old is None:
+                raise ResourceNotFound(f"no entity with id {entity_id}", instance=entity_id)
+            replacement.created_at = old.created_at
+            return Changes(upserts=[replacement])
+
+        self.store.apply(tenant, [entity_id], plan)
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def query(self, query: EntityQuery) -> QueryPage:
+        """Run a query after checking its paging against the broker's limits."""
+        if query.limit > self.max_limit:
+            raise TooManyResults(
+                f"limit {query.limit} is above this broker's maximum of {self.max_limit}; "
+                "page through the results with offset",
+            )
+        if query.limit < 0 or query.offset < 0:
+            raise BadRequestData("limit and offset must not be negative")
+        return self.store.query(query)
+
+    # -- batches --------------------------------------------------------------------------------
+
+    def _parse_batch(
+        self, body: Any, ctx: ContextOf, now: str, result: BatchResult
+    ) -> list[StoredEntity]:
+        if not isinstance(body, list):
+            raise BadRequestData("a batch operation takes a JSON array of entities")
+        entities: list[StoredEntity] = []
+        for raw in body:
+            try:
+                entities.append(parse_entity(raw, ctx(raw), now))
+            except SmartCityError as error:
+                result.errors.append(BatchError(_entity_id(raw), error))
+        return entities
+
+    def batch_create(self, tenant: str, body: Any, ctx: ContextOf) -> BatchResult:
+        """Create many entities; each one that exists already is an error of its own."""
+        result = BatchResult()
+        entities = self._parse_batch(body, ctx, self._now(), result)
+
+        def plan(current: dict[str, StoredEntity]) -> Changes:
+            taken = set(current)
+            writes: list[StoredEntity] = []
+            for entity in entities:
+                if entity.id in taken:
+                    result.errors.append(
+                        BatchError(entity.id, AlreadyExists(f"entity {entity.id} already exists"))
+                    )
+                    continue
+                taken.add(entity.id)
+                writes.append(entity)
+                result.success.append(entity.id)
+            return Changes(upserts=writes)
+
+        if entities:
+            self.store.apply(tenant, [entity.id for entity in entities], plan)
+        return result
+
+    def batch_upsert(
+        self, tenant: str, body: Any, ctx: ContextOf, *, mode: str = "replace"
+    ) -> tuple[BatchResult, list[str]]:
+        """Create or change many entities; return the result and the ids that were created."""
+        if mode not in ("replace", "update"):
+            raise BadRequestData(f"options must be 'replace' or 'update', not {mode!r}")
+        now = self._now()
+        result = BatchResult()
+        entities = self._parse_batch(body, ctx, now, result)
+        created: list[str] = []
+
+        def plan(current: dict[str, StoredEntity]) -> Changes:
+            working = dict(current)
+            for entity in entities:
+                old = working.get(entity.id)
+                if old is None:
+                    working[entity.id] = entity
+                    created.append(entity.id)
+                elif mode == "replace":
+                    entity.created_at = old.created_at
+                    working[entity.id] = entity
+                else:
+                    _update_entity(old, entity, now, overwrite=True)
+                result.success.append(entity.id)
+            touched = {entity.id for entity in entities}
+            return Changes(upserts=[working[i] for i in dict.fromkeys(touched)])
+
+        if entities:
+            self.store.apply(tenant, [entity.id for entity in entities], plan)
+        result.success = list(dict.fromkeys(result.success))
+        return result, created
+
+    def batch_update(
+        self, tenant: str, body: Any, ctx: ContextOf, *, overwrite: bool = True
+    ) -> BatchResult:
+        """Append or update attributes of many existing entities."""
+        now = self._now()
+        result = BatchResult()
+        entities = self._parse_batch(body, ctx, now, result)
+
+        def plan(current: dict[str, StoredEntity]) -> Changes:
+            writes: dict[str, StoredEntity] = {}
+            for entity in entities:
+                old = writes.get(entity.id) or current.get(entity.id)
+                if old is None:
+                    result.errors.append(
+                        BatchError(entity.id, ResourceNotFound(f"no entity with id {entity.id}"))
+                    )
+                    continue
+                _update_entity(old, entity, now, overwrite=overwrite)
+                writes[entity.id] = old
+                result.success.append(entity.id)
+            return Changes(upserts=list(writes.values()))
+
+        if entities:
+            self.store.apply(tenant, [entity.id for entity in entities], plan)
+        result.success = list(dict.fromkeys(result.success))
+        return result
+
+    def batch_delete(self, tenant: str, body: Any) -> BatchResult:
+        """Delete many entities by id; an unknown id is an error of its own."""
+        if not isinstance(body, list) or not all(isinstance(item, str) for item in body):
+            raise BadRequestData("batch delete takes a JSON array of entity ids (strings)")
+        ids: Sequence[str] = list(dict.fromkeys(body))
+        result = BatchResult()
+
+        def plan(current: dict[str, StoredEntity]) -> Changes:
+            deletes = []
+            for entity_id in ids:
+                if entity_id in current:
+                    deletes.append(entity_id)
+                    result.success.append(entity_id)
+                else:
+                    result.errors.append(
+                        BatchError(entity_id, ResourceNotFound(f"no entity with id {entity_id}"))
+                    )
+            return Changes(deletes=deletes)
+
+        if ids:
+            self.store.apply(tenant, ids, plan)
+        return result
+
+
+def _update_entity(old: StoredEntity, new: StoredEntity, now: str, *, overwrite: bool) -> None:
+    """Put the attributes of `new` into `old` in place (batch update and upsert-update)."""
+    put_instances(
+        old.attrs, new.attrs, now, overwrite=overwrite, only_existing=False, result=UpdateResult()
+    )
+    for type_iri in new.types:
+        if type_iri not in old.types:
+            old.types.append(type_iri)
+    if new.scopes:
+        old.scopes = new.scopes
+    old.modified_at = now
+
+
+def _attributes_only(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise BadRequestData("the body must be a JSON object of attributes")
+    return {key: value for key, value in body.items() if key not in ENTITY_MEMBERS}
+
+
+def _display_names(body: Any, ctx: ActiveContext) -> dict[str, str]:
+    return {ctx.expand(key): key for key in _attributes_only(body)}
+
+
+def _check_same_id(body: dict[str, Any], entity_id: str) -> None:
+    if "id" in body and body["id"] != entity_id:
+        raise BadRequestData(
+            f"the body's id {body['id']!r} differs from the id in the URL {entity_id!r}"
+        )

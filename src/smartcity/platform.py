@@ -1,0 +1,74 @@
+"""Composition root: build the platform's parts from Settings, start and stop them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from smartcity.broker.contexts import ContextResolver
+from smartcity.broker.service import EntityService
+from smartcity.config import Settings
+from smartcity.core.clock import Clock, SystemClock
+from smartcity.storage.base import EntityStore
+
+log = structlog.get_logger(__name__)
+
+
+def open_store(database_url: str) -> EntityStore:
+    """Open the store a database URL names (sqlite:///path or postgresql://...)."""
+    if database_url.startswith("sqlite:///"):
+        from smartcity.storage.sqlite import SqliteEntityStore, sqlite_path
+
+        return SqliteEntityStore(sqlite_path(database_url))
+    if database_url.startswith(("postgresql://", "postgres://")):
+        from smartcity.storage.postgres import PostgresEntityStore
+
+        return PostgresEntityStore(database_url)
+    raise ValueError(f"unsupported database URL {database_url!r}")
+
+
+def build_resolver(settings: Settings) -> ContextResolver:
+    """Build the @context resolver the settings describe."""
+    allowed: list[str] | None = [] if settings.context_offline else settings.context_allowed_hosts
+    resolver = ContextResolver(
+        allowed_hosts=allowed,
+        timeout=settings.context_fetch_timeout,
+        cache_ttl=settings.context_cache_ttl,
+    )
+    for url, path in settings.context_preload_files.items():
+        resolver.preload_file(url, Path(path))
+    if settings.context_preload_smart_data_models:
+        resolver.preload_smart_data_models(Path(settings.context_preload_smart_data_models))
+    return resolver
+
+
+@dataclass
+class Platform:
+    """Every long-lived part of a running platform."""
+
+    settings: Settings
+    clock: Clock
+    store: EntityStore
+    contexts: ContextResolver
+    entities: EntityService
+
+    def close(self) -> None:
+        """Release what the platform holds."""
+        self.store.close()
+
+
+def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
+    """Build the platform from settings; nothing here reads the environment."""
+    clock = clock or SystemClock()
+    store = open_store(settings.database_url)
+    log.info("store opened", database=settings.redacted_database_url())
+    contexts = build_resolver(settings)
+    return Platform(
+        settings=settings,
+        clock=clock,
+        store=store,
+        contexts=contexts,
+        entities=EntityService(store, clock, max_limit=settings.max_limit),
+    )

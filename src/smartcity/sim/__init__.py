@@ -1,0 +1,1 @@
+"""The Changdong district model and its seed data."""

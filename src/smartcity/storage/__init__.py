@@ -1,0 +1,1 @@
+"""Storage of entities behind one Protocol, with SQLite and PostgreSQL backends."""

@@ -1,0 +1,104 @@
+"""The EntityStore Protocol every storage backend implements, and its query and change types."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from smartcity.core.entity import StoredEntity
+
+if TYPE_CHECKING:
+    from smartcity.core.geo import GeoPredicate
+    from smartcity.core.qlang import QExpr, ScopeExpr, TypeExpr
+
+
+@dataclass(slots=True)
+class EntityQuery:
+    """What a query asks of the store; names are expanded IRIs."""
+
+    tenant: str = ""
+    ids: Sequence[str] | None = None
+    id_pattern: str | None = None
+    types: TypeExpr | None = None
+    q: QExpr | None = None
+    scope_q: ScopeExpr | None = None
+    geo: GeoPredicate | None = None
+    geoproperty: str | None = None
+    attrs: Collection[str] | None = None
+    limit: int = 20
+    offset: int = 0
+    count: bool = False
+
+
+@dataclass(slots=True)
+class QueryPage:
+    """One page of query results, in a stable order (by entity id), and the total if asked."""
+
+    entities: list[StoredEntity]
+    total: int | None = None
+
+
+@dataclass(slots=True)
+class Changes:
+    """The writes one transaction makes: whole entities to put, ids to delete."""
+
+    upserts: list[StoredEntity] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.upserts or self.deletes)
+
+
+Plan = Callable[[dict[str, StoredEntity]], Changes]
+"""Given the current state of the named entities (absent ones missing), decide the writes."""
+
+
+@dataclass(slots=True)
+class TypeSummary:
+    """An entity type present in the store, with its attribute names and entity count."""
+
+    type: str
+    count: int
+    attributes: list[str]
+
+
+@dataclass(slots=True)
+class AttributeSummary:
+    """An attribute name present in the store, the types that use it and how many entities."""
+
+    name: str
+    count: int
+    types: list[str]
+
+
+class EntityStore(Protocol):
+    """Current state of every entity, per tenant."""
+
+    def apply(self, tenant: str, ids: Collection[str], plan: Plan) -> Changes:
+        """Load the named entities, ask `plan` for the writes, make them in one transaction."""
+        ...
+
+    def get(self, tenant: str, entity_id: str) -> StoredEntity | None:
+        """Return one entity or None."""
+        ...
+
+    def query(self, query: EntityQuery) -> QueryPage:
+        """Return the entities that match, paginated."""
+        ...
+
+    def type_summaries(self, tenant: str) -> list[TypeSummary]:
+        """Return every entity type with its count and attribute names."""
+        ...
+
+    def attribute_summaries(self, tenant: str) -> list[AttributeSummary]:
+        """Return every attribute name with the types that use it."""
+        ...
+
+    def entities_of_type(self, tenant: str, type_iri: str) -> list[StoredEntity]:
+        """Return every entity of one type (for type details; not for hot paths)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

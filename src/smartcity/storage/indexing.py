@@ -1,0 +1,41 @@
+"""Derive the query-index rows (``entity_index``) of one entity.
+
+A row is ``(name, num, txt)``: ``@type`` and ``@scope`` rows name the entity's types and scopes;
+every other row is one comparable value of a top-level attribute, keyed exactly as the
+query evaluator keys it (`core.qeval.instance_keys`), so that SQL over the index and the evaluator
+agree. An instance with no comparable value still leaves ``(name, None, None)``, for existence.
+"""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+from smartcity.core.entity import StoredEntity
+from smartcity.core.qeval import Key, instance_keys
+
+IndexRow: TypeAlias = tuple[str, float | None, str | None]
+
+TYPE_NAME = "@type"
+SCOPE_NAME = "@scope"
+
+
+def index_rows(entity: StoredEntity) -> list[IndexRow]:
+    """Return the index rows of an entity, without duplicates, in a stable order."""
+    rows: list[IndexRow] = [(TYPE_NAME, None, name) for name in entity.types]
+    rows.extend((SCOPE_NAME, None, scope) for scope in entity.scopes)
+    for name, instances in entity.attrs.items():
+        for instance in instances:
+            keys = instance_keys(instance)
+            rows.extend(_row(name, key) for key in keys)
+            if not keys:
+                rows.append((name, None, None))
+    return list(dict.fromkeys(rows))
+
+
+def _row(name: str, key: Key) -> IndexRow:
+    kind, value = key
+    if kind == "num":
+        return (name, value, None)
+    if kind == "bool":
+        return (name, None, "true" if value else "false")
+    return (name, None, value)

@@ -1,0 +1,367 @@
+"""What the SQL backends share: the write path, the query planner and result paging.
+
+A query becomes one SQL statement over `entities` whose WHERE clause uses the attribute index
+(`entity_index`) and the geo index; when a filter can only be answered approximately by SQL
+(a geo relation, a `!=`, a path into a compound value), SQL selects a superset and each candidate
+is checked exactly in Python before paging.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+import orjson
+
+from smartcity.core.entity import StoredEntity
+from smartcity.core.geo import geometry_bbox
+from smartcity.core.qeval import evaluate, evaluate_scope
+from smartcity.storage.base import (
+    AttributeSummary,
+    Changes,
+    EntityQuery,
+    Plan,
+    QueryPage,
+    TypeSummary,
+)
+from smartcity.storage.indexing import index_rows
+from smartcity.storage.sqlfilter import Dialect, compile_q, compile_scope, compile_types
+
+Cursor = Any
+BBox = tuple[float, float, float, float]
+IndexEntry = tuple[int, str, float | None, str | None]  # (pk, name, num, txt)
+ENTITY_COLUMNS = "e.pk, e.id, e.types, e.scopes, e.created_at, e.modified_at, e.doc"
+CHUNK = 500
+
+
+def entity_from_row(row: Sequence[Any]) -> StoredEntity:
+    """Build a StoredEntity from a row of ENTITY_COLUMNS."""
+    _, entity_id, types, scopes, created_at, modified_at, doc = row
+    return StoredEntity(
+        id=entity_id,
+        types=orjson.loads(types),
+        scopes=orjson.loads(scopes),
+        created_at=created_at,
+        modified_at=modified_at,
+        attrs=orjson.loads(doc),
+    )
+
+
+def geo_rows(entity: StoredEntity) -> list[tuple[str, BBox]]:
+    """Return (geoproperty, bounding box) for every GeoProperty instance of an entity."""
+    rows: list[tuple[str, BBox]] = []
+    for name, instances in entity.attrs.items():
+        for instance in instances:
+            value = instance.get("value")
+            if instance.get("type") == "GeoProperty" and isinstance(value, dict):
+                try:
+                    rows.append((name, geometry_bbox(value)))
+                except (ValueError, TypeError, KeyError, IndexError):
+                    continue
+    return rows
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SqlEntityStore(ABC):
+    """EntityStore over a SQL database; subclasses give connections, DDL and the geo index."""
+
+    dialect: Dialect
+
+    # -- what a backend provides ------------------------------------------------------------
+
+    @abstractmethod
+    def _reading(self) -> AbstractContextManager[Cursor]:
+        """Open a cursor for reads."""
+
+    @abstractmethod
+    def _writing(self) -> AbstractContextManager[Cursor]:
+        """Open a cursor inside a write transaction (committed on normal exit)."""
+
+    @abstractmethod
+    def _lock_rows_sql(self) -> str:
+        """Return the suffix that locks selected rows for the transaction ('' if none)."""
+
+    @abstractmethod
+    def _upsert_entities(self, cursor: Cursor, tenant: str, entities: list[StoredEntity]) -> None:
+        """Insert or replace entity rows."""
+
+    @abstractmethod
+    def _insert_geo(self, cursor: Cursor, rows: list[tuple[int, str, BBox]]) -> None:
+        """Add geo-index rows (pk, geoproperty, bbox)."""
+
+    @abstractmethod
+    def _delete_geo(self, cursor: Cursor, pks: Sequence[int]) -> None:
+        """Remove the geo-index rows of these entities."""
+
+    @abstractmethod
+    def _geo_filter(self, geoproperty: str, bbox: BBox) -> tuple[str, list[Any]]:
+        """Return a SQL condition on e.pk: some geometry's box of `geoproperty` meets `bbox`."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    @property
+    def _p(self) -> str:
+        return self.dialect.placeholder
+
+    def _marks(self, count: int) -> str:
+        return ", ".join([self._p] * count)
+
+    def apply(self, tenant: str, ids: Collection[str], plan: Plan) -> Changes:
+        """Load the named entities, ask `plan` for the writes, make them in one transaction."""
+        with self._writing() as cursor:
+            current = self._load(cursor, tenant, list(ids), lock=True)
+            changes = plan(current)
+            if changes:
+                self._write(cursor, tenant, changes)
+            return changes
+
+    def _load(
+        self, cursor: Cursor, tenant: str, ids: Sequence[str], *, lock: bool = False
+    ) -> dict[str, StoredEntity]:
+        found: dict[str, StoredEntity] = {}
+        suffix = self._lock_rows_sql() if lock else ""
+        for chunk in chunks(list(dict.fromkeys(ids))):
+            cursor.execute(
+                f"SELECT {ENTITY_COLUMNS} FROM entities e "
+                f"WHERE e.tenant = {self._p} AND e.id IN ({self._marks(len(chunk))}){suffix}",
+                [tenant, *chunk],
+            )
+            for row in cursor.fetchall():
+                entity = entity_from_row(row)
+                found[entity.id] = entity
+        return found
+
+    def _pks(self, cursor: Cursor, tenant: str, ids: Sequence[str]) -> dict[str, int]:
+        pks: dict[str, int] = {}
+        for chunk in chunks(ids):
+            cursor.execute(
+                f"SELECT id, pk FROM entities WHERE tenant = {self._p} "
+                f"AND id IN ({self._marks(len(chunk))})",
+                [tenant, *chunk],
+            )
+            pks.update({row[0]: row[1] for row in cursor.fetchall()})
+        return pks
+
+    def _delete_index(self, cursor: Cursor, pks: Sequence[int]) -> None:
+        for chunk in chunks(pks):
+            cursor.execute(
+                f"DELETE FROM entity_index WHERE pk IN ({self._marks(len(chunk))})", list(chunk)
+            )
+        self._delete_geo(cursor, pks)
+
+    def _write(self, cursor: Cursor, tenant: str, changes: Changes) -> None:
+        if changes.deletes:
+            pks = list(self._pks(cursor, tenant, changes.deletes).values())
+            self._delete_index(cursor, pks)
+            for chunk in chunks(pks):
+                cursor.execute(
+                    f"DELETE FROM entities WHERE pk IN ({self._marks(len(chunk))})", list(chunk)
+                )
+        if not changes.upserts:
+            return
+        self._upsert_entities(cursor, tenant, changes.upserts)
+        pks_by_id = self._pks(cursor, tenant, [entity.id for entity in changes.upserts])
+        self._delete_index(cursor, list(pks_by_id.values()))
+        index: list[IndexEntry] = []
+        geo: list[tuple[int, str, BBox]] = []
+        for entity in changes.upserts:
+            pk = pks_by_id[entity.id]
+            index.extend((pk, name, num, txt) for name, num, txt in index_rows(entity))
+            geo.extend((pk, name, bbox) for name, bbox in geo_rows(entity))
+        self._insert_index(cursor, index)
+        if geo:
+            self._insert_geo(cursor, geo)
+
+    def _insert_index(self, cursor: Cursor, rows: list[IndexEntry]) -> None:
+        """Add attribute-index rows (pk, name, num, txt); a backend may load them faster."""
+        p = self._p
+        cursor.executemany(
+            f"INSERT INTO entity_index (pk, name, num, txt) VALUES ({p}, {p}, {p}, {p})", rows
+        )
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def get(self, tenant: str, entity_id: str) -> StoredEntity | None:
+        """Return one entity or None."""
+        with self._reading() as cursor:
+            cursor.execute(
+                f"SELECT {ENTITY_COLUMNS} FROM entities e "
+                f"WHERE e.tenant = {self._p} AND e.id = {self._p}",
+                [tenant, entity_id],
+            )
+            row = cursor.fetchone()
+        return entity_from_row(row) if row is not None else None
+
+    def _where(self, query: EntityQuery) -> tuple[str, list[Any], bool]:
+        """Return the WHERE clause, its parameters, and whether SQL alone is exact."""
+        p = self._p
+        conditions = [f"e.tenant = {p}"]
+        params: list[Any] = [query.tenant]
+        exact = True
+        if query.ids is not None:
+            conditions.append(f"e.id IN ({self._marks(len(query.ids))})" if query.ids else "1=0")
+            params.extend(query.ids)
+        if query.id_pattern is not None:
+            if self.dialect.regex_exact:
+                conditions.append(self.dialect.regex("e.id", p))
+                params.append(query.id_pattern)
+            else:
+                # The database reads some Python regexes differently (PostgreSQL's \b is a
+                # backspace) or rejects them, so its answer is no superset: Python checks ids.
+                exact = False
+        for compiled in (
+            compile_types(query.types, self.dialect) if query.types is not None else None,
+            compile_q(query.q, self.dialect) if query.q is not None else None,
+            compile_scope(query.scope_q, self.dialect) if query.scope_q is not None else None,
+        ):
+            if compiled is not None:
+                conditions.append(f"({compiled.sql})")
+                params.extend(compiled.params)
+                exact = exact and compiled.exact
+        if query.attrs:
+            attrs = list(query.attrs)
+            conditions.append(
+                f"e.pk IN (SELECT pk FROM entity_index WHERE name IN ({self._marks(len(attrs))}))"
+            )
+            params.extend(attrs)
+        if query.geo is not None:
+            geoproperty = query.geoproperty or ""
+            bbox = query.geo.bbox
+            if bbox is not None:
+                sql, geo_params = self._geo_filter(geoproperty, bbox)
+            else:
+                sql, geo_params = (
+                    f"e.pk IN (SELECT pk FROM entity_index WHERE name = {p})",
+                    [geoproperty],
+                )
+            conditions.append(sql)
+            params.extend(geo_params)
+            exact = False
+        return " AND ".join(conditions), params, exact
+
+    def _matches(self, query: EntityQuery, entity: StoredEntity) -> bool:
+        if query.id_pattern is not None and not re.search(query.id_pattern, entity.id):
+            return False
+        if query.q is not None and not evaluate(query.q, entity):
+            return False
+        if query.scope_q is not None and not evaluate_scope(query.scope_q, entity.scopes):
+            return False
+        if query.geo is not None:
+            geometries = [
+                instance["value"]
+                for instance in entity.attrs.get(query.geoproperty or "", [])
+                if instance.get("type") == "GeoProperty" and isinstance(instance.get("value"), dict)
+            ]
+            if not any(query.geo.matches(geometry) for geometry in geometries):
+                return False
+        return True
+
+    def query(self, query: EntityQuery) -> QueryPage:
+        """Return the entities that match, ordered by id, paginated."""
+        where, params, exact = self._where(query)
+        p = self._p
+        with self._reading() as cursor:
+            if exact:
+                total: int | None = None
+                if query.count:
+                    cursor.execute(f"SELECT COUNT(*) FROM entities e WHERE {where}", params)
+                    total = int(cursor.fetchone()[0])
+                if query.limit == 0:
+                    return QueryPage([], total)
+                cursor.execute(
+                    f"SELECT {ENTITY_COLUMNS} FROM entities e WHERE {where} "
+                    f"ORDER BY e.id LIMIT {p} OFFSET {p}",
+                    [*params, query.limit, query.offset],
+                )
+                return QueryPage([entity_from_row(row) for row in cursor.fetchall()], total)
+            cursor.execute(
+                f"SELECT {ENTITY_COLUMNS} FROM entities e WHERE {where} ORDER BY e.id", params
+            )
+            page: list[StoredEntity] = []
+            seen = 0
+            end = query.offset + query.limit
+            while True:
+                rows = cursor.fetchmany(256)
+                if not rows:
+                    break
+                for row in rows:
+                    entity = entity_from_row(row)
+                    if not self._matches(query, entity):
+                        continue
+                    if query.offset <= seen < end:
+                        page.append(entity)
+                    seen += 1
+                if seen >= end and not query.count:
+                    break
+            return QueryPage(page, seen if query.count else None)
+
+    def type_summaries(self, tenant: str) -> list[TypeSummary]:
+        """Return every entity type with its count and attribute names."""
+        p = self._p
+        with self._reading() as cursor:
+            cursor.execute(
+                "SELECT t.txt, COUNT(*) FROM entity_index t JOIN entities e ON e.pk = t.pk "
+                f"WHERE e.tenant = {p} AND t.name = '@type' GROUP BY t.txt ORDER BY t.txt",
+                [tenant],
+            )
+            counts = {row[0]: int(row[1]) for row in cursor.fetchall()}
+            cursor.execute(
+                "SELECT DISTINCT t.txt, a.name FROM entity_index t "
+                "JOIN entities e ON e.pk = t.pk JOIN entity_index a ON a.pk = t.pk "
+                f"WHERE e.tenant = {p} AND t.name = '@type' AND a.name NOT IN ('@type', '@scope')",
+                [tenant],
+            )
+            attributes: dict[str, set[str]] = {}
+            for type_iri, name in cursor.fetchall():
+                attributes.setdefault(type_iri, set()).add(name)
+        return [
+            TypeSummary(type_iri, count, sorted(attributes.get(type_iri, ())))
+            for type_iri, count in counts.items()
+        ]
+
+    def attribute_summaries(self, tenant: str) -> list[AttributeSummary]:
+        """Return every attribute name with the types that use it."""
+        p = self._p
+        with self._reading() as cursor:
+            cursor.execute(
+                "SELECT a.name, t.txt, COUNT(DISTINCT a.pk) FROM entity_index a "
+                "JOIN entities e ON e.pk = a.pk JOIN entity_index t ON t.pk = a.pk "
+                f"WHERE e.tenant = {p} AND t.name = '@type' "
+                "AND a.name NOT IN ('@type', '@scope') GROUP BY a.name, t.txt",
+                [tenant],
+            )
+            types: dict[str, set[str]] = {}
+            for name, type_iri, _ in cursor.fetchall():
+                types.setdefault(name, set()).add(type_iri)
+            cursor.execute(
+                "SELECT a.name, COUNT(DISTINCT a.pk) FROM entity_index a "
+                f"JOIN entities e ON e.pk = a.pk WHERE e.tenant = {p} "
+                "AND a.name NOT IN ('@type', '@scope') GROUP BY a.name ORDER BY a.name",
+                [tenant],
+            )
+            return [
+                AttributeSummary(name, int(count), sorted(types.get(name, ())))
+                for name, count in cursor.fetchall()
+            ]
+
+    def entities_of_type(self, tenant: str, type_iri: str) -> list[StoredEntity]:
+        """Return every entity of one type (for type details; not for hot paths)."""
+        p = self._p
+        with self._reading() as cursor:
+            cursor.execute(
+                f"SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.tenant = {p} AND e.pk IN "
+                f"(SELECT pk FROM entity_index WHERE name = '@type' AND txt = {p}) ORDER BY e.id",
+                [tenant, type_iri],
+            )
+            return [entity_from_row(row) for row in cursor.fetchall()]

@@ -1,0 +1,182 @@
+"""SQLite backend: the embedded default (WAL, one writer, readers per thread, R*Tree geo index)."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+import orjson
+
+from smartcity.core.entity import StoredEntity
+from smartcity.storage.sqlbase import BBox, Cursor, SqlEntityStore, chunks
+from smartcity.storage.sqlfilter import SQLITE
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS entities (
+    pk INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    types TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    modified_at TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE (tenant, id)
+);
+CREATE TABLE IF NOT EXISTS entity_index (
+    pk INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    num REAL,
+    txt TEXT
+);
+CREATE INDEX IF NOT EXISTS entity_index_pk ON entity_index (pk);
+CREATE INDEX IF NOT EXISTS entity_index_num ON entity_index (name, num);
+CREATE INDEX IF NOT EXISTS entity_index_txt ON entity_index (name, txt);
+CREATE TABLE IF NOT EXISTS entity_geo (
+    gid INTEGER PRIMARY KEY,
+    pk INTEGER NOT NULL,
+    name TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entity_geo_pk ON entity_geo (pk);
+CREATE VIRTUAL TABLE IF NOT EXISTS entity_geo_rtree USING rtree (gid, minx, maxx, miny, maxy);
+"""
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _regexp(pattern: str, text: str | None) -> bool:
+    if text is None:
+        return False
+    try:
+        return _compiled(pattern).search(text) is not None
+    except re.error:
+        return False
+
+
+def sqlite_path(url: str) -> Path:
+    """Return the file path of a sqlite:///path URL."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError(f"not a SQLite URL: {url!r} (expected sqlite:///path/to/file.db)")
+    return Path(url.removeprefix("sqlite:///"))
+
+
+class SqliteEntityStore(SqlEntityStore):
+    """EntityStore on one SQLite file."""
+
+    dialect = SQLITE
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._writer = self._connect()
+        self._writer.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self._path, isolation_level=None, check_same_thread=False, timeout=30
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=OFF")
+        connection.execute("PRAGMA cache_size=-65536")
+        connection.create_function("regexp", 2, _regexp, deterministic=True)
+        with self._connections_lock:
+            self._connections.append(connection)
+        return connection
+
+    @contextmanager
+    def _reading(self) -> Iterator[Cursor]:
+        connection: sqlite3.Connection | None = getattr(self._local, "reader", None)
+        if connection is None:
+            connection = self._connect()
+            self._local.reader = connection
+        cursor = connection.cursor()
+        try:
+            cursor.execute("BEGIN")
+            yield cursor
+        finally:
+            cursor.execute("COMMIT")
+            cursor.close()
+
+    @contextmanager
+    def _writing(self) -> Iterator[Cursor]:
+        with self._write_lock:
+            cursor = self._writer.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            else:
+                cursor.execute("COMMIT")
+            finally:
+                cursor.close()
+
+    def _lock_rows_sql(self) -> str:
+        return ""  # BEGIN IMMEDIATE already holds the database's one write lock.
+
+    def _upsert_entities(self, cursor: Cursor, tenant: str, entities: list[StoredEntity]) -> None:
+        cursor.executemany(
+            "INSERT INTO entities (tenant, id, types, scopes, created_at, modified_at, doc) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO UPDATE SET "
+            "types = excluded.types, scopes = excluded.scopes, created_at = excluded.created_at, "
+            "modified_at = excluded.modified_at, doc = excluded.doc",
+            [
+                (
+                    tenant,
+                    entity.id,
+                    orjson.dumps(entity.types).decode(),
+                    orjson.dumps(entity.scopes).decode(),
+                    entity.created_at,
+                    entity.modified_at,
+                    orjson.dumps(entity.attrs).decode(),
+                )
+                for entity in entities
+            ],
+        )
+
+    def _insert_geo(self, cursor: Cursor, rows: list[tuple[int, str, BBox]]) -> None:
+        for pk, name, (minx, miny, maxx, maxy) in rows:
+            cursor.execute("INSERT INTO entity_geo (pk, name) VALUES (?, ?)", (pk, name))
+            cursor.execute(
+                "INSERT INTO entity_geo_rtree (gid, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)",
+                (cursor.lastrowid, minx, maxx, miny, maxy),
+            )
+
+    def _delete_geo(self, cursor: Cursor, pks: Sequence[int]) -> None:
+        for chunk in chunks(pks):
+            marks = ", ".join("?" * len(chunk))
+            cursor.execute(
+                f"DELETE FROM entity_geo_rtree WHERE gid IN "
+                f"(SELECT gid FROM entity_geo WHERE pk IN ({marks}))",
+                list(chunk),
+            )
+            cursor.execute(f"DELETE FROM entity_geo WHERE pk IN ({marks})", list(chunk))
+
+    def _geo_filter(self, geoproperty: str, bbox: BBox) -> tuple[str, list[object]]:
+        minx, miny, maxx, maxy = bbox
+        return (
+            "e.pk IN (SELECT g.pk FROM entity_geo_rtree r JOIN entity_geo g ON g.gid = r.gid "
+            "WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ? AND g.name = ?)",
+            [maxx, minx, maxy, miny, geoproperty],
+        )
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._connections_lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()

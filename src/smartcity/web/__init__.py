@@ -1,0 +1,1 @@
+"""HTTP adapter: the NGSI-LD API, health and metrics, over the platform's plain-Python core."""

@@ -1,0 +1,66 @@
+"""create_app(platform): the HTTP application over a built platform."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from smartcity import __version__
+from smartcity.platform import Platform
+from smartcity.web import entities, operations, types
+from smartcity.web.errors import install_error_handlers
+from smartcity.web.home import home_page
+from smartcity.web.metrics import MetricsMiddleware, RequestMetrics, TrailingSlashMiddleware
+
+DESCRIPTION = """
+The Changdong smart-city platform's NGSI-LD context broker (ETSI GS CIM 009).
+창동 스마트시티 통합플랫폼의 NGSI-LD 컨텍스트 브로커.
+
+Entities follow the FIWARE Smart Data Models; errors are RFC 9457 ProblemDetails with the
+NGSI-LD error types.
+"""
+
+
+def create_app(platform: Platform) -> FastAPI:
+    """Build the FastAPI application; closing it closes the platform."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        platform.close()
+
+    app = FastAPI(
+        title="Changdong Smart City Platform",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.platform = platform
+    registry = CollectorRegistry()
+    app.add_middleware(MetricsMiddleware, metrics=RequestMetrics(registry))
+    app.add_middleware(TrailingSlashMiddleware)
+    install_error_handlers(app)
+    app.include_router(entities.router)
+    app.include_router(operations.router)
+    app.include_router(types.router)
+
+    @app.get("/health", tags=["operations"], summary="Liveness and readiness")
+    def health() -> JSONResponse:
+        """Answer 200 when the store answers."""
+        platform.store.get("", "urn:ngsi-ld:health:probe")
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    def metrics() -> Response:
+        """Expose the request metrics in the Prometheus text format."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> HTMLResponse:
+        return HTMLResponse(home_page(platform))
+
+    return app

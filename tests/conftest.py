@@ -1,0 +1,51 @@
+"""Fixtures shared by every test package, and the rule for tests that need a running service."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REQUIRE_SERVICES = "SMARTCITY_REQUIRE_SERVICES"
+
+# Service name -> why it is unreachable ("" when it is reachable); each is probed once a session.
+_service_problems: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Return the folder of third-party reference data laid beside the repository."""
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def require_service() -> Callable[[str, Callable[[], object]], None]:
+    """Return `check_service`, for fixtures of test packages (conftest modules are not imported)."""
+    return check_service
+
+
+def check_service(name: str, check: Callable[[], object]) -> None:
+    """Skip the calling test if a service is unreachable; fail instead if services are required.
+
+    `check` raises when the service cannot be used; its message becomes the reason. Set
+    SMARTCITY_REQUIRE_SERVICES=1 (as CI does) so that a missing service fails the run instead of
+    silently skipping the tests that need it.
+    """
+    if name not in _service_problems:
+        try:
+            check()
+        except Exception as error:
+            _service_problems[name] = f"{type(error).__name__}: {error}".strip()
+        else:
+            _service_problems[name] = ""
+    problem = _service_problems[name]
+    if not problem:
+        return
+    if os.environ.get(REQUIRE_SERVICES) == "1":
+        pytest.fail(
+            f"{name} is required ({REQUIRE_SERVICES}=1) but unreachable: {problem}", pytrace=False
+        )
+    pytest.skip(f"{name} is unreachable: {problem}")

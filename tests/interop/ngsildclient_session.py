@@ -1,0 +1,50 @@
+"""Drive the broker with the third-party ngsildclient (runs in its own environment).
+
+Usage: python ngsildclient_session.py HOST PORT
+Prints one JSON line with what each step observed; exits non-zero on any failure.
+"""
+
+import json
+import sys
+
+from ngsildclient import Client, Entity
+
+
+def parking(name: str, available: int, lat: float, lon: float) -> Entity:
+    entity = Entity("OffStreetParking", name)
+    entity.prop("availableSpotNumber", available)
+    entity.prop("totalSpotNumber", 120)
+    entity.prop("name", f"창동 주차장 {name}")
+    entity.gprop("location", (lat, lon))
+    return entity
+
+
+def main() -> None:
+    host, port = sys.argv[1], int(sys.argv[2])
+    client = Client(hostname=host, port=port, verbose=False)
+    report = {}
+
+    first = parking("changdong-station", 37, 37.6531, 127.0477)
+    client.create(first)
+    fetched = client.get(first.id, asdict=True)
+    report["created"] = fetched["availableSpotNumber"]["value"]
+
+    batch = [parking(f"lot-{n}", n * 10, 37.65 + n / 1000, 127.05) for n in range(1, 6)]
+    upserted = client.upsert(batch)
+    report["upsert_ok"] = bool(upserted)
+    batch[0]["availableSpotNumber"].value = 99
+    client.upsert([batch[0]])
+    report["after_upsert"] = client.get(batch[0].id, asdict=True)["availableSpotNumber"]["value"]
+
+    found = client.query(type="OffStreetParking", q="availableSpotNumber>35")
+    report["query"] = sorted(entity.id for entity in found)
+    report["count"] = client.count(type="OffStreetParking")
+
+    client.delete(first)
+    report["exists_after_delete"] = client.exists(first.id)
+    client.close()
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Run the real `smartcity serve` in a subprocess for tests that need a server on a port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def running_server(database_url: str, *extra: str, timeout: float = 30.0) -> Iterator[str]:
+    """Start the server on a free port, wait until /health answers, yield its base URL."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "smartcity.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--database-url",
+        database_url,
+        "--log-level",
+        "warning",
+        *extra,
+    ]
+    environment = {**os.environ, "SMARTCITY_CONTEXT_OFFLINE": "true"}
+    process = subprocess.Popen(
+        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                raise RuntimeError(f"the server exited with {process.returncode}:\n{output}")
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not answer /health within {timeout} s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()

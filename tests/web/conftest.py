@@ -1,0 +1,29 @@
+"""An app over a fresh SQLite platform, with the Smart Data Models contexts preloaded offline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from smartcity.config import Settings
+from smartcity.platform import build_platform
+from smartcity.web.app import create_app
+
+
+@pytest.fixture
+def settings(tmp_path: Path, shared_data: Path) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'broker.db'}",
+        context_offline=True,
+        context_preload_smart_data_models=str(shared_data / "smart-data-models"),
+        max_limit=100,
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(build_platform(settings))) as test_client:
+        yield test_client
