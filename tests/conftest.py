@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REQUIRE_SERVICES = "SMARTCITY_REQUIRE_SERVICES"
@@ -49,3 +52,28 @@ def check_service(name: str, check: Callable[[], object]) -> None:
             f"{name} is required ({REQUIRE_SERVICES}=1) but unreachable: {problem}", pytrace=False
         )
     pytest.skip(f"{name} is unreachable: {problem}")
+
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def postgres_url() -> str:
+    """Return the URL of the test PostgreSQL server."""
+    return os.environ.get("SMARTCITY_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+
+
+def _connect_postgres() -> None:
+    with psycopg.connect(postgres_url(), connect_timeout=3) as connection:
+        connection.execute("SELECT 1")
+
+
+@pytest.fixture
+def postgres_schema() -> Iterator[str]:
+    """Yield the name of a fresh schema, dropped with all it holds after the test."""
+    check_service("PostgreSQL", _connect_postgres)
+    schema = f"test_{uuid.uuid4().hex}"
+    yield schema
+    with psycopg.connect(postgres_url(), autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+        )

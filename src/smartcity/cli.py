@@ -109,7 +109,7 @@ def check(settings: Settings) -> int:
     offline = settings.context_offline
     print(f"@context:     {'offline' if offline else 'remote fetch allowed'}")
     try:
-        store = open_store(settings.database_url)
+        store = open_store(settings.database_url, settings.database_schema)
         store.get("", "urn:ngsi-ld:check:probe")
         store.close()
         build_resolver(settings)

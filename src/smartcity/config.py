@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from smartcity.core.errors import ConfigurationError
@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     database_url: str = "sqlite:///var/smartcity.db"
+    database_schema: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
     public_url: str = ""
@@ -52,6 +53,17 @@ class Settings(BaseSettings):
                 f"(got {value.split(':', 1)[0]!r})"
             )
         return value
+
+    @model_validator(mode="after")
+    def _secure_outside_development(self) -> Settings:
+        insecure = not self.context_offline and self.context_allowed_hosts is None
+        if self.environment == "production" and insecure:
+            raise ValueError(
+                "in production set context_allowed_hosts (the hosts a remote @context may "
+                "come from) or context_offline=true: otherwise any client can make the "
+                "broker fetch any URL (server-side request forgery)"
+            )
+        return self
 
     def redacted_database_url(self) -> str:
         """Return the database URL with any password hidden, for logs."""

@@ -16,7 +16,7 @@ from smartcity.storage.base import EntityStore
 log = structlog.get_logger(__name__)
 
 
-def open_store(database_url: str) -> EntityStore:
+def open_store(database_url: str, schema: str | None = None) -> EntityStore:
     """Open the store a database URL names (sqlite:///path or postgresql://...)."""
     if database_url.startswith("sqlite:///"):
         from smartcity.storage.sqlite import SqliteEntityStore, sqlite_path
@@ -25,7 +25,7 @@ def open_store(database_url: str) -> EntityStore:
     if database_url.startswith(("postgresql://", "postgres://")):
         from smartcity.storage.postgres import PostgresEntityStore
 
-        return PostgresEntityStore(database_url)
+        return PostgresEntityStore(database_url, schema=schema)
     raise ValueError(f"unsupported database URL {database_url!r}")
 
 
@@ -62,7 +62,7 @@ class Platform:
 def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
     """Build the platform from settings; nothing here reads the environment."""
     clock = clock or SystemClock()
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, settings.database_schema)
     log.info("store opened", database=settings.redacted_database_url())
     contexts = build_resolver(settings)
     return Platform(

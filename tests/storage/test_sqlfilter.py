@@ -284,21 +284,14 @@ STRINGS = [
 ]
 MOMENTS = STRINGS[5:8]
 URIS = ["urn:ngsi-ld:P:1", "urn:ngsi-ld:P:2"]
-SCALAR_POOL: list[Any] = [
-    0,
-    1,
-    2,
-    0.5,
-    -1.5,
-    1e300,
-    10**400,
-    True,
-    False,
-    *STRINGS,
-    *({"@type": "DateTime", "@value": moment} for moment in MOMENTS),
-    {"@type": "Date", "@value": "2020-01-01"},
-]
-SCALARS = st.sampled_from(SCALAR_POOL) | st.sampled_from(SCALAR_POOL) | st.text(max_size=2)
+SCALARS = st.one_of(
+    st.sampled_from([0, 1, 2, 0.5, -1.5, 1e300, 10**400]),
+    st.booleans(),
+    st.sampled_from(STRINGS),
+    st.sampled_from(MOMENTS).map(lambda s: {"@type": "DateTime", "@value": s}),
+    st.just({"@type": "Date", "@value": "2020-01-01"}),
+    st.text(max_size=2),
+)
 VALUES = st.one_of(
     SCALARS,
     SCALARS,
@@ -348,8 +341,9 @@ ENTITIES = st.builds(
     st.lists(st.sampled_from("ABC"), max_size=2, unique=True),
     st.lists(st.sampled_from(SCOPES), max_size=3, unique=True),
 )
-ENTITY_LISTS = st.lists(ENTITIES, min_size=1, max_size=10)
 
+NUMBER_LITERALS = [-1, 0, 1, 2, 0.5, 2.0, -1.5, 1e300]
+TEXT_LITERALS: list[Value] = [*STRINGS, Date("2020-01-01"), Time("12:00:00Z")]
 DATETIMES = [
     DateTime(text)
     for text in (
@@ -359,26 +353,24 @@ DATETIMES = [
         "2020-06-01T00:00",
     )
 ]
-COMPARABLE_POOL: list[Value] = [
-    -1,
-    0,
-    1,
-    2,
-    0.5,
-    2.0,
-    -1.5,
-    1e300,
-    *STRINGS,
-    Date("2020-01-01"),
-    Time("12:00:00Z"),
-    *DATETIMES,
-]
-COMPARABLE = st.sampled_from(COMPARABLE_POOL)
-VALUE_LITERALS = st.sampled_from([*COMPARABLE_POOL, True, False, True, False, *map(Uri, URIS)])
-RANGES = (
-    st.builds(Range, *[st.sampled_from([-1, 0, 1, 2, 0.5, -1.5, 1e300])] * 2)
-    | st.builds(Range, *[st.sampled_from(STRINGS[:5])] * 2)
-    | st.builds(Range, *[st.sampled_from(DATETIMES)] * 2)
+COMPARABLE: st.SearchStrategy[Value] = st.one_of(
+    st.sampled_from(NUMBER_LITERALS), st.sampled_from(TEXT_LITERALS), st.sampled_from(DATETIMES)
+)
+SINGLE_VALUES: st.SearchStrategy[Value] = st.one_of(
+    COMPARABLE, st.booleans(), st.sampled_from(URIS).map(Uri)
+)
+RANGES = st.sampled_from(
+    [
+        Range(low, high)
+        for pool in (NUMBER_LITERALS, STRINGS[:5], DATETIMES)
+        for low in pool
+        for high in pool
+    ]
+)
+EQUALITY_VALUES = st.one_of(
+    SINGLE_VALUES,
+    RANGES,
+    st.lists(SINGLE_VALUES, min_size=2, max_size=3).map(lambda v: ValueList(tuple(v))),
 )
 PATHS = st.sampled_from("aabbccd").map(AttrPath) | st.builds(
     AttrPath,
@@ -394,9 +386,7 @@ Q_LEAVES: st.SearchStrategy[Node] = st.one_of(
         Compare,
         PATHS,
         st.sampled_from(["==", "!="]),
-        VALUE_LITERALS
-        | RANGES
-        | st.lists(VALUE_LITERALS, min_size=2, max_size=3).map(lambda v: ValueList(tuple(v))),
+        EQUALITY_VALUES,
     ),
     st.builds(Match, PATHS, PATTERNS, st.booleans()),
     st.builds(Exists, PATHS, st.booleans()),
@@ -422,41 +412,98 @@ def trees(leaves: st.SearchStrategy[Node]) -> st.SearchStrategy[Node]:
 def check(compiled: SqlFilter, entities: Sequence[StoredEntity], expected: set[int]) -> None:
     """Assert the SQL selects a superset of the expected pks, exactly them when exact."""
     with database(entities) as connection:
-        got = selected(connection, compiled)
+        check_in(connection, compiled, expected)
+
+
+def check_in(connection: sqlite3.Connection, compiled: SqlFilter, expected: set[int]) -> None:
+    """Assert the SQL selects a superset of the expected pks, exactly them when exact."""
+    got = selected(connection, compiled)
     assert expected <= got, compiled
     if compiled.exact:
         assert got == expected, compiled
 
 
-@settings(max_examples=500, deadline=None)
-@given(ENTITY_LISTS, trees(Q_LEAVES))
-def test_q_sql_agrees_with_evaluator(entities: list[StoredEntity], tree: Node) -> None:
+def world_entities() -> list[StoredEntity]:
+    """Build a fixed set of entities: every pooled value in every attribute shape."""
+    pool: list[Any] = [
+        *[0, 1, 2, 0.5, -1.5, 1e300, 10**400, True, False],
+        *STRINGS,
+        *({"@type": "DateTime", "@value": moment} for moment in MOMENTS),
+        {"@type": "Date", "@value": "2020-01-01"},
+    ]
+    type_sets = [["A"], ["B"], ["A", "B"], [], ["C"], ["A", "C"]]
+    entities = [make_entity()]
+    for i, value in enumerate(pool):
+        other = pool[(i * 7 + 3) % len(pool)]
+        text = value if isinstance(value, str) else "x"
+        shapes: list[Any] = [
+            {"type": "Property", "value": value},
+            {"type": "Property", "value": [other, value]},
+            {"type": "Property", "value": {"k": value}},
+            [{"type": "Property", "value": other}, {"type": "Property", "value": value}],
+            {
+                "type": "Property",
+                "value": other,
+                "observedAt": MOMENTS[i % len(MOMENTS)],
+                expand("x"): {"type": "Property", "value": value},
+            },
+            {"type": "LanguageProperty", "languageMap": {"en": text, "ko": "x"}},
+            {"type": "Relationship", "object": URIS[i % 2]},
+            {"type": "ListProperty", "valueList": [other, value]},
+        ]
+        for j, shape in enumerate(shapes):
+            attrs = (
+                {"a": shape, "b": {"type": "Property", "value": other}} if j % 2 else {"a": shape}
+            )
+            entities.append(
+                make_entity(
+                    attrs,
+                    type_sets[(i + j) % len(type_sets)],
+                    [SCOPES[(i + j) % len(SCOPES)], SCOPES[(i * j) % len(SCOPES)]][: j % 3],
+                )
+            )
+    return entities
+
+
+World = tuple[list[StoredEntity], sqlite3.Connection]
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    """Yield the fixed entities and a database that holds them."""
+    entities = world_entities()
+    with database(entities) as connection:
+        yield entities, connection
+
+
+@settings(max_examples=600, deadline=None)
+@given(tree=trees(Q_LEAVES))
+def test_q_sql_agrees_with_evaluator(world: World, tree: Node) -> None:
+    entities, connection = world
     expr = map_names(parse_q(render(tree)), expand)
     expected = {pk for pk, entity in enumerate(entities, 1) if evaluate(expr, entity)}
     compiled = compile_q(expr, SQLITE)
     event(("exact" if compiled.exact else "superset") + (", some match" if expected else ""))
-    check(compiled, entities, expected)
-
-
-@settings(max_examples=500, deadline=None)
-@given(ENTITY_LISTS, Q_LEAVES)
-def test_q_leaf_sql_agrees_with_evaluator(entities: list[StoredEntity], leaf: Node) -> None:
-    expr = map_names(leaf, expand)
-    expected = {pk for pk, entity in enumerate(entities, 1) if evaluate(expr, entity)}
-    compiled = compile_q(expr, SQLITE)
-    event(("exact" if compiled.exact else "superset") + (", some match" if expected else ""))
-    check(compiled, entities, expected)
+    check_in(connection, compiled, expected)
 
 
 @settings(max_examples=150, deadline=None)
-@given(
-    ENTITY_LISTS,
-    trees(st.sampled_from("ABCD").map(TypeName)),
-)
-def test_type_sql_agrees_with_evaluator(entities: list[StoredEntity], tree: Node) -> None:
+@given(entities=st.lists(ENTITIES, min_size=1, max_size=6), tree=trees(Q_LEAVES))
+def test_q_sql_agrees_with_evaluator_on_random_entities(
+    entities: list[StoredEntity], tree: Node
+) -> None:
+    expr = map_names(tree, expand)
+    expected = {pk for pk, entity in enumerate(entities, 1) if evaluate(expr, entity)}
+    check(compile_q(expr, SQLITE), entities, expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(tree=trees(st.sampled_from("ABCD").map(TypeName)))
+def test_type_sql_agrees_with_evaluator(world: World, tree: Node) -> None:
+    entities, connection = world
     expr = map_names(tree, expand)
     expected = {pk for pk, e in enumerate(entities, 1) if evaluate_types(expr, e.types)}
-    check(compile_types(expr, SQLITE), entities, expected)
+    check_in(connection, compile_types(expr, SQLITE), expected)
 
 
 SCOPE_PATTERNS = st.builds(
@@ -467,10 +514,11 @@ SCOPE_PATTERNS = st.builds(
 
 
 @settings(max_examples=150, deadline=None)
-@given(ENTITY_LISTS, trees(SCOPE_PATTERNS))
-def test_scope_sql_agrees_with_evaluator(entities: list[StoredEntity], tree: Node) -> None:
+@given(tree=trees(SCOPE_PATTERNS))
+def test_scope_sql_agrees_with_evaluator(world: World, tree: Node) -> None:
+    entities, connection = world
     expected = {pk for pk, e in enumerate(entities, 1) if evaluate_scope(tree, e.scopes)}
-    check(compile_scope(tree, SQLITE), entities, expected)
+    check_in(connection, compile_scope(tree, SQLITE), expected)
 
 
 @pytest.mark.parametrize(

@@ -11,12 +11,19 @@ from fastapi.testclient import TestClient
 from smartcity.config import Settings
 from smartcity.platform import build_platform
 from smartcity.web.app import create_app
+from tests.conftest import postgres_url
 
 
-@pytest.fixture
-def settings(tmp_path: Path, shared_data: Path) -> Settings:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings(request: pytest.FixtureRequest, tmp_path: Path, shared_data: Path) -> Settings:
+    database: dict[str, str] = {"database_url": f"sqlite:///{tmp_path / 'broker.db'}"}
+    if request.param == "postgres":
+        database = {
+            "database_url": postgres_url(),
+            "database_schema": request.getfixturevalue("postgres_schema"),
+        }
     return Settings(
-        database_url=f"sqlite:///{tmp_path / 'broker.db'}",
+        **database,
         context_offline=True,
         context_preload_smart_data_models=str(shared_data / "smart-data-models"),
         max_limit=100,

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from smartcity.broker.codec import parse_attributes, parse_entity
+from smartcity.broker.codec import parse_attributes, parse_entity, parse_entity_fragment
 from smartcity.broker.contexts import ActiveContext
 from smartcity.broker.merge import (
     UpdateResult,
@@ -273,12 +273,11 @@ class EntityService:
                 only_existing=False,
                 result=UpdateResult(),
             )
-            if "type" in body:
-                entity.types = parse_entity({"id": entity_id, "type": body["type"]}, ctx, now).types
-            if "scope" in body:
-                entity.scopes = parse_entity(
-                    {"id": entity_id, "type": "T", "scope": body["scope"]}, ctx, now
-                ).scopes
+            members = {key: body[key] for key in ("type", "scope") if key in body}
+            if members:
+                fragment = parse_entity_fragment(members, ctx, now)
+                entity.types = fragment.types or entity.types
+                entity.scopes = entity.scopes if fragment.scopes is None else fragment.scopes
 
         self._modify(tenant, entity_id, change)
 

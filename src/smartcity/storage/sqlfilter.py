@@ -131,7 +131,7 @@ def compile_scope(expr: Node, dialect: Dialect) -> SqlFilter:
 def _prefix(dialect: Dialect, prefix: str) -> tuple[str, list[object]]:
     """Return a range test for texts starting with ``prefix`` (which ends in '/')."""
     mark, column = dialect.placeholder, dialect.ordered_txt
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 2)
     return f"({column} >= {mark} AND {column} < {mark})", [prefix, upper]
 
 
@@ -164,7 +164,7 @@ def _indexed(
 
 def _condition(node: Compare | Match, dialect: Dialect) -> Condition | None:
     """Return the index condition of a comparison, None if only existence can be tested."""
-    if False:
+    if not node.path.top_level:
         return None
     if isinstance(node, Match):
         if node.negated or not dialect.regex_exact:

@@ -54,6 +54,11 @@ def create_app(platform: Platform) -> FastAPI:
         platform.store.get("", "urn:ngsi-ld:health:probe")
         return JSONResponse({"status": "ok", "version": __version__})
 
+    @app.get("/health/live", tags=["operations"], summary="Liveness")
+    async def live() -> JSONResponse:
+        """Answer 200 while the process serves requests; the store is not asked."""
+        return JSONResponse({"status": "ok"})
+
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     def metrics() -> Response:
         """Expose the request metrics in the Prometheus text format."""

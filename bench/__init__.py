@@ -1,0 +1,1 @@
+"""Benchmarks of the NGSI-LD broker: run with `make bench` (`python -m bench --help`)."""
