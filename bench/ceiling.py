@@ -117,7 +117,9 @@ def write_sqlite(path: Path, batches: Sequence[RowBatch], advance: Callable[[int
             batch.pks,
         )
         connection.executemany("DELETE FROM entity_geo WHERE pk = ?", batch.pks)
-        connection.executemany("INSERT INTO entity_index (pk, name, num, txt) VALUES (?, ?, ?, ?)", batch.index)
+        connection.executemany(
+            "INSERT INTO entity_index (pk, name, num, txt) VALUES (?, ?, ?, ?)", batch.index
+        )
         connection.executemany(
             "INSERT INTO entity_geo (gid, pk, name) VALUES (?, ?, ?)",
             [(gid, pk, name) for gid, pk, name, *_ in batch.geo],
@@ -162,7 +164,9 @@ def _pg_geo(row: GeoRow) -> tuple[Any, ...]:
     return (pk, name, f"({minx!r},{miny!r}),({maxx!r},{maxy!r})")
 
 
-def summarize(batches: Sequence[RowBatch], build_seconds: float, write_seconds: float) -> CeilingRun:
+def summarize(
+    batches: Sequence[RowBatch], build_seconds: float, write_seconds: float
+) -> CeilingRun:
     """Count what the batches hold."""
     return CeilingRun(
         entities=sum(len(b.entities) for b in batches),

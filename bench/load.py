@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from bench.server import Server, machine_busy_seconds
+from bench.cpu import CpuSnapshot, CpuUse, wait_for_quiet
+from bench.server import Server
 
 ClientKind = Literal["raw", "httpx"]
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -133,10 +134,7 @@ class FloodRun:
     failures: int
     wall: float
     latencies: list[float]
-    client_cpu: float
-    server_cpu: float
-    machine_busy: float
-    machine_total: float
+    cpu: CpuUse
     processes: int
     connections: int
     client: ClientKind
@@ -145,16 +143,6 @@ class FloodRun:
     def rate(self) -> float:
         """Return successful requests per second."""
         return (self.requests - self.failures) / self.wall
-
-    @property
-    def server_cores(self) -> float:
-        """Return the server's CPU use in cores (1.0 = one core fully busy)."""
-        return self.server_cpu / self.wall
-
-    @property
-    def client_cores(self) -> float:
-        """Return the client processes' CPU use in cores."""
-        return self.client_cpu / self.wall
 
 
 async def _flood_connections(
@@ -233,12 +221,15 @@ def flood(
     client: ClientKind = "raw",
 ) -> FloodRun:
     """GET random paths from `connections` connections over `processes` processes."""
+    wait_for_quiet()
     context = get_context("spawn")
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
         # Spawned processes import httpx first; they connect, warm up, then measure together.
         start_at = time.time() + 2.0 + warmup
         stop_at = start_at + duration
-        per_process = [connections // processes + (i < connections % processes) for i in range(processes)]
+        per_process = [
+            connections // processes + (i < connections % processes) for i in range(processes)
+        ]
         futures = [
             pool.submit(
                 _flood_process, server.base_url, paths, count, start_at, stop_at, 1000 + i, client
@@ -246,21 +237,16 @@ def flood(
             for i, count in enumerate(per_process)
         ]
         time.sleep(max(0.0, start_at - time.time()))
-        cpu_before = server.cpu_seconds()
-        busy_before, total_before = machine_busy_seconds()
+        before = CpuSnapshot.take(server.pid)
         time.sleep(max(0.0, stop_at - time.time()))
-        cpu_after = server.cpu_seconds()
-        busy_after, total_after = machine_busy_seconds()
+        after = CpuSnapshot.take(server.pid)
         shares = [future.result() for future in futures]
     return FloodRun(
         requests=sum(s.requests for s in shares),
         failures=sum(s.failures for s in shares),
         wall=duration,
         latencies=[latency for s in shares for latency in s.latencies],
-        client_cpu=sum(s.cpu_seconds for s in shares),
-        server_cpu=cpu_after - cpu_before,
-        machine_busy=busy_after - busy_before,
-        machine_total=total_after - total_before,
+        cpu=CpuUse.between(before, after, sum(s.cpu_seconds for s in shares)),
         processes=processes,
         connections=connections,
         client=client,

@@ -18,7 +18,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+from bench.cpu import process_cpu_seconds
 
 
 def free_port() -> int:
@@ -27,21 +27,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """Return the user + system CPU seconds a process has used (from /proc/<pid>/stat)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def machine_busy_seconds() -> tuple[float, float]:
-    """Return (busy, total) CPU seconds of the whole machine so far, over every core."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]
-    total = sum(values[:8])
-    return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
 
 
 def with_database(url: str, name: str) -> str:
@@ -53,7 +38,9 @@ def with_database(url: str, name: str) -> str:
 def postgres_database(admin_url: str, name: str) -> Iterator[str]:
     """Create a fresh, empty database (dropping a leftover one), yield its URL, drop it."""
     with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         yield with_database(admin_url, name)
@@ -116,7 +103,9 @@ class Server:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"the server did not answer /health in {timeout:g} s; see {self.log_path}")
+        raise RuntimeError(
+            f"the server did not answer /health in {timeout:g} s; see {self.log_path}"
+        )
 
     def stop(self) -> None:
         """Stop the server (SIGINT, then SIGKILL after 15 s)."""

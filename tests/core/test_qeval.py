@@ -265,6 +265,8 @@ def test_sub_attributes_and_metadata() -> None:
     assert matches("temperature.accuracy==0.5", entity)
     assert matches("temperature.accuracy<1", entity)
     assert not matches("temperature.precision", entity)
+    assert not matches("temperature.precision!=1", entity)
+    assert not matches("temperature.precision!~=x", entity)
     assert matches("!temperature.precision", entity)
     assert matches("temperature.observedAt>=2020-06-01T00:00:00Z", entity)
     assert not matches("temperature.observedAt>2020-06-01T10:00:00Z", entity)

@@ -131,7 +131,7 @@ def compile_scope(expr: Node, dialect: Dialect) -> SqlFilter:
 def _prefix(dialect: Dialect, prefix: str) -> tuple[str, list[object]]:
     """Return a range test for texts starting with ``prefix`` (which ends in '/')."""
     mark, column = dialect.placeholder, dialect.ordered_txt
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 2)
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     return f"({column} >= {mark} AND {column} < {mark})", [prefix, upper]
 
 

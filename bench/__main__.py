@@ -1,0 +1,129 @@
+"""`python -m bench`: measure the broker on this machine, print the figures, write the docs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from bench.findings import findings
+from bench.machine import describe_machine
+from bench.report import figure_rows, markdown, print_table
+from bench.scenarios import FIGURES, FULL, QUICK, Advance, Backend, BackendResult, run_backend
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+class ProgressTracker:
+    """Progress bars for the long phases, on one rich Progress display."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    @contextmanager
+    def phase(self, description: str, total: int | None) -> Iterator[Advance]:
+        """Show one bar (a spinner when total is None) while the block runs."""
+        task = self.progress.add_task(description, total=total)
+
+        def advance(steps: int) -> None:
+            self.progress.advance(task, steps)
+
+        try:
+            yield advance
+        finally:
+            self.progress.update(task, completed=total or 1, total=total or 1)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of `python -m bench`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark the NGSI-LD broker on this machine (server, database and load "
+        "generator on the same machine); print the figures and, on a full run, write "
+        "docs/benchmarks.md.",
+    )
+    parser.add_argument("--only", choices=FIGURES, help="run one figure only (docs not written)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes for a smoke run (under a minute); docs not written",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["sqlite", "postgres", "both"],
+        default="both",
+        help="which store to measure (default both; docs written only for both)",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("SMARTCITY_BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
+        help="PostgreSQL maintenance database to create the bench databases from "
+        f"(default $SMARTCITY_BENCH_POSTGRES_URL or {DEFAULT_POSTGRES})",
+    )
+    parser.add_argument(
+        "--no-analyze",
+        action="store_true",
+        help="do not run ANALYZE on PostgreSQL after loading the query data set",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks."""
+    args = build_parser().parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    backends: list[Backend] = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    started = time.perf_counter()
+    results: list[BackendResult] = []
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        tracker = ProgressTracker(progress)
+        for backend in backends:
+            results.append(
+                run_backend(
+                    backend, args.postgres_url, tracker, sizes, args.only, not args.no_analyze
+                )
+            )
+    duration = time.perf_counter() - started
+    rows = figure_rows(results, sizes)
+    print_table(console, rows, backends)
+    notes = findings(results, sizes)
+    for note in notes:
+        console.print(note)
+    console.print(f"whole run: {duration:.0f} s")
+    if args.quick or args.only or args.backend != "both":
+        console.print("[dim]partial or quick run: docs/benchmarks.md left as it was[/dim]")
+        return 0
+    machine = describe_machine(args.postgres_url)
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    DOCS.write_text(markdown(machine, sizes, results, rows, duration, notes))
+    console.print(f"wrote {DOCS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
