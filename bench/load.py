@@ -196,7 +196,7 @@ async def _flood_connections(
     return share
 
 
-def _flood_process(
+def flood_process(
     base_url: str,
     paths: Sequence[str],
     connections: int,
@@ -205,6 +205,7 @@ def _flood_process(
     seed: int,
     client: ClientKind,
 ) -> FloodShare:
+    """Run one client process of a flood: `connections` connections, measured in a window."""
     return asyncio.run(
         _flood_connections(base_url, paths, connections, start_at, stop_at, seed, client)
     )
@@ -232,7 +233,7 @@ def flood(
         ]
         futures = [
             pool.submit(
-                _flood_process, server.base_url, paths, count, start_at, stop_at, 1000 + i, client
+                flood_process, server.base_url, paths, count, start_at, stop_at, 1000 + i, client
             )
             for i, count in enumerate(per_process)
         ]

@@ -512,12 +512,12 @@ def test_rendering_does_not_change_the_entity() -> None:
 
 # -- round trips -----------------------------------------------------------------------------------
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=5)
+# What a database can store: no NUL in text, integers within 64 bits (others are refused).
+storable_text = st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=5)
+json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | storable_text
 json_values = st.recursive(
     json_scalars,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
-    ),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(storable_text, inner, max_size=3),
     max_leaves=8,
 ).filter(lambda value: value is not None)
 
@@ -530,3 +530,15 @@ def test_concise_round_trip_of_any_values(values: dict[str, Any]) -> None:
     for form in ("normalized", "concise"):
         rendered = render_entity(entity, CORE, form=form)
         assert parse_entity(rendered, CORE, NOW) == entity
+
+
+def test_what_no_database_stores_is_refused() -> None:
+    ctx = CORE
+    for body, message in (
+        ({"id": "urn:x:1", "type": "T", "a": {"type": "Property", "value": "a\x00b"}}, "NUL"),
+        ({"id": "urn:x:1", "type": "T", "a": {"type": "Property", "value": 2**70}}, "64-bit"),
+        ({"id": "urn:x:" + "9" * 600, "type": "T"}, "limited to"),
+        ({"id": "urn:x:1", "type": "T", "a" * 300: {"type": "Property", "value": 1}}, "limited"),
+    ):
+        with pytest.raises(BadRequestData, match=message):
+            parse_entity(body, ctx, NOW)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
+import orjson
+
 from smartcity.broker.contexts import ActiveContext
 from smartcity.broker.render import looks_like_geometry, render_entity
 from smartcity.core.entity import (
@@ -82,6 +84,21 @@ class EntityFragment:
     deleted: list[str] = field(default_factory=list)
 
 
+# Database indexes hold bounded keys (PostgreSQL: 2,704 bytes per B-tree entry).
+MAX_ID_LENGTH = 512
+MAX_NAME_LENGTH = 256
+
+
+def _refuse_nul(body: Any) -> None:
+    """Refuse what no database stores: a NUL character in text, an integer beyond 64 bits."""
+    try:
+        encoded = orjson.dumps(body)
+    except TypeError as error:
+        raise BadRequestData(f"the body cannot be stored: {error}") from None
+    if b"\\u0000" in encoded:
+        raise BadRequestData("text in the body contains the NUL character (\\u0000); remove it")
+
+
 def is_uri(text: object) -> bool:
     """Tell whether a value is an absolute URI (a scheme, a colon, and more)."""
     return isinstance(text, str) and _URI.fullmatch(text) is not None
@@ -91,6 +108,7 @@ def parse_entity(body: Any, ctx: ActiveContext, now: str) -> StoredEntity:
     """Check an NGSI-LD entity and return its stored form, stamped with `now`."""
     if not isinstance(body, dict):
         raise BadRequestData(f"an entity must be a JSON object, not {_kind(body)}")
+    _refuse_nul(body)
     if "id" not in body:
         raise BadRequestData("the entity has no 'id': give it a URI such as urn:ngsi-ld:Type:1")
     if "type" not in body:
@@ -116,6 +134,7 @@ def parse_attributes(body: Any, ctx: ActiveContext, now: str) -> Attributes:
             raise BadRequestData(
                 f"{member!r} is not an attribute and cannot be given with attributes only"
             )
+    _refuse_nul(body)
     return _Parser(ctx, now, allow_null=False).attributes(body, skip=ENTITY_MEMBERS)
 
 
@@ -123,6 +142,7 @@ def parse_entity_fragment(body: Any, ctx: ActiveContext, now: str) -> EntityFrag
     """Check a partial entity (id and type optional; null deletes) and return it expanded."""
     if not isinstance(body, dict):
         raise BadRequestData(f"the body must be a JSON object, not {_kind(body)}")
+    _refuse_nul(body)
     parser = _Parser(ctx, now, allow_null=True)
     attrs = parser.attributes(body, skip=ENTITY_MEMBERS)
     return EntityFragment(
@@ -137,6 +157,11 @@ def parse_entity_fragment(body: Any, ctx: ActiveContext, now: str) -> EntityFrag
 def _entity_id(value: Any) -> str:
     if not isinstance(value, str):
         raise BadRequestData(f"the entity id must be a string URI, not {_kind(value)}")
+    if len(value) > MAX_ID_LENGTH:
+        raise BadRequestData(
+            f"the entity id {value[:40]!r}... is {len(value)} characters long; "
+            f"ids are limited to {MAX_ID_LENGTH}"
+        )
     if not is_uri(value):
         raise BadRequestData(
             f"the entity id {value!r} is not an absolute URI: "
@@ -175,6 +200,11 @@ def _scopes(value: Any) -> list[str]:
 def _check_name(name: str, what: str) -> None:
     if not name:
         raise BadRequestData(f"an {what} name is empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise BadRequestData(
+            f"the {what} name {name[:40]!r}... is {len(name)} characters long; "
+            f"names are limited to {MAX_NAME_LENGTH}"
+        )
     if _BAD_NAME.search(name) or name.startswith("@"):
         raise BadRequestData(
             f"the {what} name {name!r} is not valid: names cannot start with '@' or contain "

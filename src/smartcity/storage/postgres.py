@@ -192,9 +192,10 @@ class PostgresEntityStore(SqlEntityStore):
 
     def _insert_index(self, cursor: Cursor, rows: list[IndexEntry]) -> None:
         # COPY: about four times faster than pipelined INSERTs, even for a few rows.
+        index_text = POSTGRES.index_text
         with cursor.copy("COPY entity_index (pk, name, num, txt) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+            for pk, name, num, txt in rows:
+                copy.write_row((pk, name, num, None if txt is None else index_text(txt)))
 
     def _insert_geo(self, cursor: Cursor, rows: list[tuple[int, str, BBox]]) -> None:
         with cursor.copy("COPY entity_geo (pk, name, bbox) FROM STDIN") as copy:

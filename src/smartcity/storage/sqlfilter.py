@@ -50,6 +50,8 @@ class Dialect:
     regex: Callable[[str, str], str]
     regex_exact: bool
     ordered_txt: str = "txt"
+    index_text: Callable[[str], str] = str
+    """How the backend stores a text in the index (PostgreSQL: bounded, without NUL)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +71,23 @@ def _postgres_regex(column: str, mark: str) -> str:
     return f"{column} ~ {mark}"
 
 
+# A PostgreSQL B-tree entry holds at most 2,704 bytes; 512 characters fit even at 4 bytes each.
+POSTGRES_TEXT_LIMIT = 512
+
+
+def postgres_index_text(text: str) -> str:
+    """Return the prefix of a text that PostgreSQL's index keeps (NUL cannot be stored)."""
+    return text[:POSTGRES_TEXT_LIMIT].replace("\x00", "\ufffd")
+
+
 SQLITE = Dialect("?", _sqlite_regex, regex_exact=True)
-POSTGRES = Dialect("%s", _postgres_regex, regex_exact=False, ordered_txt='txt COLLATE "C"')
+POSTGRES = Dialect(
+    "%s",
+    _postgres_regex,
+    regex_exact=False,
+    ordered_txt='txt COLLATE "C"',
+    index_text=postgres_index_text,
+)
 
 Condition = tuple[str, list[object], bool]
 
@@ -200,12 +217,19 @@ def _value_condition(op: str, literal: Key, dialect: Dialect) -> Condition | Non
         if op != "==":
             return None
         return f"txt = {mark}", ["true" if value else "false"], False
+    stored = dialect.index_text(value)
+    # A text shorter than the index keeps is compared exactly even against cut stored texts;
+    # a cut literal selects a superset, so a strict order test must include the cut itself.
+    whole = stored == value
+    if not whole and op in (">", "<"):
+        sql_op += "="
     if op == "==":
-        return f"txt = {mark}", [value], not _takes_boolean(op, value)
+        return f"txt = {mark}", [stored], whole and not _takes_boolean(op, value)
     if kind == "ts":
         sql = f"{dialect.ordered_txt} {sql_op} {mark} AND {_timestamp_shape(dialect)}"
         return sql, [value, TIMESTAMP_PATTERN], True
-    return f"{dialect.ordered_txt} {sql_op} {mark}", [value], not _takes_boolean(op, value)
+    exact = whole and not _takes_boolean(op, value)
+    return f"{dialect.ordered_txt} {sql_op} {mark}", [stored], exact
 
 
 def _range_condition(low: Key, high: Key, dialect: Dialect) -> Condition | None:
@@ -218,8 +242,11 @@ def _range_condition(low: Key, high: Key, dialect: Dialect) -> Condition | None:
     if low[0] == "ts":
         sql = f"{between} AND {_timestamp_shape(dialect)}"
         return sql, [low[1], high[1], TIMESTAMP_PATTERN], True
-    exact = not any(low[1] <= word <= high[1] for word in _BOOLEAN_WORDS)
-    return between, [low[1], high[1]], exact
+    bounds = [dialect.index_text(low[1]), dialect.index_text(high[1])]
+    exact = bounds == [low[1], high[1]] and not any(
+        low[1] <= word <= high[1] for word in _BOOLEAN_WORDS
+    )
+    return between, list[object](bounds), exact
 
 
 def _takes_boolean(op: str, text: str) -> bool:
