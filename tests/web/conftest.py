@@ -16,18 +16,16 @@ from tests.conftest import postgres_url
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def settings(request: pytest.FixtureRequest, tmp_path: Path, shared_data: Path) -> Settings:
-    database: dict[str, str] = {"database_url": f"sqlite:///{tmp_path / 'broker.db'}"}
-    if request.param == "postgres":
-        database = {
-            "database_url": postgres_url(),
-            "database_schema": request.getfixturevalue("postgres_schema"),
-        }
-    return Settings(
-        **database,
+    common = Settings(
+        database_url=f"sqlite:///{tmp_path / 'broker.db'}",
         context_offline=True,
         context_preload_smart_data_models=str(shared_data / "smart-data-models"),
         max_limit=100,
     )
+    if request.param == "postgres":
+        schema: str = request.getfixturevalue("postgres_schema")
+        return common.model_copy(update={"database_url": postgres_url(), "database_schema": schema})
+    return common
 
 
 @pytest.fixture
