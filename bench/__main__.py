@@ -23,6 +23,7 @@ from rich.progress import (
 
 from bench.findings import findings
 from bench.machine import describe_machine
+from bench.profile import Breakdown, print_breakdown, profile
 from bench.report import figure_rows, markdown, print_table
 from bench.scenarios import FIGURES, FULL, QUICK, Advance, Backend, BackendResult, run_backend
 
@@ -77,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default $SMARTCITY_BENCH_POSTGRES_URL or {DEFAULT_POSTGRES})",
     )
     parser.add_argument(
+        "--no-profile",
+        action="store_true",
+        help="skip the cProfile runs of the server (upsert and retrieve on SQLite)",
+    )
+    parser.add_argument(
         "--no-analyze",
         action="store_true",
         help="do not run ANALYZE on PostgreSQL after loading the query data set",
@@ -111,7 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     duration = time.perf_counter() - started
     rows = figure_rows(results, sizes)
     print_table(console, rows, backends)
-    notes = findings(results, sizes)
+    profiles: list[Breakdown] = []
+    if not (args.quick or args.no_profile or args.only):
+        for scenario in ("upsert", "retrieve"):
+            with Progress(*columns, console=console) as progress:
+                task = progress.add_task(f"sqlite: cProfile of the server ({scenario})", total=None)
+                profiles.append(profile(scenario, "sqlite", args.postgres_url))
+                progress.update(task, total=1, completed=1)
+            print_breakdown(console, profiles[-1])
+    notes = findings(results, profiles)
     for note in notes:
         console.print(note)
     console.print(f"whole run: {duration:.0f} s")

@@ -48,7 +48,7 @@ class CeilingRun:
     entities: int
     index_rows: int
     geo_rows: int
-    build_seconds: float
+    build: BuildTimes
     write_seconds: float
 
     @property
@@ -57,38 +57,65 @@ class CeilingRun:
         return self.entities / self.write_seconds
 
 
-def build_batches(rounds: Sequence[Sequence[bytes]], ids: Sequence[str]) -> list[RowBatch]:
+@dataclass
+class BuildTimes:
+    """Seconds spent building the rows, by stage (the server does the same work per entity)."""
+
+    decode: float = 0.0  # orjson.loads of the request bodies
+    parse: float = 0.0  # codec.parse_entity
+    encode: float = 0.0  # orjson.dumps of types, scopes and attributes
+    index: float = 0.0  # indexing.index_rows
+    geo: float = 0.0  # sqlbase.geo_rows
+
+    @property
+    def total(self) -> float:
+        """Return the seconds of every stage."""
+        return self.decode + self.parse + self.encode + self.index + self.geo
+
+
+def build_batches(
+    rounds: Sequence[Sequence[bytes]], ids: Sequence[str]
+) -> tuple[list[RowBatch], BuildTimes]:
     """Turn the upsert bodies of every round into rows, as the store would write them."""
     ctx = ContextResolver(allowed_hosts=[]).resolve(None)
     pk_of = {entity_id: pk for pk, entity_id in enumerate(ids, start=1)}
+    times = BuildTimes()
+    clock = time.perf_counter
     gid = 0
     batches = []
     for bodies in rounds:
         now = isoformat(SystemClock().now())
         for body in bodies:
             batch = RowBatch([], [], [], [])
-            for raw in orjson.loads(body):
+            t0 = clock()
+            raws = orjson.loads(body)
+            times.decode += clock() - t0
+            for raw in raws:
+                t0 = clock()
                 entity = parse_entity(raw, ctx, now)
+                t1 = clock()
+                types = orjson.dumps(entity.types).decode()
+                scopes = orjson.dumps(entity.scopes).decode()
+                doc = orjson.dumps(entity.attrs).decode()
+                t2 = clock()
+                index = index_rows(entity)
+                t3 = clock()
+                geo = geo_rows(entity)
+                t4 = clock()
+                times.parse += t1 - t0
+                times.encode += t2 - t1
+                times.index += t3 - t2
+                times.geo += t4 - t3
                 pk = pk_of[entity.id]
                 batch.pks.append((pk,))
-                batch.entities.append(
-                    (
-                        pk,
-                        "",
-                        entity.id,
-                        orjson.dumps(entity.types).decode(),
-                        orjson.dumps(entity.scopes).decode(),
-                        entity.created_at,
-                        entity.modified_at,
-                        orjson.dumps(entity.attrs).decode(),
-                    )
-                )
-                batch.index.extend((pk, name, num, txt) for name, num, txt in index_rows(entity))
-                for name, (minx, miny, maxx, maxy) in geo_rows(entity):
+                row = (pk, "", entity.id, types, scopes, entity.created_at, entity.modified_at, doc)
+                batch.entities.append(row)
+                batch.index.extend((pk, name, num, txt) for name, num, txt in index)
+                for name, (minx, miny, maxx, maxy) in geo:
                     gid += 1
                     batch.geo.append((gid, pk, name, minx, miny, maxx, maxy))
             batches.append(batch)
-    return batches
+    return batches, times
 
 
 UPSERT = (
@@ -164,14 +191,12 @@ def _pg_geo(row: GeoRow) -> tuple[Any, ...]:
     return (pk, name, f"({minx!r},{miny!r}),({maxx!r},{maxy!r})")
 
 
-def summarize(
-    batches: Sequence[RowBatch], build_seconds: float, write_seconds: float
-) -> CeilingRun:
+def summarize(batches: Sequence[RowBatch], build: BuildTimes, write_seconds: float) -> CeilingRun:
     """Count what the batches hold."""
     return CeilingRun(
         entities=sum(len(b.entities) for b in batches),
         index_rows=sum(len(b.index) for b in batches),
         geo_rows=sum(len(b.geo) for b in batches),
-        build_seconds=build_seconds,
+        build=build,
         write_seconds=write_seconds,
     )

@@ -104,6 +104,8 @@ class CpuUse:
 
 def wait_for_quiet(threshold: float = 0.3, sample: float = 1.0, max_wait: float = 60.0) -> float:
     """Wait (up to max_wait s) until the machine is under `threshold` cores busy; return it."""
+    if max_wait <= 0:
+        return float("nan")
     deadline = time.monotonic() + max_wait
     while True:
         busy_before, total_before = machine_cpu_seconds()

@@ -220,9 +220,10 @@ def flood(
     duration: float,
     warmup: float = 2.0,
     client: ClientKind = "raw",
+    quiet_wait: float = 60.0,
 ) -> FloodRun:
     """GET random paths from `connections` connections over `processes` processes."""
-    wait_for_quiet()
+    wait_for_quiet(max_wait=quiet_wait)
     context = get_context("spawn")
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
         # Spawned processes import httpx first; they connect, warm up, then measure together.

@@ -36,49 +36,44 @@ from bench.entities import batch_bodies, entity_id, mixed_keys
 from bench.load import BatchPoster, FloodShare, flood_process
 from bench.server import free_port, postgres_database
 from smartcity.config import Settings
+from smartcity.logs import configure_logging
 from smartcity.platform import build_platform
 from smartcity.web.app import create_app
 
 Scenario = Literal["upsert", "retrieve"]
 FunctionKey = tuple[str, int, str]
 
-# (label, file suffix, function name): cumulative time of each, per unit of work.
+# (label, file suffix, function name): cumulative time of each, per unit of work. Only plain
+# functions: cProfile's cumulative time of a coroutine is not meaningful.
 KEY_FUNCTIONS: dict[Scenario, list[tuple[str, str, str]]] = {
     "upsert": [
-        ("route handler batch_upsert (all but HTTP)", "web/operations.py", "batch_upsert"),
-        ("  read body + JSON decode + @context", "web/negotiation.py", "read_ld_request"),
-        ("  EntityService.batch_upsert", "broker/service.py", "batch_upsert"),
-        ("    parse entities (codec)", "broker/service.py", "_parse_batch"),
-        ("    store.apply", "storage/sqlbase.py", "apply"),
-        ("      load current entities", "storage/sqlbase.py", "_load"),
-        ("      write", "storage/sqlbase.py", "_write"),
-        ("        upsert entity rows (+ JSON encode)", "storage/sqlite.py", "_upsert_entities"),
-        ("        upsert entity rows (+ JSON encode)", "storage/postgres.py", "_upsert_entities"),
-        ("        delete old index + geo rows", "storage/sqlbase.py", "_delete_index"),
-        ("        build index rows", "storage/indexing.py", "index_rows"),
-        ("        build geo rows", "storage/sqlbase.py", "geo_rows"),
-        ("        insert index rows", "storage/sqlbase.py", "_insert_index"),
-        ("        insert index rows", "storage/postgres.py", "_insert_index"),
-        ("        insert geo rows", "storage/sqlite.py", "_insert_geo"),
-        ("        insert geo rows", "storage/postgres.py", "_insert_geo"),
+        ("EntityService.batch_upsert", "broker/service.py", "batch_upsert"),
+        ("  parse entities (codec.parse_entity)", "broker/service.py", "_parse_batch"),
+        ("  store.apply (one transaction)", "storage/sqlbase.py", "apply"),
+        ("    load the current entities", "storage/sqlbase.py", "_load"),
+        ("    write", "storage/sqlbase.py", "_write"),
+        ("      upsert entity rows (+ JSON encode)", "storage/sqlite.py", "_upsert_entities"),
+        ("      upsert entity rows (+ JSON encode)", "storage/postgres.py", "_upsert_entities"),
+        ("      delete the old index + geo rows", "storage/sqlbase.py", "_delete_index"),
+        ("      build index rows (indexing.index_rows)", "storage/indexing.py", "index_rows"),
+        ("      build geo rows (sqlbase.geo_rows)", "storage/sqlbase.py", "geo_rows"),
+        ("      insert index rows", "storage/sqlbase.py", "_insert_index"),
+        ("      insert index rows", "storage/postgres.py", "_insert_index"),
+        ("      insert geo rows", "storage/sqlite.py", "_insert_geo"),
+        ("      insert geo rows", "storage/postgres.py", "_insert_geo"),
+        ("request body JSON decode (orjson.loads)", "~", "<built-in method orjson.loads>"),
     ],
     "retrieve": [
-        ("route handler retrieve_entity (all but HTTP)", "web/entities.py", "retrieve_entity"),
-        ("  read_ld_request (@context)", "web/negotiation.py", "read_ld_request"),
-        ("  EntityService.retrieve", "broker/service.py", "retrieve"),
-        ("    store.get (SELECT + JSON decode)", "storage/sqlbase.py", "get"),
-        ("  present (compact the entity)", "broker/present.py", "present"),
-        ("  ld_response (JSON encode)", "web/negotiation.py", "ld_response"),
-        ("metrics middleware", "web/metrics.py", "__call__"),
-        (
-            "FastAPI dependencies (sync: threadpool)",
-            "fastapi/dependencies/utils.py",
-            "solve_dependencies",
-        ),
-        ("threadpool hops, caller side (anyio)", "anyio/to_thread.py", "run_sync"),
-        ("uvicorn + h11 request cycle", "uvicorn/protocols/http/h11_impl.py", "run_asgi"),
+        ("EntityService.retrieve", "broker/service.py", "retrieve"),
+        ("  store.get (SELECT + JSON decode)", "storage/sqlbase.py", "get"),
+        ("present (compact the entity)", "broker/present.py", "present"),
+        ("ld_response (JSON encode)", "web/negotiation.py", "ld_response"),
+        ("@context resolution (resolver.resolve)", "broker/contexts.py", "resolve"),
+        ("sync dependency get_platform", "web/deps.py", "get_platform"),
+        ("sync dependency tenant_of", "web/negotiation.py", "tenant_of"),
     ],
 }
+HOP = ("anyio/_backends/_asyncio.py", "run_sync_in_worker_thread")
 
 CATEGORIES: list[tuple[str, Callable[[str, str], bool]]] = [
     ("smartcity code", lambda file, _: "/smartcity/" in file),
@@ -133,7 +128,7 @@ class ThreadProfiles:
 
     def stop(self) -> pstats.Stats:
         """Stop profiling and merge what every thread recorded."""
-        threading.setprofile(None)  # type: ignore[arg-type]
+        threading.setprofile(None)
         with self._lock:
             profiles = list(self._profiles)
         for profile in profiles:
@@ -154,6 +149,7 @@ class Breakdown:
     key_functions: list[tuple[str, float]]
     categories: list[tuple[str, float]]
     top: list[tuple[str, float, float]]  # name, own seconds, cumulative seconds
+    hops: int  # threadpool round trips (anyio run_sync_in_worker_thread calls)
 
     def per_unit_us(self, seconds: float) -> float:
         """Return seconds as microseconds per unit of work."""
@@ -180,10 +176,16 @@ def _stats_rows(stats: pstats.Stats) -> dict[FunctionKey, tuple[int, int, float,
     return {key: (cc, nc, tt, ct) for key, (cc, nc, tt, ct, _) in raw.items()}
 
 
-def analyse(
-    stats: pstats.Stats, scenario: Scenario
-) -> tuple[float, list[tuple[str, float]], list[tuple[str, float]], list[tuple[str, float, float]]]:
-    """Return total CPU, key functions' cumulative time, categories' own time, the top 15."""
+def _calls(rows: dict[FunctionKey, tuple[int, int, float, float]], suffix: str, name: str) -> int:
+    return sum(
+        nc
+        for (file, _, func), (nc, _, _, _) in rows.items()
+        if file.endswith(suffix) and func == name
+    )
+
+
+def analyse(stats: pstats.Stats, scenario: Scenario, backend: str, wall: float) -> Breakdown:
+    """Sum the profile up: key functions, categories of own time, the top 15, hops."""
     rows = _stats_rows(stats)
     total = sum(tt for _, _, tt, _ in rows.values())
     keys: list[tuple[str, float]] = []
@@ -206,13 +208,26 @@ def analyse(
             continue
         label = _category(file, func)
         categories[label] = categories.get(label, 0.0) + tt
-    ordered = sorted(categories.items(), key=lambda item: -item[1])
     top = sorted(rows.items(), key=lambda item: -item[1][2])[:15]
-    named = [
-        (f"{Path(file).name}:{line} {func}" if file != "~" else func, tt, ct)
-        for (file, line, func), (_, _, tt, ct) in top
-    ]
-    return total, keys, ordered, named
+    if scenario == "upsert":
+        units = _calls(rows, "broker/codec.py", "parse_entity")
+    else:
+        units = _calls(rows, "broker/service.py", "retrieve")
+    return Breakdown(
+        scenario=scenario,
+        backend=backend,
+        units=max(units, 1),
+        unit="entity" if scenario == "upsert" else "request",
+        cpu_seconds=total,
+        wall_seconds=wall,
+        key_functions=keys,
+        categories=sorted(categories.items(), key=lambda item: -item[1]),
+        top=[
+            (f"{Path(file).name}:{line} {func}" if file != "~" else func, tt, ct)
+            for (file, line, func), (_, _, tt, ct) in top
+        ],
+        hops=_calls(rows, *HOP),
+    )
 
 
 # -- load processes ---------------------------------------------------------------------------
@@ -231,7 +246,7 @@ def _drive_upsert(base_url: str, entities: int, rounds: int, workers: int) -> No
 
 
 def _drive_retrieve(base_url: str, paths: list[str], seconds: float) -> FloodShare:
-    start = time.time() + 0.5
+    start = time.time()
     return flood_process(base_url, paths, 16, start, start + seconds, 1, "raw")
 
 
@@ -257,6 +272,7 @@ def profile(
     seconds: float = 10.0,
 ) -> Breakdown:
     """Profile the server in this process while a child process drives one scenario."""
+    configure_logging("warning")
     with _database(backend, admin_url) as url:
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
@@ -277,8 +293,6 @@ def profile(
         )
         server = uvicorn.Server(config)
         context = get_context("spawn")
-        units = entities * rounds if scenario == "upsert" else 0
-        result: list[FloodShare] = []
 
         def control() -> None:
             while not server.started:
@@ -288,7 +302,7 @@ def profile(
                     pool.apply(_drive_upsert, (base_url, entities, rounds, 4))
                 else:
                     paths = [f"/ngsi-ld/v1/entities/{entity_id(t, n)}" for t, n in keys]
-                    result.append(pool.apply(_drive_retrieve, (base_url, paths, seconds)))
+                    pool.apply(_drive_retrieve, (base_url, paths, seconds))
             server.should_exit = True
 
         controller = threading.Thread(target=control, daemon=True)
@@ -300,20 +314,7 @@ def profile(
         stats = profiles.stop()
         wall = time.perf_counter() - started
         controller.join()
-        if scenario == "retrieve":
-            units = result[0].requests if result else 1
-        total, key_functions, categories, top = analyse(stats, scenario)
-    return Breakdown(
-        scenario=scenario,
-        backend=backend,
-        units=max(units, 1),
-        unit="entity" if scenario == "upsert" else "request",
-        cpu_seconds=total,
-        wall_seconds=wall,
-        key_functions=key_functions,
-        categories=categories,
-        top=top,
-    )
+    return analyse(stats, scenario, backend, wall)
 
 
 def print_breakdown(console: Console, breakdown: Breakdown) -> None:
@@ -351,6 +352,7 @@ def print_breakdown(console: Console, breakdown: Breakdown) -> None:
             name, f"{breakdown.per_unit_us(own):.1f}", f"{breakdown.per_unit_us(cumulative):.1f}"
         )
     console.print(top)
+    console.print(f"threadpool round trips per {per}: {breakdown.hops / breakdown.units:.2f}")
 
 
 def main() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -63,6 +62,7 @@ class Sizes:
     query_requests: int = 300
     query_warmup: int = 30
     scan_requests: int = 30
+    quiet_wait: float = 120.0  # wait up to this long for other work on the machine to stop
 
 
 FULL = Sizes()
@@ -74,6 +74,7 @@ QUICK = Sizes(
     query_requests=40,
     query_warmup=5,
     scan_requests=5,
+    quiet_wait=0.0,
 )
 
 
@@ -191,11 +192,19 @@ def open_session(
         yield Session(backend, server, url, ceiling_target, tracker, sizes)
 
 
-def _post(session: Session, bodies: Sequence[bytes], advance: Advance) -> BatchRun:
+def _post(session: Session, rounds: Sequence[Sequence[bytes]], advance: Advance) -> BatchRun:
+    """Send each round's bodies (rounds one after the other) over one set of connections."""
+
     async def go() -> BatchRun:
+        total = BatchRun(wall=0.0)
         poster = BatchPoster(session.server.base_url, UPSERT_PATH, session.sizes.upsert_workers)
         async with poster:
-            return await poster.run(bodies, advance)
+            for bodies in rounds:
+                run = await poster.run(bodies, advance)
+                total.wall += run.wall
+                total.latencies += run.latencies
+                total.failures += run.failures
+        return total
 
     return asyncio.run(go())
 
@@ -206,23 +215,16 @@ def measure_upsert(session: Session) -> UpsertResult:
     keys = mixed_keys(sizes.upsert_entities)
     rounds = [batch_bodies(keys, r, sizes.batch_size) for r in range(sizes.upsert_rounds)]
     total_batches = sum(len(bodies) for bodies in rounds)
-    run = BatchRun(wall=0.0)
     name = session.backend
     with session.tracker.phase(f"{name}: batch upsert (API)", total_batches) as advance:
-        wait_for_quiet()
+        wait_for_quiet(max_wait=sizes.quiet_wait)
         before = CpuSnapshot.take(session.server.pid)
-        for bodies in rounds:
-            part = _post(session, bodies, advance)
-            run.wall += part.wall
-            run.latencies += part.latencies
-            run.failures += part.failures
+        run = _post(session, rounds, advance)
         cpu = CpuUse.between(before, CpuSnapshot.take(session.server.pid))
     ids = [entity_id(t, n) for t, n in keys]
     session.loaded = list(dict.fromkeys([*session.loaded, *ids]))
     with session.tracker.phase(f"{name}: building the ceiling's rows", None):
-        started = time.perf_counter()
-        batches = ceiling.build_batches(rounds, ids)
-        build_seconds = time.perf_counter() - started
+        batches, build = ceiling.build_batches(rounds, ids)
     total = sizes.upsert_entities * sizes.upsert_rounds
     with session.tracker.phase(f"{name}: storage ceiling", total) as advance:
         if session.backend == "sqlite":
@@ -236,7 +238,7 @@ def measure_upsert(session: Session) -> UpsertResult:
         workers=sizes.upsert_workers,
         run=run,
         cpu=cpu,
-        ceiling=ceiling.summarize(batches, build_seconds, write),
+        ceiling=ceiling.summarize(batches, build, write),
     )
 
 
@@ -250,7 +252,7 @@ def load_entities(session: Session, count: int) -> tuple[float, list[str]]:
     with session.tracker.phase(f"{session.backend}: loading {count:,} entities", count) as step:
         for start in range(0, count, chunk):
             bodies = batch_bodies(keys[start : start + chunk], 0, sizes.batch_size)
-            part = _post(session, bodies, lambda n: step(n * sizes.batch_size))
+            part = _post(session, [bodies], lambda n: step(n * sizes.batch_size))
             wall += part.wall
             failures += part.failures
     session.loaded = list(dict.fromkeys([*session.loaded, *(entity_id(t, n) for t, n in keys)]))
@@ -280,6 +282,7 @@ def measure_retrieve(session: Session) -> RetrieveResult:
                     processes=sizes.retrieve_processes,
                     duration=sizes.retrieve_seconds,
                     client=sizes.client,
+                    quiet_wait=sizes.quiet_wait,
                 )
             )
     return RetrieveResult(len(session.loaded), runs[0], runs[1])
@@ -338,7 +341,7 @@ def measure_queries(session: Session, *, analyze_after_load: bool) -> QueryResul
     per_type = sizes.query_entities // len(TYPES)
     for name, (example, paths) in query_paths(per_type, sizes.query_requests).items():
         count = sizes.scan_requests if name == SCAN else sizes.query_requests
-        wait_for_quiet()
+        wait_for_quiet(max_wait=sizes.quiet_wait)
         with session.tracker.phase(f"{session.backend}: {name}", count) as advance:
             run = timed_gets(
                 session.server.base_url, paths[:count], min(sizes.query_warmup, count), advance

@@ -20,6 +20,7 @@ section{{background:#fff;border-radius:8px;padding:1rem 1.5rem;margin-bottom:1re
 box-shadow:0 1px 3px rgba(0,0,0,.08)}}
 table{{border-collapse:collapse;width:100%}} td,th{{text-align:left;padding:.4rem;
 border-bottom:1px solid #e3e8ef}} a{{color:#0b63ce}} .en{{color:#5b6b7d;font-size:.9em}}
+header .en{{color:#c9d6e8}}
 </style></head><body>
 <header><h1>창동 스마트시티 통합플랫폼 <span class="en">Changdong Smart City Platform</span></h1>
 <p>NGSI-LD 컨텍스트 브로커 · NGSI-LD context broker · v{version}</p></header>
