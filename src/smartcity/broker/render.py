@@ -7,20 +7,12 @@ from typing import Any, Final, Literal
 
 from smartcity.broker.contexts import ActiveContext
 from smartcity.core.entity import LOCATION, RESERVED_MEMBERS, VALUE_MEMBER, Instance, StoredEntity
+from smartcity.core.geo import GEOMETRY_TYPES as QUERY_GEOMETRY_TYPES
 
 Form = Literal["normalized", "concise", "keyValues"]
 
-GEOMETRY_TYPES: Final = frozenset(
-    {
-        "Point",
-        "MultiPoint",
-        "LineString",
-        "MultiLineString",
-        "Polygon",
-        "MultiPolygon",
-        "GeometryCollection",
-    }
-)
+# GeometryCollection is recognised as a geometry on input, though not usable in geo-queries.
+GEOMETRY_TYPES: Final = frozenset({*QUERY_GEOMETRY_TYPES, "GeometryCollection"})
 _SYSTEM_MEMBERS: Final = frozenset({"createdAt", "modifiedAt", "deletedAt"})
 
 

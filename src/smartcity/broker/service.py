@@ -118,8 +118,29 @@ class EntityService:
         self, tenant: str, entity_id: str, body: Any, ctx: ActiveContext, *, overwrite: bool = True
     ) -> UpdateResult:
         """Add attributes (POST .../attrs); existing ones are overwritten unless told not to."""
-        now = self._now()
-        incoming = parse_attributes(_attributes_only(body), ctx, now)
+        return self._put_attributes(
+            tenant, entity_id, body, ctx, overwrite=overwrite, only_existing=False
+        )
+
+    def update_attributes(
+        self, tenant: str, entity_id: str, body: Any, ctx: ActiveContext
+    ) -> UpdateResult:
+        """Replace existing attributes (PATCH .../attrs); others are reported as not updated."""
+        return self._put_attributes(
+            tenant, entity_id, body, ctx, overwrite=True, only_existing=True
+        )
+
+    def _put_attributes(
+        self,
+        tenant: str,
+        entity_id: str,
+        body: Any,
+        ctx: ActiveContext,
+        *,
+        overwrite: bool,
+        only_existing: bool,
+    ) -> UpdateResult:
+        incoming = parse_attributes(_attributes_only(body), ctx, self._now())
         result = UpdateResult()
 
         def change(entity: StoredEntity, at: str) -> None:
@@ -128,29 +149,7 @@ class EntityService:
                 incoming,
                 at,
                 overwrite=overwrite,
-                only_existing=False,
-                result=result,
-                display=_display_names(body, ctx),
-            )
-
-        self._modify(tenant, entity_id, change)
-        return result
-
-    def update_attributes(
-        self, tenant: str, entity_id: str, body: Any, ctx: ActiveContext
-    ) -> UpdateResult:
-        """Replace existing attributes (PATCH .../attrs); others are reported as not updated."""
-        now = self._now()
-        incoming = parse_attributes(_attributes_only(body), ctx, now)
-        result = UpdateResult()
-
-        def change(entity: StoredEntity, at: str) -> None:
-            put_instances(
-                entity.attrs,
-                incoming,
-                at,
-                overwrite=True,
-                only_existing=True,
+                only_existing=only_existing,
                 result=result,
                 display=_display_names(body, ctx),
             )

@@ -7,7 +7,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
-import orjson
 import psycopg
 from psycopg import IsolationLevel, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -169,26 +168,6 @@ class PostgresEntityStore(SqlEntityStore):
         return super()._load(cursor, tenant, ids, lock=lock)
 
     # -- writes -----------------------------------------------------------------------------
-
-    def _upsert_entities(self, cursor: Cursor, tenant: str, entities: list[StoredEntity]) -> None:
-        cursor.executemany(
-            "INSERT INTO entities (tenant, id, types, scopes, created_at, modified_at, doc) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (tenant, id) DO UPDATE SET "
-            "types = excluded.types, scopes = excluded.scopes, created_at = excluded.created_at, "
-            "modified_at = excluded.modified_at, doc = excluded.doc",
-            [
-                (
-                    tenant,
-                    entity.id,
-                    orjson.dumps(entity.types).decode(),
-                    orjson.dumps(entity.scopes).decode(),
-                    entity.created_at,
-                    entity.modified_at,
-                    orjson.dumps(entity.attrs).decode(),
-                )
-                for entity in entities
-            ],
-        )
 
     def _insert_index(self, cursor: Cursor, rows: list[IndexEntry]) -> None:
         # COPY: about four times faster than pipelined INSERTs, even for a few rows.

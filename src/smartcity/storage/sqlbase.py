@@ -89,10 +89,6 @@ class SqlEntityStore(ABC):
         """Return the suffix that locks selected rows for the transaction ('' if none)."""
 
     @abstractmethod
-    def _upsert_entities(self, cursor: Cursor, tenant: str, entities: list[StoredEntity]) -> None:
-        """Insert or replace entity rows."""
-
-    @abstractmethod
     def _insert_geo(self, cursor: Cursor, rows: list[tuple[int, str, BBox]]) -> None:
         """Add geo-index rows (pk, geoproperty, bbox)."""
 
@@ -152,6 +148,28 @@ class SqlEntityStore(ABC):
             )
             pks.update({row[0]: row[1] for row in cursor.fetchall()})
         return pks
+
+    def _upsert_entities(self, cursor: Cursor, tenant: str, entities: list[StoredEntity]) -> None:
+        """Insert entity rows, replacing those whose (tenant, id) exists."""
+        p = self._p
+        cursor.executemany(
+            "INSERT INTO entities (tenant, id, types, scopes, created_at, modified_at, doc) "
+            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}) ON CONFLICT (tenant, id) DO UPDATE SET "
+            "types = excluded.types, scopes = excluded.scopes, created_at = excluded.created_at, "
+            "modified_at = excluded.modified_at, doc = excluded.doc",
+            [
+                (
+                    tenant,
+                    entity.id,
+                    orjson.dumps(entity.types).decode(),
+                    orjson.dumps(entity.scopes).decode(),
+                    entity.created_at,
+                    entity.modified_at,
+                    orjson.dumps(entity.attrs).decode(),
+                )
+                for entity in entities
+            ],
+        )
 
     def _delete_index(self, cursor: Cursor, pks: Sequence[int]) -> None:
         for chunk in chunks(pks):

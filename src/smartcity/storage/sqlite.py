@@ -10,9 +10,6 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-import orjson
-
-from smartcity.core.entity import StoredEntity
 from smartcity.storage.sqlbase import BBox, Cursor, SqlEntityStore, chunks
 from smartcity.storage.sqlfilter import SQLITE
 
@@ -127,26 +124,6 @@ class SqliteEntityStore(SqlEntityStore):
 
     def _lock_rows_sql(self) -> str:
         return ""  # BEGIN IMMEDIATE already holds the database's one write lock.
-
-    def _upsert_entities(self, cursor: Cursor, tenant: str, entities: list[StoredEntity]) -> None:
-        cursor.executemany(
-            "INSERT INTO entities (tenant, id, types, scopes, created_at, modified_at, doc) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO UPDATE SET "
-            "types = excluded.types, scopes = excluded.scopes, created_at = excluded.created_at, "
-            "modified_at = excluded.modified_at, doc = excluded.doc",
-            [
-                (
-                    tenant,
-                    entity.id,
-                    orjson.dumps(entity.types).decode(),
-                    orjson.dumps(entity.scopes).decode(),
-                    entity.created_at,
-                    entity.modified_at,
-                    orjson.dumps(entity.attrs).decode(),
-                )
-                for entity in entities
-            ],
-        )
 
     def _insert_geo(self, cursor: Cursor, rows: list[tuple[int, str, BBox]]) -> None:
         for pk, name, (minx, miny, maxx, maxy) in rows:
