@@ -324,3 +324,22 @@ def _dumps(value: Any) -> bytes:
     import orjson
 
     return orjson.dumps(value)
+
+
+def test_a_runaway_pattern_is_a_400_not_a_stuck_worker(client: TestClient) -> None:
+    entity = parking(1, 1)
+    entity["name"] = {"type": "Property", "value": "x" * 5000}
+    create(client, entity)
+    for params in (
+        {"type": "OffStreetParking", "q": "name~=(x+x+)+y"},
+        {"idPattern": "(x+x+)+y", "type": "OffStreetParking"},
+    ):
+        response = client.get(ENTITIES, params=params, headers={"Link": LINK})
+        if "idPattern" in params:
+            # Ids are short: the same pattern finishes in time and simply matches nothing.
+            assert response.status_code == 200, response.text
+            continue
+        assert response.status_code == 400, response.text
+        assert "simplify it" in response.json()["detail"]
+    invalid = client.get(ENTITIES, params={"type": "OffStreetParking", "idPattern": "("})
+    assert invalid.status_code == 400

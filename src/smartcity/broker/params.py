@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -11,6 +10,7 @@ from smartcity.broker.contexts import ActiveContext
 from smartcity.core.entity import LOCATION
 from smartcity.core.errors import BadRequestData, InvalidRequest
 from smartcity.core.geo import GeoPredicate, GeoQuery, geo_query_from_json, parse_geo_query
+from smartcity.core.patterns import compile_pattern
 from smartcity.core.qlang import map_names, map_type_names, parse_q, parse_scope_q, parse_types
 from smartcity.storage.base import EntityQuery
 
@@ -139,10 +139,7 @@ def entity_query(
         )
     id_pattern = params.get("idPattern")
     if id_pattern is not None:
-        try:
-            re.compile(id_pattern)
-        except re.error as error:
-            raise BadRequestData(f"idPattern is not a valid regular expression: {error}") from None
+        compile_pattern(id_pattern)
     attrs = split_list(params.get("attrs")) if isinstance(params.get("attrs"), str) else None
     if isinstance(params.get("attrs"), list):
         attrs = list(params["attrs"])

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypeAlias
 
 from smartcity.core.entity import JSON, RESERVED_MEMBERS, Instance, StoredEntity, instance_value
+from smartcity.core.patterns import compile_pattern, search
 from smartcity.core.qlang import (
     And,
     AttrPath,
@@ -175,8 +176,8 @@ def compare_predicate(node: Compare) -> Predicate:
 
 def match_predicate(node: Match) -> Predicate:
     """Return what one key must satisfy for a pattern match (strings only)."""
-    pattern = re.compile(node.pattern)
-    return lambda key: key[0] == "txt" and pattern.search(key[1]) is not None
+    pattern = compile_pattern(node.pattern)
+    return lambda key: key[0] == "txt" and search(pattern, key[1])
 
 
 def evaluate(expr: Node, entity: StoredEntity) -> bool:

@@ -9,13 +9,13 @@ the same operator are flattened and single-item groups vanish, so ``parse(render
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from typing import Final, Literal, TypeAlias, cast
 
 from smartcity.core.errors import InvalidRequest
+from smartcity.core.patterns import pattern_problem
 
 METADATA_NAMES: Final = frozenset(
     {"observedAt", "modifiedAt", "createdAt", "unitCode", "datasetId"}
@@ -414,12 +414,9 @@ class _Parser:
             pattern = self.text[start : self.pos]
         if not pattern:
             raise self.error(f"expected a regular expression after '{op}'", start)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")  # "possible nested set" and the like: refuse
-                re.compile(pattern)
-        except (re.error, OverflowError, RecursionError, Warning) as exc:
-            raise self.error(f"invalid regular expression ({exc})", start) from None
+        problem = pattern_problem(pattern)
+        if problem is not None:
+            raise self.error(f"invalid regular expression ({problem})", start)
         return pattern
 
     def scope_term(self) -> Node:

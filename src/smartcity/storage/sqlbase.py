@@ -8,7 +8,6 @@ is checked exactly in Python before paging.
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -18,6 +17,7 @@ import orjson
 
 from smartcity.core.entity import StoredEntity
 from smartcity.core.geo import geometry_bbox
+from smartcity.core.patterns import compile_pattern, search
 from smartcity.core.qeval import evaluate, evaluate_scope
 from smartcity.storage.base import (
     AttributeSummary,
@@ -269,7 +269,9 @@ class SqlEntityStore(ABC):
         return " AND ".join(conditions), params, exact
 
     def _matches(self, query: EntityQuery, entity: StoredEntity) -> bool:
-        if query.id_pattern is not None and not re.search(query.id_pattern, entity.id):
+        if query.id_pattern is not None and not search(
+            compile_pattern(query.id_pattern), entity.id
+        ):
             return False
         if query.q is not None and not evaluate(query.q, entity):
             return False

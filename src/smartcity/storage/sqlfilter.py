@@ -12,10 +12,10 @@ should be declared ``COLLATE "C"`` so that the index serves the ``COLLATE "C"`` 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from smartcity.core.patterns import compile_pattern, search
 from smartcity.core.qeval import TIMESTAMP_LENGTH, TIMESTAMP_PATTERN, Key, literal_key
 from smartcity.core.qlang import (
     And,
@@ -186,8 +186,8 @@ def _condition(node: Compare | Match, dialect: Dialect) -> Condition | None:
     if isinstance(node, Match):
         if node.negated or not dialect.regex_exact:
             return None
-        pattern = re.compile(node.pattern)
-        exact = not any(pattern.search(word) for word in _BOOLEAN_WORDS)
+        pattern = compile_pattern(node.pattern)
+        exact = not any(search(pattern, word) for word in _BOOLEAN_WORDS)
         return dialect.regex("txt", dialect.placeholder), [node.pattern], exact
     if node.op == "!=":
         return None

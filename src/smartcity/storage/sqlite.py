@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 
+from smartcity.core.errors import BadRequestData
+from smartcity.core.patterns import PatternTooSlow, compile_pattern, search
+from smartcity.storage.base import EntityQuery, QueryPage
 from smartcity.storage.sqlbase import BBox, Cursor, SqlEntityStore, chunks
 from smartcity.storage.sqlfilter import SQLITE
 
@@ -44,17 +45,20 @@ CREATE VIRTUAL TABLE IF NOT EXISTS entity_geo_rtree USING rtree (gid, minx, maxx
 """
 
 
-@lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+# A pattern that ran too long, per thread: later rows of the same query skip the search, and
+# the query raises it when SQLite hands control back (a SQL function cannot raise through SQLite).
+_too_slow = threading.local()
 
 
 def _regexp(pattern: str, text: str | None) -> bool:
-    if text is None:
+    if text is None or getattr(_too_slow, "error", None) is not None:
         return False
     try:
-        return _compiled(pattern).search(text) is not None
-    except re.error:
+        return search(compile_pattern(pattern), text)
+    except PatternTooSlow as error:
+        _too_slow.error = error
+        return False
+    except BadRequestData:
         return False
 
 
@@ -150,6 +154,16 @@ class SqliteEntityStore(SqlEntityStore):
             "WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ? AND g.name = ?)",
             [maxx, minx, maxy, miny, geoproperty],
         )
+
+    def query(self, query: EntityQuery) -> QueryPage:
+        """Run the query; a user pattern that ran too long fails it with a 400."""
+        _too_slow.error = None
+        page = super().query(query)
+        error: PatternTooSlow | None = _too_slow.error
+        _too_slow.error = None
+        if error is not None:
+            raise error
+        return page
 
     def close(self) -> None:
         """Close every connection this store opened."""
