@@ -185,11 +185,11 @@ class PostgresEntityStore(SqlEntityStore):
         if pks:
             cursor.execute("DELETE FROM entity_geo WHERE pk = ANY(%s::bigint[])", [list(pks)])
 
-    def _geo_filter(self, geoproperty: str, bbox: BBox) -> tuple[str, list[Any]]:
+    def _geo_candidates(self, geoproperty: str, bbox: BBox) -> tuple[str, list[Any]]:
         minx, miny, maxx, maxy = bbox
         return (
-            "e.pk IN (SELECT pk FROM entity_geo "
-            "WHERE name = %s AND bbox && box(point(%s, %s), point(%s, %s)))",
+            "SELECT pk FROM entity_geo "
+            "WHERE name = %s AND bbox && box(point(%s, %s), point(%s, %s))",
             [geoproperty, float(minx), float(miny), float(maxx), float(maxy)],
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -28,13 +29,47 @@ from smartcity.storage.base import (
     TypeSummary,
 )
 from smartcity.storage.indexing import index_rows
-from smartcity.storage.sqlfilter import Dialect, compile_q, compile_scope, compile_types
+from smartcity.storage.sqlfilter import (
+    Dialect,
+    IndexTest,
+    compile_q,
+    compile_scope,
+    compile_types,
+)
 
 Cursor = Any
 BBox = tuple[float, float, float, float]
 IndexEntry = tuple[int, str, float | None, str | None]  # (pk, name, num, txt)
 ENTITY_COLUMNS = "e.pk, e.id, e.types, e.scopes, e.created_at, e.modified_at, e.doc"
 CHUNK = 500
+PROBE_LIMIT = 1000
+
+
+@dataclass(slots=True)
+class _Candidate:
+    """A query selecting candidate entity pks: an index test, or the geo index."""
+
+    sql: str
+    params: list[Any]
+    test: IndexTest | None
+
+    @classmethod
+    def index(cls, test: IndexTest) -> _Candidate:
+        return cls(f"SELECT pk FROM entity_index WHERE {test.where}", list(test.params), test)
+
+
+@dataclass(slots=True)
+class _Where:
+    """The conditions of one query before planning."""
+
+    conditions: list[str]
+    params: list[Any]
+    candidates: list[_Candidate]
+    exact: bool
+
+    def add(self, condition: str, params: Sequence[Any]) -> None:
+        self.conditions.append(condition)
+        self.params.extend(params)
 
 
 def entity_from_row(row: Sequence[Any]) -> StoredEntity:
@@ -97,8 +132,8 @@ class SqlEntityStore(ABC):
         """Remove the geo-index rows of these entities."""
 
     @abstractmethod
-    def _geo_filter(self, geoproperty: str, bbox: BBox) -> tuple[str, list[Any]]:
-        """Return a SQL condition on e.pk: some geometry's box of `geoproperty` meets `bbox`."""
+    def _geo_candidates(self, geoproperty: str, bbox: BBox) -> tuple[str, list[Any]]:
+        """Return a query selecting the pk of entities whose `geoproperty` box meets `bbox`."""
 
     @abstractmethod
     def close(self) -> None:
@@ -221,52 +256,91 @@ class SqlEntityStore(ABC):
             row = cursor.fetchone()
         return entity_from_row(row) if row is not None else None
 
-    def _where(self, query: EntityQuery) -> tuple[str, list[Any], bool]:
-        """Return the WHERE clause, its parameters, and whether SQL alone is exact."""
+    def _where(self, query: EntityQuery) -> _Where:
+        """Collect the conditions of a query: fixed ones, and index candidates to plan over."""
         p = self._p
-        conditions = [f"e.tenant = {p}"]
-        params: list[Any] = [query.tenant]
-        exact = True
+        where = _Where(conditions=[], params=[], candidates=[], exact=True)
         if query.ids is not None:
-            conditions.append(f"e.id IN ({self._marks(len(query.ids))})" if query.ids else "1=0")
-            params.extend(query.ids)
+            where.add(f"e.id IN ({self._marks(len(query.ids))})" if query.ids else "1=0", query.ids)
         if query.id_pattern is not None:
             if self.dialect.regex_exact:
-                conditions.append(self.dialect.regex("e.id", p))
-                params.append(query.id_pattern)
+                where.add(self.dialect.regex("e.id", p), [query.id_pattern])
             else:
                 # The database reads some Python regexes differently (PostgreSQL's \b is a
                 # backspace) or rejects them, so its answer is no superset: Python checks ids.
-                exact = False
+                where.exact = False
         for compiled in (
             compile_types(query.types, self.dialect) if query.types is not None else None,
             compile_q(query.q, self.dialect) if query.q is not None else None,
             compile_scope(query.scope_q, self.dialect) if query.scope_q is not None else None,
         ):
-            if compiled is not None:
-                conditions.append(f"({compiled.sql})")
-                params.extend(compiled.params)
-                exact = exact and compiled.exact
+            if compiled is None:
+                continue
+            where.exact = where.exact and compiled.exact
+            if compiled.tests is None:
+                where.add(f"({compiled.sql})", compiled.params)
+            else:
+                where.candidates.extend(_Candidate.index(test) for test in compiled.tests)
         if query.attrs:
             attrs = list(query.attrs)
-            conditions.append(
-                f"e.pk IN (SELECT pk FROM entity_index WHERE name IN ({self._marks(len(attrs))}))"
-            )
-            params.extend(attrs)
+            test = IndexTest(f"name IN ({self._marks(len(attrs))})", tuple(attrs))
+            where.candidates.append(_Candidate.index(test))
         if query.geo is not None:
             geoproperty = query.geoproperty or ""
             bbox = query.geo.bbox
-            if bbox is not None:
-                sql, geo_params = self._geo_filter(geoproperty, bbox)
+            if bbox is None:
+                test = IndexTest(f"name = {p}", (geoproperty,))
+                where.candidates.append(_Candidate.index(test))
             else:
-                sql, geo_params = (
-                    f"e.pk IN (SELECT pk FROM entity_index WHERE name = {p})",
-                    [geoproperty],
-                )
-            conditions.append(sql)
-            params.extend(geo_params)
-            exact = False
-        return " AND ".join(conditions), params, exact
+                sql, params = self._geo_candidates(geoproperty, bbox)
+                where.candidates.append(_Candidate(sql, list(params), None))
+            where.exact = False
+        return where
+
+    def _plan(self, cursor: Cursor, query: EntityQuery) -> tuple[str, list[Any], bool]:
+        """Return the WHERE clause, its parameters, and whether SQL alone is exact.
+
+        When one candidate test is selective (it matches fewer than PROBE_LIMIT index rows),
+        it drives the query and the others are checked per entity through the (pk) index.
+        Otherwise the entities are scanned in id order against the whole candidate sets.
+        """
+        p = self._p
+        where = self._where(query)
+        driver = self._selective(cursor, where.candidates)
+        if driver is None:
+            conditions = [f"e.tenant = {p}"] + [f"e.pk IN ({c.sql})" for c in where.candidates]
+            params = [query.tenant] + [x for c in where.candidates for x in c.params]
+        else:
+            # The other index tests filter the driver's pks before any entity row is read.
+            checks: list[str] = []
+            params = list(driver.params)
+            for candidate in where.candidates:
+                if candidate is driver:
+                    continue
+                if candidate.test is None:
+                    checks.append(f"c.pk IN ({candidate.sql})")
+                else:
+                    checks.append(self.dialect.row_test("c.pk", candidate.test.where))
+                params.extend(candidate.params)
+            filtered = f"SELECT c.pk FROM ({driver.sql}) c"
+            if checks:
+                filtered += " WHERE " + " AND ".join(checks)
+            conditions = [f"e.pk IN ({filtered})", f"{self.dialect.unindexed}e.tenant = {p}"]
+            params.append(query.tenant)
+        return " AND ".join(conditions + where.conditions), params + where.params, where.exact
+
+    def _selective(self, cursor: Cursor, candidates: list[_Candidate]) -> _Candidate | None:
+        """Return the candidate that matches the fewest index rows, if it is selective."""
+        best: tuple[int, _Candidate] | None = None
+        for candidate in candidates:
+            cursor.execute(
+                f"SELECT COUNT(*) FROM ({candidate.sql} LIMIT {PROBE_LIMIT}) probe",
+                candidate.params,
+            )
+            size = int(cursor.fetchone()[0])
+            if size < PROBE_LIMIT and (best is None or size < best[0]):
+                best = (size, candidate)
+        return best[1] if best is not None else None
 
     def _matches(self, query: EntityQuery, entity: StoredEntity) -> bool:
         if query.id_pattern is not None and not search(
@@ -289,9 +363,9 @@ class SqlEntityStore(ABC):
 
     def query(self, query: EntityQuery) -> QueryPage:
         """Return the entities that match, ordered by id, paginated."""
-        where, params, exact = self._where(query)
         p = self._p
         with self._reading() as cursor:
+            where, params, exact = self._plan(cursor, query)
             if exact:
                 total: int | None = None
                 if query.count:

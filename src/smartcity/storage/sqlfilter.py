@@ -52,15 +52,34 @@ class Dialect:
     ordered_txt: str = "txt"
     index_text: Callable[[str], str] = str
     """How the backend stores a text in the index (PostgreSQL: bounded, without NUL)."""
+    row_test: Callable[[str, str], str] = lambda pk, where: (
+        f"EXISTS (SELECT 1 FROM entity_index x WHERE x.pk = {pk} AND {where})"
+    )
+    """An index test of one candidate, made through the (pk) index, never over a whole set."""
+    unindexed: str = ""
+    """Prefix that keeps the planner off an index for one term (SQLite: unary +)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexTest:
+    """One test answered by the index alone: ``SELECT pk FROM entity_index WHERE <where>``."""
+
+    where: str
+    params: tuple[object, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class SqlFilter:
-    """A compiled filter; ``exact=False`` means the SQL selects a superset of the matches."""
+    """A compiled filter; ``exact=False`` means the SQL selects a superset of the matches.
+
+    ``tests`` is set when the filter is a conjunction of plain index tests, so that the store
+    can choose which of them drives the query (the most selective) and check the others per row.
+    """
 
     sql: str
     params: list[object]
     exact: bool
+    tests: tuple[IndexTest, ...] | None = None
 
 
 def _sqlite_regex(column: str, mark: str) -> str:
@@ -80,13 +99,28 @@ def postgres_index_text(text: str) -> str:
     return text[:POSTGRES_TEXT_LIMIT].replace("\x00", "\ufffd")
 
 
-SQLITE = Dialect("?", _sqlite_regex, regex_exact=True)
+def _sqlite_row_test(pk: str, where: str) -> str:
+    # Without statistics SQLite may prefer the (name, ...) indexes, scanning a whole set per row.
+    return (
+        "EXISTS (SELECT 1 FROM entity_index x INDEXED BY entity_index_pk "
+        f"WHERE x.pk = {pk} AND {where})"
+    )
+
+
+def _postgres_row_test(pk: str, where: str) -> str:
+    # A correlated scalar subquery stays a per-row index probe; PostgreSQL would turn EXISTS
+    # into a semi-join over the whole set of rows that pass the test.
+    return f"(SELECT TRUE FROM entity_index x WHERE x.pk = {pk} AND {where} LIMIT 1)"
+
+
+SQLITE = Dialect("?", _sqlite_regex, regex_exact=True, row_test=_sqlite_row_test, unindexed="+")
 POSTGRES = Dialect(
     "%s",
     _postgres_regex,
     regex_exact=False,
     ordered_txt='txt COLLATE "C"',
     index_text=postgres_index_text,
+    row_test=_postgres_row_test,
 )
 
 Condition = tuple[str, list[object], bool]
@@ -100,7 +134,7 @@ def compile_q(expr: Node, dialect: Dialect) -> SqlFilter:
         if expr.path.top_level:
             return _indexed(dialect, expr.path.attr, None, exact=True, negated=expr.negated)
         if expr.negated:
-            return SqlFilter(ALWAYS, [], exact=False)
+            return SqlFilter(ALWAYS, [], exact=False, tests=())
         return _indexed(dialect, expr.path.attr, None, exact=False)
     if isinstance(expr, Compare | Match):
         condition = _condition(expr, dialect)
@@ -154,10 +188,14 @@ def _prefix(dialect: Dialect, prefix: str) -> tuple[str, list[object]]:
 
 def _combine(parts: Sequence[SqlFilter], node: And | Or) -> SqlFilter:
     joiner = " AND " if isinstance(node, And) else " OR "
+    tests: tuple[IndexTest, ...] | None = None
+    if isinstance(node, And) and all(part.tests is not None for part in parts):
+        tests = tuple(test for part in parts for test in part.tests or ())
     return SqlFilter(
         "(" + joiner.join(part.sql for part in parts) + ")",
         [param for part in parts for param in part.params],
         all(part.exact for part in parts),
+        tests,
     )
 
 
@@ -176,7 +214,10 @@ def _indexed(
         where += f" AND {condition[0]}"
         params.extend(condition[1])
     test = "NOT IN" if negated else "IN"
-    return SqlFilter(f"e.pk {test} (SELECT pk FROM entity_index WHERE {where})", params, exact)
+    tests = None if negated else (IndexTest(where, tuple(params)),)
+    return SqlFilter(
+        f"e.pk {test} (SELECT pk FROM entity_index WHERE {where})", params, exact, tests
+    )
 
 
 def _condition(node: Compare | Match, dialect: Dialect) -> Condition | None:

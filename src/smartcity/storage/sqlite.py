@@ -147,11 +147,11 @@ class SqliteEntityStore(SqlEntityStore):
             )
             cursor.execute(f"DELETE FROM entity_geo WHERE pk IN ({marks})", list(chunk))
 
-    def _geo_filter(self, geoproperty: str, bbox: BBox) -> tuple[str, list[object]]:
+    def _geo_candidates(self, geoproperty: str, bbox: BBox) -> tuple[str, list[object]]:
         minx, miny, maxx, maxy = bbox
         return (
-            "e.pk IN (SELECT g.pk FROM entity_geo_rtree r JOIN entity_geo g ON g.gid = r.gid "
-            "WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ? AND g.name = ?)",
+            "SELECT g.pk FROM entity_geo_rtree r JOIN entity_geo g ON g.gid = r.gid "
+            "WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ? AND g.name = ?",
             [maxx, minx, maxy, miny, geoproperty],
         )
 
