@@ -353,17 +353,24 @@ class ContextResolver:
         for url, path in items:
             self.preload_file(url, Path(path))
 
-    def resolve(self, context: JSON) -> ActiveContext:
-        """Return the active context for a @context value (None means the core context)."""
+    def cached(self, context: JSON) -> ActiveContext | None:
+        """Return the active context if it is at hand without any I/O, else None."""
         if context is None or (isinstance(context, str) and is_core_context_url(context)):
             return CORE
         key = context if isinstance(context, str) else orjson.dumps(context)
-        now = time.monotonic()
         with self._lock:
             cached = self._contexts.get(key)
-            if cached is not None and cached[1] > now:
+            if cached is not None and cached[1] > time.monotonic():
                 self._contexts.move_to_end(key)
                 return cached[0]
+        return None
+
+    def resolve(self, context: JSON) -> ActiveContext:
+        """Return the active context for a @context value (None means the core context)."""
+        at_hand = self.cached(context)
+        if at_hand is not None:
+            return at_hand
+        key = context if isinstance(context, str) else orjson.dumps(context)
         active, expires = build_context(context, self._load)
         with self._lock:
             self._contexts[key] = (active, expires)

@@ -10,7 +10,7 @@ from smartcity.platform import Platform
 from smartcity.web.negotiation import tenant_of
 
 
-def get_platform(request: Request) -> Platform:
+async def get_platform(request: Request) -> Platform:
     """Return the platform the app was built with."""
     platform: Platform = request.app.state.platform
     return platform

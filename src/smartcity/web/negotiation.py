@@ -40,7 +40,7 @@ def context_from_link(header: str | None) -> str | None:
     return None
 
 
-def tenant_of(request: Request) -> str:
+async def tenant_of(request: Request) -> str:
     """Return the tenant named by NGSILD-Tenant ('' for the default tenant)."""
     tenant = request.headers.get("NGSILD-Tenant", "")
     if tenant and not TENANT_PATTERN.match(tenant):
@@ -60,7 +60,10 @@ class LdRequest:
 
 
 async def resolve(resolver: ContextResolver, context: Any) -> ActiveContext:
-    """Resolve a context off the event loop (a first fetch of a remote context may block)."""
+    """Resolve a context; only a first fetch of a remote one leaves the event loop."""
+    at_hand = resolver.cached(context)
+    if at_hand is not None:
+        return at_hand
     return await run_in_threadpool(resolver.resolve, context)
 
 
