@@ -23,7 +23,7 @@ from rich.progress import (
 
 from bench.findings import findings
 from bench.machine import describe_machine
-from bench.profile import Breakdown, print_breakdown, profile
+from bench.profile import Breakdown, print_breakdown, profile, threadpool_hop_us
 from bench.report import figure_rows, markdown, print_table
 from bench.scenarios import FIGURES, FULL, QUICK, Advance, Backend, BackendResult, run_backend
 
@@ -118,14 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = figure_rows(results, sizes)
     print_table(console, rows, backends)
     profiles: list[Breakdown] = []
+    hop_us: float | None = None
     if not (args.quick or args.no_profile or args.only):
+        hop_us = threadpool_hop_us()
         for scenario in ("upsert", "retrieve"):
             with Progress(*columns, console=console) as progress:
                 task = progress.add_task(f"sqlite: cProfile of the server ({scenario})", total=None)
                 profiles.append(profile(scenario, "sqlite", args.postgres_url))
                 progress.update(task, total=1, completed=1)
             print_breakdown(console, profiles[-1])
-    notes = findings(results, profiles)
+    notes = findings(results, profiles, hop_us)
     for note in notes:
         console.print(note)
     console.print(f"whole run: {duration:.0f} s")

@@ -9,11 +9,12 @@ import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
+from importlib.util import find_spec
 from pathlib import Path
 
 import psycopg
 
-from bench.server import postgres_version
+from bench.server import postgres_setting, postgres_version
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class Machine:
     python: str
     sqlite: str
     postgres: str
+    autovacuum: str
+    shared_buffers: str
     packages: str
     commit: str
     date: str
@@ -65,10 +68,17 @@ def describe_machine(postgres_admin_url: str | None) -> Machine:
         f"{name} {version(name)}"
         for name in ("fastapi", "starlette", "uvicorn", "psycopg", "httpx")
     )
-    try:
-        postgres = postgres_version(postgres_admin_url) if postgres_admin_url else "not used"
-    except psycopg.Error:
-        postgres = "unreachable"
+    missing = [name for name in ("uvloop", "httptools") if find_spec(name) is None]
+    if missing:
+        packages += f" ({' and '.join(missing)} not installed: asyncio loop, h11 parser)"
+    postgres, autovacuum, shared_buffers = "not used", "?", "?"
+    if postgres_admin_url:
+        try:
+            postgres = postgres_version(postgres_admin_url)
+            autovacuum = postgres_setting(postgres_admin_url, "autovacuum")
+            shared_buffers = postgres_setting(postgres_admin_url, "shared_buffers")
+        except psycopg.Error:
+            postgres = "unreachable"
     return Machine(
         cpu=_cpu_model(),
         cores=os.cpu_count() or 0,
@@ -77,6 +87,8 @@ def describe_machine(postgres_admin_url: str | None) -> Machine:
         python=platform.python_version(),
         sqlite=sqlite3.sqlite_version,
         postgres=postgres,
+        autovacuum=autovacuum,
+        shared_buffers=shared_buffers,
         packages=packages,
         commit=_commit(),
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

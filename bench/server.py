@@ -51,11 +51,16 @@ def postgres_database(admin_url: str, name: str) -> Iterator[str]:
             )
 
 
-def postgres_version(admin_url: str) -> str:
-    """Return the server's version string (e.g. '15.20')."""
+def postgres_setting(admin_url: str, name: str) -> str:
+    """Return one setting of the server (SHOW name)."""
     with psycopg.connect(admin_url) as connection:
-        row = connection.execute("SHOW server_version").fetchone()
-    return str(row[0]).split()[0] if row else "?"
+        row = connection.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
+    return str(row[0]) if row else "?"
+
+
+def postgres_version(admin_url: str) -> str:
+    """Return the server's version (e.g. '15.20')."""
+    return postgres_setting(admin_url, "server_version").split()[0]
 
 
 class Server:

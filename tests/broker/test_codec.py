@@ -514,7 +514,7 @@ def test_rendering_does_not_change_the_entity() -> None:
 
 # What a database can store: no NUL or lone surrogate in text, integers within 64 bits.
 storable_text = st.text(
-    alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=5
+    alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]), max_size=5
 )
 json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | storable_text
 json_values = st.recursive(

@@ -97,6 +97,9 @@ class PostgresEntityStore(SqlEntityStore):
             min_size=min_size,
             max_size=max_size,
             configure=self._configure,
+            # Never prepare: a generic plan ignores the parameters, and the best plan of an
+            # entity query depends on them (which test is selective).
+            kwargs={"prepare_threshold": None},
             open=False,
             name="smartcity-store",
         )
