@@ -18,6 +18,15 @@ REQUIRE_SERVICES = "SMARTCITY_REQUIRE_SERVICES"
 _service_problems: dict[str, str] = {}
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop at once, with the reason, when the reference data beside the repository is missing."""
+    if not (SHARED_DATA / "smart-data-models").is_dir():
+        raise pytest.UsageError(
+            f"the shared reference data is missing: expected {SHARED_DATA} "
+            "(the folder shared/ laid beside this repository)"
+        )
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Return the folder of third-party reference data laid beside the repository."""
