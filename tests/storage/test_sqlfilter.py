@@ -42,7 +42,7 @@ from smartcity.core.qlang import (
     parse_types,
     render,
 )
-from smartcity.storage.indexing import index_rows
+from smartcity.storage.indexing import index_rows, multi_valued
 from smartcity.storage.sqlfilter import (
     POSTGRES,
     SQLITE,
@@ -158,17 +158,22 @@ def test_index_rows_cover_every_kind_of_value() -> None:
         (x("d"), None, "2020-01-01"),
         (x("l"), 1.0, None),
         (x("l"), None, "x"),
+        (multi_valued(x("l")), None, None),
         (x("c"), None, None),
         (x("r"), None, "urn:a:1"),
         (x("lang"), None, "Park"),
         (x("lang"), None, "공원"),
+        (multi_valued(x("lang")), None, None),
         (x("lp"), 1.0, None),
         (x("lp"), 2.0, None),
+        (multi_valued(x("lp")), None, None),
         (x("lr"), None, "urn:a:2"),
         (x("lr"), None, "urn:a:3"),
+        (multi_valued(x("lr")), None, None),
         (x("g"), None, None),
         (x("multi"), 1.0, None),
         (x("multi"), None, None),
+        (multi_valued(x("multi")), None, None),
     ]
 
 
@@ -180,6 +185,7 @@ def test_index_rows_survive_huge_and_odd_numbers() -> None:
         (expand("n"), float("inf"), None),
         (expand("n"), float("-inf"), None),
         (expand("n"), None, None),
+        (multi_valued(expand("n")), None, None),
     ]
 
 

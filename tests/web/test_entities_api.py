@@ -310,6 +310,7 @@ def test_tenants_are_separate(client: TestClient) -> None:
 
 def test_health_metrics_and_home(client: TestClient) -> None:
     assert client.get("/health").json()["status"] == "ok"
+    assert client.get("/health/live").json() == {"status": "ok"}
     client.get(f"{ENTITIES}/urn:x:missing")
     metrics = client.get("/metrics").text
     assert (

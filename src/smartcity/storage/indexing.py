@@ -17,6 +17,13 @@ IndexRow: TypeAlias = tuple[str, float | None, str | None]
 
 TYPE_NAME = "@type"
 SCOPE_NAME = "@scope"
+MULTI_PREFIX = "@multi "
+"""``(MULTI_PREFIX + name, None, None)`` marks an attribute with more than one value."""
+
+
+def multi_valued(name: str) -> str:
+    """Return the index name that marks `name` as holding several values."""
+    return MULTI_PREFIX + name
 
 
 def index_rows(entity: StoredEntity) -> list[IndexRow]:
@@ -24,11 +31,15 @@ def index_rows(entity: StoredEntity) -> list[IndexRow]:
     rows: list[IndexRow] = [(TYPE_NAME, None, name) for name in entity.types]
     rows.extend((SCOPE_NAME, None, scope) for scope in entity.scopes)
     for name, instances in entity.attrs.items():
+        values = 0
         for instance in instances:
             keys = instance_keys(instance)
             rows.extend(_row(name, key) for key in keys)
+            values += len(keys)
             if not keys:
                 rows.append((name, None, None))
+        if values > 1:
+            rows.append((multi_valued(name), None, None))
     return list(dict.fromkeys(rows))
 
 

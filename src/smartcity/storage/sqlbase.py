@@ -413,7 +413,7 @@ class SqlEntityStore(ABC):
             cursor.execute(
                 "SELECT DISTINCT t.txt, a.name FROM entity_index t "
                 "JOIN entities e ON e.pk = t.pk JOIN entity_index a ON a.pk = t.pk "
-                f"WHERE e.tenant = {p} AND t.name = '@type' AND a.name NOT IN ('@type', '@scope')",
+                f"WHERE e.tenant = {p} AND t.name = '@type' AND substr(a.name, 1, 1) <> '@'",
                 [tenant],
             )
             attributes: dict[str, set[str]] = {}
@@ -432,7 +432,7 @@ class SqlEntityStore(ABC):
                 "SELECT a.name, t.txt, COUNT(DISTINCT a.pk) FROM entity_index a "
                 "JOIN entities e ON e.pk = a.pk JOIN entity_index t ON t.pk = a.pk "
                 f"WHERE e.tenant = {p} AND t.name = '@type' "
-                "AND a.name NOT IN ('@type', '@scope') GROUP BY a.name, t.txt",
+                "AND substr(a.name, 1, 1) <> '@' GROUP BY a.name, t.txt",
                 [tenant],
             )
             types: dict[str, set[str]] = {}
@@ -441,7 +441,7 @@ class SqlEntityStore(ABC):
             cursor.execute(
                 "SELECT a.name, COUNT(DISTINCT a.pk) FROM entity_index a "
                 f"JOIN entities e ON e.pk = a.pk WHERE e.tenant = {p} "
-                "AND a.name NOT IN ('@type', '@scope') GROUP BY a.name ORDER BY a.name",
+                "AND substr(a.name, 1, 1) <> '@' GROUP BY a.name ORDER BY a.name",
                 [tenant],
             )
             return [

@@ -13,7 +13,7 @@ should be declared ``COLLATE "C"`` so that the index serves the ``COLLATE "C"`` 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from smartcity.core.patterns import compile_pattern, search
 from smartcity.core.qeval import TIMESTAMP_LENGTH, TIMESTAMP_PATTERN, Key, literal_key
@@ -29,7 +29,7 @@ from smartcity.core.qlang import (
     TypeName,
     ValueList,
 )
-from smartcity.storage.indexing import SCOPE_NAME, TYPE_NAME
+from smartcity.storage.indexing import SCOPE_NAME, TYPE_NAME, multi_valued
 
 ALWAYS = "1 = 1"
 _BOOLEAN_WORDS = ("true", "false")
@@ -129,7 +129,12 @@ Condition = tuple[str, list[object], bool]
 def compile_q(expr: Node, dialect: Dialect) -> SqlFilter:
     """Compile a ``q`` tree (names expanded) to SQL."""
     if isinstance(expr, And | Or):
-        return _combine([compile_q(item, dialect) for item in expr.items], expr)
+        combined = _combine([compile_q(item, dialect) for item in expr.items], expr)
+        if isinstance(expr, And) and combined.tests is not None:
+            hints = _range_hints(expr, dialect)
+            if hints:
+                combined = replace(combined, tests=combined.tests + hints)
+        return combined
     if isinstance(expr, Exists):
         if expr.path.top_level:
             return _indexed(dialect, expr.path.attr, None, exact=True, negated=expr.negated)
@@ -142,6 +147,37 @@ def compile_q(expr: Node, dialect: Dialect) -> SqlFilter:
             return _indexed(dialect, expr.path.attr, None, exact=False)
         return _indexed(dialect, expr.path.attr, condition, exact=condition[2])
     raise TypeError(f"not a q expression: {expr!r}")
+
+
+def _range_hints(expr: And, dialect: Dialect) -> tuple[IndexTest, ...]:
+    """Return one index test per attribute bounded from below and above by numbers.
+
+    `a>=x;a<y` compiles to two tests that may each match most of the index; the entities that
+    satisfy both have a value in [x, y) or hold several values (marked in the index), which one
+    narrow test finds. It is a superset of the conjunction, so it may drive the query.
+    """
+    bounds: dict[str, dict[str, tuple[str, float]]] = {}
+    for item in expr.items:
+        if not (isinstance(item, Compare) and item.path.top_level and item.op in _ORDER):
+            continue
+        kind, value = (
+            literal_key(item.value) if not isinstance(item.value, Range | ValueList) else ("", 0)
+        )
+        if kind != "num" or item.op == "==":
+            continue
+        side = "low" if item.op in (">", ">=") else "high"
+        bounds.setdefault(item.path.attr, {})[side] = (item.op, float(value))
+    mark = dialect.placeholder
+    hints: list[IndexTest] = []
+    for name, sides in bounds.items():
+        if "low" in sides and "high" in sides:
+            (low_op, low), (high_op, high) = sides["low"], sides["high"]
+            where = (
+                f"((name = {mark} AND num {low_op} {mark} AND num {high_op} {mark}) "
+                f"OR name = {mark})"
+            )
+            hints.append(IndexTest(where, (name, low, high, multi_valued(name))))
+    return tuple(hints)
 
 
 def compile_types(expr: Node, dialect: Dialect) -> SqlFilter:
