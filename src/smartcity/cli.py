@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
     )
     parser.add_argument("--log-format", choices=["console", "json"], help="default console")
+    parser.add_argument(
+        "--workers", type=int, help="HTTP worker processes (default 1; about one per core)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +66,7 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
         "database_url": getattr(args, "database_url", None),
         "log_level": getattr(args, "log_level", None),
         "log_format": getattr(args, "log_format", None),
+        "workers": getattr(args, "workers", None),
         **extra,
     }
     return load_settings(args.config, **overrides)
@@ -75,7 +80,7 @@ def serve(settings: Settings, *, seed: bool) -> None:
     from smartcity.logs import configure_logging
     from smartcity.platform import build_platform
     from smartcity.sim.seed import load_seed
-    from smartcity.web.app import create_app
+    from smartcity.web.app import SETTINGS_VARIABLE, create_app
 
     configure_logging(settings.log_level, settings.log_format)
     log = structlog.get_logger("smartcity")
@@ -83,19 +88,26 @@ def serve(settings: Settings, *, seed: bool) -> None:
     if seed:
         count = load_seed(platform)
         log.info("seed loaded", entities=count)
-    app = create_app(platform)
     url = settings.public_url or f"http://{settings.host}:{settings.port}"
     print(f"\n  창동 스마트시티 플랫폼 · Changdong Smart City Platform {__version__}", flush=True)
     print(f"  Dashboard:  {url}/", flush=True)
     print(f"  API docs:   {url}/docs", flush=True)
     print(f"  NGSI-LD:    {url}/ngsi-ld/v1/entities\n", flush=True)
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": settings.log_level == "debug",
+        "log_config": None,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(platform), **options)
+        return
+    # Each worker process builds its own platform from the same settings.
+    platform.close()
+    os.environ[SETTINGS_VARIABLE] = settings.model_dump_json()
     uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=settings.log_level == "debug",
-        log_config=None,
+        "smartcity.web.app:app_from_environment", factory=True, workers=settings.workers, **options
     )
 
 

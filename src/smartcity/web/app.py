@@ -69,3 +69,19 @@ def create_app(platform: Platform) -> FastAPI:
         return HTMLResponse(home_page(platform))
 
     return app
+
+
+SETTINGS_VARIABLE = "SMARTCITY_WORKER_SETTINGS"
+
+
+def app_from_environment() -> FastAPI:
+    """Build the app in a worker process from the settings its parent left in the environment."""
+    import os
+
+    from smartcity.config import Settings
+    from smartcity.logs import configure_logging
+    from smartcity.platform import build_platform
+
+    settings = Settings.model_validate_json(os.environ[SETTINGS_VARIABLE])
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(build_platform(settings))
