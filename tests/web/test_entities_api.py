@@ -344,3 +344,69 @@ def test_a_runaway_pattern_is_a_400_not_a_stuck_worker(client: TestClient) -> No
         assert "simplify it" in response.json()["detail"]
     invalid = client.get(ENTITIES, params={"type": "OffStreetParking", "idPattern": "("})
     assert invalid.status_code == 400
+
+
+def test_hostile_query_parameters_are_4xx(client: TestClient) -> None:
+    create(client, parking(1, 1))
+    for params in (
+        {"type": "OffStreetParking", "offset": "99999999999999999999"},
+        {"type": "OffStreetParking", "limit": "0"},
+        {"type": "OffStreetParking", "options": "noOverwrite"},
+    ):
+        response = client.get(ENTITIES, params=params)
+        assert response.status_code == 400, (params, response.text)
+    counted = client.get(
+        ENTITIES,
+        params={"type": "OffStreetParking", "limit": "0", "count": "true"},
+        headers={"Link": LINK},
+    )
+    assert counted.status_code == 200
+    assert counted.headers["NGSILD-Results-Count"] == "1"
+    upsert = client.post(
+        "/ngsi-ld/v1/entityOperations/upsert?options=keyValues", json=[parking(2, 1)]
+    )
+    assert upsert.status_code == 400
+
+
+def test_query_body_members_are_checked_and_selectors_are_alternatives(
+    client: TestClient,
+) -> None:
+    create(client, parking(1, 1))
+    client.post(ENTITIES, json={"id": "urn:ngsi-ld:Streetlight:1", "type": "Streetlight"})
+    url = "/ngsi-ld/v1/entityOperations/query"
+    for body in (
+        {"type": "Query", "entities": [{"type": 1}]},
+        {"type": "Query", "attrs": [1]},
+        {"type": "Query", "q": 5},
+        {"type": "Query", "entities": [{"id": {"a": 1}}]},
+    ):
+        response = client.post(url, json=body)
+        assert response.status_code == 400, (body, response.text)
+    both = client.post(
+        url,
+        json={"type": "Query", "entities": [{"type": "OffStreetParking"}, {"type": "Streetlight"}]},
+        headers={"Link": LINK},
+    )
+    assert sorted(e["id"] for e in both.json()) == [
+        "urn:ngsi-ld:OffStreetParking:lot-001",
+        "urn:ngsi-ld:Streetlight:1",
+    ]
+
+
+def test_replace_attribute_needs_the_instance_to_exist(client: TestClient) -> None:
+    entity = parking(3, 5)
+    create(client, entity)
+    url = f"{ENTITIES}/{entity['id']}/attrs/availableSpotNumber"
+    other_dataset = {"type": "Property", "value": 9, "datasetId": "urn:ngsi-ld:Dataset:cam"}
+    assert client.put(url, json=other_dataset, headers={"Link": LINK}).status_code == 404
+    replaced = client.put(url, json={"type": "Property", "value": 9}, headers={"Link": LINK})
+    assert replaced.status_code == 204
+    shown = client.get(f"{ENTITIES}/{entity['id']}", headers={"Link": LINK}).json()
+    assert shown["availableSpotNumber"]["value"] == 9
+
+
+def test_location_header_is_percent_encoded(client: TestClient) -> None:
+    response = client.post(ENTITIES, json={"id": "urn:x:a#b?c=1", "type": "T"})
+    assert response.status_code == 201
+    assert response.headers["Location"] == "/ngsi-ld/v1/entities/urn:x:a%23b%3Fc%3D1"
+    assert client.get(response.headers["Location"]).json()["id"] == "urn:x:a#b?c=1"

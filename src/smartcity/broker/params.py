@@ -15,20 +15,12 @@ from smartcity.core.qlang import map_names, map_type_names, parse_q, parse_scope
 from smartcity.storage.base import EntityQuery
 
 Form = Literal["normalized", "concise", "keyValues"]
+MAX_PAGE_NUMBER = 1_000_000_000
 
-OPTIONS = frozenset(
-    {
-        "keyValues",
-        "simplified",
-        "concise",
-        "normalized",
-        "sysAttrs",
-        "count",
-        "noOverwrite",
-        "replace",
-        "update",
-    }
-)
+READ_OPTIONS = frozenset({"keyValues", "simplified", "concise", "normalized", "sysAttrs", "count"})
+NO_OVERWRITE = frozenset({"noOverwrite"})
+UPSERT_OPTIONS = frozenset({"replace", "update"})
+OPTIONS = READ_OPTIONS | NO_OVERWRITE | UPSERT_OPTIONS
 FORMATS: dict[str, Form] = {
     "normalized": "normalized",
     "concise": "concise",
@@ -59,13 +51,15 @@ def split_list(value: str | None) -> list[str] | None:
     return items
 
 
-def parse_options(options: str | None, format_: str | None = None) -> set[str]:
-    """Return the set of `options` values, refusing unknown ones."""
+def parse_options(
+    options: str | None, format_: str | None = None, *, allowed: frozenset[str] = OPTIONS
+) -> set[str]:
+    """Return the set of `options` values, refusing those the endpoint does not take."""
     chosen = set(split_list(options) or [])
-    unknown = chosen - OPTIONS
+    unknown = chosen - allowed
     if unknown:
         raise BadRequestData(
-            f"unknown options {sorted(unknown)}; known options are {sorted(OPTIONS)}"
+            f"options {sorted(unknown)} do not apply here; this endpoint takes {sorted(allowed)}"
         )
     if format_ is not None:
         if format_ not in FORMATS:
@@ -109,6 +103,8 @@ def _int_param(params: Mapping[str, Any], name: str, default: int) -> int:
         raise BadRequestData(f"{name} must be a whole number, not {raw!r}") from None
     if value < 0:
         raise BadRequestData(f"{name} must not be negative")
+    if value > MAX_PAGE_NUMBER:
+        raise BadRequestData(f"{name} must be at most {MAX_PAGE_NUMBER:,}")
     return value
 
 

@@ -191,10 +191,14 @@ class EntityService:
         incoming = parse_attributes({name: body}, ctx, now)
 
         def change(entity: StoredEntity, at: str) -> None:
-            if name not in entity.attrs:
-                raise ResourceNotFound(
-                    f"entity {entity_id} has no attribute {attribute}", instance=entity_id
-                )
+            for instance in incoming[name]:
+                dataset_id = instance.get("datasetId")
+                if find_instance(entity.attrs.get(name, []), dataset_id) is None:
+                    raise ResourceNotFound(
+                        f"entity {entity_id} has no attribute {attribute}"
+                        + (f" with datasetId {dataset_id}" if dataset_id else ""),
+                        instance=entity_id,
+                    )
             put_instances(
                 entity.attrs,
                 incoming,
@@ -307,6 +311,8 @@ class EntityService:
             )
         if query.limit < 0 or query.offset < 0:
             raise BadRequestData("limit and offset must not be negative")
+        if query.limit == 0 and not query.count:
+            raise BadRequestData("limit=0 only makes sense with count=true")
         return self.store.query(query)
 
     # -- batches --------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -10,6 +11,8 @@ from starlette.responses import Response
 
 from smartcity.broker.merge import UpdateResult
 from smartcity.broker.params import (
+    NO_OVERWRITE,
+    READ_OPTIONS,
     entity_query,
     parse_options,
     render_options,
@@ -50,7 +53,7 @@ async def query_entities(request: Request, platform: PlatformDep, tenant: Tenant
     require_filter(params)
     media = accepted(request)
     ld = await read_ld_request(request, platform.contexts, with_body=False)
-    options = parse_options(params.get("options"), params.get("format"))
+    options = parse_options(params.get("options"), params.get("format"), allowed=READ_OPTIONS)
     query = entity_query(tenant, params, ld.ctx, default_limit=platform.settings.default_limit)
     query.count = query.count or "count" in options
     page = await run_in_threadpool(platform.entities.query, query)
@@ -68,7 +71,8 @@ async def create_entity(request: Request, platform: PlatformDep, tenant: TenantD
     """Create one entity; 409 if the id is taken."""
     ld = await read_ld_request(request, platform.contexts, with_body=True)
     entity_id = await run_in_threadpool(platform.entities.create, tenant, ld.body, ld.ctx)
-    return Response(status_code=201, headers={"Location": f"/ngsi-ld/v1/entities/{entity_id}"})
+    location = "/ngsi-ld/v1/entities/" + quote(entity_id, safe=":")
+    return Response(status_code=201, headers={"Location": location})
 
 
 @router.post("/entities/{entity_id:path}/attrs", summary="Append attributes")
@@ -77,7 +81,7 @@ async def append_attributes(
 ) -> Response:
     """Add attributes; options=noOverwrite keeps existing ones."""
     check_entity_id(entity_id)
-    options = parse_options(request.query_params.get("options"))
+    options = parse_options(request.query_params.get("options"), allowed=NO_OVERWRITE)
     ld = await read_ld_request(request, platform.contexts, with_body=True)
     result = await run_in_threadpool(
         lambda: platform.entities.append_attributes(

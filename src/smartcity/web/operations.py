@@ -10,10 +10,17 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from smartcity.broker.contexts import ActiveContext, ContextResolver
-from smartcity.broker.params import entity_query, parse_options, render_options
+from smartcity.broker.params import (
+    NO_OVERWRITE,
+    READ_OPTIONS,
+    UPSERT_OPTIONS,
+    entity_query,
+    parse_options,
+    render_options,
+)
 from smartcity.broker.present import present, present_features
 from smartcity.broker.service import BatchResult
-from smartcity.core.errors import BadRequestData
+from smartcity.core.errors import BadRequestData, OperationNotSupported
 from smartcity.web.deps import PlatformDep, TenantDep
 from smartcity.web.negotiation import (
     GEO_JSON,
@@ -69,7 +76,7 @@ async def batch_create(request: Request, platform: PlatformDep, tenant: TenantDe
 @router.post("/upsert", summary="Batch upsert")
 async def batch_upsert(request: Request, platform: PlatformDep, tenant: TenantDep) -> Response:
     """Create or replace (options=replace, default) or update (options=update) many entities."""
-    options = parse_options(request.query_params.get("options"))
+    options = parse_options(request.query_params.get("options"), allowed=UPSERT_OPTIONS)
     if {"replace", "update"} <= options:
         raise BadRequestData("options may be replace or update, not both")
     mode = "update" if "update" in options else "replace"
@@ -86,7 +93,7 @@ async def batch_upsert(request: Request, platform: PlatformDep, tenant: TenantDe
 @router.post("/update", summary="Batch update")
 async def batch_update(request: Request, platform: PlatformDep, tenant: TenantDep) -> Response:
     """Append or update attributes of many existing entities (options=noOverwrite)."""
-    options = parse_options(request.query_params.get("options"))
+    options = parse_options(request.query_params.get("options"), allowed=NO_OVERWRITE)
     ld = await read_ld_request(request, platform.contexts, with_body=True, body_is_list=True)
     context_of = batch_contexts(request, platform.contexts, ld)
     result = await run_in_threadpool(
@@ -105,6 +112,41 @@ async def batch_delete(request: Request, platform: PlatformDep, tenant: TenantDe
     return batch_response(result, ok_status=204)
 
 
+def _text_member(value: Any, name: str, *, lists: bool) -> str:
+    if isinstance(value, str):
+        return value
+    if lists and isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return ",".join(value)
+    shape = "a string or a list of strings" if lists else "a string"
+    raise BadRequestData(f"{name} must be {shape}")
+
+
+def selector_params(selectors: Any) -> dict[str, Any]:
+    """Turn the Query's entity selectors into query parameters (selectors are alternatives)."""
+    if selectors is None:
+        return {}
+    if not isinstance(selectors, list) or not all(isinstance(s, dict) for s in selectors):
+        raise BadRequestData("entities must be an array of {id, idPattern, type} selectors")
+    for selector in selectors:
+        for key, value in selector.items():
+            if key not in ("id", "idPattern", "type"):
+                raise BadRequestData(f"an entity selector has no member {key!r}")
+            if not isinstance(value, str) or not value:
+                raise BadRequestData(f"the {key} of an entity selector must be a string")
+    if len(selectors) == 1:
+        return dict(selectors[0]) | ({"id": [selectors[0]["id"]]} if "id" in selectors[0] else {})
+    if all(set(selector) == {"type"} for selector in selectors):
+        return {"type": ",".join(selector["type"] for selector in selectors)}
+    if all(set(selector) == {"id", "type"} for selector in selectors):
+        types = {selector["type"] for selector in selectors}
+        if len(types) == 1:
+            return {"type": types.pop(), "id": [selector["id"] for selector in selectors]}
+    raise OperationNotSupported(
+        "several entity selectors are supported when they name only types, or ids of one "
+        "type; send one query per selector otherwise"
+    )
+
+
 @router.post("/query", summary="Query entities with a body")
 async def query_by_body(request: Request, platform: PlatformDep, tenant: TenantDep) -> Response:
     """Query with an NGSI-LD Query object in the body (type Query: entities, attrs, q, geoQ)."""
@@ -115,29 +157,25 @@ async def query_by_body(request: Request, platform: PlatformDep, tenant: TenantD
     params: dict[str, Any] = {
         key: value for key, value in request.query_params.items() if key in ("limit", "offset")
     }
-    selectors = body.get("entities") or []
-    if not isinstance(selectors, list):
-        raise BadRequestData("entities must be an array of {id, idPattern, type} selectors")
-    types = [s["type"] for s in selectors if isinstance(s, dict) and "type" in s]
-    ids = [s["id"] for s in selectors if isinstance(s, dict) and "id" in s]
-    patterns = [s["idPattern"] for s in selectors if isinstance(s, dict) and "idPattern" in s]
-    if types:
-        params["type"] = ",".join(types)
-    if ids:
-        params["id"] = ids
-    if patterns:
-        params["idPattern"] = "|".join(f"(?:{p})" for p in patterns)
+    params.update(selector_params(body.get("entities")))
     for key in ("attrs", "q", "scopeQ", "lang"):
         if key in body:
-            params[key] = ",".join(body[key]) if isinstance(body[key], list) else body[key]
-    options = parse_options(request.query_params.get("options"), request.query_params.get("format"))
+            params[key] = _text_member(body[key], key, lists=key in ("attrs", "scopeQ"))
+    options = parse_options(
+        request.query_params.get("options"),
+        request.query_params.get("format"),
+        allowed=READ_OPTIONS,
+    )
     geo = body.get("geoQ")
     if geo is not None and not isinstance(geo, dict):
         raise BadRequestData("geoQ must be an object with georel, geometry and coordinates")
     query = entity_query(
         tenant, params, ld.ctx, default_limit=platform.settings.default_limit, geo_json=geo
     )
-    query.count = query.count or "count" in options or request.query_params.get("count") == "true"
+    count = request.query_params.get("count", "false")
+    if count not in ("true", "false"):
+        raise BadRequestData(f"count must be true or false, not {count!r}")
+    query.count = query.count or "count" in options or count == "true"
     page = await run_in_threadpool(platform.entities.query, query)
     shown = render_options({k: v for k, v in params.items() if isinstance(v, str)}, ld.ctx, options)
     media = accepted(request)
