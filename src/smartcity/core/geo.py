@@ -73,6 +73,17 @@ def parse_geometry(obj: object) -> dict[str, Any]:
 
 def geometry_bbox(geometry: dict[str, Any]) -> BoundingBox:
     """Return the (min lon, min lat, max lon, max lat) box of a GeoJSON geometry."""
+    coordinates = geometry.get("coordinates")
+    if geometry.get("type") == "Point" and isinstance(coordinates, list) and len(coordinates) >= 2:
+        # Most things in a city are points: their box needs no geometry library.
+        lon, lat = coordinates[0], coordinates[1]
+        if (
+            isinstance(lon, int | float)
+            and isinstance(lat, int | float)
+            and -180 <= lon <= 180
+            and -90 <= lat <= 90
+        ):
+            return (float(lon), float(lat), float(lon), float(lat))
     try:
         minx, miny, maxx, maxy = _checked_shape(geometry).bounds
     except _Invalid as error:

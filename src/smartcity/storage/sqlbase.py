@@ -43,6 +43,7 @@ IndexEntry = tuple[int, str, float | None, str | None]  # (pk, name, num, txt)
 ENTITY_COLUMNS = "e.pk, e.id, e.types, e.scopes, e.created_at, e.modified_at, e.doc"
 CHUNK = 500
 PROBE_LIMIT = 1000
+_Rows = tuple[list[tuple[str, float | None, str | None]], list[tuple[str, BBox]]]
 
 
 @dataclass(slots=True)
@@ -108,6 +109,8 @@ class SqlEntityStore(ABC):
     """EntityStore over a SQL database; subclasses give connections, DDL and the geo index."""
 
     dialect: Dialect
+    incremental_index: bool = False
+    """Write only the index rows an update changes (needs `_delete_index_rows`)."""
 
     # -- what a backend provides ------------------------------------------------------------
 
@@ -152,9 +155,15 @@ class SqlEntityStore(ABC):
         """Load the named entities, ask `plan` for the writes, make them in one transaction."""
         with self._writing() as cursor:
             current = self._load(cursor, tenant, list(ids), lock=True)
+            # Plans change the loaded entities in place: take their index rows first.
+            before = (
+                {key: (index_rows(e), geo_rows(e)) for key, e in current.items()}
+                if self.incremental_index
+                else {}
+            )
             changes = plan(current)
             if changes:
-                self._write(cursor, tenant, changes)
+                self._write(cursor, tenant, changes, before)
             return changes
 
     def _load(
@@ -213,7 +222,9 @@ class SqlEntityStore(ABC):
             )
         self._delete_geo(cursor, pks)
 
-    def _write(self, cursor: Cursor, tenant: str, changes: Changes) -> None:
+    def _write(
+        self, cursor: Cursor, tenant: str, changes: Changes, before: dict[str, _Rows]
+    ) -> None:
         if changes.deletes:
             pks = list(self._pks(cursor, tenant, changes.deletes).values())
             self._delete_index(cursor, pks)
@@ -225,16 +236,38 @@ class SqlEntityStore(ABC):
             return
         self._upsert_entities(cursor, tenant, changes.upserts)
         pks_by_id = self._pks(cursor, tenant, [entity.id for entity in changes.upserts])
-        self._delete_index(cursor, list(pks_by_id.values()))
-        index: list[IndexEntry] = []
+        rewritten = [pks_by_id[e.id] for e in changes.upserts if e.id not in before]
+        self._delete_index(cursor, rewritten)
+        added: list[IndexEntry] = []
+        removed: list[IndexEntry] = []
         geo: list[tuple[int, str, BBox]] = []
+        geo_redone: list[int] = []
         for entity in changes.upserts:
             pk = pks_by_id[entity.id]
-            index.extend((pk, name, num, txt) for name, num, txt in index_rows(entity))
-            geo.extend((pk, name, bbox) for name, bbox in geo_rows(entity))
-        self._insert_index(cursor, index)
+            rows, boxes = index_rows(entity), geo_rows(entity)
+            old = before.get(entity.id)
+            if old is None:
+                added.extend((pk, *row) for row in rows)
+                geo.extend((pk, name, bbox) for name, bbox in boxes)
+                continue
+            # Only the rows that changed are written: most updates touch a few attributes.
+            old_rows, new_rows = set(old[0]), set(rows)
+            removed.extend((pk, *row) for row in old[0] if row not in new_rows)
+            added.extend((pk, *row) for row in rows if row not in old_rows)
+            if boxes != old[1]:
+                geo_redone.append(pk)
+                geo.extend((pk, name, bbox) for name, bbox in boxes)
+        if removed:
+            self._delete_index_rows(cursor, removed)
+        if geo_redone:
+            self._delete_geo(cursor, geo_redone)
+        self._insert_index(cursor, added)
         if geo:
             self._insert_geo(cursor, geo)
+
+    def _delete_index_rows(self, cursor: Cursor, rows: list[IndexEntry]) -> None:
+        """Remove single index rows (backends with `incremental_index` provide this)."""
+        raise NotImplementedError
 
     def _insert_index(self, cursor: Cursor, rows: list[IndexEntry]) -> None:
         """Add attribute-index rows (pk, name, num, txt); a backend may load them faster."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from smartcity.core.errors import BadRequestData
 from smartcity.core.patterns import PatternTooSlow, compile_pattern, search
 from smartcity.storage.base import EntityQuery, QueryPage
-from smartcity.storage.sqlbase import BBox, Cursor, SqlEntityStore, chunks
+from smartcity.storage.sqlbase import BBox, Cursor, IndexEntry, SqlEntityStore, chunks
 from smartcity.storage.sqlfilter import SQLITE
 
 SCHEMA = """
@@ -73,6 +73,7 @@ class SqliteEntityStore(SqlEntityStore):
     """EntityStore on one SQLite file."""
 
     dialect = SQLITE
+    incremental_index = True
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,6 +129,13 @@ class SqliteEntityStore(SqlEntityStore):
 
     def _lock_rows_sql(self) -> str:
         return ""  # BEGIN IMMEDIATE already holds the database's one write lock.
+
+    def _delete_index_rows(self, cursor: Cursor, rows: list[IndexEntry]) -> None:
+        cursor.executemany(
+            "DELETE FROM entity_index INDEXED BY entity_index_pk "
+            "WHERE pk = ? AND name = ? AND num IS ? AND txt IS ?",
+            rows,
+        )
 
     def _insert_geo(self, cursor: Cursor, rows: list[tuple[int, str, BBox]]) -> None:
         for pk, name, (minx, miny, maxx, maxy) in rows:
