@@ -43,7 +43,7 @@ IndexEntry = tuple[int, str, float | None, str | None]  # (pk, name, num, txt)
 ENTITY_COLUMNS = "e.pk, e.id, e.types, e.scopes, e.created_at, e.modified_at, e.doc"
 CHUNK = 500
 PROBE_LIMIT = 1000
-_Rows = tuple[list[tuple[str, float | None, str | None]], list[tuple[str, BBox]]]
+_Rows = list[tuple[str, BBox]]
 
 
 @dataclass(slots=True)
@@ -157,9 +157,7 @@ class SqlEntityStore(ABC):
             current = self._load(cursor, tenant, list(ids), lock=True)
             # Plans change the loaded entities in place: take their index rows first.
             before = (
-                {key: (index_rows(e), geo_rows(e)) for key, e in current.items()}
-                if self.incremental_index
-                else {}
+                {key: geo_rows(e) for key, e in current.items()} if self.incremental_index else {}
             )
             changes = plan(current)
             if changes:
@@ -242,19 +240,20 @@ class SqlEntityStore(ABC):
         removed: list[IndexEntry] = []
         geo: list[tuple[int, str, BBox]] = []
         geo_redone: list[int] = []
+        stored = self._stored_index(cursor, [pks_by_id[key] for key in before])
         for entity in changes.upserts:
             pk = pks_by_id[entity.id]
             rows, boxes = index_rows(entity), geo_rows(entity)
-            old = before.get(entity.id)
-            if old is None:
+            old_boxes = before.get(entity.id)
+            if old_boxes is None:
                 added.extend((pk, *row) for row in rows)
                 geo.extend((pk, name, bbox) for name, bbox in boxes)
                 continue
             # Only the rows that changed are written: most updates touch a few attributes.
-            old_rows, new_rows = set(old[0]), set(rows)
-            removed.extend((pk, *row) for row in old[0] if row not in new_rows)
+            old_rows, new_rows = stored.get(pk, set()), set(rows)
+            removed.extend((pk, *row) for row in old_rows if row not in new_rows)
             added.extend((pk, *row) for row in rows if row not in old_rows)
-            if boxes != old[1]:
+            if boxes != old_boxes:
                 geo_redone.append(pk)
                 geo.extend((pk, name, bbox) for name, bbox in boxes)
         if removed:
@@ -264,6 +263,21 @@ class SqlEntityStore(ABC):
         self._insert_index(cursor, added)
         if geo:
             self._insert_geo(cursor, geo)
+
+    def _stored_index(
+        self, cursor: Cursor, pks: Sequence[int]
+    ) -> dict[int, set[tuple[str, float | None, str | None]]]:
+        """Return the index rows stored now for these entities, by pk."""
+        stored: dict[int, set[tuple[str, float | None, str | None]]] = {}
+        for chunk in chunks(pks):
+            cursor.execute(
+                "SELECT pk, name, num, txt FROM entity_index "
+                f"WHERE pk IN ({self._marks(len(chunk))})",
+                list(chunk),
+            )
+            for pk, name, num, txt in cursor.fetchall():
+                stored.setdefault(pk, set()).add((name, num, txt))
+        return stored
 
     def _delete_index_rows(self, cursor: Cursor, rows: list[IndexEntry]) -> None:
         """Remove single index rows (backends with `incremental_index` provide this)."""
