@@ -103,11 +103,6 @@ def instance_value(instance: Instance) -> JSON:
     return instance.get(member)
 
 
-def sub_attributes(instance: Instance) -> dict[str, Instance]:
-    """Return the sub-attributes of an instance, keyed by expanded name."""
-    return {k: v for k, v in instance.items() if k not in RESERVED_MEMBERS}
-
-
 def geo_values(entity: StoredEntity, geoproperty: str) -> list[dict[str, Any]]:
     """Return the GeoJSON geometries of one GeoProperty of an entity (all its instances)."""
     out: list[dict[str, Any]] = []

@@ -362,11 +362,6 @@ def _boxes_meet(a: BoundingBox, b: Any) -> bool:
     return bool(a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3])
 
 
-def _box_has(box: BoundingBox, lon: float, lat: float) -> bool:
-    """Return whether a box holds a point."""
-    return box[0] <= lon <= box[2] and box[1] <= lat <= box[3]
-
-
 def _checked_shape(obj: object) -> Any:
     """Return the shapely geometry of a valid GeoJSON geometry; raise _Invalid otherwise."""
     if not isinstance(obj, dict) or "coordinates" not in obj:

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from smartcity.core.entity import StoredEntity
+from smartcity.core.entity import StoredEntity, geo_values
 from smartcity.core.geo import geometry_bbox
 from smartcity.core.patterns import compile_pattern, search
 from smartcity.core.qeval import evaluate, evaluate_scope
@@ -399,11 +399,7 @@ class SqlEntityStore(ABC):
         if query.scope_q is not None and not evaluate_scope(query.scope_q, entity.scopes):
             return False
         if query.geo is not None:
-            geometries = [
-                instance["value"]
-                for instance in entity.attrs.get(query.geoproperty or "", [])
-                if instance.get("type") == "GeoProperty" and isinstance(instance.get("value"), dict)
-            ]
+            geometries = geo_values(entity, query.geoproperty or "")
             if not any(query.geo.matches(geometry) for geometry in geometries):
                 return False
         return True
