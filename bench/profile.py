@@ -36,6 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from bench.entities import batch_bodies, entity_id, mixed_keys
 from bench.load import BatchPoster, FloodShare, flood_process
 from bench.server import free_port, postgres_database
+from smartcity.auth.principal import Caller
 from smartcity.config import Settings
 from smartcity.logs import configure_logging
 from smartcity.platform import build_platform
@@ -307,7 +308,9 @@ def profile(
         if scenario == "retrieve":
             ctx = platform.contexts.resolve(None)
             for body in batch_bodies(keys, 0, 100):
-                platform.entities.batch_upsert("", orjson.loads(body), lambda _raw: ctx)
+                platform.entities.batch_upsert(
+                    Caller.system(), orjson.loads(body), lambda _raw: ctx
+                )
         config = uvicorn.Config(
             create_app(platform),
             host="127.0.0.1",

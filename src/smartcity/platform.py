@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -11,6 +12,7 @@ from smartcity.broker.contexts import ContextResolver
 from smartcity.broker.service import EntityService
 from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
+from smartcity.core.workers import Worker
 from smartcity.storage.base import EntityStore
 
 log = structlog.get_logger(__name__)
@@ -53,10 +55,31 @@ class Platform:
     store: EntityStore
     contexts: ContextResolver
     entities: EntityService
+    workers: list[Worker] = field(default_factory=list)
+    """Background loops that run while the platform serves (see `run_workers`)."""
+
+    async def run_workers(self, stop: asyncio.Event) -> None:
+        """Run every background worker until `stop` is set; a worker that fails is restarted."""
+        await asyncio.gather(*(_supervise(worker, stop) for worker in self.workers))
 
     def close(self) -> None:
         """Release what the platform holds."""
         self.store.close()
+
+
+async def _supervise(worker: Worker, stop: asyncio.Event) -> None:
+    """Run one worker, restarting it after an unexpected error (logged), until `stop`."""
+    while not stop.is_set():
+        try:
+            await worker.run(stop)
+        except Exception:
+            log.exception("worker failed; restarting in 1 s", worker=worker.name)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except TimeoutError:
+                continue
+        else:
+            return
 
 
 def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:

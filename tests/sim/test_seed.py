@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from smartcity.auth.principal import Caller
 from smartcity.broker.params import entity_query
 from smartcity.config import Settings
 from smartcity.platform import build_platform
@@ -29,11 +30,11 @@ def test_seed_loads_and_is_idempotent(tmp_path: Path) -> None:
             ctx,
             default_limit=20,
         )
-        found = platform.entities.query(near_station).entities
+        found = platform.entities.query(Caller.system(), near_station).entities
         assert [entity.id for entity in found] == [
             "urn:ngsi-ld:OffStreetParking:changdong-station-public"
         ]
         stations = entity_query("", {"type": "TransportStation"}, ctx, default_limit=20)
-        assert len(platform.entities.query(stations).entities) == 2
+        assert len(platform.entities.query(Caller.system(), stations).entities) == 2
     finally:
         platform.close()

@@ -26,7 +26,7 @@ places = st.sampled_from([None, (127.04, 37.65), (127.06, 37.66)])
 
 
 def stored_rows(store: SqliteEntityStore) -> set[tuple[str, float | None, str | None]]:
-    with store._reading() as cursor:
+    with store.reading() as cursor:
         cursor.execute(
             "SELECT i.name, i.num, i.txt FROM entity_index i JOIN entities e ON e.pk = i.pk "
             "WHERE e.id = ?",
@@ -55,7 +55,7 @@ def test_index_matches_the_entity_after_every_update(
 
             store.apply("", [ENTITY], plan)
             assert stored_rows(store) == set(index_rows(entity))
-            with store._reading() as cursor:
+            with store.reading() as cursor:
                 cursor.execute("SELECT COUNT(*) FROM entity_geo")
                 assert cursor.fetchone()[0] == (1 if place else 0)
     finally:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from smartcity.auth.principal import Caller
 from smartcity.broker.codec import parse_attributes, parse_entity, parse_entity_fragment
 from smartcity.broker.contexts import ActiveContext
 from smartcity.broker.merge import (
@@ -24,7 +25,14 @@ from smartcity.core.errors import (
     SmartCityError,
     TooManyResults,
 )
-from smartcity.storage.base import Changes, EntityQuery, EntityStore, QueryPage
+from smartcity.storage.base import (
+    AttributeSummary,
+    Changes,
+    EntityQuery,
+    EntityStore,
+    QueryPage,
+    TypeSummary,
+)
 
 
 @dataclass(slots=True)
@@ -66,7 +74,7 @@ class EntityService:
 
     # -- single entities ------------------------------------------------------------------------
 
-    def create(self, tenant: str, body: Any, ctx: ActiveContext) -> str:
+    def create(self, caller: Caller, body: Any, ctx: ActiveContext) -> str:
         """Create one entity; AlreadyExists if its id is taken."""
         entity = parse_entity(body, ctx, self._now())
 
@@ -75,28 +83,29 @@ class EntityService:
                 raise AlreadyExists(f"entity {entity.id} already exists", instance=entity.id)
             return Changes(upserts=[entity])
 
-        self.store.apply(tenant, [entity.id], plan)
+        self.store.apply(caller.tenant, [entity.id], plan)
         return entity.id
 
-    def retrieve(self, tenant: str, entity_id: str) -> StoredEntity:
+    def retrieve(self, caller: Caller, entity_id: str) -> StoredEntity:
         """Return one entity; ResourceNotFound if there is none with that id."""
-        entity = self.store.get(tenant, entity_id)
+        entity = self.store.get(caller.tenant, entity_id)
         if entity is None:
             raise ResourceNotFound(f"no entity with id {entity_id}", instance=entity_id)
         return entity
 
-    def delete(self, tenant: str, entity_id: str) -> None:
+    def delete(self, caller: Caller, entity_id: str) -> None:
         """Delete one entity; ResourceNotFound if there is none with that id."""
+        now = self._now()
 
         def plan(current: dict[str, StoredEntity]) -> Changes:
             if entity_id not in current:
                 raise ResourceNotFound(f"no entity with id {entity_id}", instance=entity_id)
-            return Changes(deletes=[entity_id])
+            return Changes(deletes=[entity_id], at=now)
 
-        self.store.apply(tenant, [entity_id], plan)
+        self.store.apply(caller.tenant, [entity_id], plan)
 
     def _modify(
-        self, tenant: str, entity_id: str, change: Callable[[StoredEntity, str], None]
+        self, caller: Caller, entity_id: str, change: Callable[[StoredEntity, str], None]
     ) -> StoredEntity:
         """Apply an in-place change to one existing entity in one transaction."""
         now = self._now()
@@ -111,28 +120,34 @@ class EntityService:
             result.append(entity)
             return Changes(upserts=[entity])
 
-        self.store.apply(tenant, [entity_id], plan)
+        self.store.apply(caller.tenant, [entity_id], plan)
         return result[0]
 
     def append_attributes(
-        self, tenant: str, entity_id: str, body: Any, ctx: ActiveContext, *, overwrite: bool = True
+        self,
+        caller: Caller,
+        entity_id: str,
+        body: Any,
+        ctx: ActiveContext,
+        *,
+        overwrite: bool = True,
     ) -> UpdateResult:
         """Add attributes (POST .../attrs); existing ones are overwritten unless told not to."""
         return self._put_attributes(
-            tenant, entity_id, body, ctx, overwrite=overwrite, only_existing=False
+            caller, entity_id, body, ctx, overwrite=overwrite, only_existing=False
         )
 
     def update_attributes(
-        self, tenant: str, entity_id: str, body: Any, ctx: ActiveContext
+        self, caller: Caller, entity_id: str, body: Any, ctx: ActiveContext
     ) -> UpdateResult:
         """Replace existing attributes (PATCH .../attrs); others are reported as not updated."""
         return self._put_attributes(
-            tenant, entity_id, body, ctx, overwrite=True, only_existing=True
+            caller, entity_id, body, ctx, overwrite=True, only_existing=True
         )
 
     def _put_attributes(
         self,
-        tenant: str,
+        caller: Caller,
         entity_id: str,
         body: Any,
         ctx: ActiveContext,
@@ -154,11 +169,11 @@ class EntityService:
                 display=_display_names(body, ctx),
             )
 
-        self._modify(tenant, entity_id, change)
+        self._modify(caller, entity_id, change)
         return result
 
     def partial_update_attribute(
-        self, tenant: str, entity_id: str, attribute: str, body: Any, ctx: ActiveContext
+        self, caller: Caller, entity_id: str, attribute: str, body: Any, ctx: ActiveContext
     ) -> None:
         """Merge members into one attribute (PATCH .../attrs/{attrId})."""
         if not isinstance(body, dict):
@@ -180,10 +195,10 @@ class EntityService:
             parsed["createdAt"] = instances[position].get("createdAt", now)
             instances[position] = parsed
 
-        self._modify(tenant, entity_id, change)
+        self._modify(caller, entity_id, change)
 
     def replace_attribute(
-        self, tenant: str, entity_id: str, attribute: str, body: Any, ctx: ActiveContext
+        self, caller: Caller, entity_id: str, attribute: str, body: Any, ctx: ActiveContext
     ) -> None:
         """Replace one attribute whole (PUT .../attrs/{attrId})."""
         name = ctx.expand(attribute)
@@ -208,11 +223,11 @@ class EntityService:
                 result=UpdateResult(),
             )
 
-        self._modify(tenant, entity_id, change)
+        self._modify(caller, entity_id, change)
 
     def delete_attribute(
         self,
-        tenant: str,
+        caller: Caller,
         entity_id: str,
         attribute: str,
         ctx: ActiveContext,
@@ -243,9 +258,9 @@ class EntityService:
             if not instances:
                 del entity.attrs[name]
 
-        self._modify(tenant, entity_id, change)
+        self._modify(caller, entity_id, change)
 
-    def merge(self, tenant: str, entity_id: str, body: Any, ctx: ActiveContext) -> None:
+    def merge(self, caller: Caller, entity_id: str, body: Any, ctx: ActiveContext) -> None:
         """Merge-patch an entity (PATCH /entities/{id}); urn:ngsi-ld:null deletes an attribute."""
         if not isinstance(body, dict):
             raise BadRequestData("the body must be a JSON object of attributes")
@@ -282,9 +297,9 @@ class EntityService:
                 entity.types = fragment.types or entity.types
                 entity.scopes = entity.scopes if fragment.scopes is None else fragment.scopes
 
-        self._modify(tenant, entity_id, change)
+        self._modify(caller, entity_id, change)
 
-    def replace(self, tenant: str, entity_id: str, body: Any, ctx: ActiveContext) -> None:
+    def replace(self, caller: Caller, entity_id: str, body: Any, ctx: ActiveContext) -> None:
         """Replace an entity whole (PUT /entities/{id}), keeping its creation time."""
         if not isinstance(body, dict):
             raise BadRequestData("the body must be a JSON object: the whole new entity")
@@ -298,12 +313,13 @@ class EntityService:
             replacement.created_at = old.created_at
             return Changes(upserts=[replacement])
 
-        self.store.apply(tenant, [entity_id], plan)
+        self.store.apply(caller.tenant, [entity_id], plan)
 
     # -- queries --------------------------------------------------------------------------------
 
-    def query(self, query: EntityQuery) -> QueryPage:
-        """Run a query after checking its paging against the broker's limits."""
+    def query(self, caller: Caller, query: EntityQuery) -> QueryPage:
+        """Run a query in the caller's tenant after checking its paging against the limits."""
+        query.tenant = caller.tenant
         if query.limit > self.max_limit:
             raise TooManyResults(
                 f"limit {query.limit} is above this broker's maximum of {self.max_limit}; "
@@ -314,6 +330,18 @@ class EntityService:
         if query.limit == 0 and not query.count:
             raise BadRequestData("limit=0 only makes sense with count=true")
         return self.store.query(query)
+
+    def type_summaries(self, caller: Caller) -> list[TypeSummary]:
+        """Return every entity type of the caller's tenant with its count and attributes."""
+        return self.store.type_summaries(caller.tenant)
+
+    def attribute_summaries(self, caller: Caller) -> list[AttributeSummary]:
+        """Return every attribute name of the caller's tenant with the types that use it."""
+        return self.store.attribute_summaries(caller.tenant)
+
+    def entities_of_type(self, caller: Caller, type_iri: str) -> list[StoredEntity]:
+        """Return every entity of one type in the caller's tenant (for type details)."""
+        return self.store.entities_of_type(caller.tenant, type_iri)
 
     # -- batches --------------------------------------------------------------------------------
 
@@ -330,7 +358,7 @@ class EntityService:
                 result.errors.append(BatchError(_entity_id(raw), error))
         return entities
 
-    def batch_create(self, tenant: str, body: Any, ctx: ContextOf) -> BatchResult:
+    def batch_create(self, caller: Caller, body: Any, ctx: ContextOf) -> BatchResult:
         """Create many entities; each one that exists already is an error of its own."""
         result = BatchResult()
         entities = self._parse_batch(body, ctx, self._now(), result)
@@ -350,11 +378,11 @@ class EntityService:
             return Changes(upserts=writes)
 
         if entities:
-            self.store.apply(tenant, [entity.id for entity in entities], plan)
+            self.store.apply(caller.tenant, [entity.id for entity in entities], plan)
         return result
 
     def batch_upsert(
-        self, tenant: str, body: Any, ctx: ContextOf, *, mode: str = "replace"
+        self, caller: Caller, body: Any, ctx: ContextOf, *, mode: str = "replace"
     ) -> tuple[BatchResult, list[str]]:
         """Create or change many entities; return the result and the ids that were created."""
         if mode not in ("replace", "update"):
@@ -381,12 +409,12 @@ class EntityService:
             return Changes(upserts=[working[i] for i in dict.fromkeys(touched)])
 
         if entities:
-            self.store.apply(tenant, [entity.id for entity in entities], plan)
+            self.store.apply(caller.tenant, [entity.id for entity in entities], plan)
         result.success = list(dict.fromkeys(result.success))
         return result, created
 
     def batch_update(
-        self, tenant: str, body: Any, ctx: ContextOf, *, overwrite: bool = True
+        self, caller: Caller, body: Any, ctx: ContextOf, *, overwrite: bool = True
     ) -> BatchResult:
         """Append or update attributes of many existing entities."""
         now = self._now()
@@ -408,16 +436,17 @@ class EntityService:
             return Changes(upserts=list(writes.values()))
 
         if entities:
-            self.store.apply(tenant, [entity.id for entity in entities], plan)
+            self.store.apply(caller.tenant, [entity.id for entity in entities], plan)
         result.success = list(dict.fromkeys(result.success))
         return result
 
-    def batch_delete(self, tenant: str, body: Any) -> BatchResult:
+    def batch_delete(self, caller: Caller, body: Any) -> BatchResult:
         """Delete many entities by id; an unknown id is an error of its own."""
         if not isinstance(body, list) or not all(isinstance(item, str) for item in body):
             raise BadRequestData("batch delete takes a JSON array of entity ids (strings)")
         ids: Sequence[str] = list(dict.fromkeys(body))
         result = BatchResult()
+        now = self._now()
 
         def plan(current: dict[str, StoredEntity]) -> Changes:
             deletes = []
@@ -429,10 +458,10 @@ class EntityService:
                     result.errors.append(
                         BatchError(entity_id, ResourceNotFound(f"no entity with id {entity_id}"))
                     )
-            return Changes(deletes=deletes)
+            return Changes(deletes=deletes, at=now)
 
         if ids:
-            self.store.apply(tenant, ids, plan)
+            self.store.apply(caller.tenant, ids, plan)
         return result
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 NGSI_LD_ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
+SMARTCITY_ERRORS = "urn:smartcity:errors:"
 
 
 class SmartCityError(Exception):
@@ -48,6 +49,22 @@ class BadRequestData(SmartCityError):
     status = 400
     problem_type = NGSI_LD_ERRORS + "BadRequestData"
     title = "Bad request data"
+
+
+class Unauthorized(SmartCityError):
+    """The request carries no valid credential."""
+
+    status = 401
+    problem_type = SMARTCITY_ERRORS + "Unauthorized"
+    title = "Unauthorized"
+
+
+class Forbidden(SmartCityError):
+    """The caller's credential is valid but does not allow this operation."""
+
+    status = 403
+    problem_type = SMARTCITY_ERRORS + "Forbidden"
+    title = "Forbidden"
 
 
 class TooManyResults(SmartCityError):

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from smartcity.auth.principal import Caller
 from smartcity.platform import Platform
 
 CHANGDONG_CONTEXT_URL = "urn:smartcity:context:changdong"
@@ -28,7 +29,7 @@ def load_seed(platform: Platform) -> int:
     """Upsert the seed set of Changdong places into the default tenant; return how many."""
     platform.contexts.preload_file(CHANGDONG_CONTEXT_URL, data_path("changdong-context.jsonld"))
     result, _ = platform.entities.batch_upsert(
-        "", seed_entities(), lambda raw: platform.contexts.resolve(raw.get("@context"))
+        Caller.system(), seed_entities(), lambda raw: platform.contexts.resolve(raw.get("@context"))
     )
     if result.errors:
         problems = "; ".join(f"{e.entity_id}: {e.error.detail}" for e in result.errors)

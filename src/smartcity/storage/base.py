@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
-from smartcity.core.entity import StoredEntity
+from smartcity.core.entity import Instance, StoredEntity
 
 if TYPE_CHECKING:
     from smartcity.core.geo import GeoPredicate
@@ -45,9 +46,41 @@ class Changes:
 
     upserts: list[StoredEntity] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
+    at: str = ""
+    """When the deletes happen (upserts carry their own modifiedAt)."""
 
     def __bool__(self) -> bool:
         return bool(self.upserts or self.deletes)
+
+
+class ChangeKind(StrEnum):
+    """What happened to an entity."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+@dataclass(slots=True)
+class ChangeRecord:
+    """One committed change of one entity, as kept in the change log.
+
+    The log is written in the same transaction as the change itself (a transactional outbox):
+    temporal history, subscriptions and the event bus all read it, so none of them can miss a
+    change that committed or see one that did not.
+    """
+
+    seq: int
+    tenant: str
+    kind: ChangeKind
+    at: str
+    entity: StoredEntity
+    """The entity after the change; for a delete, as it was before."""
+    changed: list[str]
+    """The attributes whose instances changed (every attribute on create and delete)."""
+    previous: dict[str, list[Instance]]
+    """The changed attributes as they were before (empty on create)."""
+    types_changed: bool = False
 
 
 Plan = Callable[[dict[str, StoredEntity]], Changes]
@@ -97,6 +130,18 @@ class EntityStore(Protocol):
 
     def entities_of_type(self, tenant: str, type_iri: str) -> list[StoredEntity]:
         """Return every entity of one type (for type details; not for hot paths)."""
+        ...
+
+    def changes_since(self, after_seq: int, limit: int = 500) -> list[ChangeRecord]:
+        """Return the logged changes with a sequence number above `after_seq`, oldest first."""
+        ...
+
+    def last_change_seq(self) -> int:
+        """Return the sequence number of the newest logged change (0 when none)."""
+        ...
+
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (in the writing thread) after every commit that logged changes."""
         ...
 
     def close(self) -> None:

@@ -12,7 +12,6 @@ from psycopg import IsolationLevel, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from smartcity.core.entity import StoredEntity
 from smartcity.core.errors import ConfigurationError
 from smartcity.storage.sqlbase import BBox, Cursor, IndexEntry, SqlEntityStore
 from smartcity.storage.sqlfilter import POSTGRES
@@ -46,10 +45,28 @@ CREATE TABLE IF NOT EXISTS entity_geo (
 );
 CREATE INDEX IF NOT EXISTS entity_geo_pk ON entity_geo (pk);
 CREATE INDEX IF NOT EXISTS entity_geo_bbox ON entity_geo USING GIST (bbox);
+CREATE TABLE IF NOT EXISTS entity_changes (
+    seq BIGSERIAL PRIMARY KEY,
+    tenant TEXT COLLATE "C" NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    entity_id TEXT COLLATE "C" NOT NULL,
+    types TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    modified_at TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    changed TEXT NOT NULL,
+    previous TEXT NOT NULL,
+    types_changed BOOLEAN NOT NULL
+);
 """
 
 # Serializes schema creation when several processes start on one database at once.
 _DDL_LOCK: Final = 0x736D617274636974  # "smartcit"
+# Held from a change's log insert to its commit, so log sequence numbers are in commit order
+# and a reader that has seen seq N never later finds a smaller one appear.
+_CHANGE_LOG_LOCK: Final = 0x736D6C6F67  # "smlog"
 
 
 def entity_lock_key(tenant: str, entity_id: str) -> int:
@@ -92,6 +109,7 @@ class PostgresEntityStore(SqlEntityStore):
         connect_timeout: float = 10.0,
     ) -> None:
         self._schema = schema
+        self._commit_listeners = []
         self._pool = ConnectionPool(
             url,
             min_size=min_size,
@@ -132,7 +150,7 @@ class PostgresEntityStore(SqlEntityStore):
     # -- connections ------------------------------------------------------------------------
 
     @contextmanager
-    def _reading(self) -> Iterator[Cursor]:
+    def reading(self) -> Iterator[Cursor]:
         # One snapshot for every statement of a read (a count and its page agree).
         with self._pool.connection() as connection:
             connection.isolation_level = IsolationLevel.REPEATABLE_READ
@@ -141,7 +159,7 @@ class PostgresEntityStore(SqlEntityStore):
                 yield cursor
 
     @contextmanager
-    def _writing(self) -> Iterator[Cursor]:
+    def writing(self) -> Iterator[Cursor]:
         # READ COMMITTED: each statement sees what committed before it, so the entities loaded
         # after their locks are taken are current (a snapshot from the first statement is not).
         with self._pool.connection() as connection:
@@ -155,9 +173,9 @@ class PostgresEntityStore(SqlEntityStore):
     def _lock_rows_sql(self) -> str:
         return " FOR UPDATE"
 
-    def _load(
+    def _load_rows(
         self, cursor: Cursor, tenant: str, ids: Sequence[str], *, lock: bool = False
-    ) -> dict[str, StoredEntity]:
+    ) -> list[tuple[Any, ...]]:
         if lock and ids:
             # Row locks cover existing entities only; two transactions creating the same new id
             # would both see it absent, so each id is locked by key first, keys in one global
@@ -168,9 +186,12 @@ class PostgresEntityStore(SqlEntityStore):
                 "WITH ORDINALITY AS t(k, n) ORDER BY n",
                 [keys],
             )
-        return super()._load(cursor, tenant, ids, lock=lock)
+        return super()._load_rows(cursor, tenant, ids, lock=lock)
 
     # -- writes -----------------------------------------------------------------------------
+
+    def _lock_change_log(self, cursor: Cursor) -> None:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHANGE_LOG_LOCK])
 
     def _insert_index(self, cursor: Cursor, rows: list[IndexEntry]) -> None:
         # COPY: about four times faster than pipelined INSERTs, even for a few rows.

@@ -9,7 +9,7 @@ is checked exactly in Python before paging.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +22,8 @@ from smartcity.core.patterns import compile_pattern, search
 from smartcity.core.qeval import evaluate, evaluate_scope
 from smartcity.storage.base import (
     AttributeSummary,
+    ChangeKind,
+    ChangeRecord,
     Changes,
     EntityQuery,
     Plan,
@@ -86,6 +88,53 @@ def entity_from_row(row: Sequence[Any]) -> StoredEntity:
     )
 
 
+CHANGE_COLUMNS = (
+    "seq, tenant, kind, at, entity_id, types, scopes, created_at, modified_at, doc, changed, "
+    "previous, types_changed"
+)
+
+
+def _change_row(
+    tenant: str,
+    kind: ChangeKind,
+    entity: StoredEntity,
+    doc: str,
+    changed: list[str],
+    previous: dict[str, Any],
+    types_changed: bool,
+    at: str = "",
+) -> tuple[Any, ...]:
+    return (
+        tenant,
+        kind.value,
+        at or entity.modified_at,
+        entity.id,
+        orjson.dumps(entity.types).decode(),
+        orjson.dumps(entity.scopes).decode(),
+        entity.created_at,
+        entity.modified_at,
+        doc,
+        orjson.dumps(changed).decode(),
+        orjson.dumps(previous).decode(),
+        types_changed,
+    )
+
+
+def change_from_row(row: Sequence[Any]) -> ChangeRecord:
+    """Build a ChangeRecord from a row of CHANGE_COLUMNS."""
+    seq, tenant, kind, at, *entity_row, changed, previous, types_changed = row
+    return ChangeRecord(
+        seq=int(seq),
+        tenant=tenant,
+        kind=ChangeKind(kind),
+        at=at,
+        entity=entity_from_row((None, *entity_row)),
+        changed=orjson.loads(changed),
+        previous=orjson.loads(previous),
+        types_changed=bool(types_changed),
+    )
+
+
 def geo_rows(entity: StoredEntity) -> list[tuple[str, BBox]]:
     """Return (geoproperty, bounding box) for every GeoProperty instance of an entity."""
     rows: list[tuple[str, BBox]] = []
@@ -109,17 +158,18 @@ class SqlEntityStore(ABC):
     """EntityStore over a SQL database; subclasses give connections, DDL and the geo index."""
 
     dialect: Dialect
+    _commit_listeners: list[Callable[[], None]]
     incremental_index: bool = False
     """Write only the index rows an update changes (needs `_delete_index_rows`)."""
 
     # -- what a backend provides ------------------------------------------------------------
 
     @abstractmethod
-    def _reading(self) -> AbstractContextManager[Cursor]:
+    def reading(self) -> AbstractContextManager[Cursor]:
         """Open a cursor for reads."""
 
     @abstractmethod
-    def _writing(self) -> AbstractContextManager[Cursor]:
+    def writing(self) -> AbstractContextManager[Cursor]:
         """Open a cursor inside a write transaction (committed on normal exit)."""
 
     @abstractmethod
@@ -153,21 +203,26 @@ class SqlEntityStore(ABC):
 
     def apply(self, tenant: str, ids: Collection[str], plan: Plan) -> Changes:
         """Load the named entities, ask `plan` for the writes, make them in one transaction."""
-        with self._writing() as cursor:
-            current = self._load(cursor, tenant, list(ids), lock=True)
+        with self.writing() as cursor:
+            rows = self._load_rows(cursor, tenant, list(ids), lock=True)
+            current = {row[1]: entity_from_row(row) for row in rows}
             # Plans change the loaded entities in place: take their index rows first.
             before = (
                 {key: geo_rows(e) for key, e in current.items()} if self.incremental_index else {}
             )
             changes = plan(current)
             if changes:
-                self._write(cursor, tenant, changes, before)
-            return changes
+                docs = self._write(cursor, tenant, changes, before)
+                self._log_changes(cursor, tenant, changes, {row[1]: row for row in rows}, docs)
+        if changes:
+            for listener in self._commit_listeners:
+                listener()
+        return changes
 
-    def _load(
+    def _load_rows(
         self, cursor: Cursor, tenant: str, ids: Sequence[str], *, lock: bool = False
-    ) -> dict[str, StoredEntity]:
-        found: dict[str, StoredEntity] = {}
+    ) -> list[tuple[Any, ...]]:
+        found: list[tuple[Any, ...]] = []
         suffix = self._lock_rows_sql() if lock else ""
         for chunk in chunks(list(dict.fromkeys(ids))):
             cursor.execute(
@@ -175,9 +230,7 @@ class SqlEntityStore(ABC):
                 f"WHERE e.tenant = {self._p} AND e.id IN ({self._marks(len(chunk))}){suffix}",
                 [tenant, *chunk],
             )
-            for row in cursor.fetchall():
-                entity = entity_from_row(row)
-                found[entity.id] = entity
+            found.extend(cursor.fetchall())
         return found
 
     def _pks(self, cursor: Cursor, tenant: str, ids: Sequence[str]) -> dict[str, int]:
@@ -191,9 +244,12 @@ class SqlEntityStore(ABC):
             pks.update({row[0]: row[1] for row in cursor.fetchall()})
         return pks
 
-    def _upsert_entities(self, cursor: Cursor, tenant: str, entities: list[StoredEntity]) -> None:
-        """Insert entity rows, replacing those whose (tenant, id) exists."""
+    def _upsert_entities(
+        self, cursor: Cursor, tenant: str, entities: list[StoredEntity]
+    ) -> dict[str, str]:
+        """Insert entity rows, replacing those whose (tenant, id) exists; return the docs."""
         p = self._p
+        docs = {entity.id: orjson.dumps(entity.attrs).decode() for entity in entities}
         cursor.executemany(
             "INSERT INTO entities (tenant, id, types, scopes, created_at, modified_at, doc) "
             f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}) ON CONFLICT (tenant, id) DO UPDATE SET "
@@ -207,11 +263,12 @@ class SqlEntityStore(ABC):
                     orjson.dumps(entity.scopes).decode(),
                     entity.created_at,
                     entity.modified_at,
-                    orjson.dumps(entity.attrs).decode(),
+                    docs[entity.id],
                 )
                 for entity in entities
             ],
         )
+        return docs
 
     def _delete_index(self, cursor: Cursor, pks: Sequence[int]) -> None:
         for chunk in chunks(pks):
@@ -222,7 +279,8 @@ class SqlEntityStore(ABC):
 
     def _write(
         self, cursor: Cursor, tenant: str, changes: Changes, before: dict[str, _Rows]
-    ) -> None:
+    ) -> dict[str, str]:
+        """Make the writes; return the stored doc of every upserted entity, by id."""
         if changes.deletes:
             pks = list(self._pks(cursor, tenant, changes.deletes).values())
             self._delete_index(cursor, pks)
@@ -231,8 +289,8 @@ class SqlEntityStore(ABC):
                     f"DELETE FROM entities WHERE pk IN ({self._marks(len(chunk))})", list(chunk)
                 )
         if not changes.upserts:
-            return
-        self._upsert_entities(cursor, tenant, changes.upserts)
+            return {}
+        docs = self._upsert_entities(cursor, tenant, changes.upserts)
         pks_by_id = self._pks(cursor, tenant, [entity.id for entity in changes.upserts])
         rewritten = [pks_by_id[e.id] for e in changes.upserts if e.id not in before]
         self._delete_index(cursor, rewritten)
@@ -263,6 +321,83 @@ class SqlEntityStore(ABC):
         self._insert_index(cursor, added)
         if geo:
             self._insert_geo(cursor, geo)
+        return docs
+
+    # -- the change log -------------------------------------------------------------------------
+
+    @abstractmethod
+    def _lock_change_log(self, cursor: Cursor) -> None:
+        """Hold the log until commit, so sequence numbers are in commit order."""
+
+    def _log_changes(
+        self,
+        cursor: Cursor,
+        tenant: str,
+        changes: Changes,
+        originals: dict[str, tuple[Any, ...]],
+        docs: dict[str, str],
+    ) -> None:
+        """Append one change record per written entity, in the writing transaction."""
+        records: list[tuple[Any, ...]] = []
+        for entity in changes.upserts:
+            row = originals.get(entity.id)
+            doc = docs[entity.id]
+            if row is None:
+                kind, changed, previous = ChangeKind.CREATE, list(entity.attrs), {}
+                types_changed = True
+            else:
+                old = entity_from_row(row)
+                names = list(dict.fromkeys([*old.attrs, *entity.attrs]))
+                changed = [n for n in names if old.attrs.get(n) != entity.attrs.get(n)]
+                previous = {n: old.attrs[n] for n in changed if n in old.attrs}
+                kind = ChangeKind.UPDATE
+                types_changed = old.types != entity.types or old.scopes != entity.scopes
+            records.append(_change_row(tenant, kind, entity, doc, changed, previous, types_changed))
+        for entity_id in changes.deletes:
+            row = originals.get(entity_id)
+            if row is None:
+                continue
+            old = entity_from_row(row)
+            at = changes.at or old.modified_at
+            records.append(
+                _change_row(tenant, ChangeKind.DELETE, old, row[6], list(old.attrs), {}, True, at)
+            )
+        if not records:
+            return
+        self._lock_change_log(cursor)
+        cursor.executemany(
+            "INSERT INTO entity_changes (tenant, kind, at, entity_id, types, scopes, created_at, "
+            "modified_at, doc, changed, previous, types_changed) "
+            f"VALUES ({self._marks(12)})",
+            records,
+        )
+
+    def changes_since(self, after_seq: int, limit: int = 500) -> list[ChangeRecord]:
+        """Return the logged changes with a sequence number above `after_seq`, oldest first."""
+        p = self._p
+        with self.reading() as cursor:
+            cursor.execute(
+                f"SELECT {CHANGE_COLUMNS} FROM entity_changes WHERE seq > {p} "
+                f"ORDER BY seq LIMIT {p}",
+                [after_seq, limit],
+            )
+            return [change_from_row(row) for row in cursor.fetchall()]
+
+    def last_change_seq(self) -> int:
+        """Return the sequence number of the newest logged change (0 when none)."""
+        with self.reading() as cursor:
+            cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM entity_changes")
+            return int(cursor.fetchone()[0])
+
+    def prune_changes(self, up_to_seq: int) -> int:
+        """Delete the logged changes up to `up_to_seq` (every reader is past them)."""
+        with self.writing() as cursor:
+            cursor.execute(f"DELETE FROM entity_changes WHERE seq <= {self._p}", [up_to_seq])
+            return int(cursor.rowcount or 0)
+
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (in the writing thread) after every commit that logged changes."""
+        self._commit_listeners.append(listener)
 
     def _stored_index(
         self, cursor: Cursor, pks: Sequence[int]
@@ -294,7 +429,7 @@ class SqlEntityStore(ABC):
 
     def get(self, tenant: str, entity_id: str) -> StoredEntity | None:
         """Return one entity or None."""
-        with self._reading() as cursor:
+        with self.reading() as cursor:
             cursor.execute(
                 f"SELECT {ENTITY_COLUMNS} FROM entities e "
                 f"WHERE e.tenant = {self._p} AND e.id = {self._p}",
@@ -407,7 +542,7 @@ class SqlEntityStore(ABC):
     def query(self, query: EntityQuery) -> QueryPage:
         """Return the entities that match, ordered by id, paginated."""
         p = self._p
-        with self._reading() as cursor:
+        with self.reading() as cursor:
             where, params, exact = self._plan(cursor, query)
             if exact:
                 total: int | None = None
@@ -446,7 +581,7 @@ class SqlEntityStore(ABC):
     def type_summaries(self, tenant: str) -> list[TypeSummary]:
         """Return every entity type with its count and attribute names."""
         p = self._p
-        with self._reading() as cursor:
+        with self.reading() as cursor:
             cursor.execute(
                 "SELECT t.txt, COUNT(*) FROM entity_index t JOIN entities e ON e.pk = t.pk "
                 f"WHERE e.tenant = {p} AND t.name = '@type' GROUP BY t.txt ORDER BY t.txt",
@@ -470,7 +605,7 @@ class SqlEntityStore(ABC):
     def attribute_summaries(self, tenant: str) -> list[AttributeSummary]:
         """Return every attribute name with the types that use it."""
         p = self._p
-        with self._reading() as cursor:
+        with self.reading() as cursor:
             cursor.execute(
                 "SELECT a.name, t.txt, COUNT(DISTINCT a.pk) FROM entity_index a "
                 "JOIN entities e ON e.pk = a.pk JOIN entity_index t ON t.pk = a.pk "
@@ -495,7 +630,7 @@ class SqlEntityStore(ABC):
     def entities_of_type(self, tenant: str, type_iri: str) -> list[StoredEntity]:
         """Return every entity of one type (for type details; not for hot paths)."""
         p = self._p
-        with self._reading() as cursor:
+        with self.reading() as cursor:
             cursor.execute(
                 f"SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.tenant = {p} AND e.pk IN "
                 f"(SELECT pk FROM entity_index WHERE name = '@type' AND txt = {p}) ORDER BY e.id",

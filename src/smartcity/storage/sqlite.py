@@ -42,6 +42,21 @@ CREATE TABLE IF NOT EXISTS entity_geo (
 );
 CREATE INDEX IF NOT EXISTS entity_geo_pk ON entity_geo (pk);
 CREATE VIRTUAL TABLE IF NOT EXISTS entity_geo_rtree USING rtree (gid, minx, maxx, miny, maxy);
+CREATE TABLE IF NOT EXISTS entity_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    types TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    modified_at TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    changed TEXT NOT NULL,
+    previous TEXT NOT NULL,
+    types_changed INTEGER NOT NULL
+);
 """
 
 
@@ -78,6 +93,7 @@ class SqliteEntityStore(SqlEntityStore):
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
+        self._commit_listeners = []
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -99,7 +115,7 @@ class SqliteEntityStore(SqlEntityStore):
         return connection
 
     @contextmanager
-    def _reading(self) -> Iterator[Cursor]:
+    def reading(self) -> Iterator[Cursor]:
         connection: sqlite3.Connection | None = getattr(self._local, "reader", None)
         if connection is None:
             connection = self._connect()
@@ -113,7 +129,7 @@ class SqliteEntityStore(SqlEntityStore):
             cursor.close()
 
     @contextmanager
-    def _writing(self) -> Iterator[Cursor]:
+    def writing(self) -> Iterator[Cursor]:
         with self._write_lock:
             cursor = self._writer.cursor()
             cursor.execute("BEGIN IMMEDIATE")
@@ -129,6 +145,9 @@ class SqliteEntityStore(SqlEntityStore):
 
     def _lock_rows_sql(self) -> str:
         return ""  # BEGIN IMMEDIATE already holds the database's one write lock.
+
+    def _lock_change_log(self, cursor: Cursor) -> None:
+        """Nothing to do: there is one writer at a time, so commits are in seq order."""
 
     def _delete_index_rows(self, cursor: Cursor, rows: list[IndexEntry]) -> None:
         cursor.executemany(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -30,8 +31,14 @@ def create_app(platform: Platform) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        platform.close()
+        stop = asyncio.Event()
+        workers = asyncio.create_task(platform.run_workers(stop), name="platform-workers")
+        try:
+            yield
+        finally:
+            stop.set()
+            await workers
+            platform.close()
 
     app = FastAPI(
         title="Changdong Smart City Platform",

@@ -20,7 +20,7 @@ from smartcity.broker.params import (
 )
 from smartcity.broker.present import present, present_feature, present_features
 from smartcity.core.errors import BadRequestData, ResourceNotFound
-from smartcity.web.deps import PlatformDep, TenantDep
+from smartcity.web.deps import CallerDep, PlatformDep
 from smartcity.web.negotiation import GEO_JSON, accepted, ld_response, read_ld_request
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["NGSI-LD entities"])
@@ -47,16 +47,18 @@ def update_response(result: UpdateResult) -> Response:
 
 
 @router.get("/entities", summary="Query entities")
-async def query_entities(request: Request, platform: PlatformDep, tenant: TenantDep) -> Response:
+async def query_entities(request: Request, platform: PlatformDep, caller: CallerDep) -> Response:
     """Query entities by id, type, attributes, q, scopeQ and geo-query, paginated."""
     params = dict(request.query_params)
     require_filter(params)
     media = accepted(request)
     ld = await read_ld_request(request, platform.contexts, with_body=False)
     options = parse_options(params.get("options"), params.get("format"), allowed=READ_OPTIONS)
-    query = entity_query(tenant, params, ld.ctx, default_limit=platform.settings.default_limit)
+    query = entity_query(
+        caller.tenant, params, ld.ctx, default_limit=platform.settings.default_limit
+    )
     query.count = query.count or "count" in options
-    page = await run_in_threadpool(platform.entities.query, query)
+    page = await run_in_threadpool(platform.entities.query, caller, query)
     shown = render_options(params, ld.ctx, options)
     headers = {"NGSILD-Results-Count": str(page.total)} if page.total is not None else {}
     if media == GEO_JSON:
@@ -67,17 +69,17 @@ async def query_entities(request: Request, platform: PlatformDep, tenant: Tenant
 
 
 @router.post("/entities", status_code=201, summary="Create an entity")
-async def create_entity(request: Request, platform: PlatformDep, tenant: TenantDep) -> Response:
+async def create_entity(request: Request, platform: PlatformDep, caller: CallerDep) -> Response:
     """Create one entity; 409 if the id is taken."""
     ld = await read_ld_request(request, platform.contexts, with_body=True)
-    entity_id = await run_in_threadpool(platform.entities.create, tenant, ld.body, ld.ctx)
+    entity_id = await run_in_threadpool(platform.entities.create, caller, ld.body, ld.ctx)
     location = "/ngsi-ld/v1/entities/" + quote(entity_id, safe=":")
     return Response(status_code=201, headers={"Location": location})
 
 
 @router.post("/entities/{entity_id:path}/attrs", summary="Append attributes")
 async def append_attributes(
-    entity_id: str, request: Request, platform: PlatformDep, tenant: TenantDep
+    entity_id: str, request: Request, platform: PlatformDep, caller: CallerDep
 ) -> Response:
     """Add attributes; options=noOverwrite keeps existing ones."""
     check_entity_id(entity_id)
@@ -85,7 +87,7 @@ async def append_attributes(
     ld = await read_ld_request(request, platform.contexts, with_body=True)
     result = await run_in_threadpool(
         lambda: platform.entities.append_attributes(
-            tenant, entity_id, ld.body, ld.ctx, overwrite="noOverwrite" not in options
+            caller, entity_id, ld.body, ld.ctx, overwrite="noOverwrite" not in options
         )
     )
     return update_response(result)
@@ -93,13 +95,13 @@ async def append_attributes(
 
 @router.patch("/entities/{entity_id:path}/attrs", summary="Update attributes")
 async def update_attributes(
-    entity_id: str, request: Request, platform: PlatformDep, tenant: TenantDep
+    entity_id: str, request: Request, platform: PlatformDep, caller: CallerDep
 ) -> Response:
     """Change existing attributes; the others are reported as not updated."""
     check_entity_id(entity_id)
     ld = await read_ld_request(request, platform.contexts, with_body=True)
     result = await run_in_threadpool(
-        platform.entities.update_attributes, tenant, entity_id, ld.body, ld.ctx
+        platform.entities.update_attributes, caller, entity_id, ld.body, ld.ctx
     )
     return update_response(result)
 
@@ -110,13 +112,13 @@ async def update_attributes(
     summary="Partially update an attribute",
 )
 async def partial_update_attribute(
-    entity_id: str, attribute: str, request: Request, platform: PlatformDep, tenant: TenantDep
+    entity_id: str, attribute: str, request: Request, platform: PlatformDep, caller: CallerDep
 ) -> Response:
     """Change some members of one attribute."""
     check_entity_id(entity_id)
     ld = await read_ld_request(request, platform.contexts, with_body=True)
     await run_in_threadpool(
-        platform.entities.partial_update_attribute, tenant, entity_id, attribute, ld.body, ld.ctx
+        platform.entities.partial_update_attribute, caller, entity_id, attribute, ld.body, ld.ctx
     )
     return Response(status_code=204)
 
@@ -125,13 +127,13 @@ async def partial_update_attribute(
     "/entities/{entity_id:path}/attrs/{attribute}", status_code=204, summary="Replace an attribute"
 )
 async def replace_attribute(
-    entity_id: str, attribute: str, request: Request, platform: PlatformDep, tenant: TenantDep
+    entity_id: str, attribute: str, request: Request, platform: PlatformDep, caller: CallerDep
 ) -> Response:
     """Replace one attribute whole."""
     check_entity_id(entity_id)
     ld = await read_ld_request(request, platform.contexts, with_body=True)
     await run_in_threadpool(
-        platform.entities.replace_attribute, tenant, entity_id, attribute, ld.body, ld.ctx
+        platform.entities.replace_attribute, caller, entity_id, attribute, ld.body, ld.ctx
     )
     return Response(status_code=204)
 
@@ -140,7 +142,7 @@ async def replace_attribute(
     "/entities/{entity_id:path}/attrs/{attribute}", status_code=204, summary="Delete an attribute"
 )
 async def delete_attribute(
-    entity_id: str, attribute: str, request: Request, platform: PlatformDep, tenant: TenantDep
+    entity_id: str, attribute: str, request: Request, platform: PlatformDep, caller: CallerDep
 ) -> Response:
     """Delete an attribute (one datasetId, or all instances with deleteAll=true)."""
     check_entity_id(entity_id)
@@ -151,7 +153,7 @@ async def delete_attribute(
         raise BadRequestData(f"deleteAll must be true or false, not {delete_all!r}")
     await run_in_threadpool(
         lambda: platform.entities.delete_attribute(
-            tenant,
+            caller,
             entity_id,
             attribute,
             ld.ctx,
@@ -165,7 +167,7 @@ async def delete_attribute(
 # The entity-level routes come last: {entity_id:path} would also match ".../attrs/...".
 @router.get("/entities/{entity_id:path}", summary="Retrieve an entity")
 async def retrieve_entity(
-    entity_id: str, request: Request, platform: PlatformDep, tenant: TenantDep
+    entity_id: str, request: Request, platform: PlatformDep, caller: CallerDep
 ) -> Response:
     """Return one entity in the representation asked for."""
     check_entity_id(entity_id)
@@ -173,7 +175,7 @@ async def retrieve_entity(
     ld = await read_ld_request(request, platform.contexts, with_body=False)
     params = dict(request.query_params)
     shown = render_options(params, ld.ctx)
-    entity = await run_in_threadpool(platform.entities.retrieve, tenant, entity_id)
+    entity = await run_in_threadpool(platform.entities.retrieve, caller, entity_id)
     if shown.attrs is not None and not (shown.attrs & entity.attrs.keys()):
         raise ResourceNotFound(f"entity {entity_id} has none of the attributes asked for")
     if media == GEO_JSON:
@@ -182,30 +184,30 @@ async def retrieve_entity(
 
 
 @router.delete("/entities/{entity_id:path}", status_code=204, summary="Delete an entity")
-async def delete_entity(entity_id: str, platform: PlatformDep, tenant: TenantDep) -> Response:
+async def delete_entity(entity_id: str, platform: PlatformDep, caller: CallerDep) -> Response:
     """Delete one entity."""
     check_entity_id(entity_id)
-    await run_in_threadpool(platform.entities.delete, tenant, entity_id)
+    await run_in_threadpool(platform.entities.delete, caller, entity_id)
     return Response(status_code=204)
 
 
 @router.patch("/entities/{entity_id:path}", status_code=204, summary="Merge an entity")
 async def merge_entity(
-    entity_id: str, request: Request, platform: PlatformDep, tenant: TenantDep
+    entity_id: str, request: Request, platform: PlatformDep, caller: CallerDep
 ) -> Response:
     """Merge-patch: add or change the attributes given; urn:ngsi-ld:null deletes one."""
     check_entity_id(entity_id)
     ld = await read_ld_request(request, platform.contexts, with_body=True)
-    await run_in_threadpool(platform.entities.merge, tenant, entity_id, ld.body, ld.ctx)
+    await run_in_threadpool(platform.entities.merge, caller, entity_id, ld.body, ld.ctx)
     return Response(status_code=204)
 
 
 @router.put("/entities/{entity_id:path}", status_code=204, summary="Replace an entity")
 async def replace_entity(
-    entity_id: str, request: Request, platform: PlatformDep, tenant: TenantDep
+    entity_id: str, request: Request, platform: PlatformDep, caller: CallerDep
 ) -> Response:
     """Replace every attribute of an entity."""
     check_entity_id(entity_id)
     ld = await read_ld_request(request, platform.contexts, with_body=True)
-    await run_in_threadpool(platform.entities.replace, tenant, entity_id, ld.body, ld.ctx)
+    await run_in_threadpool(platform.entities.replace, caller, entity_id, ld.body, ld.ctx)
     return Response(status_code=204)

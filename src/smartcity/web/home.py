@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from smartcity import __version__
+from smartcity.auth.principal import Caller
 from smartcity.platform import Platform
 
 PAGE = """<!doctype html>
@@ -44,7 +45,7 @@ def home_page(platform: Platform) -> str:
         "".join(
             f'<tr><td><a href="/ngsi-ld/v1/entities?type={escape(s.type)}&amp;limit=100">'
             f"{escape(s.type.rsplit('/', 1)[-1])}</a></td><td>{s.count}</td></tr>"
-            for s in platform.store.type_summaries("")
+            for s in platform.entities.type_summaries(Caller.anonymous())
         )
         or '<tr><td colspan="2">아직 없음 · none yet</td></tr>'
     )

@@ -21,7 +21,7 @@ from smartcity.broker.params import (
 from smartcity.broker.present import present, present_features
 from smartcity.broker.service import BatchResult
 from smartcity.core.errors import BadRequestData, OperationNotSupported
-from smartcity.web.deps import PlatformDep, TenantDep
+from smartcity.web.deps import CallerDep, PlatformDep
 from smartcity.web.negotiation import (
     GEO_JSON,
     JSON_LD,
@@ -65,16 +65,16 @@ def batch_response(result: BatchResult, *, ok_status: int, ok_body: Any = None) 
 
 
 @router.post("/create", summary="Batch create")
-async def batch_create(request: Request, platform: PlatformDep, tenant: TenantDep) -> Response:
+async def batch_create(request: Request, platform: PlatformDep, caller: CallerDep) -> Response:
     """Create many entities; 201 with their ids, or 207 with per-entity errors."""
     ld = await read_ld_request(request, platform.contexts, with_body=True, body_is_list=True)
     context_of = batch_contexts(request, platform.contexts, ld)
-    result = await run_in_threadpool(platform.entities.batch_create, tenant, ld.body, context_of)
+    result = await run_in_threadpool(platform.entities.batch_create, caller, ld.body, context_of)
     return batch_response(result, ok_status=201, ok_body=result.success)
 
 
 @router.post("/upsert", summary="Batch upsert")
-async def batch_upsert(request: Request, platform: PlatformDep, tenant: TenantDep) -> Response:
+async def batch_upsert(request: Request, platform: PlatformDep, caller: CallerDep) -> Response:
     """Create or replace (options=replace, default) or update (options=update) many entities."""
     options = parse_options(request.query_params.get("options"), allowed=UPSERT_OPTIONS)
     if {"replace", "update"} <= options:
@@ -83,7 +83,7 @@ async def batch_upsert(request: Request, platform: PlatformDep, tenant: TenantDe
     ld = await read_ld_request(request, platform.contexts, with_body=True, body_is_list=True)
     context_of = batch_contexts(request, platform.contexts, ld)
     result, created = await run_in_threadpool(
-        lambda: platform.entities.batch_upsert(tenant, ld.body, context_of, mode=mode)
+        lambda: platform.entities.batch_upsert(caller, ld.body, context_of, mode=mode)
     )
     if created and not result.errors:
         return batch_response(result, ok_status=201, ok_body=created)
@@ -91,24 +91,24 @@ async def batch_upsert(request: Request, platform: PlatformDep, tenant: TenantDe
 
 
 @router.post("/update", summary="Batch update")
-async def batch_update(request: Request, platform: PlatformDep, tenant: TenantDep) -> Response:
+async def batch_update(request: Request, platform: PlatformDep, caller: CallerDep) -> Response:
     """Append or update attributes of many existing entities (options=noOverwrite)."""
     options = parse_options(request.query_params.get("options"), allowed=NO_OVERWRITE)
     ld = await read_ld_request(request, platform.contexts, with_body=True, body_is_list=True)
     context_of = batch_contexts(request, platform.contexts, ld)
     result = await run_in_threadpool(
         lambda: platform.entities.batch_update(
-            tenant, ld.body, context_of, overwrite="noOverwrite" not in options
+            caller, ld.body, context_of, overwrite="noOverwrite" not in options
         )
     )
     return batch_response(result, ok_status=204)
 
 
 @router.post("/delete", summary="Batch delete")
-async def batch_delete(request: Request, platform: PlatformDep, tenant: TenantDep) -> Response:
+async def batch_delete(request: Request, platform: PlatformDep, caller: CallerDep) -> Response:
     """Delete many entities by id."""
     ld = await read_ld_request(request, platform.contexts, with_body=True, body_is_list=True)
-    result = await run_in_threadpool(platform.entities.batch_delete, tenant, ld.body)
+    result = await run_in_threadpool(platform.entities.batch_delete, caller, ld.body)
     return batch_response(result, ok_status=204)
 
 
@@ -148,7 +148,7 @@ def selector_params(selectors: Any) -> dict[str, Any]:
 
 
 @router.post("/query", summary="Query entities with a body")
-async def query_by_body(request: Request, platform: PlatformDep, tenant: TenantDep) -> Response:
+async def query_by_body(request: Request, platform: PlatformDep, caller: CallerDep) -> Response:
     """Query with an NGSI-LD Query object in the body (type Query: entities, attrs, q, geoQ)."""
     ld = await read_ld_request(request, platform.contexts, with_body=True)
     body = ld.body
@@ -170,13 +170,13 @@ async def query_by_body(request: Request, platform: PlatformDep, tenant: TenantD
     if geo is not None and not isinstance(geo, dict):
         raise BadRequestData("geoQ must be an object with georel, geometry and coordinates")
     query = entity_query(
-        tenant, params, ld.ctx, default_limit=platform.settings.default_limit, geo_json=geo
+        caller.tenant, params, ld.ctx, default_limit=platform.settings.default_limit, geo_json=geo
     )
     count = request.query_params.get("count", "false")
     if count not in ("true", "false"):
         raise BadRequestData(f"count must be true or false, not {count!r}")
     query.count = query.count or "count" in options or count == "true"
-    page = await run_in_threadpool(platform.entities.query, query)
+    page = await run_in_threadpool(platform.entities.query, caller, query)
     shown = render_options({k: v for k, v in params.items() if isinstance(v, str)}, ld.ctx, options)
     media = accepted(request)
     headers = {"NGSILD-Results-Count": str(page.total)} if page.total is not None else {}

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from smartcity.core.errors import BadRequestData, ResourceNotFound
-from smartcity.web.deps import PlatformDep, TenantDep
+from smartcity.web.deps import CallerDep, PlatformDep
 from smartcity.web.negotiation import accepted, ld_response, read_ld_request
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["NGSI-LD discovery"])
@@ -29,11 +29,11 @@ def _list_id(kind: str, names: list[str]) -> str:
 
 
 @router.get("/types", summary="List entity types")
-async def list_types(request: Request, platform: PlatformDep, tenant: TenantDep) -> Response:
+async def list_types(request: Request, platform: PlatformDep, caller: CallerDep) -> Response:
     """List the entity types present (details=true adds their attribute names)."""
     media = accepted(request, geo=False)
     ld = await read_ld_request(request, platform.contexts, with_body=False)
-    summaries = await run_in_threadpool(platform.store.type_summaries, tenant)
+    summaries = await run_in_threadpool(platform.entities.type_summaries, caller)
     body: Any
     if _details(request):
         body = [
@@ -57,13 +57,13 @@ async def list_types(request: Request, platform: PlatformDep, tenant: TenantDep)
 
 @router.get("/types/{type_name}", summary="Describe an entity type")
 async def type_info(
-    type_name: str, request: Request, platform: PlatformDep, tenant: TenantDep
+    type_name: str, request: Request, platform: PlatformDep, caller: CallerDep
 ) -> Response:
     """Count the entities of a type and describe the attributes they use."""
     media = accepted(request, geo=False)
     ld = await read_ld_request(request, platform.contexts, with_body=False)
     type_iri = ld.ctx.expand(type_name)
-    entities = await run_in_threadpool(platform.store.entities_of_type, tenant, type_iri)
+    entities = await run_in_threadpool(platform.entities.entities_of_type, caller, type_iri)
     if not entities:
         raise ResourceNotFound(f"no entity has the type {type_name}", instance=type_iri)
     kinds: dict[str, set[str]] = {}
@@ -89,11 +89,11 @@ async def type_info(
 
 
 @router.get("/attributes", summary="List attributes")
-async def list_attributes(request: Request, platform: PlatformDep, tenant: TenantDep) -> Response:
+async def list_attributes(request: Request, platform: PlatformDep, caller: CallerDep) -> Response:
     """List the attribute names present (details=true adds the types that use them)."""
     media = accepted(request, geo=False)
     ld = await read_ld_request(request, platform.contexts, with_body=False)
-    summaries = await run_in_threadpool(platform.store.attribute_summaries, tenant)
+    summaries = await run_in_threadpool(platform.entities.attribute_summaries, caller)
     body: Any
     if _details(request):
         body = [
@@ -117,19 +117,19 @@ async def list_attributes(request: Request, platform: PlatformDep, tenant: Tenan
 
 @router.get("/attributes/{attribute}", summary="Describe an attribute")
 async def attribute_info(
-    attribute: str, request: Request, platform: PlatformDep, tenant: TenantDep
+    attribute: str, request: Request, platform: PlatformDep, caller: CallerDep
 ) -> Response:
     """Describe one attribute: how many entities have it, of which types, as what."""
     media = accepted(request, geo=False)
     ld = await read_ld_request(request, platform.contexts, with_body=False)
     name = ld.ctx.expand(attribute)
-    summaries = await run_in_threadpool(platform.store.attribute_summaries, tenant)
+    summaries = await run_in_threadpool(platform.entities.attribute_summaries, caller)
     summary = next((s for s in summaries if s.name == name), None)
     if summary is None:
         raise ResourceNotFound(f"no entity has the attribute {attribute}", instance=name)
     kinds: set[str] = set()
     for type_iri in summary.types:
-        for entity in await run_in_threadpool(platform.store.entities_of_type, tenant, type_iri):
+        for entity in await run_in_threadpool(platform.entities.entities_of_type, caller, type_iri):
             kinds.update(str(i.get("type")) for i in entity.attrs.get(name, []))
     body = {
         "id": name,

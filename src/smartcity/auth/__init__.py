@@ -1,0 +1,1 @@
+"""Principals, roles, tenants, credentials and the audit log (no web framework here)."""

@@ -1,0 +1,53 @@
+"""Who is calling: the authenticated principal, acting in one tenant with its roles there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """What a principal may do in a tenant."""
+
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    ANALYST = "analyst"
+    AGENCY = "agency"
+    DEVICE = "device"
+    PUBLIC = "public"
+
+
+class PrincipalKind(StrEnum):
+    """How a principal authenticates."""
+
+    USER = "user"
+    SERVICE = "service"
+    DEVICE = "device"
+    ANONYMOUS = "anonymous"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """One principal acting in one tenant: every service operation is asked on behalf of one."""
+
+    subject: str
+    tenant: str
+    roles: frozenset[Role]
+    kind: PrincipalKind = PrincipalKind.USER
+    entity_ids: frozenset[str] = field(default_factory=frozenset)
+    """For a device key: the entities it feeds (the only ones it may write)."""
+
+    @classmethod
+    def system(cls, tenant: str = "") -> Caller:
+        """The platform itself (seeding, workers): every role, in one tenant."""
+        return cls("system", tenant, frozenset(Role), PrincipalKind.SYSTEM)
+
+    @classmethod
+    def anonymous(cls, tenant: str = "") -> Caller:
+        """Someone without a credential: the public role only."""
+        return cls("anonymous", tenant, frozenset({Role.PUBLIC}), PrincipalKind.ANONYMOUS)
+
+    def has(self, *roles: Role) -> bool:
+        """Tell whether the caller holds any of these roles."""
+        return not self.roles.isdisjoint(roles)

@@ -1,0 +1,83 @@
+"""The change log contract: every committed change is logged once, in commit order."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from smartcity.core.errors import AlreadyExists
+from smartcity.storage.base import ChangeKind, Changes, EntityStore
+from tests.storage.entity_factories import iri, make_entity, prop
+from tests.storage.test_store_contract import delete, put
+
+SPOT = "urn:ngsi-ld:ParkingSpot:log-"
+
+
+def test_create_update_delete_are_logged_with_what_changed(store: EntityStore) -> None:
+    start = store.last_change_seq()
+    put(store, make_entity(SPOT + "1", "ParkingSpot", status=prop("free"), name=prop("A-1")))
+    put(store, make_entity(SPOT + "1", "ParkingSpot", status=prop("occupied"), name=prop("A-1")))
+    delete(store, SPOT + "1")
+    created, updated, deleted = store.changes_since(start)
+    assert [c.kind for c in (created, updated, deleted)] == [
+        ChangeKind.CREATE,
+        ChangeKind.UPDATE,
+        ChangeKind.DELETE,
+    ]
+    assert created.seq < updated.seq < deleted.seq == store.last_change_seq()
+    assert sorted(created.changed) == sorted([iri("status"), iri("name")])
+    assert updated.changed == [iri("status")]
+    assert updated.previous == {iri("status"): [prop("free")]}
+    assert updated.entity.attrs[iri("status")] == [prop("occupied")]
+    assert not updated.types_changed
+    assert deleted.entity.attrs[iri("status")] == [prop("occupied")]
+    assert store.changes_since(deleted.seq) == []
+
+
+def test_tenants_are_logged_apart(store: EntityStore) -> None:
+    start = store.last_change_seq()
+    put(store, make_entity(SPOT + "2", "ParkingSpot"), tenant="police")
+    (change,) = store.changes_since(start)
+    assert change.tenant == "police"
+
+
+def test_a_plan_that_fails_logs_nothing(store: EntityStore) -> None:
+    start = store.last_change_seq()
+
+    def plan(_: object) -> Changes:
+        raise AlreadyExists("no")
+
+    with pytest.raises(AlreadyExists):
+        store.apply("", [SPOT + "3"], plan)
+    assert store.changes_since(start) == []
+
+
+def test_commit_listeners_hear_every_commit_and_sequences_follow_commit_order(
+    store: EntityStore,
+) -> None:
+    heard: list[int] = []
+    store.add_commit_listener(lambda: heard.append(1))
+    start = store.last_change_seq()
+
+    def writer(n: int) -> None:
+        for round_ in range(10):
+            put(store, make_entity(f"{SPOT}t{n}", "ParkingSpot", count=prop(round_)))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    changes = store.changes_since(start, limit=1000)
+    assert len(changes) == len(heard) == 40
+    seqs = [c.seq for c in changes]
+    assert seqs == sorted(seqs)
+    # Per entity, the log replays the updates in the order they were made.
+    for n in range(4):
+        counts = [
+            c.entity.attrs[iri("count")][0]["value"]
+            for c in changes
+            if c.entity.id.endswith(f"t{n}")
+        ]
+        assert counts == list(range(10))
