@@ -13,12 +13,12 @@ from smartcity.broker.service import EntityService
 from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
 from smartcity.core.workers import Worker
-from smartcity.storage.base import EntityStore
+from smartcity.storage.sqlbase import SqlEntityStore
 
 log = structlog.get_logger(__name__)
 
 
-def open_store(database_url: str, schema: str | None = None) -> EntityStore:
+def open_store(database_url: str, schema: str | None = None) -> SqlEntityStore:
     """Open the store a database URL names (sqlite:///path or postgresql://...)."""
     if database_url.startswith("sqlite:///"):
         from smartcity.storage.sqlite import SqliteEntityStore, sqlite_path
@@ -52,7 +52,7 @@ class Platform:
 
     settings: Settings
     clock: Clock
-    store: EntityStore
+    store: SqlEntityStore
     contexts: ContextResolver
     entities: EntityService
     workers: list[Worker] = field(default_factory=list)

@@ -46,6 +46,8 @@ _ORDER: dict[str, Callable[[str, str], bool]] = {
 class Dialect:
     """What differs between the SQL of the backends."""
 
+    name: str
+    """"sqlite" or "postgresql": for DDL that differs."""
     placeholder: str
     regex: Callable[[str, str], str]
     regex_exact: bool
@@ -113,8 +115,11 @@ def _postgres_row_test(pk: str, where: str) -> str:
     return f"(SELECT TRUE FROM entity_index x WHERE x.pk = {pk} AND {where} LIMIT 1)"
 
 
-SQLITE = Dialect("?", _sqlite_regex, regex_exact=True, row_test=_sqlite_row_test, unindexed="+")
+SQLITE = Dialect(
+    "sqlite", "?", _sqlite_regex, regex_exact=True, row_test=_sqlite_row_test, unindexed="+"
+)
 POSTGRES = Dialect(
+    "postgresql",
     "%s",
     _postgres_regex,
     regex_exact=False,
