@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     default_limit: int = Field(default=20, ge=1)
     max_limit: int = Field(default=1000, ge=1)
 
+    # The change log (every entity change, read by history, subscriptions and the bus) is kept
+    # this long after every reader has consumed it.
+    change_log_retention_hours: float = Field(default=24.0, ge=0)
+
     # The demo seed (real Changdong places) is loaded on start when true.
     seed_demo_data: bool = False
 

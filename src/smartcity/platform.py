@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import structlog
@@ -13,6 +14,7 @@ from smartcity.broker.service import EntityService
 from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
 from smartcity.core.workers import Worker
+from smartcity.storage.changelog import ChangeLogPruner
 from smartcity.storage.sqlbase import SqlEntityStore
 
 log = structlog.get_logger(__name__)
@@ -55,6 +57,8 @@ class Platform:
     store: SqlEntityStore
     contexts: ContextResolver
     entities: EntityService
+    change_log: ChangeLogPruner
+    """Readers of the change log register their position here, so it keeps what they need."""
     workers: list[Worker] = field(default_factory=list)
     """Background loops that run while the platform serves (see `run_workers`)."""
 
@@ -88,10 +92,15 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
     store = open_store(settings.database_url, settings.database_schema)
     log.info("store opened", database=settings.redacted_database_url())
     contexts = build_resolver(settings)
+    pruner = ChangeLogPruner(
+        store, clock, keep=timedelta(hours=settings.change_log_retention_hours)
+    )
     return Platform(
         settings=settings,
         clock=clock,
         store=store,
         contexts=contexts,
         entities=EntityService(store, clock, max_limit=settings.max_limit),
+        change_log=pruner,
+        workers=[pruner],
     )

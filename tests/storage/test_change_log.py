@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from smartcity.core.clock import ManualClock
 from smartcity.core.errors import AlreadyExists
 from smartcity.storage.base import ChangeKind, Changes, EntityStore
+from smartcity.storage.changelog import ChangeLogPruner
+from smartcity.storage.sqlbase import SqlEntityStore
 from tests.storage.entity_factories import iri, make_entity, prop
 from tests.storage.test_store_contract import delete, put
 
@@ -81,3 +85,25 @@ def test_commit_listeners_hear_every_commit_and_sequences_follow_commit_order(
             if c.entity.id.endswith(f"t{n}")
         ]
         assert counts == list(range(10))
+
+
+def test_pruning_keeps_what_a_reader_still_needs_and_what_is_recent(store: EntityStore) -> None:
+    assert isinstance(store, SqlEntityStore)
+    clock = ManualClock(datetime(2026, 11, 27, 12, 30, tzinfo=UTC))
+    pruner = ChangeLogPruner(store, clock, keep=timedelta(hours=1))
+    start = store.last_change_seq()
+    for n in range(3):
+        put(
+            store,
+            make_entity(f"{SPOT}p{n}", "ParkingSpot", modified_at=f"2026-11-27T1{n}:00:00.000000Z"),
+        )
+    first, second, third = (c.seq for c in store.changes_since(start))
+    position = first
+    pruner.register("history", lambda: position)
+    # 10:00 and 11:00 are more than an hour old, but the reader has consumed only the first.
+    assert pruner.prune_once() == 1
+    position = third
+    # Everything is consumed now; 12:00 is younger than an hour and stays.
+    assert pruner.prune_once() == 1
+    assert [c.seq for c in store.changes_since(start)] == [third]
+    assert second < third

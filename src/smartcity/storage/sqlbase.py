@@ -389,10 +389,17 @@ class SqlEntityStore(ABC):
             cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM entity_changes")
             return int(cursor.fetchone()[0])
 
-    def prune_changes(self, up_to_seq: int) -> int:
-        """Delete the logged changes up to `up_to_seq` (every reader is past them)."""
+    def prune_changes(self, up_to_seq: int, *, older_than: str | None = None) -> int:
+        """Delete the logged changes up to `up_to_seq` (and made before `older_than`)."""
+        p = self._p
         with self.writing() as cursor:
-            cursor.execute(f"DELETE FROM entity_changes WHERE seq <= {self._p}", [up_to_seq])
+            if older_than is None:
+                cursor.execute(f"DELETE FROM entity_changes WHERE seq <= {p}", [up_to_seq])
+            else:
+                cursor.execute(
+                    f"DELETE FROM entity_changes WHERE seq <= {p} AND at < {p}",
+                    [up_to_seq, older_than],
+                )
             return int(cursor.rowcount or 0)
 
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
