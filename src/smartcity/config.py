@@ -43,8 +43,9 @@ class Settings(BaseSettings):
     max_limit: int = Field(default=1000, ge=1)
 
     # The change log (every entity change, read by history, subscriptions and the bus) is kept
-    # this long after every reader has consumed it.
-    change_log_retention_hours: float = Field(default=24.0, ge=0)
+    # this long after every reader has consumed it (a late reader or a replay can start there;
+    # the durable history is the temporal store, the durable event stream is the bus).
+    change_log_retention_minutes: float = Field(default=5.0, ge=0)
 
     # The demo seed (real Changdong places) is loaded on start when true.
     seed_demo_data: bool = False

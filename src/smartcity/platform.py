@@ -93,7 +93,7 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
     log.info("store opened", database=settings.redacted_database_url())
     contexts = build_resolver(settings)
     pruner = ChangeLogPruner(
-        store, clock, keep=timedelta(hours=settings.change_log_retention_hours)
+        store, clock, keep=timedelta(minutes=settings.change_log_retention_minutes)
     )
     return Platform(
         settings=settings,
