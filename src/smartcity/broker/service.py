@@ -100,6 +100,11 @@ class EntityService:
         self.access.record(caller, action, [(target, "ok")])
         return result
 
+    def _check_write(self, caller: Caller, entity_id: str, action: str) -> None:
+        """Refuse (and audit) a write before anything is read or parsed."""
+        if not may_write(caller, entity_id):
+            self._audited(caller, action, entity_id, lambda: None)
+
     def _audit_batch(self, caller: Caller, action: str, result: BatchResult) -> None:
         self.access.record(
             caller,
@@ -152,6 +157,7 @@ class EntityService:
 
     def delete(self, caller: Caller, entity_id: str) -> None:
         """Delete one entity; ResourceNotFound if there is none with that id."""
+        self._check_write(caller, entity_id, "entity.delete")
         now = self._now()
 
         def plan(current: dict[str, StoredEntity]) -> Changes:
@@ -223,6 +229,7 @@ class EntityService:
         overwrite: bool,
         only_existing: bool,
     ) -> UpdateResult:
+        self._check_write(caller, entity_id, "entity.update")
         incoming = parse_attributes(_attributes_only(body), ctx, self._now())
         result = UpdateResult()
 
@@ -244,6 +251,7 @@ class EntityService:
         self, caller: Caller, entity_id: str, attribute: str, body: Any, ctx: ActiveContext
     ) -> None:
         """Merge members into one attribute (PATCH .../attrs/{attrId})."""
+        self._check_write(caller, entity_id, "attribute.update")
         if not isinstance(body, dict):
             raise BadRequestData("the body must be a JSON object with the members to change")
         name = ctx.expand(attribute)
@@ -269,6 +277,7 @@ class EntityService:
         self, caller: Caller, entity_id: str, attribute: str, body: Any, ctx: ActiveContext
     ) -> None:
         """Replace one attribute whole (PUT .../attrs/{attrId})."""
+        self._check_write(caller, entity_id, "attribute.replace")
         name = ctx.expand(attribute)
         now = self._now()
         incoming = parse_attributes({name: body}, ctx, now)
@@ -304,6 +313,7 @@ class EntityService:
         delete_all: bool = False,
     ) -> None:
         """Delete an attribute, one of its instances, or all its instances."""
+        self._check_write(caller, entity_id, "attribute.delete")
         name = ctx.expand(attribute)
 
         def change(entity: StoredEntity, now: str) -> None:
@@ -330,6 +340,7 @@ class EntityService:
 
     def merge(self, caller: Caller, entity_id: str, body: Any, ctx: ActiveContext) -> None:
         """Merge-patch an entity (PATCH /entities/{id}); urn:ngsi-ld:null deletes an attribute."""
+        self._check_write(caller, entity_id, "entity.merge")
         if not isinstance(body, dict):
             raise BadRequestData("the body must be a JSON object of attributes")
         _check_same_id(body, entity_id)
@@ -369,6 +380,7 @@ class EntityService:
 
     def replace(self, caller: Caller, entity_id: str, body: Any, ctx: ActiveContext) -> None:
         """Replace an entity whole (PUT /entities/{id}), keeping its creation time."""
+        self._check_write(caller, entity_id, "entity.replace")
         if not isinstance(body, dict):
             raise BadRequestData("the body must be a JSON object: the whole new entity")
         _check_same_id(body, entity_id)
