@@ -132,7 +132,7 @@ class AuditRecord:
 
 @dataclass(frozen=True, slots=True)
 class AuditFilter:
-    """Which audit records to list (times as ISO strings, inclusive from, exclusive to)."""
+    """Which audit records to list (times as `isoformat` strings; since inclusive, until not)."""
 
     tenant: str
     since: str | None = None
