@@ -78,9 +78,12 @@ def test_visibility_per_role(access: AccessControl) -> None:
     for full in (Role.ADMIN, Role.OPERATOR, Role.ANALYST):
         assert access.visibility(caller(full)) == EVERYTHING
     public = access.visibility(Caller.anonymous("dobong"))
-    assert (public.everything, public.types, public.ids) == (False, {PARKING}, frozenset())
+    assert not public.everything
+    assert public.types == {PARKING}
+    assert not public.ids
     lamp = access.visibility(caller(Role.DEVICE, ids=("urn:lamp:7",)))
-    assert (lamp.types, lamp.ids) == ({PARKING}, {"urn:lamp:7"})
+    assert lamp.types == {PARKING}
+    assert lamp.ids == {"urn:lamp:7"}
     assert access.visibility(Caller.anonymous("nowon")).types == frozenset()
 
 
@@ -97,12 +100,14 @@ def test_an_agency_sees_what_is_shared_until_it_expires(access: AccessControl) -
         access.accounts.add_share(share)
     police = caller(Role.AGENCY, principal_id="police")
     seen = access.visibility(police)
-    assert (seen.types, seen.ids) == ({CAMERA}, {"urn:cam:1"})
+    assert seen.types == {CAMERA}
+    assert seen.ids == {"urn:cam:1"}
     camera = StoredEntity(id="urn:cam:9", types=[CAMERA], attrs={})
     assert seen.allows(camera)
     clock.advance(timedelta(hours=1))
     later = access.visibility(police)
-    assert (later.types, later.ids) == (frozenset(), frozenset())
+    assert not later.types
+    assert not later.ids
     assert not later.allows(camera)
 
 
