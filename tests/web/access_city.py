@@ -49,24 +49,31 @@ class City:
     platform: Platform
     client: TestClient
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
+    tenant: str = TENANT
 
-    def as_(self, who: str, tenant: str = TENANT) -> dict[str, str]:
+    def as_(self, who: str, tenant: str | None = None) -> dict[str, str]:
         """Return the headers of a principal (or none for 'anonymous') in a tenant."""
-        return {**self.headers.get(who, {}), "NGSILD-Tenant": tenant}
+        tenant = self.tenant if tenant is None else tenant
+        tenant_header = {"NGSILD-Tenant": tenant} if tenant else {}
+        return {**self.headers.get(who, {}), **tenant_header}
 
-    def call(self, who: str, method: str, path: str, body: Any = None, tenant: str = TENANT) -> Any:
+    def call(
+        self, who: str, method: str, path: str, body: Any = None, tenant: str | None = None
+    ) -> Any:
         """Send a request as a principal."""
         return self.client.request(method, path, json=body, headers=self.as_(who, tenant))
 
 
-def build_city(platform: Platform, client: TestClient) -> City:
-    """Fill tenant dobong with entities, principals of every role, a share and type marks."""
+def build_city(platform: Platform, client: TestClient, tenant: str = TENANT) -> City:
+    """Fill a tenant with entities, principals of every role, a share and type marks."""
     accounts = platform.accounts
-    system = Caller.system(TENANT)
-    city = City(platform, client)
+    system = Caller.system(tenant)
+    city = City(platform, client, tenant=tenant)
 
-    def key(name: str, roles: list[str], tenant: str = TENANT, ids: tuple[str, ...] = ()) -> None:
-        created = accounts.create_key(Caller.system(tenant), name, roles, list(ids))
+    def key(name: str, roles: list[str], other: bool = False, ids: tuple[str, ...] = ()) -> None:
+        created = accounts.create_key(
+            Caller.system(OTHER_TENANT if other else tenant), name, roles, list(ids)
+        )
         city.headers[name] = {"Authorization": f"ApiKey {created.key}"}
 
     key("admin", ["admin"])
@@ -75,7 +82,7 @@ def build_city(platform: Platform, client: TestClient) -> City:
     key("police", ["agency"])
     key("lamp-7", ["device"], ids=(LAMP,))
     key("kiosk", ["public"])
-    key("intruder", ["admin"], tenant=OTHER_TENANT)
+    key("intruder", ["admin"], other=True)
     accounts.add_user(system, "kim", "correct horse battery", ["operator"])
     for body in SEED:
         response = client.post(ENTITIES, json=body, headers=city.as_("admin"))

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from structlog.testing import capture_logs
 
 from smartcity.config import Settings
 from smartcity.core.clock import ManualClock
@@ -390,3 +391,25 @@ def test_writes_and_restricted_reads_are_audited(city: City) -> None:
     assert all(r["at"] >= "2026-11-27T09:00:00" for r in records)
     later = city.call("admin", "GET", "/auth/audit?since=2026-11-28T00:00:00Z").json()
     assert later == []
+
+
+def test_the_landing_page_shows_visitors_only_public_types(
+    platform: Platform, clock: ManualClock
+) -> None:
+    with TestClient(create_app(platform)) as client:
+        build_city(platform, client, tenant="")
+        page = client.get("/").text
+    assert "OffStreetParking" in page
+    for secret in ("Camera", "Alert", "Streetlight"):
+        assert secret not in page
+
+
+def test_switched_off_every_request_acts_as_the_platform(settings: Settings) -> None:
+    with capture_logs() as logs:
+        platform = build_platform(settings.model_copy(update={"auth": False}))
+    assert any("ACCESS CONTROL IS OFF" in entry["event"] for entry in logs)
+    assert any(entry["log_level"] == "warning" for entry in logs)
+    with TestClient(create_app(platform)) as client:
+        response = client.post(ENTITIES, json=entity(CAMERA, status="on"))
+        assert response.status_code == 201
+        assert client.get("/auth/me").json()["kind"] == "system"
