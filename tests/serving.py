@@ -12,6 +12,23 @@ from contextlib import contextmanager
 
 import httpx
 
+from smartcity.auth.principal import Caller
+from smartcity.config import Settings
+from smartcity.platform import build_platform
+
+TEST_SECRET = "test-secret-for-signing-bearer-tokens-0123456789"
+
+
+def create_admin_key(database_url: str, tenant: str = "", name: str = "test-admin") -> str:
+    """Create an admin API key in the server's database (as `smartcity key create` does)."""
+    platform = build_platform(
+        Settings(database_url=database_url, context_offline=True, auth_secret=TEST_SECRET)
+    )
+    try:
+        return platform.accounts.create_key(Caller.system(tenant), name, ["admin"]).key
+    finally:
+        platform.close()
+
 
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that is free right now."""
@@ -38,7 +55,11 @@ def running_server(database_url: str, *extra: str, timeout: float = 30.0) -> Ite
         "warning",
         *extra,
     ]
-    environment = {**os.environ, "SMARTCITY_CONTEXT_OFFLINE": "true"}
+    environment = {
+        **os.environ,
+        "SMARTCITY_CONTEXT_OFFLINE": "true",
+        "SMARTCITY_AUTH_SECRET": TEST_SECRET,
+    }
     process = subprocess.Popen(
         command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,58 @@ def test_bad_configuration_is_exit_code_2(
     config.write_text("port = 0\n")
     assert main(["--config", str(config), "check"]) == 2
     assert "port" in capsys.readouterr().err
+
+
+def _database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMARTCITY_DATABASE_URL", f"sqlite:///{tmp_path / 'city.db'}")
+    monkeypatch.setenv("SMARTCITY_AUTH_SECRET", "a-secret-of-at-least-thirty-two-characters")
+
+
+def test_user_add_reads_the_password_from_stdin_never_argv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _database(tmp_path, monkeypatch)
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse battery\n"))
+    assert (
+        main(["user", "add", "kim", "--tenant", "dobong", "--role", "operator", "--password-stdin"])
+        == 0
+    )
+    assert "correct horse battery" not in capsys.readouterr().out
+    assert main(["user", "list", "--tenant", "dobong"]) == 0
+    assert "kim\tuser\toperator" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["user", "add", "lee", "--role", "admin", "--password", "secret"])
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["user", "add", "lee", "--role", "admin", "--password-stdin"]) == 1
+    assert "at least" in capsys.readouterr().err
+
+
+def test_key_create_prints_the_key_once_then_list_and_revoke(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _database(tmp_path, monkeypatch)
+    lamp = "urn:ngsi-ld:Streetlight:lamp-7"
+    assert main(["key", "create", "--name", "lamp-7", "--role", "device", "--entity", lamp]) == 0
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    assert key.startswith("sck_")
+    assert main(["key", "list"]) == 0
+    listed = capsys.readouterr().out
+    prefix = "_".join(key.split("_", 2)[:2])
+    assert prefix in listed
+    assert key not in listed
+    assert "active" in listed
+    assert main(["key", "revoke", prefix]) == 0
+    assert main(["key", "list"]) == 0
+    assert "revoked" in capsys.readouterr().out
+    assert main(["key", "create", "--name", "lamp-8", "--role", "device"]) == 1
+    assert "entities it feeds" in capsys.readouterr().err
+
+
+def test_no_auth_is_refused_outside_development(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _database(tmp_path, monkeypatch)
+    monkeypatch.setenv("SMARTCITY_ENVIRONMENT", "production")
+    monkeypatch.setenv("SMARTCITY_CONTEXT_OFFLINE", "true")
+    assert main(["serve", "--no-auth"]) == 2
+    assert "development" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -17,7 +18,11 @@ EPILOG = """examples:
   smartcity serve --port 8080 --database-url postgresql://smartcity@127.0.0.1/smartcity
   SMARTCITY_LOG_LEVEL=debug smartcity serve        settings also come from SMARTCITY_* variables
   smartcity check --config city.toml               validate a configuration and its database
+  smartcity user add alice --role admin            a user (the password is asked for)
+  smartcity key create --name lamp-7 --role device --entity urn:ngsi-ld:Streetlight:7
 """
+ROLES = ["admin", "operator", "analyst", "agency", "device", "public"]
+DEMO_KEY_FILE = Path("var/demo-admin-key")
 
 
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +39,64 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, help="HTTP worker processes (default 1; about one per core)"
     )
+    parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="switch access control off (development only; every request acts as the platform)",
+    )
+
+
+def _add_tenant_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tenant", default="", help="the NGSI-LD tenant (default: the default tenant)"
+    )
+
+
+def _add_account_commands(commands: Any) -> None:
+    user = commands.add_parser("user", help="manage users (people who log in with a password)")
+    user_commands = user.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = user_commands.add_parser(
+        "add",
+        help="create a user with roles in a tenant",
+        description="Create a user. The password is asked for (or read from standard input "
+        "with --password-stdin); it is never taken from the command line.",
+    )
+    add.add_argument("name", help="the user name (letters, digits, '.', '_', '-', '@')")
+    _add_tenant_option(add)
+    add.add_argument(
+        "--role", action="append", required=True, choices=ROLES, help="a role (repeatable)"
+    )
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    listing = user_commands.add_parser("list", help="list the principals of a tenant")
+    _add_tenant_option(listing)
+    key = commands.add_parser("key", help="manage API keys (services and devices)")
+    key_commands = key.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = key_commands.add_parser(
+        "create",
+        help="create an API key (printed once)",
+        description="Create an API key for a service account or a device. The key is "
+        "printed once; only its hash is stored. Send it as 'Authorization: ApiKey KEY' or "
+        "'X-API-Key: KEY'.",
+    )
+    create.add_argument("--name", required=True, help="the service or device name")
+    _add_tenant_option(create)
+    create.add_argument(
+        "--role", action="append", required=True, choices=ROLES, help="a role (repeatable)"
+    )
+    create.add_argument(
+        "--entity",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="an entity a device key may write (repeatable; required with --role device)",
+    )
+    key_list = key_commands.add_parser("list", help="list the API keys of a tenant")
+    _add_tenant_option(key_list)
+    revoke = key_commands.add_parser("revoke", help="revoke an API key by its prefix")
+    revoke.add_argument("prefix", help="the key's public prefix (sck_...)")
+    _add_tenant_option(revoke)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the platform with the Changdong seed data")
     _add_server_options(demo)
     commands.add_parser("check", help="validate the configuration and reach the database")
+    _add_account_commands(commands)
     return parser
 
 
@@ -67,12 +131,84 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
         "log_level": getattr(args, "log_level", None),
         "log_format": getattr(args, "log_format", None),
         "workers": getattr(args, "workers", None),
+        "auth": False if getattr(args, "no_auth", False) else None,
         **extra,
     }
     return load_settings(args.config, **overrides)
 
 
-def serve(settings: Settings, *, seed: bool) -> None:
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    password = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != password:
+        raise ConfigurationError("the two passwords differ")
+    return password
+
+
+def accounts_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Run `smartcity user ...` or `smartcity key ...` directly on the database."""
+    from smartcity.auth.principal import Caller
+    from smartcity.core.errors import SmartCityError
+    from smartcity.platform import build_platform
+
+    platform = build_platform(settings)
+    accounts = platform.accounts
+    system = Caller.system(args.tenant)
+    try:
+        if args.command == "user" and args.action == "add":
+            password = _read_password(args.password_stdin)
+            view = accounts.add_user(system, args.name, password, args.role)
+            print(f"user {view.name} created with roles {', '.join(sorted(view.roles))}")
+        elif args.command == "user":
+            for view in accounts.principals(system):
+                state = " (disabled)" if view.disabled else ""
+                print(f"{view.name}\t{view.kind}\t{','.join(sorted(view.roles))}{state}")
+        elif args.action == "create":
+            created = accounts.create_key(system, args.name, args.role, args.entity)
+            print(f"API key for {created.principal.name} (shown once, keep it safe):")
+            print(created.key)
+        elif args.action == "list":
+            for key in accounts.keys(system):
+                state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
+                print(f"{key.prefix}\t{key.principal}\t{key.created_at}\t{state}")
+        else:
+            accounts.revoke_key(system, args.prefix)
+            print(f"key {args.prefix} revoked")
+    except SmartCityError as error:
+        print(f"smartcity: {error.detail}", file=sys.stderr)
+        return 1
+    finally:
+        platform.close()
+    return 0
+
+
+def demo_admin_key(platform: Any) -> str:
+    """Return the demo's admin key: the one kept under var/ if it still works, else a new one."""
+    from smartcity.auth.principal import Caller
+    from smartcity.core.errors import Unauthorized
+
+    try:
+        kept = DEMO_KEY_FILE.read_text().strip()
+        if "admin" in platform.accounts.caller_for_key(kept, "").roles:
+            return kept
+    except (FileNotFoundError, Unauthorized):
+        pass
+    name = "demo-admin"
+    system = Caller.system()
+    if platform.accounts.store.principal_by_name(name) is not None:
+        name = f"demo-admin-{platform.clock.now():%Y%m%d%H%M%S}"
+    key: str = platform.accounts.create_key(system, name, ["admin"]).key
+    DEMO_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(DEMO_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+def serve(settings: Settings, *, seed: bool, demo: bool = False) -> None:
     """Build the platform and serve it until interrupted."""
     import structlog
     import uvicorn
@@ -93,6 +229,12 @@ def serve(settings: Settings, *, seed: bool) -> None:
     print(f"  Dashboard:  {url}/", flush=True)
     print(f"  API docs:   {url}/docs", flush=True)
     print(f"  NGSI-LD:    {url}/ngsi-ld/v1/entities\n", flush=True)
+    if not settings.auth:
+        print("  ACCESS CONTROL IS OFF (--no-auth): development only\n", flush=True)
+    elif demo and settings.environment == "development":
+        # Printed to the terminal only, never as a log field.
+        print(f"  Admin API key (demo): {demo_admin_key(platform)}", flush=True)
+        print("  Send it as 'Authorization: ApiKey <key>' or 'X-API-Key: <key>'\n", flush=True)
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -105,7 +247,10 @@ def serve(settings: Settings, *, seed: bool) -> None:
         return
     # Each worker process builds its own platform from the same settings.
     platform.close()
-    os.environ[SETTINGS_VARIABLE] = settings.model_dump_json()
+    values = settings.model_dump(mode="json")
+    if settings.auth_secret is not None:  # dumped as asterisks otherwise
+        values["auth_secret"] = settings.auth_secret.get_secret_value()
+    os.environ[SETTINGS_VARIABLE] = json.dumps(values)
     uvicorn.run(
         "smartcity.web.app:app_from_environment", factory=True, workers=settings.workers, **options
     )
@@ -120,6 +265,7 @@ def check(settings: Settings) -> int:
     print(f"listen:       {settings.host}:{settings.port}")
     offline = settings.context_offline
     print(f"@context:     {'offline' if offline else 'remote fetch allowed'}")
+    print(f"access:       {'control on' if settings.auth else 'CONTROL OFF (development only)'}")
     try:
         store = open_store(settings.database_url, settings.database_schema)
         store.get("", "urn:ngsi-ld:check:probe")
@@ -139,9 +285,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             serve(_settings(args), seed=args.seed)
         elif args.command == "demo":
-            serve(_settings(args), seed=True)
+            serve(_settings(args), seed=True, demo=True)
         elif args.command == "check":
             return check(_settings(args))
+        elif args.command in ("user", "key"):
+            return accounts_command(_settings(args), args)
     except ConfigurationError as error:
         print(f"smartcity: {error.detail}", file=sys.stderr)
         return 2

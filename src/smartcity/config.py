@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from smartcity.core.errors import ConfigurationError
@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     # The demo seed (real Changdong places) is loaded on start when true.
     seed_demo_data: bool = False
 
+    # Access control: on unless switched off explicitly, which only development allows.
+    auth: bool = True
+    auth_secret: SecretStr | None = None
+    """Signs bearer tokens; required (32+ characters) outside development."""
+    auth_secret_file: str = "var/auth-secret"
+    """Development only: where a generated secret is kept so restarts keep tokens valid."""
+    token_lifetime_minutes: int = Field(default=480, ge=1, le=60 * 24 * 30)
+
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
@@ -68,6 +76,17 @@ class Settings(BaseSettings):
                 "in production set context_allowed_hosts (the hosts a remote @context may "
                 "come from) or context_offline=true: otherwise any client can make the "
                 "broker fetch any URL (server-side request forgery)"
+            )
+        if not self.auth and self.environment != "development":
+            raise ValueError(
+                "access control can only be switched off (auth=off, --no-auth) in the "
+                f"development environment, not in {self.environment}"
+            )
+        secret = self.auth_secret.get_secret_value() if self.auth_secret else ""
+        if self.environment != "development" and self.auth and len(secret) < 32:
+            raise ValueError(
+                f"in {self.environment} set auth_secret (SMARTCITY_AUTH_SECRET) to a random "
+                "string of at least 32 characters: it signs the bearer tokens"
             )
         return self
 

@@ -9,11 +9,15 @@ from pathlib import Path
 
 import structlog
 
+from smartcity.auth.accounts import AccountService
+from smartcity.auth.policy import AccessControl
+from smartcity.auth.tokens import TokenIssuer, load_or_create_secret
 from smartcity.broker.contexts import ContextResolver
 from smartcity.broker.service import EntityService
 from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
 from smartcity.core.workers import Worker
+from smartcity.storage.accounts import SqlAccountStore
 from smartcity.storage.changelog import ChangeLogPruner
 from smartcity.storage.sqlbase import SqlEntityStore
 
@@ -57,6 +61,9 @@ class Platform:
     store: SqlEntityStore
     contexts: ContextResolver
     entities: EntityService
+    access: AccessControl
+    """Visibility, permission data and the audit log: every service checks through it."""
+    accounts: AccountService
     change_log: ChangeLogPruner
     """Readers of the change log register their position here, so it keeps what they need."""
     workers: list[Worker] = field(default_factory=list)
@@ -95,12 +102,31 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
     pruner = ChangeLogPruner(
         store, clock, keep=timedelta(minutes=settings.change_log_retention_minutes)
     )
+    access = AccessControl(SqlAccountStore(store), clock)
+    if not settings.auth:
+        log.warning(
+            "ACCESS CONTROL IS OFF: every request acts as the platform itself, with every "
+            "role in every tenant; never run like this with real data",
+            environment=settings.environment,
+        )
     return Platform(
         settings=settings,
         clock=clock,
         store=store,
         contexts=contexts,
-        entities=EntityService(store, clock, max_limit=settings.max_limit),
+        entities=EntityService(store, clock, access, max_limit=settings.max_limit),
+        access=access,
+        accounts=AccountService(access, build_token_issuer(settings, clock)),
         change_log=pruner,
         workers=[pruner],
     )
+
+
+def build_token_issuer(settings: Settings, clock: Clock) -> TokenIssuer:
+    """Build the token issuer; in development a generated secret is kept in a file."""
+    if settings.auth_secret is not None:
+        secret = settings.auth_secret.get_secret_value()
+    else:
+        secret = load_or_create_secret(Path(settings.auth_secret_file))
+    lifetime = timedelta(minutes=settings.token_lifetime_minutes)
+    return TokenIssuer(secret, clock, lifetime=lifetime)

@@ -1,13 +1,25 @@
 """Drive the broker with the third-party ngsildclient (runs in its own environment).
 
-Usage: python ngsildclient_session.py HOST PORT
+Usage: python ngsildclient_session.py HOST PORT API_KEY
 Prints one JSON line with what each step observed; exits non-zero on any failure.
 """
 
 import json
 import sys
+from typing import Any
 
 from ngsildclient import Client, Entity
+
+
+class ApiKey:
+    """Send the platform's API key with every request (a requests auth callable)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __call__(self, request: Any) -> Any:
+        request.headers["X-API-Key"] = self.key
+        return request
 
 
 def parking(name: str, available: int, lat: float, lon: float) -> Entity:
@@ -20,8 +32,8 @@ def parking(name: str, available: int, lat: float, lon: float) -> Entity:
 
 
 def main() -> None:
-    host, port = sys.argv[1], int(sys.argv[2])
-    client = Client(hostname=host, port=port, verbose=False)
+    host, port, key = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    client = Client(hostname=host, port=port, verbose=False, custom_auth=ApiKey(key))
     report = {}
 
     first = parking("changdong-station", 37, 37.6531, 127.0477)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving import running_server
+from tests.serving import create_admin_key, running_server
 
 SESSION = Path(__file__).with_name("ngsildclient_session.py")
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -31,10 +31,13 @@ def interop_python() -> str:
 @pytest.mark.slow
 def test_ngsildclient_create_query_upsert_delete(tmp_path: Path) -> None:
     python = interop_python()
-    with running_server(f"sqlite:///{tmp_path / 'interop.db'}") as url:
+    database_url = f"sqlite:///{tmp_path / 'interop.db'}"
+    key = create_admin_key(database_url)
+    with running_server(database_url) as url:
         port = url.rsplit(":", 1)[1]
+        # The key goes to the child through argv; a test key for a throwaway database.
         completed = subprocess.run(
-            [python, str(SESSION), "127.0.0.1", port],
+            [python, str(SESSION), "127.0.0.1", port, key],
             capture_output=True,
             text=True,
             timeout=120,

@@ -13,7 +13,11 @@ from smartcity.sim.seed import CHANGDONG_CONTEXT_URL, load_seed, seed_entities
 
 def test_seed_loads_and_is_idempotent(tmp_path: Path) -> None:
     platform = build_platform(
-        Settings(database_url=f"sqlite:///{tmp_path / 'seed.db'}", context_offline=True)
+        Settings(
+            database_url=f"sqlite:///{tmp_path / 'seed.db'}",
+            context_offline=True,
+            auth_secret_file=str(tmp_path / "auth-secret"),
+        )
     )
     try:
         assert load_seed(platform) == len(seed_entities())

@@ -6,6 +6,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from smartcity.auth.principal import Caller
+from smartcity.platform import Platform
+
 SDM_PARKING = (
     "https://raw.githubusercontent.com/smart-data-models/dataModel.Parking/master/context.jsonld"
 )
@@ -297,9 +300,12 @@ def test_types_and_attributes(client: TestClient) -> None:
     assert client.get("/ngsi-ld/v1/types/Nothing").status_code == 404
 
 
-def test_tenants_are_separate(client: TestClient) -> None:
+def test_tenants_are_separate(client: TestClient, platform: Platform) -> None:
     entity = parking(1, 1)
-    response = client.post(ENTITIES, json=entity, headers={"Link": LINK, "NGSILD-Tenant": "police"})
+    headers = {"Link": LINK, "NGSILD-Tenant": "police"}
+    assert client.post(ENTITIES, json=entity, headers=headers).status_code == 403
+    platform.accounts.grant(Caller.system("police"), "test-admin", ["admin"])
+    response = client.post(ENTITIES, json=entity, headers=headers)
     assert response.status_code == 201
     assert client.get(f"{ENTITIES}/{entity['id']}").status_code == 404
     assert (

@@ -7,13 +7,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serving import running_server
+from tests.serving import create_admin_key, running_server
 
 
 @pytest.mark.slow
 def test_two_workers_share_one_database(tmp_path: Path) -> None:
-    with running_server(f"sqlite:///{tmp_path / 'workers.db'}", "--workers", "2") as url:
-        with httpx.Client(base_url=url) as client:
+    database_url = f"sqlite:///{tmp_path / 'workers.db'}"
+    key = create_admin_key(database_url)
+    with running_server(database_url, "--workers", "2") as url:
+        with httpx.Client(base_url=url, headers={"X-API-Key": key}) as client:
             for number in range(20):
                 response = client.post(
                     "/ngsi-ld/v1/entities",

@@ -37,6 +37,8 @@ class Caller:
     kind: PrincipalKind = PrincipalKind.USER
     entity_ids: frozenset[str] = field(default_factory=frozenset)
     """For a device key: the entities it feeds (the only ones it may write)."""
+    principal_id: str = ""
+    """The stored principal's id ('' for the system and anonymous callers)."""
 
     @classmethod
     def system(cls, tenant: str = "") -> Caller:
@@ -47,6 +49,11 @@ class Caller:
     def anonymous(cls, tenant: str = "") -> Caller:
         """Someone without a credential: the public role only."""
         return cls("anonymous", tenant, frozenset({Role.PUBLIC}), PrincipalKind.ANONYMOUS)
+
+    @property
+    def authenticated(self) -> bool:
+        """Tell whether the caller presented a valid credential (or is the platform itself)."""
+        return self.kind != PrincipalKind.ANONYMOUS
 
     def has(self, *roles: Role) -> bool:
         """Tell whether the caller holds any of these roles."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from smartcity.auth.policy import AccessControl, Permission, may_write, require, require_write
 from smartcity.auth.principal import Caller
 from smartcity.broker.codec import parse_attributes, parse_entity, parse_entity_fragment
 from smartcity.broker.contexts import ActiveContext
@@ -21,6 +22,7 @@ from smartcity.core.entity import ENTITY_MEMBERS, StoredEntity
 from smartcity.core.errors import (
     AlreadyExists,
     BadRequestData,
+    Forbidden,
     ResourceNotFound,
     SmartCityError,
     TooManyResults,
@@ -51,6 +53,7 @@ class BatchResult:
     errors: list[BatchError] = field(default_factory=list)
 
 
+T = TypeVar("T")
 ContextOf = Callable[[Any], ActiveContext]
 """The @context in force for one raw entity of a batch (each may carry its own)."""
 
@@ -61,21 +64,72 @@ def _entity_id(raw: Any) -> str:
     return ""
 
 
-class EntityService:
-    """Create, read, update, delete and query entities in one store."""
+def outcome_of(error: SmartCityError) -> str:
+    """Return how a failed operation is recorded in the audit log."""
+    return f"failed: {type(error).__name__}"
 
-    def __init__(self, store: EntityStore, clock: Clock, *, max_limit: int = 1000) -> None:
+
+class EntityService:
+    """Create, read, update, delete and query entities in one store, as the policy allows.
+
+    Every write is checked against the caller's roles (a device writes only its own entities)
+    and recorded in the audit log; every read sees only what the caller may see (the store
+    filters queries, so counts and pages leak nothing) and reads of restricted types are audited.
+    """
+
+    def __init__(
+        self, store: EntityStore, clock: Clock, access: AccessControl, *, max_limit: int = 1000
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.access = access
         self.max_limit = max_limit
 
     def _now(self) -> str:
         return isoformat(self.clock.now())
 
+    def _audited(self, caller: Caller, action: str, target: str, run: Callable[[], T]) -> T:
+        """Run one write after checking the caller may write `target`; audit how it ended."""
+        try:
+            require_write(caller, target)
+            result = run()
+        except SmartCityError as error:
+            if caller.authenticated:
+                self.access.record(caller, action, [(target, outcome_of(error))])
+            raise
+        self.access.record(caller, action, [(target, "ok")])
+        return result
+
+    def _check_write(self, caller: Caller, entity_id: str, action: str) -> None:
+        """Refuse (and audit) a write before anything is read or parsed."""
+        if not may_write(caller, entity_id):
+            self._audited(caller, action, entity_id, lambda: None)
+
+    def _audit_batch(self, caller: Caller, action: str, result: BatchResult) -> None:
+        self.access.record(
+            caller,
+            action,
+            [(entity_id, "ok") for entity_id in result.success]
+            + [(item.entity_id, outcome_of(item.error)) for item in result.errors],
+        )
+
+    def _writable(
+        self, caller: Caller, entities: list[StoredEntity], result: BatchResult
+    ) -> list[StoredEntity]:
+        """Keep the entities the caller may write; the others become per-entity 403 errors."""
+        kept: list[StoredEntity] = []
+        for entity in entities:
+            if may_write(caller, entity.id):
+                kept.append(entity)
+            else:
+                result.errors.append(BatchError(entity.id, _forbidden(caller, entity.id)))
+        return kept
+
     # -- single entities ------------------------------------------------------------------------
 
     def create(self, caller: Caller, body: Any, ctx: ActiveContext) -> str:
         """Create one entity; AlreadyExists if its id is taken."""
+        require(caller, Permission.WRITE_ENTITIES)
         entity = parse_entity(body, ctx, self._now())
 
         def plan(current: dict[str, StoredEntity]) -> Changes:
@@ -83,18 +137,27 @@ class EntityService:
                 raise AlreadyExists(f"entity {entity.id} already exists", instance=entity.id)
             return Changes(upserts=[entity])
 
-        self.store.apply(caller.tenant, [entity.id], plan)
+        self._audited(
+            caller,
+            "entity.create",
+            entity.id,
+            lambda: self.store.apply(caller.tenant, [entity.id], plan),
+        )
         return entity.id
 
     def retrieve(self, caller: Caller, entity_id: str) -> StoredEntity:
-        """Return one entity; ResourceNotFound if there is none with that id."""
+        """Return one entity; ResourceNotFound if there is none the caller may see."""
+        require(caller, Permission.READ_ENTITIES)
+        visibility = self.access.visibility(caller)
         entity = self.store.get(caller.tenant, entity_id)
-        if entity is None:
+        if entity is None or not visibility.allows(entity):
             raise ResourceNotFound(f"no entity with id {entity_id}", instance=entity_id)
+        self.access.record_reads(caller, "entity.read", [entity])
         return entity
 
     def delete(self, caller: Caller, entity_id: str) -> None:
         """Delete one entity; ResourceNotFound if there is none with that id."""
+        self._check_write(caller, entity_id, "entity.delete")
         now = self._now()
 
         def plan(current: dict[str, StoredEntity]) -> Changes:
@@ -102,10 +165,19 @@ class EntityService:
                 raise ResourceNotFound(f"no entity with id {entity_id}", instance=entity_id)
             return Changes(deletes=[entity_id], at=now)
 
-        self.store.apply(caller.tenant, [entity_id], plan)
+        self._audited(
+            caller,
+            "entity.delete",
+            entity_id,
+            lambda: self.store.apply(caller.tenant, [entity_id], plan),
+        )
 
     def _modify(
-        self, caller: Caller, entity_id: str, change: Callable[[StoredEntity, str], None]
+        self,
+        caller: Caller,
+        entity_id: str,
+        change: Callable[[StoredEntity, str], None],
+        action: str = "entity.update",
     ) -> StoredEntity:
         """Apply an in-place change to one existing entity in one transaction."""
         now = self._now()
@@ -120,7 +192,9 @@ class EntityService:
             result.append(entity)
             return Changes(upserts=[entity])
 
-        self.store.apply(caller.tenant, [entity_id], plan)
+        self._audited(
+            caller, action, entity_id, lambda: self.store.apply(caller.tenant, [entity_id], plan)
+        )
         return result[0]
 
     def append_attributes(
@@ -155,6 +229,7 @@ class EntityService:
         overwrite: bool,
         only_existing: bool,
     ) -> UpdateResult:
+        self._check_write(caller, entity_id, "entity.update")
         incoming = parse_attributes(_attributes_only(body), ctx, self._now())
         result = UpdateResult()
 
@@ -169,13 +244,14 @@ class EntityService:
                 display=_display_names(body, ctx),
             )
 
-        self._modify(caller, entity_id, change)
+        self._modify(caller, entity_id, change, "entity.update")
         return result
 
     def partial_update_attribute(
         self, caller: Caller, entity_id: str, attribute: str, body: Any, ctx: ActiveContext
     ) -> None:
         """Merge members into one attribute (PATCH .../attrs/{attrId})."""
+        self._check_write(caller, entity_id, "attribute.update")
         if not isinstance(body, dict):
             raise BadRequestData("the body must be a JSON object with the members to change")
         name = ctx.expand(attribute)
@@ -195,12 +271,13 @@ class EntityService:
             parsed["createdAt"] = instances[position].get("createdAt", now)
             instances[position] = parsed
 
-        self._modify(caller, entity_id, change)
+        self._modify(caller, entity_id, change, "attribute.update")
 
     def replace_attribute(
         self, caller: Caller, entity_id: str, attribute: str, body: Any, ctx: ActiveContext
     ) -> None:
         """Replace one attribute whole (PUT .../attrs/{attrId})."""
+        self._check_write(caller, entity_id, "attribute.replace")
         name = ctx.expand(attribute)
         now = self._now()
         incoming = parse_attributes({name: body}, ctx, now)
@@ -223,7 +300,7 @@ class EntityService:
                 result=UpdateResult(),
             )
 
-        self._modify(caller, entity_id, change)
+        self._modify(caller, entity_id, change, "attribute.replace")
 
     def delete_attribute(
         self,
@@ -236,6 +313,7 @@ class EntityService:
         delete_all: bool = False,
     ) -> None:
         """Delete an attribute, one of its instances, or all its instances."""
+        self._check_write(caller, entity_id, "attribute.delete")
         name = ctx.expand(attribute)
 
         def change(entity: StoredEntity, now: str) -> None:
@@ -258,10 +336,11 @@ class EntityService:
             if not instances:
                 del entity.attrs[name]
 
-        self._modify(caller, entity_id, change)
+        self._modify(caller, entity_id, change, "attribute.delete")
 
     def merge(self, caller: Caller, entity_id: str, body: Any, ctx: ActiveContext) -> None:
         """Merge-patch an entity (PATCH /entities/{id}); urn:ngsi-ld:null deletes an attribute."""
+        self._check_write(caller, entity_id, "entity.merge")
         if not isinstance(body, dict):
             raise BadRequestData("the body must be a JSON object of attributes")
         _check_same_id(body, entity_id)
@@ -297,10 +376,11 @@ class EntityService:
                 entity.types = fragment.types or entity.types
                 entity.scopes = entity.scopes if fragment.scopes is None else fragment.scopes
 
-        self._modify(caller, entity_id, change)
+        self._modify(caller, entity_id, change, "entity.merge")
 
     def replace(self, caller: Caller, entity_id: str, body: Any, ctx: ActiveContext) -> None:
         """Replace an entity whole (PUT /entities/{id}), keeping its creation time."""
+        self._check_write(caller, entity_id, "entity.replace")
         if not isinstance(body, dict):
             raise BadRequestData("the body must be a JSON object: the whole new entity")
         _check_same_id(body, entity_id)
@@ -313,12 +393,18 @@ class EntityService:
             replacement.created_at = old.created_at
             return Changes(upserts=[replacement])
 
-        self.store.apply(caller.tenant, [entity_id], plan)
+        self._audited(
+            caller,
+            "entity.replace",
+            entity_id,
+            lambda: self.store.apply(caller.tenant, [entity_id], plan),
+        )
 
     # -- queries --------------------------------------------------------------------------------
 
     def query(self, caller: Caller, query: EntityQuery) -> QueryPage:
-        """Run a query in the caller's tenant after checking its paging against the limits."""
+        """Run a query over what the caller may see in its tenant, within the paging limits."""
+        require(caller, Permission.READ_ENTITIES)
         query.tenant = caller.tenant
         if query.limit > self.max_limit:
             raise TooManyResults(
@@ -329,19 +415,29 @@ class EntityService:
             raise BadRequestData("limit and offset must not be negative")
         if query.limit == 0 and not query.count:
             raise BadRequestData("limit=0 only makes sense with count=true")
-        return self.store.query(query)
+        query.visibility = self.access.visibility(caller)
+        page = self.store.query(query)
+        self.access.record_reads(caller, "entity.query", page.entities)
+        return page
 
     def type_summaries(self, caller: Caller) -> list[TypeSummary]:
-        """Return every entity type of the caller's tenant with its count and attributes."""
-        return self.store.type_summaries(caller.tenant)
+        """Return the entity types the caller can see, with counts and attributes."""
+        require(caller, Permission.READ_ENTITIES)
+        return self.store.type_summaries(caller.tenant, self.access.visibility(caller))
 
     def attribute_summaries(self, caller: Caller) -> list[AttributeSummary]:
-        """Return every attribute name of the caller's tenant with the types that use it."""
-        return self.store.attribute_summaries(caller.tenant)
+        """Return the attribute names of the entities the caller can see, with their types."""
+        require(caller, Permission.READ_ENTITIES)
+        return self.store.attribute_summaries(caller.tenant, self.access.visibility(caller))
 
     def entities_of_type(self, caller: Caller, type_iri: str) -> list[StoredEntity]:
-        """Return every entity of one type in the caller's tenant (for type details)."""
-        return self.store.entities_of_type(caller.tenant, type_iri)
+        """Return every entity of one type the caller can see (for type details)."""
+        require(caller, Permission.READ_ENTITIES)
+        entities = self.store.entities_of_type(
+            caller.tenant, type_iri, self.access.visibility(caller)
+        )
+        self.access.record_reads(caller, "type.read", entities)
+        return entities
 
     # -- batches --------------------------------------------------------------------------------
 
@@ -360,8 +456,9 @@ class EntityService:
 
     def batch_create(self, caller: Caller, body: Any, ctx: ContextOf) -> BatchResult:
         """Create many entities; each one that exists already is an error of its own."""
+        require(caller, Permission.WRITE_ENTITIES)
         result = BatchResult()
-        entities = self._parse_batch(body, ctx, self._now(), result)
+        entities = self._writable(caller, self._parse_batch(body, ctx, self._now(), result), result)
 
         def plan(current: dict[str, StoredEntity]) -> Changes:
             taken = set(current)
@@ -379,17 +476,19 @@ class EntityService:
 
         if entities:
             self.store.apply(caller.tenant, [entity.id for entity in entities], plan)
+        self._audit_batch(caller, "entity.create", result)
         return result
 
     def batch_upsert(
         self, caller: Caller, body: Any, ctx: ContextOf, *, mode: str = "replace"
     ) -> tuple[BatchResult, list[str]]:
         """Create or change many entities; return the result and the ids that were created."""
+        require(caller, Permission.WRITE_ENTITIES)
         if mode not in ("replace", "update"):
             raise BadRequestData(f"options must be 'replace' or 'update', not {mode!r}")
         now = self._now()
         result = BatchResult()
-        entities = self._parse_batch(body, ctx, now, result)
+        entities = self._writable(caller, self._parse_batch(body, ctx, now, result), result)
         created: list[str] = []
 
         def plan(current: dict[str, StoredEntity]) -> Changes:
@@ -411,15 +510,17 @@ class EntityService:
         if entities:
             self.store.apply(caller.tenant, [entity.id for entity in entities], plan)
         result.success = list(dict.fromkeys(result.success))
+        self._audit_batch(caller, "entity.upsert", result)
         return result, created
 
     def batch_update(
         self, caller: Caller, body: Any, ctx: ContextOf, *, overwrite: bool = True
     ) -> BatchResult:
         """Append or update attributes of many existing entities."""
+        require(caller, Permission.WRITE_ENTITIES)
         now = self._now()
         result = BatchResult()
-        entities = self._parse_batch(body, ctx, now, result)
+        entities = self._writable(caller, self._parse_batch(body, ctx, now, result), result)
 
         def plan(current: dict[str, StoredEntity]) -> Changes:
             writes: dict[str, StoredEntity] = {}
@@ -438,14 +539,21 @@ class EntityService:
         if entities:
             self.store.apply(caller.tenant, [entity.id for entity in entities], plan)
         result.success = list(dict.fromkeys(result.success))
+        self._audit_batch(caller, "entity.update", result)
         return result
 
     def batch_delete(self, caller: Caller, body: Any) -> BatchResult:
         """Delete many entities by id; an unknown id is an error of its own."""
+        require(caller, Permission.WRITE_ENTITIES)
         if not isinstance(body, list) or not all(isinstance(item, str) for item in body):
             raise BadRequestData("batch delete takes a JSON array of entity ids (strings)")
-        ids: Sequence[str] = list(dict.fromkeys(body))
         result = BatchResult()
+        ids: list[str] = []
+        for entity_id in dict.fromkeys(body):
+            if may_write(caller, entity_id):
+                ids.append(entity_id)
+            else:
+                result.errors.append(BatchError(entity_id, _forbidden(caller, entity_id)))
         now = self._now()
 
         def plan(current: dict[str, StoredEntity]) -> Changes:
@@ -462,7 +570,12 @@ class EntityService:
 
         if ids:
             self.store.apply(caller.tenant, ids, plan)
+        self._audit_batch(caller, "entity.delete", result)
         return result
+
+
+def _forbidden(caller: Caller, entity_id: str) -> Forbidden:
+    return Forbidden(f"{caller.subject} may not write entity {entity_id}", instance=entity_id)
 
 
 def _update_entity(old: StoredEntity, new: StoredEntity, now: str, *, overwrite: bool) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from smartcity.auth.policy import PUBLIC_MARK
 from smartcity.auth.principal import Caller
 from smartcity.platform import Platform
 
@@ -26,12 +27,17 @@ def seed_entities() -> list[dict[str, Any]]:
 
 
 def load_seed(platform: Platform) -> int:
-    """Upsert the seed set of Changdong places into the default tenant; return how many."""
+    """Upsert the seed places into the default tenant, their types public; return how many."""
     platform.contexts.preload_file(CHANGDONG_CONTEXT_URL, data_path("changdong-context.jsonld"))
+    system = Caller.system()
     result, _ = platform.entities.batch_upsert(
-        Caller.system(), seed_entities(), lambda raw: platform.contexts.resolve(raw.get("@context"))
+        system, seed_entities(), lambda raw: platform.contexts.resolve(raw.get("@context"))
     )
     if result.errors:
         problems = "; ".join(f"{e.entity_id}: {e.error.detail}" for e in result.errors)
         raise RuntimeError(f"the seed data is invalid: {problems}")
+    # Places anyone may look up: parking lots, points of interest, stations.
+    types = {t for i in result.success for t in platform.entities.retrieve(system, i).types}
+    for type_iri in sorted(types):
+        platform.accounts.mark_type(system, type_iri, PUBLIC_MARK)
     return len(result.success)

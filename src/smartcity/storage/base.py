@@ -14,6 +14,31 @@ if TYPE_CHECKING:
     from smartcity.core.qlang import QExpr, ScopeExpr, TypeExpr
 
 
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """Which entities a reader may see: every one, or those of some types or with some ids."""
+
+    everything: bool = True
+    types: frozenset[str] = frozenset()
+    ids: frozenset[str] = frozenset()
+
+    @classmethod
+    def only(cls, types: Collection[str] = (), ids: Collection[str] = ()) -> Visibility:
+        """Return the visibility of the entities with one of these types or ids (maybe none)."""
+        return cls(False, frozenset(types), frozenset(ids))
+
+    def allows(self, entity: StoredEntity) -> bool:
+        """Tell whether the reader may see this entity."""
+        return self.everything or entity.id in self.ids or not self.types.isdisjoint(entity.types)
+
+    def allows_type(self, type_iri: str) -> bool:
+        """Tell whether the reader may see every entity of this type."""
+        return self.everything or type_iri in self.types
+
+
+EVERYTHING = Visibility()
+
+
 @dataclass(slots=True)
 class EntityQuery:
     """What a query asks of the store; names are expanded IRIs."""
@@ -30,6 +55,8 @@ class EntityQuery:
     limit: int = 20
     offset: int = 0
     count: bool = False
+    visibility: Visibility = EVERYTHING
+    """What the caller may see; the store filters by it, so counts and pages leak nothing."""
 
 
 @dataclass(slots=True)
@@ -120,15 +147,19 @@ class EntityStore(Protocol):
         """Return the entities that match, paginated."""
         ...
 
-    def type_summaries(self, tenant: str) -> list[TypeSummary]:
-        """Return every entity type with its count and attribute names."""
+    def type_summaries(self, tenant: str, visibility: Visibility = EVERYTHING) -> list[TypeSummary]:
+        """Return every entity type with its count and attribute names (of visible entities)."""
         ...
 
-    def attribute_summaries(self, tenant: str) -> list[AttributeSummary]:
-        """Return every attribute name with the types that use it."""
+    def attribute_summaries(
+        self, tenant: str, visibility: Visibility = EVERYTHING
+    ) -> list[AttributeSummary]:
+        """Return every attribute name with the types that use it (of visible entities)."""
         ...
 
-    def entities_of_type(self, tenant: str, type_iri: str) -> list[StoredEntity]:
+    def entities_of_type(
+        self, tenant: str, type_iri: str, visibility: Visibility = EVERYTHING
+    ) -> list[StoredEntity]:
         """Return every entity of one type (for type details; not for hot paths)."""
         ...
 

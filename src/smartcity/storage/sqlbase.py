@@ -21,6 +21,7 @@ from smartcity.core.geo import geometry_bbox
 from smartcity.core.patterns import compile_pattern, search
 from smartcity.core.qeval import evaluate, evaluate_scope
 from smartcity.storage.base import (
+    EVERYTHING,
     AttributeSummary,
     ChangeKind,
     ChangeRecord,
@@ -29,6 +30,7 @@ from smartcity.storage.base import (
     Plan,
     QueryPage,
     TypeSummary,
+    Visibility,
 )
 from smartcity.storage.indexing import index_rows
 from smartcity.storage.sqlfilter import (
@@ -445,10 +447,32 @@ class SqlEntityStore(ABC):
             row = cursor.fetchone()
         return entity_from_row(row) if row is not None else None
 
+    def _visible(self, visibility: Visibility) -> tuple[str, list[Any]]:
+        """Return a condition on `e` that keeps the visible entities only ('' for all)."""
+        if visibility.everything:
+            return "", []
+        parts: list[str] = []
+        params: list[Any] = []
+        if visibility.types:
+            types = sorted(visibility.types)
+            parts.append(
+                "e.pk IN (SELECT pk FROM entity_index WHERE name = '@type' "
+                f"AND txt IN ({self._marks(len(types))}))"
+            )
+            params.extend(types)
+        if visibility.ids:
+            ids = sorted(visibility.ids)
+            parts.append(f"e.id IN ({self._marks(len(ids))})")
+            params.extend(ids)
+        return (f"({' OR '.join(parts)})" if parts else "1=0"), params
+
     def _where(self, query: EntityQuery) -> _Where:
         """Collect the conditions of a query: fixed ones, and index candidates to plan over."""
         p = self._p
         where = _Where(conditions=[], params=[], candidates=[], exact=True)
+        visible, visible_params = self._visible(query.visibility)
+        if visible:
+            where.add(visible, visible_params)
         if query.ids is not None:
             where.add(f"e.id IN ({self._marks(len(query.ids))})" if query.ids else "1=0", query.ids)
         if query.id_pattern is not None:
@@ -585,21 +609,27 @@ class SqlEntityStore(ABC):
                     break
             return QueryPage(page, seen if query.count else None)
 
-    def type_summaries(self, tenant: str) -> list[TypeSummary]:
-        """Return every entity type with its count and attribute names."""
-        p = self._p
+    def _tenant_visible(self, tenant: str, visibility: Visibility) -> tuple[str, list[Any]]:
+        """Return the condition on `e` of a tenant's visible entities, and its parameters."""
+        visible, params = self._visible(visibility)
+        condition = f"e.tenant = {self._p}" + (f" AND {visible}" if visible else "")
+        return condition, [tenant, *params]
+
+    def type_summaries(self, tenant: str, visibility: Visibility = EVERYTHING) -> list[TypeSummary]:
+        """Return every entity type with its count and attribute names (of visible entities)."""
+        condition, params = self._tenant_visible(tenant, visibility)
         with self.reading() as cursor:
             cursor.execute(
                 "SELECT t.txt, COUNT(*) FROM entity_index t JOIN entities e ON e.pk = t.pk "
-                f"WHERE e.tenant = {p} AND t.name = '@type' GROUP BY t.txt ORDER BY t.txt",
-                [tenant],
+                f"WHERE {condition} AND t.name = '@type' GROUP BY t.txt ORDER BY t.txt",
+                params,
             )
             counts = {row[0]: int(row[1]) for row in cursor.fetchall()}
             cursor.execute(
                 "SELECT DISTINCT t.txt, a.name FROM entity_index t "
                 "JOIN entities e ON e.pk = t.pk JOIN entity_index a ON a.pk = t.pk "
-                f"WHERE e.tenant = {p} AND t.name = '@type' AND substr(a.name, 1, 1) <> '@'",
-                [tenant],
+                f"WHERE {condition} AND t.name = '@type' AND substr(a.name, 1, 1) <> '@'",
+                params,
             )
             attributes: dict[str, set[str]] = {}
             for type_iri, name in cursor.fetchall():
@@ -609,38 +639,43 @@ class SqlEntityStore(ABC):
             for type_iri, count in counts.items()
         ]
 
-    def attribute_summaries(self, tenant: str) -> list[AttributeSummary]:
-        """Return every attribute name with the types that use it."""
-        p = self._p
+    def attribute_summaries(
+        self, tenant: str, visibility: Visibility = EVERYTHING
+    ) -> list[AttributeSummary]:
+        """Return every attribute name with the types that use it (of visible entities)."""
+        condition, params = self._tenant_visible(tenant, visibility)
         with self.reading() as cursor:
             cursor.execute(
                 "SELECT a.name, t.txt, COUNT(DISTINCT a.pk) FROM entity_index a "
                 "JOIN entities e ON e.pk = a.pk JOIN entity_index t ON t.pk = a.pk "
-                f"WHERE e.tenant = {p} AND t.name = '@type' "
+                f"WHERE {condition} AND t.name = '@type' "
                 "AND substr(a.name, 1, 1) <> '@' GROUP BY a.name, t.txt",
-                [tenant],
+                params,
             )
             types: dict[str, set[str]] = {}
             for name, type_iri, _ in cursor.fetchall():
                 types.setdefault(name, set()).add(type_iri)
             cursor.execute(
                 "SELECT a.name, COUNT(DISTINCT a.pk) FROM entity_index a "
-                f"JOIN entities e ON e.pk = a.pk WHERE e.tenant = {p} "
+                f"JOIN entities e ON e.pk = a.pk WHERE {condition} "
                 "AND substr(a.name, 1, 1) <> '@' GROUP BY a.name ORDER BY a.name",
-                [tenant],
+                params,
             )
             return [
                 AttributeSummary(name, int(count), sorted(types.get(name, ())))
                 for name, count in cursor.fetchall()
             ]
 
-    def entities_of_type(self, tenant: str, type_iri: str) -> list[StoredEntity]:
-        """Return every entity of one type (for type details; not for hot paths)."""
+    def entities_of_type(
+        self, tenant: str, type_iri: str, visibility: Visibility = EVERYTHING
+    ) -> list[StoredEntity]:
+        """Return every visible entity of one type (for type details; not for hot paths)."""
         p = self._p
+        condition, params = self._tenant_visible(tenant, visibility)
         with self.reading() as cursor:
             cursor.execute(
-                f"SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.tenant = {p} AND e.pk IN "
+                f"SELECT {ENTITY_COLUMNS} FROM entities e WHERE {condition} AND e.pk IN "
                 f"(SELECT pk FROM entity_index WHERE name = '@type' AND txt = {p}) ORDER BY e.id",
-                [tenant, type_iri],
+                [*params, type_iri],
             )
             return [entity_from_row(row) for row in cursor.fetchall()]

@@ -15,9 +15,18 @@ PROBLEM = "application/problem+json"
 log = structlog.get_logger(__name__)
 
 
+CHALLENGE = 'Bearer realm="smartcity", ApiKey realm="smartcity"'
+
+
 def problem_response(error: SmartCityError) -> Response:
-    """Return the ProblemDetails response for one error."""
-    return Response(orjson.dumps(error.to_problem()), status_code=error.status, media_type=PROBLEM)
+    """Return the ProblemDetails response for one error (a 401 says how to authenticate)."""
+    headers = {"WWW-Authenticate": CHALLENGE} if error.status == 401 else None
+    return Response(
+        orjson.dumps(error.to_problem()),
+        status_code=error.status,
+        media_type=PROBLEM,
+        headers=headers,
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

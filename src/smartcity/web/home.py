@@ -40,12 +40,13 @@ header .en{{color:#c9d6e8}}
 
 
 def home_page(platform: Platform) -> str:
-    """Render the landing page with the entity types and counts of the default tenant."""
+    """Render the landing page with the public entity types and counts of the default tenant."""
+    visitor = Caller.anonymous() if platform.settings.auth else Caller.system()
     rows = (
         "".join(
             f'<tr><td><a href="/ngsi-ld/v1/entities?type={escape(s.type)}&amp;limit=100">'
             f"{escape(s.type.rsplit('/', 1)[-1])}</a></td><td>{s.count}</td></tr>"
-            for s in platform.entities.type_summaries(Caller.anonymous())
+            for s in platform.entities.type_summaries(visitor)
         )
         or '<tr><td colspan="2">아직 없음 · none yet</td></tr>'
     )

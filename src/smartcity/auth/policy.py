@@ -1,0 +1,193 @@
+"""Who may do what: the permission table per role, write rules and read visibility.
+
+Every service checks here, whatever calls it (HTTP, CLI, simulator): `require` for an
+operation, `require_write` / `may_write` per entity, and `AccessControl.visibility` for what a
+reader may see (the store filters queries by it, so counts and pages leak nothing).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from enum import StrEnum
+
+from smartcity.auth.principal import Caller, Role
+from smartcity.core.clock import Clock, isoformat
+from smartcity.core.entity import StoredEntity
+from smartcity.core.errors import Forbidden, Unauthorized
+from smartcity.storage.accounts import AccountStore, AuditRecord
+from smartcity.storage.base import EVERYTHING, Visibility
+
+
+class Permission(StrEnum):
+    """An operation a role may be allowed."""
+
+    READ_ENTITIES = "read-entities"
+    """Read entities, within the caller's visibility."""
+    WRITE_ENTITIES = "write-entities"
+    """Create, change and delete entities (a device: only its own)."""
+    READ_HISTORY = "read-history"
+    """Read temporal history, within the caller's visibility."""
+    WRITE_HISTORY = "write-history"
+    """Add or delete temporal history (a device: only of its own entities)."""
+    MANAGE_SUBSCRIPTIONS = "manage-subscriptions"
+    """Create, change and delete subscriptions (notifications within the visibility)."""
+    MANAGE_CONTEXTS = "manage-contexts"
+    """Add and delete stored @contexts (/jsonldContexts)."""
+    ADMINISTER = "administer"
+    """Manage principals, roles, keys, agency shares and public or restricted types."""
+    READ_AUDIT = "read-audit"
+    """Read the audit log."""
+
+
+PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.OPERATOR: frozenset(
+        {
+            Permission.READ_ENTITIES,
+            Permission.WRITE_ENTITIES,
+            Permission.READ_HISTORY,
+            Permission.WRITE_HISTORY,
+            Permission.MANAGE_SUBSCRIPTIONS,
+            Permission.MANAGE_CONTEXTS,
+        }
+    ),
+    Role.ANALYST: frozenset(
+        {Permission.READ_ENTITIES, Permission.READ_HISTORY, Permission.MANAGE_SUBSCRIPTIONS}
+    ),
+    Role.AGENCY: frozenset({Permission.READ_ENTITIES, Permission.READ_HISTORY}),
+    Role.DEVICE: frozenset(
+        {
+            Permission.READ_ENTITIES,
+            Permission.WRITE_ENTITIES,
+            Permission.WRITE_HISTORY,
+        }
+    ),
+    Role.PUBLIC: frozenset({Permission.READ_ENTITIES}),
+}
+"""What each role may do in its tenant; a principal with several roles may do the union."""
+
+FULL_READERS = (Role.ADMIN, Role.OPERATOR, Role.ANALYST)
+"""Roles that see every entity of their tenant."""
+FULL_WRITERS = (Role.ADMIN, Role.OPERATOR)
+"""Roles that may write every entity of their tenant (devices write only their own)."""
+
+PUBLIC_MARK = "public"
+RESTRICTED_MARK = "restricted"
+
+
+def allowed(caller: Caller, permission: Permission) -> bool:
+    """Tell whether one of the caller's roles grants a permission."""
+    return any(permission in PERMISSIONS[role] for role in caller.roles)
+
+
+def denied(caller: Caller, what: str) -> Unauthorized | Forbidden:
+    """Return the error for a refused operation: 401 without a credential, else 403."""
+    if not caller.authenticated:
+        return Unauthorized(f"{what} needs a credential (a bearer token or an API key)")
+    return Forbidden(f"{caller.subject} may not {what} in this tenant")
+
+
+def require(caller: Caller, permission: Permission) -> None:
+    """Raise Unauthorized (no credential) or Forbidden unless the caller has the permission."""
+    if not allowed(caller, permission):
+        raise denied(caller, permission.value.replace("-", " "))
+
+
+def may_write(caller: Caller, entity_id: str) -> bool:
+    """Tell whether the caller may create, change or delete this entity."""
+    if caller.has(*FULL_WRITERS):
+        return True
+    return caller.has(Role.DEVICE) and entity_id in caller.entity_ids
+
+
+def require_write(caller: Caller, entity_id: str) -> None:
+    """Raise Unauthorized or Forbidden unless the caller may write this entity.
+
+    The answer never depends on whether the entity exists, so a refusal tells nothing.
+    """
+    if not may_write(caller, entity_id):
+        raise denied(caller, f"write entity {entity_id}")
+
+
+def require_any_write(caller: Caller) -> None:
+    """Raise unless the caller may write at least some entities (before a batch)."""
+    require(caller, Permission.WRITE_ENTITIES)
+
+
+class AccessControl:
+    """Per-tenant access data: public and restricted types, agency shares; and the audit log."""
+
+    MARKS_TTL = 2.0
+    """Seconds a tenant's type marks are reused before they are read again."""
+
+    def __init__(self, accounts: AccountStore, clock: Clock) -> None:
+        self.accounts = accounts
+        self.clock = clock
+        self._marks: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    def marked_types(self, tenant: str, mark: str) -> frozenset[str]:
+        """Return a tenant's types with a mark (cached for a moment: every read asks)."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._marks.get((tenant, mark))
+        if cached is not None and now - cached[0] < self.MARKS_TTL:
+            return cached[1]
+        types = self.accounts.marked_types(tenant, mark)
+        with self._lock:
+            self._marks[(tenant, mark)] = (now, types)
+        return types
+
+    def forget_marks(self, tenant: str) -> None:
+        """Drop the cached marks of a tenant (after they changed here)."""
+        with self._lock:
+            for mark in (PUBLIC_MARK, RESTRICTED_MARK):
+                self._marks.pop((tenant, mark), None)
+
+    def visibility(self, caller: Caller) -> Visibility:
+        """Return what the caller may read in its tenant.
+
+        Full readers see everything; everyone sees the public types; an agency also sees what
+        is shared with it and has not expired; a device also sees the entities it feeds.
+        """
+        if caller.has(*FULL_READERS):
+            return EVERYTHING
+        if not allowed(caller, Permission.READ_ENTITIES):
+            return Visibility.only()
+        types = set(self.marked_types(caller.tenant, PUBLIC_MARK))
+        ids: set[str] = set()
+        if caller.has(Role.AGENCY) and caller.principal_id:
+            now = isoformat(self.clock.now())
+            for share in self.accounts.shares(caller.tenant, caller.principal_id):
+                if share.expires_at <= now:
+                    continue
+                if share.entity_type:
+                    types.add(share.entity_type)
+                if share.entity_id:
+                    ids.add(share.entity_id)
+        if caller.has(Role.DEVICE):
+            ids.update(caller.entity_ids)
+        return Visibility.only(types, ids)
+
+    def record(self, caller: Caller, action: str, targets: Iterable[tuple[str, str]]) -> None:
+        """Append one audit record per (target, outcome) of an action by the caller."""
+        at = isoformat(self.clock.now())
+        self.accounts.record_audit(
+            [
+                AuditRecord(at, caller.tenant, caller.subject, action, target, outcome)
+                for target, outcome in targets
+            ]
+        )
+
+    def record_reads(self, caller: Caller, action: str, entities: Sequence[StoredEntity]) -> None:
+        """Audit the reading of every entity of a restricted type among those returned."""
+        if not entities:
+            return
+        restricted = self.marked_types(caller.tenant, RESTRICTED_MARK)
+        if not restricted:
+            return
+        read = [(e.id, "ok") for e in entities if not restricted.isdisjoint(e.types)]
+        if read:
+            self.record(caller, action, read)
