@@ -209,3 +209,20 @@ def test_hosted_contexts_outlive_a_restart(settings: Settings) -> None:
         assert client.get(location).json() == {"@context": CITY_CONTEXT}
         created = client.post("/ngsi-ld/v1/entities", json=LAMP, headers=link(location))
         assert created.status_code == 201, created.text
+
+
+def test_two_processes_on_one_database_share_hosted_contexts(settings: Settings) -> None:
+    with (
+        TestClient(create_app(build_platform(settings))) as first,
+        TestClient(create_app(build_platform(settings))) as second,
+    ):
+        location = host(first, CITY_CONTEXT, tenant="dobong")
+        north = {"NGSILD-Tenant": "dobong"}
+        created = second.post(
+            "/ngsi-ld/v1/entities", json=LAMP, headers={**north, **link(location)}
+        )
+        assert created.status_code == 201, created.text
+        listed = second.get(CONTEXTS, params={"kind": "Hosted"}, headers=north).json()
+        assert listed == ["http://testserver" + location]
+        assert second.delete(location, headers=north).status_code == 204
+        assert first.get(location).status_code == 404

@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urljoin, urlsplit
 
 import httpx
 import orjson
 
+from smartcity.broker.context_fetch import ACCEPT, fetch_document, fetch_refusal, unavailable
 from smartcity.broker.core_context import is_core_context_url
 from smartcity.broker.jsonld import (
     CORE,
@@ -54,8 +54,6 @@ LocalContexts = Callable[[str], "tuple[str, JSON] | None"]
 """Given a URL, return (local id, @context) when it names a context the broker hosts itself,
 None when it names someone else's; raise LdContextNotAvailable for an unknown one of ours."""
 
-MAX_DOCUMENT_BYTES: Final = 4 * 1024 * 1024
-_MAX_REDIRECTS: Final = 5
 _MAX_CACHED_DOCUMENTS: Final = 1024
 _SDM_RAW: Final = "https://raw.githubusercontent.com/smart-data-models/"
 _SDM_PAGES: Final = "https://smart-data-models.github.io/"
@@ -78,7 +76,8 @@ class _Document:
     path: Path | None = None
     hosted_id: str | None = None
     hits: int = 0
-    last_used: datetime | None = None
+    last_used: float | None = None
+    """When it was last used, on the monotonic clock (cheaper than a datetime per request)."""
     expires_at: datetime | None = None
 
 
@@ -147,7 +146,7 @@ class ContextResolver:
                 return None
             self._contexts.move_to_end(key)
             if cached.urls:
-                now = self.clock.now()
+                now = time.monotonic()
                 for url in cached.urls:
                     document = self._documents.get(url)
                     if document is not None:
@@ -259,11 +258,12 @@ class ContextResolver:
         if current is not None and current.origin is DocumentOrigin.PRELOADED:
             with self._lock:
                 path = self._documents[url].path
-            if path is not None:
-                try:
-                    self.preload_file(url, path)
-                except ValueError as error:
-                    raise LdContextNotAvailable(str(error)) from None
+            if path is None:
+                raise unavailable(url, "it was preloaded from memory; there is no file to read")
+            try:
+                self.preload_file(url, path)
+            except ValueError as error:
+                raise LdContextNotAvailable(str(error)) from None
         else:
             self._check_allowed(url, url)
             self._load_locked(url, refresh=True)
@@ -279,6 +279,10 @@ class ContextResolver:
             del self._contexts[key]
 
     def _report(self, url: str, document: _Document) -> CachedDocument:
+        last_used = None
+        if document.last_used is not None:
+            ago = time.monotonic() - document.last_used
+            last_used = self.clock.now() - timedelta(seconds=ago)
         return CachedDocument(
             url=url,
             context=document.context,
@@ -286,7 +290,7 @@ class ContextResolver:
             loaded_at=document.loaded_at,
             expires_at=document.expires_at,
             hits=document.hits,
-            last_used=document.last_used,
+            last_used=last_used,
             hosted_id=document.hosted_id,
         )
 
@@ -304,7 +308,7 @@ class ContextResolver:
             if document is None or document.expires <= time.monotonic():
                 return None
             document.hits += 1
-            document.last_used = self.clock.now()
+            document.last_used = time.monotonic()
             return document.context, document.expires
 
     def _keep(self, url: str, document: _Document) -> tuple[JSON, float]:
@@ -319,20 +323,25 @@ class ContextResolver:
         if at_hand is not None:
             return at_hand
         if self.local is not None:
-            found = self.local(url)
+            try:
+                found = self.local(url)
+            except LdContextNotAvailable as error:
+                if strict:
+                    raise BadRequestData(error.detail) from None
+                raise
             if found is not None:
                 hosted_id, context = found
                 now = self.clock.now()
                 expires = time.monotonic() + self.local_ttl
                 hosted = _Document(context, expires, DocumentOrigin.HOSTED, now, None, hosted_id)
-                hosted.hits, hosted.last_used = 1, now
+                hosted.hits, hosted.last_used = 1, time.monotonic()
                 hosted.expires_at = now + timedelta(seconds=self.local_ttl)
                 return self._keep(url, hosted)
-        refusal = self._refusal(url)
+        refusal = fetch_refusal(url, self.allowed_hosts)
         if refusal is not None:
             if strict:
                 raise BadRequestData(f"@context {url} cannot be used here: {refusal}")
-            raise _unavailable(url, refusal)
+            raise unavailable(url, refusal)
         return self._load_locked(url)
 
     def _load_locked(self, url: str, *, refresh: bool = False) -> tuple[JSON, float]:
@@ -357,7 +366,9 @@ class ContextResolver:
                 if failure is not None and failure[1] > now:
                     raise LdContextNotAvailable(failure[0])
         try:
-            context = _context_member(url, self._fetch(url))
+            context = _context_member(
+                url, fetch_document(self._http(), url, self.timeout, self.allowed_hosts)
+            )
         except LdContextNotAvailable as error:
             with self._lock:
                 _prune(self._documents, self._failures, now)
@@ -369,61 +380,13 @@ class ContextResolver:
         )
         fetched.expires_at = loaded_at + timedelta(seconds=self.cache_ttl)
         if not refresh:
-            fetched.hits, fetched.last_used = 1, loaded_at
+            fetched.hits, fetched.last_used = 1, time.monotonic()
         return self._keep(url, fetched)
 
-    def _fetch(self, url: str) -> JSON:
-        deadline = time.monotonic() + self.timeout
-        current = url
-        for _ in range(_MAX_REDIRECTS + 1):
-            self._check_allowed(url, current)
-            try:
-                with self._http().stream("GET", current) as response:
-                    if response.is_redirect and "location" in response.headers:
-                        current = urljoin(current, response.headers["location"])
-                        continue
-                    if response.status_code != 200:
-                        raise _unavailable(url, f"the server answered HTTP {response.status_code}")
-                    body = bytearray()
-                    for chunk in response.iter_bytes():
-                        body += chunk
-                        if len(body) > MAX_DOCUMENT_BYTES:
-                            raise _unavailable(url, "the document is larger than 4 MiB")
-                        if time.monotonic() > deadline:
-                            raise _unavailable(url, f"no answer within {self.timeout:g} s")
-            except httpx.TimeoutException:
-                raise _unavailable(url, f"no answer within {self.timeout:g} s") from None
-            except httpx.HTTPError as error:
-                reason = f"the request failed ({type(error).__name__}: {error})"
-                raise _unavailable(url, reason) from None
-            try:
-                return orjson.loads(bytes(body))
-            except orjson.JSONDecodeError:
-                raise _unavailable(url, "the document is not JSON") from None
-        raise _unavailable(url, f"more than {_MAX_REDIRECTS} redirects")
-
     def _check_allowed(self, url: str, current: str) -> None:
-        refusal = self._refusal(current)
+        refusal = fetch_refusal(current, self.allowed_hosts)
         if refusal is not None:
-            raise _unavailable(url, refusal)
-
-    def _refusal(self, url: str) -> str | None:
-        """Return why the resolver may not fetch a URL, or None if it may."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return "only absolute http(s) URLs can be fetched"
-        if self.allowed_hosts is None:
-            return None
-        if not self.allowed_hosts:
-            return "the broker runs offline and has no preloaded copy of it"
-        host = parts.hostname.lower()
-        for allowed in self.allowed_hosts:
-            pattern = allowed.lower()
-            if host == pattern or parts.netloc.lower() == pattern:
-                return None
-            if pattern.startswith("*.") and host.endswith(pattern[1:]):
-                return None
-        return f"host {host!r} is not in the allowed @context hosts"
+            raise unavailable(url, refusal)
 
     def _http(self) -> httpx.Client:
         with self._lock:
@@ -431,7 +394,7 @@ class ContextResolver:
                 self._client = httpx.Client(
                     timeout=self.timeout,
                     transport=self._transport,
-                    headers={"Accept": "application/ld+json, application/json;q=0.9, */*;q=0.1"},
+                    headers={"Accept": ACCEPT},
                 )
             return self._client
 
@@ -459,9 +422,5 @@ def smart_data_models_urls(repository: str) -> list[str]:
 
 def _context_member(url: str, document: JSON) -> JSON:
     if not isinstance(document, dict) or "@context" not in document:
-        raise _unavailable(url, "the document has no @context member")
+        raise unavailable(url, "the document has no @context member")
     return document["@context"]
-
-
-def _unavailable(url: str, reason: str) -> LdContextNotAvailable:
-    return LdContextNotAvailable(f"@context {url} is not available: {reason}")
