@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -13,6 +15,7 @@ from smartcity.config import Settings
 from smartcity.platform import build_platform
 from smartcity.web.app import create_app
 from smartcity.web.deps import get_caller
+from tests.serving import running_server
 
 CONTEXTS = "/ngsi-ld/v1/jsonldContexts"
 CONTEXT_REL = 'rel="http://www.w3.org/ns/json-ld#context"'
@@ -226,3 +229,41 @@ def test_two_processes_on_one_database_share_hosted_contexts(settings: Settings)
         assert listed == ["http://testserver" + location]
         assert second.delete(location, headers=north).status_code == 204
         assert first.get(location).status_code == 404
+
+
+def test_another_broker_fetches_a_hosted_context_over_http(tmp_path: Path) -> None:
+    with running_server(f"sqlite:///{tmp_path / 'first.db'}") as first_url:
+        response = httpx.post(first_url + CONTEXTS, json={"@context": CITY_CONTEXT})
+        assert response.status_code == 201, response.text
+        hosted_url = first_url + response.headers["Location"]
+        served = httpx.get(hosted_url)
+        assert served.headers["Content-Type"] == "application/ld+json"
+
+        other = Settings(
+            database_url=f"sqlite:///{tmp_path / 'other.db'}", context_allowed_hosts=["127.0.0.1"]
+        )
+        with TestClient(create_app(build_platform(other))) as client:
+            created = client.post("/ngsi-ld/v1/entities", json=LAMP, headers=link(hosted_url))
+            assert created.status_code == 201, created.text
+            stored = client.get("/ngsi-ld/v1/entities/" + LAMP["id"]).json()
+            assert stored["type"] == CITY + "Streetlight"
+            cached = client.get(CONTEXTS, params={"kind": "Cached", "details": "true"}).json()
+            assert [(c["URL"], c["extraInfo"]["origin"]) for c in cached] == [
+                (hosted_url, "fetched")
+            ]
+            assert (
+                client.delete(
+                    CONTEXTS + "/" + cached[0]["localId"], params={"reload": "true"}
+                ).status_code
+                == 204
+            )
+
+            assert httpx.delete(hosted_url).status_code == 204
+            failed = client.delete(CONTEXTS + "/" + cached[0]["localId"], params={"reload": "true"})
+            assert failed.status_code == 504
+            assert "HTTP 404" in failed.json()["detail"]
+            # The copy is kept until it expires or is deleted.
+            assert (
+                client.get("/ngsi-ld/v1/entities/" + LAMP["id"], headers=link(hosted_url)).json()
+                == LAMP
+            )
