@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     context_cache_ttl: float = Field(default=3600.0, ge=0)
     context_preload_files: dict[str, str] = Field(default_factory=dict)
     context_preload_smart_data_models: str | None = None
+    # @contexts users host through /ngsi-ld/v1/jsonldContexts
+    context_hosted_max_bytes: int = Field(default=1024 * 1024, ge=1024, le=4 * 1024 * 1024)
+    context_hosted_max_per_tenant: int = Field(default=1000, ge=1)
+    context_hosted_cache_ttl: float = Field(default=60.0, ge=0)
 
     # Query limits (NGSI-LD clause 6.3.10: a limit above the maximum is TooManyResults)
     default_limit: int = Field(default=20, ge=1)

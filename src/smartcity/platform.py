@@ -12,13 +12,15 @@ import structlog
 from smartcity.auth.accounts import AccountService
 from smartcity.auth.policy import AccessControl
 from smartcity.auth.tokens import TokenIssuer, load_or_create_secret
-from smartcity.broker.contexts import ContextResolver
+from smartcity.broker.context_hosting import ContextHostingService, HostedContextLookup
+from smartcity.broker.contexts import ContextResolver, LocalContexts
 from smartcity.broker.service import EntityService
 from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
 from smartcity.core.workers import Worker
 from smartcity.storage.accounts import SqlAccountStore
 from smartcity.storage.changelog import ChangeLogPruner
+from smartcity.storage.hosted_contexts import SqlHostedContextStore
 from smartcity.storage.sqlbase import SqlEntityStore
 
 log = structlog.get_logger(__name__)
@@ -37,13 +39,18 @@ def open_store(database_url: str, schema: str | None = None) -> SqlEntityStore:
     raise ValueError(f"unsupported database URL {database_url!r}")
 
 
-def build_resolver(settings: Settings) -> ContextResolver:
-    """Build the @context resolver the settings describe."""
+def build_resolver(
+    settings: Settings, local: LocalContexts | None = None, clock: Clock | None = None
+) -> ContextResolver:
+    """Build the @context resolver the settings describe (`local` finds hosted contexts)."""
     allowed: list[str] | None = [] if settings.context_offline else settings.context_allowed_hosts
     resolver = ContextResolver(
         allowed_hosts=allowed,
         timeout=settings.context_fetch_timeout,
         cache_ttl=settings.context_cache_ttl,
+        local=local,
+        local_ttl=settings.context_hosted_cache_ttl,
+        clock=clock,
     )
     for url, path in settings.context_preload_files.items():
         resolver.preload_file(url, Path(path))
@@ -66,6 +73,7 @@ class Platform:
     accounts: AccountService
     change_log: ChangeLogPruner
     """Readers of the change log register their position here, so it keeps what they need."""
+    context_hosting: ContextHostingService
     workers: list[Worker] = field(default_factory=list)
     """Background loops that run while the platform serves (see `run_workers`)."""
 
@@ -75,6 +83,7 @@ class Platform:
 
     def close(self) -> None:
         """Release what the platform holds."""
+        self.contexts.close()
         self.store.close()
 
 
@@ -98,7 +107,6 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
     clock = clock or SystemClock()
     store = open_store(settings.database_url, settings.database_schema)
     log.info("store opened", database=settings.redacted_database_url())
-    contexts = build_resolver(settings)
     pruner = ChangeLogPruner(
         store, clock, keep=timedelta(minutes=settings.change_log_retention_minutes)
     )
@@ -109,6 +117,9 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
             "role in every tenant; never run like this with real data",
             environment=settings.environment,
         )
+    hosted_contexts = SqlHostedContextStore(store)
+    lookup = HostedContextLookup(hosted_contexts, settings.public_url)
+    contexts = build_resolver(settings, lookup, clock)
     return Platform(
         settings=settings,
         clock=clock,
@@ -119,6 +130,14 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
         accounts=AccountService(access, build_token_issuer(settings, clock)),
         change_log=pruner,
         workers=[pruner],
+        context_hosting=ContextHostingService(
+            hosted_contexts,
+            contexts,
+            lookup,
+            clock,
+            max_bytes=settings.context_hosted_max_bytes,
+            max_per_tenant=settings.context_hosted_max_per_tenant,
+        ),
     )
 
 

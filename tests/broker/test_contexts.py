@@ -6,10 +6,7 @@ import json
 import socket
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +19,7 @@ from smartcity.broker.core_context import (
     is_core_context_url,
 )
 from smartcity.core.errors import BadRequestData, LdContextNotAvailable
+from tests.context_server import ContextServer
 
 NGSI_LD = "https://uri.etsi.org/ngsi-ld/"
 DEFAULT = NGSI_LD + "default-context/"
@@ -276,57 +274,6 @@ def test_offline_resolver_refuses_unknown_urls_at_once() -> None:
 
 
 # -- fetching over HTTP ----------------------------------------------------------------------------
-
-
-@dataclass
-class ContextServer:
-    """A local HTTP server serving @context documents, counting requests per path."""
-
-    base: str
-    routes: dict[str, tuple[int, bytes]] = field(default_factory=dict)
-    hits: Counter[str] = field(default_factory=Counter)
-    release: threading.Event = field(default_factory=threading.Event)
-    delay: float = 0.0
-
-    def serve_json(self, path: str, document: Any) -> str:
-        self.routes[path] = (200, json.dumps(document).encode())
-        return self.base + path
-
-
-@pytest.fixture
-def server() -> Iterator[ContextServer]:
-    state: list[ContextServer] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            served = state[0]
-            served.hits[self.path] += 1
-            if self.path == "/slow":
-                served.release.wait(10)
-                return
-            if served.delay:
-                time.sleep(served.delay)
-            status, body = served.routes.get(self.path, (404, b"not found"))
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/ld+json")
-                self.end_headers()
-                self.wfile.write(body)
-            except OSError:
-                pass
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.append(ContextServer(base=f"http://127.0.0.1:{http.server_address[1]}"))
-    thread = threading.Thread(target=http.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield state[0]
-    state[0].release.set()
-    http.shutdown()
-    http.server_close()
-    thread.join(5)
 
 
 @pytest.fixture

@@ -115,6 +115,13 @@ class LdContextNotAvailable(SmartCityError):
     title = "@context not available"
 
 
+class ContextReloadFailed(LdContextNotAvailable):
+    """A cached @context could not be downloaded again to replace the cached copy."""
+
+    status = 504
+    title = "@context reload failed"
+
+
 class NotAcceptable(SmartCityError):
     """The Accept header asks for a representation the broker cannot give."""
 
