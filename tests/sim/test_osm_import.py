@@ -94,6 +94,9 @@ def test_import_writes_a_district_that_loads_routes_and_generates(tmp_path: Path
     district = load_district(tmp_path / "town")
     assert {zone.name_en for zone in district.zones} == {"Chang 4-dong", "Sanggye 10-dong"}
     assert {place.kind for place in district.places} == {"station", "school", "apartment"}
+    station = next(place for place in district.places if place.kind == "station")
+    assert station.name_en == "Changdong Station"
+    assert station.extra["station_type"] == ["rail"]
     signalised = [node.id for node in district.nodes.values() if node.signalised]
     assert signalised == ["n5"]
     by_name = {link.name_en: link for link in district.links}

@@ -99,11 +99,7 @@ def place_entity(district: District, place: Place) -> Entity:
     if zone is not None:
         common["areaServed"] = prop(zone.id)
     if place.kind == "station":
-        kinds = (
-            ["subway", "rail"]
-            if any("GTX" in line or line == "1" for line in place.extra.get("lines", []))
-            else ["subway"]
-        )
+        kinds = place.extra.get("station_type", ["rail"])
         return _entity("TransportStation", place.id, stationType=prop(kinds), **common)
     extra = {}
     if isinstance(place.extra.get("capacity"), int):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from shapely.geometry import Point
 
 from smartcity.sim.geodesy import Position, bearing, moved, point_along, rounded
 from smartcity.sim.model import District, DistrictError, Place, polygon_of
@@ -84,8 +85,6 @@ def _inside(rng: random.Random, place: Place) -> Position:
         return _near(rng, place.anchor, 25.0)
     polygon = polygon_of(place.geometry)
     west, south, east, north = polygon.bounds
-    from shapely.geometry import Point
-
     for _ in range(200):
         candidate = (rng.uniform(west, east), rng.uniform(south, north))
         if polygon.contains(Point(candidate)):
@@ -134,8 +133,10 @@ def cameras(district: District, graph: RoadGraph) -> list[Asset]:
             add(spot, approach, "TRAFFIC", "FIXED", node.id)
     for place in district.places_of("school", "station", "market", "park", "landmark"):
         for _ in range({"station": 4, "landmark": 4, "park": 3}.get(place.kind, 2)):
-            position = _inside(placer.random, place) if place.kind != "station" else None
-            position = position or _near(placer.random, place.anchor, 60.0)
+            if place.kind == "station":
+                position = _near(placer.random, place.anchor, 60.0)
+            else:
+                position = _inside(placer.random, place)
             add(position, placer.random.uniform(0, 360), "SURVEILLANCE", "DOME", place.id)
     for link in district.links:
         if link.road_class == "motorway_link":

@@ -230,6 +230,10 @@ def _places(osmnx: Any, source: Path) -> list[dict[str, Any]]:
             continue
         for index, row in found[found["name"].notna()].sort_index().iterrows():
             extra: dict[str, Any] = {"kind": kind, "description": "Imported from OpenStreetMap."}
+            if kind == "station":
+                extra["station_type"] = [
+                    "subway" if _text(row.get("station")) == "subway" else "rail"
+                ]
             if kind == "apartment":
                 if row.geometry.geom_type != "Polygon":
                     continue
