@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from smartcity.cli import main
 from smartcity.sim.district import builtin_district_path
+from tests.serving import running_server
 from tests.sim.test_osm_import import write_osm
 
 
@@ -74,3 +76,18 @@ def test_import_osm_without_osmnx_says_how_to_install(tmp_path: Path) -> None:
     ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert ran.returncode == 2
     assert "pip install 'smartcity[osm]'" in ran.stderr
+
+
+def test_serve_with_a_district_answers_queries_about_it(tmp_path: Path) -> None:
+    folder = _small_district(tmp_path)
+    database = f"sqlite:///{tmp_path / 'served.db'}"
+    link = '<urn:smartcity:context:changdong>; rel="http://www.w3.org/ns/json-ld#context"'
+    with running_server(database, "--district", str(folder)) as url:
+        found = httpx.get(
+            f"{url}/ngsi-ld/v1/entities",
+            params={"type": "RoadSegment", "q": 'name=="노해로"', "limit": "100"},
+            headers={"Link": link},
+        )
+    assert found.status_code == 200, found.text
+    assert len(found.json()) == 8
+    assert {segment["maximumAllowedSpeed"]["value"] for segment in found.json()} == {50}

@@ -142,3 +142,21 @@ def test_real_places_carry_korean_and_english_names(
     assert entity["name"]["value"] == korean
     assert english is None or entity["alternateName"]["value"] == english
     assert "approximate" in entity["description"]["value"]
+
+
+def test_sensed_lots_count_their_free_spots(changdong_entities: list[dict[str, Any]]) -> None:
+    free: Counter[str] = Counter()
+    spots: Counter[str] = Counter()
+    for entity in changdong_entities:
+        if entity["type"] == "ParkingSpot":
+            lot = entity["refParkingSite"]["object"]
+            spots[lot] += 1
+            free[lot] += entity["status"]["value"] == "free"
+    lots = {e["id"]: e for e in changdong_entities if e["type"] == "OffStreetParking"}
+    assert len(spots) == 4
+    for lot_id, count in spots.items():
+        assert lots[lot_id]["totalSpotNumber"]["value"] == count
+        assert lots[lot_id]["availableSpotNumber"]["value"] == free[lot_id]
+        assert lots[lot_id]["occupancyDetectionType"]["value"] == ["singleSpaceDetection"]
+    for lot in lots.values():
+        assert 0 <= lot["availableSpotNumber"]["value"] <= lot["totalSpotNumber"]["value"]
