@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from shapely.geometry import Point, shape
 
 from smartcity.sim.generate import (
@@ -22,7 +23,7 @@ from smartcity.sim.generate import (
     shares,
 )
 from smartcity.sim.geodesy import distance
-from smartcity.sim.model import District
+from smartcity.sim.model import District, DistrictError
 
 DIGEST_SCRIPT = (
     "import hashlib, sys\n"
@@ -146,3 +147,15 @@ def test_shares_split_whole_numbers_in_proportion() -> None:
     assert shares(200, [2000, 1000, 1000]) == [100, 50, 50]
     assert shares(5, [0, 0]) == [0, 0]
     assert sum(shares(7, [0.3, 0.3, 0.4])) == 7
+
+
+def test_a_count_that_cannot_be_met_is_explained(changdong: District) -> None:
+    no_homes = replace(
+        changdong,
+        places=[p for p in changdong.places if p.kind != "apartment"],
+        _zone_shapes=[],
+    )
+    with pytest.raises(DistrictError, match="need apartment places"):
+        generate_assets(no_homes)
+    fewer = replace(no_homes, targets={**changdong.targets, "waste_bins": 0})
+    assert not [a for a in generate_assets(fewer) if a.kind == "waste_bins"]

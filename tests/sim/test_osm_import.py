@@ -59,7 +59,7 @@ def write_osm(path: Path) -> Path:
         (3, [grid[2, 0], grid[2, 1], grid[2, 2]], {"highway": "residential", "oneway": "yes"}),
         (4, [grid[0, 1], grid[1, 1], grid[2, 1]], {"highway": "primary", "name": "마들로"}),
         (5, [grid[0, 0], grid[1, 0], grid[2, 0]], {"highway": "tertiary", "name": "서측 길"}),
-        (6, [grid[0, 2], grid[1, 2], grid[2, 2]], {"highway": "tertiary", "maxspeed": "40"}),
+        (6, [grid[0, 2], grid[1, 2], grid[2, 2]], {"highway": "tertiary", "maxspeed": "25 mph"}),
         (10, [corners[c] for c in ("sw", "s", "n", "nw", "sw")], {}),
         (11, [corners[c] for c in ("s", "se", "ne", "n", "s")], {}),
         (
@@ -103,6 +103,10 @@ def test_import_writes_a_district_that_loads_routes_and_generates(tmp_path: Path
     assert by_name["Nohae-ro"].lanes == 3
     assert by_name["Nohae-ro"].speed_limit == 50
     assert by_name["마들로"].speed_limit == 50  # the default for a primary road
+    unnamed = [
+        link for link in district.links if link.road_class == "tertiary" and not link.name_ko
+    ]
+    assert {link.speed_limit for link in unnamed} == {40}  # maxspeed=25 mph
     one_way = [link for link in district.links if link.oneway]
     assert len(one_way) == 2
     assert {link.lanes for link in one_way} == {1}
@@ -135,5 +139,7 @@ def test_a_file_without_roads_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(DistrictError, match=r"has no roads \(ways tagged highway"):
         import_osm(source, tmp_path / "out", "empty")
+    with pytest.raises(DistrictError, match="use lowercase letters"):
+        import_osm(source, tmp_path / "out", "My Town")
     with pytest.raises(DistrictError, match="does not exist"):
         import_osm(tmp_path / "missing.osm", tmp_path / "out", "missing")

@@ -110,6 +110,7 @@ def place_entity(district: District, place: Place) -> Entity:
 def parking_entities(district: District, spots: list[Asset]) -> list[Entity]:
     """Return the OffStreetParking lots and the ParkingSpot of each sensed space."""
     rng = random.Random(f"{district.seed}:parking_state")
+    lot_names = {lot.id: lot.name_ko for lot in district.parking}
     free_by_lot: dict[str, int] = {}
     entities = []
     for spot in spots:
@@ -120,7 +121,7 @@ def parking_entities(district: District, spots: list[Asset]) -> list[Entity]:
             _entity(
                 "ParkingSpot",
                 spot.id,
-                name=prop(f"{lot_id} #{spot.properties['number']}"),
+                name=prop(f"{lot_names[lot_id]} {spot.properties['number']}번"),
                 status=prop(spot.properties["status"]),
                 category=prop(["offStreet"]),
                 refParkingSite=rel(urn("OffStreetParking", lot_id)),
@@ -220,6 +221,7 @@ def asset_entity(district: District, asset: Asset, number: int) -> Entity:
         return _entity(
             "Camera",
             asset.id,
+            name=prop(f"{zone.name_ko} {purpose} CCTV {number:03d}"),
             cameraName=prop(f"{zone.name_ko} {purpose} CCTV {number:03d}"),
             cameraNum=prop(number),
             cameraUsage=prop(p["usage"]),

@@ -9,6 +9,7 @@ set order or on the hash seed: the same district files and seed give the same as
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,17 @@ from smartcity.sim.geodesy import Position, bearing, moved, point_along, rounded
 from smartcity.sim.model import District, DistrictError, Place, polygon_of
 from smartcity.sim.poi_names import invent_point_of_interest
 from smartcity.sim.roads import RoadGraph
+
+SHORT_OF = {
+    "cctv_cameras": "the zones must cover the roads",
+    "traffic_detectors": "they need main roads (motorway, primary, secondary, tertiary)",
+    "streetlights": "the zones must cover the roads",
+    "waste_bins": "they need apartment places (kind: apartment) inside the zones",
+    "environment_sensors": "the zones must cover the roads",
+    "beacons": "they need landmark, station or culture places inside the zones",
+    "points_of_interest": "they need stations, markets or shops inside the zones",
+}
+"""Why a kind of asset could come short of its count, and what to change."""
 
 MAIN_ROAD_CLASSES = frozenset({"motorway", "trunk", "primary", "secondary", "tertiary"})
 
@@ -112,9 +124,7 @@ def _fill_along_roads(
 
 
 def cameras(district: District, graph: RoadGraph) -> list[Asset]:
-    """CCTV: traffic cameras on every approach of signalised junctions, crime-prevention
-    cameras at schools, stations, markets and parks, number-plate readers on ramps, then
-    crime-prevention cameras along the streets."""
+    """Place CCTV at junction approaches, schools, stations, markets, parks, ramps, streets."""
     target = district.targets["cctv_cameras"]
     placer = _Placer(district, "cctv_cameras", "cctv")
 
@@ -152,7 +162,7 @@ def cameras(district: District, graph: RoadGraph) -> list[Asset]:
 
 
 def traffic_detectors(district: District, graph: RoadGraph) -> list[Asset]:
-    """Loop detectors on the main roads, spread over each direction by length."""
+    """Place loop detectors on the main roads, spread over each direction by length."""
     placer = _Placer(district, "traffic_detectors", "detector")
     directed = [d for d in graph.directed.values() if d.link.road_class in MAIN_ROAD_CLASSES]
     counts = shares(district.targets["traffic_detectors"], [d.length for d in directed])
@@ -166,7 +176,7 @@ def traffic_detectors(district: District, graph: RoadGraph) -> list[Asset]:
 
 
 def streetlights(district: District) -> list[Asset]:
-    """Streetlights at an even spacing along every road link, alternating sides."""
+    """Place streetlights at an even spacing along every road link, alternating sides."""
     placer = _Placer(district, "streetlights", "streetlight")
     target = district.targets["streetlights"]
     total = sum(link.length for link in district.links)
@@ -188,7 +198,7 @@ def streetlights(district: District) -> list[Asset]:
 
 
 def waste_bins(district: District) -> list[Asset]:
-    """RFID food-waste weighing bins in apartment complexes, by number of households."""
+    """Place RFID food-waste weighing bins in apartment complexes, by households."""
     placer = _Placer(district, "waste_bins", "foodwaste")
     complexes = district.places_of("apartment")
     counts = shares(district.targets["waste_bins"], [p.extra["households"] for p in complexes])
@@ -199,7 +209,7 @@ def waste_bins(district: District) -> list[Asset]:
 
 
 def environment_sensors(district: District, graph: RoadGraph) -> list[Asset]:
-    """Air-quality and noise sensors at stations, schools, markets, landmarks, then roadsides."""
+    """Place air-quality and noise sensors at stations, schools, markets, then roadsides."""
     placer = _Placer(district, "environment_sensors", "airnoise")
     target = district.targets["environment_sensors"]
     kinds = ("station", "landmark", "school", "market", "park", "office", "development")
@@ -215,7 +225,7 @@ def environment_sensors(district: District, graph: RoadGraph) -> list[Asset]:
 
 
 def beacons(district: District) -> list[Asset]:
-    """Bluetooth beacons for wayfinding and crowd counts, most of them around the arena."""
+    """Place Bluetooth beacons (wayfinding, crowd counts) mostly around landmarks."""
     placer = _Placer(district, "beacons", "beacon")
     anchors = district.places_of("landmark", "station", "culture")
     weights = [{"landmark": 5.0, "station": 2.0}.get(p.kind, 1.0) for p in anchors]
@@ -232,7 +242,7 @@ def beacons(district: District) -> list[Asset]:
 
 
 def points_of_interest(district: District) -> list[Asset]:
-    """Shops, restaurants and culture spots near stations and markets (invented names)."""
+    """Place shops, restaurants and culture spots near stations and markets (invented names)."""
     placer = _Placer(district, "points_of_interest", "poi")
     target = district.targets["points_of_interest"]
     anchors = district.places_of("station", "market", "shopping", "culture")
@@ -252,7 +262,7 @@ def points_of_interest(district: District) -> list[Asset]:
 
 
 def parking_spots(district: District) -> list[Asset]:
-    """One sensed spot per space of each lot that has spot sensors, laid out in rows of ten."""
+    """Place one sensed spot per space of each lot with spot sensors, in rows of ten."""
     placer = _Placer(district, "parking_spots", "spot")
     for lot in district.parking:
         if not lot.spot_sensors:
@@ -269,7 +279,7 @@ def parking_spots(district: District) -> list[Asset]:
 def generate_assets(district: District, graph: RoadGraph | None = None) -> list[Asset]:
     """Return every generated asset of the district, in a stable order."""
     graph = graph or RoadGraph(district)
-    return [
+    assets = [
         *cameras(district, graph),
         *traffic_detectors(district, graph),
         *streetlights(district),
@@ -279,6 +289,14 @@ def generate_assets(district: District, graph: RoadGraph | None = None) -> list[
         *points_of_interest(district),
         *parking_spots(district),
     ]
+    placed = Counter(asset.kind for asset in assets)
+    for kind, target in district.targets.items():
+        if placed[kind] < target:
+            raise DistrictError(
+                f"placed only {placed[kind]} of the {target} {kind.replace('_', ' ')} that "
+                f"district.yaml asks for: {SHORT_OF[kind]}; or lower generate.{kind}"
+            )
+    return assets
 
 
 def assets_geojson(assets: Sequence[Asset]) -> bytes:

@@ -80,6 +80,12 @@ def _whole(value: Any, default: int) -> int:
     return int(match.group(1)) if match and int(match.group(1)) > 0 else default
 
 
+def _speed(value: Any, default: int) -> int:
+    """Return a maxspeed tag in km/h ("50", "30 mph"; anything else: the default)."""
+    speed = _whole(value, default)
+    return round(speed * 1.609344) if "mph" in _text(value) else speed
+
+
 def _road_files(graph: Any, folder: Path) -> tuple[int, int, float]:
     """Write road_nodes.csv and road_links.csv; return nodes, links and kilometres."""
     used: set[Any] = set()
@@ -115,7 +121,7 @@ def _road_files(graph: Any, folder: Path) -> tuple[int, int, float]:
                 "name_en": _text(data.get("name:en")) or name,
                 "road_class": road_class,
                 "lanes": lanes,
-                "speed_limit": _whole(data.get("maxspeed"), DEFAULT_SPEED.get(road_class, 30)),
+                "speed_limit": _speed(data.get("maxspeed"), DEFAULT_SPEED.get(road_class, 30)),
                 "oneway": str(oneway).lower(),
                 "via": "; ".join(f"{x} {y}" for x, y in bends),
                 "length": line_length([start, *bends, end]),
@@ -271,17 +277,22 @@ def _parking(osmnx: Any, source: Path) -> list[dict[str, Any]]:
 
 def import_osm(source: Path, folder: Path, district_id: str, *, seed: int = 1) -> ImportReport:
     """Write the district files of the area an .osm file covers into `folder`."""
+    if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", district_id):
+        raise DistrictError(f"district id {district_id!r}: use lowercase letters, digits and '-'")
     osmnx = _osmnx()
     if not source.is_file():
         raise DistrictError(f"{source} does not exist: give the path of a local .osm XML file")
     folder.mkdir(parents=True, exist_ok=True)
-    osmnx.settings.useful_tags_way = sorted({*osmnx.settings.useful_tags_way, "name:en"})
+    tags = osmnx.settings.useful_tags_way
+    osmnx.settings.useful_tags_way = sorted({*tags, "name:en"})
     try:
         raw = osmnx.graph_from_xml(source, simplify=False, retain_all=True)
     except Exception as error:  # osmnx reports a bad file through many exception types
         raise DistrictError(
             f"{source} is not a readable OpenStreetMap XML file: {error}"
         ) from error
+    finally:
+        osmnx.settings.useful_tags_way = tags
     # The reader keeps every way of the file; a road is a way tagged highway=*.
     raw.remove_edges_from(
         [(u, v, k) for u, v, k, d in raw.edges(keys=True, data=True) if not d.get("highway")]
