@@ -20,9 +20,17 @@ EPILOG = """examples:
   smartcity check --config city.toml               validate a configuration and its database
   smartcity user add alice --role admin            a user (the password is asked for)
   smartcity key create --name lamp-7 --role device --entity urn:ngsi-ld:Streetlight:7
+  smartcity district load                          load the Changdong district model
+  smartcity district check --district ./my-town    read another district's files, summarise them
+  smartcity import osm my-town.osm --out ./my-town --id my-town
 """
 ROLES = ["admin", "operator", "analyst", "agency", "device", "public"]
 DEMO_KEY_FILE = Path("var/demo-admin-key")
+
+BUILTIN = Path("changdong (built in)")
+DISTRICT_HELP = """A district is a folder of plain files (district.yaml, zones.geojson,
+places.geojson, road_nodes.csv, road_links.csv, parking.csv): see docs/district.md. Without
+--district, the Changdong model shipped with the platform is used."""
 
 
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
@@ -116,11 +124,65 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the platform's HTTP server")
     _add_server_options(serve)
     serve.add_argument("--seed", action="store_true", help="load the Changdong seed places first")
-    demo = commands.add_parser("demo", help="run the platform with the Changdong seed data")
+    serve.add_argument(
+        "--district",
+        type=Path,
+        nargs="?",
+        const=BUILTIN,
+        metavar="PATH",
+        help="load a district model first (no PATH: the shipped Changdong model)",
+    )
+    demo = commands.add_parser(
+        "demo", help="run the platform with the whole Changdong district model loaded"
+    )
     _add_server_options(demo)
     commands.add_parser("check", help="validate the configuration and reach the database")
     _add_account_commands(commands)
+    _add_district_commands(commands)
     return parser
+
+
+def _add_district_commands(commands: Any) -> None:
+    district = commands.add_parser(
+        "district",
+        help="load, check or generate a district model (places, roads, devices)",
+        description=DISTRICT_HELP,
+    )
+    actions = district.add_subparsers(dest="action", required=True, metavar="ACTION")
+    folder = argparse.ArgumentParser(add_help=False)
+    folder.add_argument(
+        "--district", type=Path, help="district folder (default: the shipped Changdong model)"
+    )
+    load = actions.add_parser(
+        "load",
+        parents=[folder],
+        help="upsert the district's entities into the database (only what changed)",
+    )
+    load.add_argument("--database-url", help="sqlite:///path/to.db or postgresql://user@host/db")
+    actions.add_parser(
+        "check", parents=[folder], help="read and check the files, print what they hold"
+    )
+    generate = actions.add_parser(
+        "generate",
+        parents=[folder],
+        help="write the generated devices and assets to a GeoJSON file",
+        description="Write the generated assets to a file. Put it in the district folder as "
+        "assets.geojson to freeze them (or replace them by a real register) for later loads.",
+    )
+    generate.add_argument("--out", type=Path, required=True, help="GeoJSON file to write")
+    generate.add_argument("--seed", type=int, help="another seed than district.yaml's")
+    importer = commands.add_parser("import", help="import data from other sources")
+    sources = importer.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    osm = sources.add_parser(
+        "osm",
+        help="write district files from a local OpenStreetMap .osm file (needs smartcity[osm])",
+        description="Build the road graph, zones (administrative boundaries), places and "
+        "parking lots of a district from an OpenStreetMap XML extract you already have. "
+        "Nothing is downloaded. Needs: pip install 'smartcity[osm]'.",
+    )
+    osm.add_argument("file", type=Path, help="the .osm XML file")
+    osm.add_argument("--out", type=Path, required=True, help="folder to write the district to")
+    osm.add_argument("--id", default="district", help="district id (lowercase, digits, '-')")
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
@@ -208,7 +270,9 @@ def demo_admin_key(platform: Any) -> str:
     return key
 
 
-def serve(settings: Settings, *, seed: bool, demo: bool = False) -> None:
+def serve(
+    settings: Settings, *, seed: bool = False, district: Path | None = None, demo: bool = False
+) -> None:
     """Build the platform and serve it until interrupted."""
     import structlog
     import uvicorn
@@ -224,6 +288,19 @@ def serve(settings: Settings, *, seed: bool, demo: bool = False) -> None:
     if seed:
         count = load_seed(platform)
         log.info("seed loaded", entities=count)
+    if district is not None or settings.seed_demo_data:
+        from smartcity.sim.district import load_district
+        from smartcity.sim.loader import load_district_into
+
+        path = None if district in (None, BUILTIN) else district
+        report = load_district_into(platform, load_district(path))
+        log.info(
+            "district loaded",
+            district=report.district,
+            entities=report.total,
+            created=report.created,
+            updated=report.updated,
+        )
     url = settings.public_url or f"http://{settings.host}:{settings.port}"
     print(f"\n  창동 스마트시티 플랫폼 · Changdong Smart City Platform {__version__}", flush=True)
     print(f"  Dashboard:  {url}/", flush=True)
@@ -278,18 +355,43 @@ def check(settings: Settings) -> int:
     return 0
 
 
+def district_command(args: argparse.Namespace) -> int:
+    """Run `smartcity district ACTION` or `smartcity import osm`."""
+    from smartcity.sim import commands
+
+    if args.command == "import":
+        commands.import_osm_with_progress(args.file, args.out, args.id)
+        return 0
+    if args.action == "check":
+        return 0 if commands.check_district(args.district) else 1
+    if args.action == "generate":
+        count = commands.write_assets(args.district, args.out, args.seed)
+        print(f"wrote {count} assets to {args.out}")
+        return 0
+    from smartcity.platform import build_platform
+
+    platform = build_platform(_settings(args))
+    try:
+        commands.load_with_progress(platform, args.district)
+    finally:
+        platform.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the `smartcity` command."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
-            serve(_settings(args), seed=args.seed)
+            serve(_settings(args), seed=args.seed, district=args.district)
         elif args.command == "demo":
-            serve(_settings(args), seed=True, demo=True)
+            serve(_settings(args), district=BUILTIN, demo=True)
         elif args.command == "check":
             return check(_settings(args))
         elif args.command in ("user", "key"):
             return accounts_command(_settings(args), args)
+        elif args.command in ("district", "import"):
+            return district_command(args)
     except ConfigurationError as error:
         print(f"smartcity: {error.detail}", file=sys.stderr)
         return 2
