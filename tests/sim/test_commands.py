@@ -12,7 +12,7 @@ import pytest
 
 from smartcity.cli import main
 from smartcity.sim.district import builtin_district_path
-from tests.serving import running_server
+from tests.serving import create_admin_key, running_server
 from tests.sim.test_osm_import import write_osm
 
 
@@ -82,11 +82,12 @@ def test_serve_with_a_district_answers_queries_about_it(tmp_path: Path) -> None:
     folder = _small_district(tmp_path)
     database = f"sqlite:///{tmp_path / 'served.db'}"
     link = '<urn:smartcity:context:changdong>; rel="http://www.w3.org/ns/json-ld#context"'
+    key = create_admin_key(database)
     with running_server(database, "--district", str(folder)) as url:
         found = httpx.get(
             f"{url}/ngsi-ld/v1/entities",
             params={"type": "RoadSegment", "q": 'name=="노해로"', "limit": "100"},
-            headers={"Link": link},
+            headers={"Link": link, "X-API-Key": key},
         )
     assert found.status_code == 200, found.text
     assert len(found.json()) == 8
