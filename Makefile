@@ -9,7 +9,7 @@ STAMP_TEST := $(VENV)/.installed-test
 .PHONY: demo serve test lint typecheck contracts unit bench interop-env clean help
 
 help:
-	@echo "make demo   - install and run the platform with the Changdong seed data"
+	@echo "make demo   - install and run the platform with the Changdong district model loaded"
 	@echo "make test   - lint, type checks, import contracts and the tests"
 	@echo "make bench  - run the benchmarks and write docs/benchmarks.md"
 	@echo "make lint   - ruff (lint and format check)"

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     # the durable history is the temporal store, the durable event stream is the bus).
     change_log_retention_minutes: float = Field(default=5.0, ge=0)
 
-    # The demo seed (real Changdong places) is loaded on start when true.
+    # The Changdong district model (places, roads, devices) is loaded on start when true.
     seed_demo_data: bool = False
 
     # Access control: on unless switched off explicitly, which only development allows.
