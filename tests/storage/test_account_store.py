@@ -146,3 +146,26 @@ def test_the_tables_survive_reopening(accounts: SqlAccountStore, store: EntitySt
     assert isinstance(store, SqlEntityStore)
     again = SqlAccountStore(store)
     assert again.principal_by_name("kim") == principal("kim")
+
+
+def test_access_is_read_in_one_go_per_tenant(accounts: SqlAccountStore) -> None:
+    accounts.add_principal(principal("lamp", "device"))
+    accounts.grant("id-lamp", "dobong", "device")
+    accounts.set_device_entities("id-lamp", "dobong", ["urn:lamp:7"])
+    key = ApiKeyRecord("sck_aaaaaaaaaaaa", "id-lamp", "hash", AT)
+    accounts.add_key(key)
+    access = accounts.access("id-lamp", "dobong")
+    assert access is not None
+    assert access.principal == principal("lamp", "device")
+    assert access.roles == {"device"}
+    assert access.entity_ids == {"urn:lamp:7"}
+    elsewhere = accounts.access("id-lamp", "nowon")
+    assert elsewhere is not None
+    assert not elsewhere.roles
+    assert not elsewhere.entity_ids
+    assert accounts.access("id-nobody", "dobong") is None
+    found = accounts.access_by_key("sck_aaaaaaaaaaaa", "dobong")
+    assert found is not None
+    assert found[0] == key
+    assert found[1] == access
+    assert accounts.access_by_key("sck_bbbbbbbbbbbb", "dobong") is None

@@ -33,6 +33,7 @@ from smartcity.storage.accounts import (
     ApiKeyRecord,
     AuditFilter,
     AuditRecord,
+    PrincipalAccess,
     PrincipalRecord,
     ShareRecord,
 )
@@ -118,40 +119,23 @@ class AccountService:
 
     def caller_for_token(self, token: str, tenant: str) -> Caller:
         """Return the caller a bearer token names, with its roles in the tenant."""
-        principal = self.store.principal_by_id(self.tokens.verify(token))
-        if principal is None or principal.disabled:
+        access = self.store.access(self.tokens.verify(token), tenant)
+        if access is None or access.principal.disabled:
             raise Unauthorized("the bearer token's principal no longer exists or is disabled")
-        return self._caller(principal, tenant)
+        return _caller(access, tenant)
 
     def caller_for_key(self, key: str, tenant: str) -> Caller:
         """Return the caller an API key belongs to, with its roles in the tenant."""
         prefix = keys.prefix_of(key)
-        record = self.store.key_by_prefix(prefix) if prefix is not None else None
-        if record is None or not keys.key_matches(key, record.key_hash):
+        found = self.store.access_by_key(prefix, tenant) if prefix is not None else None
+        if found is None or not keys.key_matches(key, found[0].key_hash):
             raise Unauthorized("the API key is not valid")
+        record, access = found
         if record.revoked_at is not None:
             raise Unauthorized("the API key has been revoked")
-        principal = self.store.principal_by_id(record.principal_id)
-        if principal is None or principal.disabled:
+        if access.principal.disabled:
             raise Unauthorized("the API key's principal is disabled")
-        return self._caller(principal, tenant)
-
-    def _caller(self, principal: PrincipalRecord, tenant: str) -> Caller:
-        """Build the Caller of a principal in a tenant; no role there reads as the public."""
-        roles = frozenset(Role(name) for name in self.store.roles(principal.id, tenant))
-        entity_ids = (
-            self.store.device_entities(principal.id, tenant)
-            if Role.DEVICE in roles
-            else frozenset()
-        )
-        return Caller(
-            principal.name,
-            tenant,
-            roles or frozenset({Role.PUBLIC}),
-            PrincipalKind(principal.kind),
-            entity_ids,
-            principal.id,
-        )
+        return _caller(access, tenant)
 
     # -- principals -----------------------------------------------------------------------------
 
@@ -416,6 +400,20 @@ class AccountService:
                 query.after_seq,
             )
         return self.store.audit(query)
+
+
+def _caller(access: PrincipalAccess, tenant: str) -> Caller:
+    """Build the Caller of a principal in a tenant; no role there reads as the public."""
+    roles = frozenset(Role(name) for name in access.roles)
+    principal = access.principal
+    return Caller(
+        principal.name,
+        tenant,
+        roles or frozenset({Role.PUBLIC}),
+        PrincipalKind(principal.kind),
+        access.entity_ids if Role.DEVICE in roles else frozenset(),
+        principal.id,
+    )
 
 
 def _check_mark(mark: str) -> None:

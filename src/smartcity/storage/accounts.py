@@ -93,6 +93,15 @@ class PrincipalRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PrincipalAccess:
+    """A principal with its roles (and a device's entities) in one tenant: what a request needs."""
+
+    principal: PrincipalRecord
+    roles: frozenset[str]
+    entity_ids: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class ApiKeyRecord:
     """An API key as stored: its public prefix and the hash of the whole key."""
 
@@ -167,6 +176,16 @@ class AccountStore(Protocol):
 
     def principals_in(self, tenant: str) -> list[tuple[PrincipalRecord, frozenset[str]]]:
         """Return every principal with a role in the tenant, with its roles there, by name."""
+        ...
+
+    def access(self, principal_id: str, tenant: str) -> PrincipalAccess | None:
+        """Return a principal with its roles and entities in a tenant, in one read."""
+        ...
+
+    def access_by_key(
+        self, prefix: str, tenant: str
+    ) -> tuple[ApiKeyRecord, PrincipalAccess] | None:
+        """Return a key and its principal's access in a tenant, in one read."""
         ...
 
     def grant(self, principal_id: str, tenant: str, role: str) -> None:
@@ -326,6 +345,53 @@ class SqlAccountStore:
             entry = found.setdefault(row[0], (_principal_from_row(row[:6]), set()))
             entry[1].add(row[6])
         return [(principal, frozenset(roles)) for principal, roles in found.values()]
+
+    def access(self, principal_id: str, tenant: str) -> PrincipalAccess | None:
+        """Return a principal with its roles and entities in a tenant, in one read."""
+        with self._store.reading() as cursor:
+            return self._access(cursor, principal_id, tenant)
+
+    def access_by_key(
+        self, prefix: str, tenant: str
+    ) -> tuple[ApiKeyRecord, PrincipalAccess] | None:
+        """Return a key and its principal's access in a tenant, in one read."""
+        p = self._p
+        with self._store.reading() as cursor:
+            cursor.execute(
+                "SELECT prefix, principal_id, key_hash, created_at, revoked_at FROM api_keys "
+                f"WHERE prefix = {p}",
+                [prefix],
+            )
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            key = ApiKeyRecord(*row)
+            access = self._access(cursor, key.principal_id, tenant)
+        return (key, access) if access is not None else None
+
+    def _access(self, cursor: Cursor, principal_id: str, tenant: str) -> PrincipalAccess | None:
+        p = self._p
+        cursor.execute(
+            "SELECT id, name, kind, created_at, password_hash, disabled FROM principals "
+            f"WHERE id = {p}",
+            [principal_id],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        cursor.execute(
+            f"SELECT role FROM memberships WHERE principal_id = {p} AND tenant = {p}",
+            [principal_id, tenant],
+        )
+        roles = frozenset(r[0] for r in cursor.fetchall())
+        entity_ids: frozenset[str] = frozenset()
+        if "device" in roles:
+            cursor.execute(
+                f"SELECT entity_id FROM device_entities WHERE principal_id = {p} AND tenant = {p}",
+                [principal_id, tenant],
+            )
+            entity_ids = frozenset(r[0] for r in cursor.fetchall())
+        return PrincipalAccess(_principal_from_row(row), roles, entity_ids)
 
     # -- roles and device entities --------------------------------------------------------------
 
