@@ -8,9 +8,12 @@ tenant could take over an account that also works in another).
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+
+import structlog
 
 from smartcity.auth import keys, passwords
 from smartcity.auth.policy import (
@@ -39,6 +42,10 @@ from smartcity.storage.accounts import (
 )
 
 LOGIN_FAILED = "wrong user name or password"
+MAX_FAILED_LOGINS = 10
+"""Failed logins for one name within FAILED_LOGIN_WINDOW before further attempts wait it out."""
+FAILED_LOGIN_WINDOW = timedelta(minutes=15)
+log = structlog.get_logger(__name__)
 MARKS = (PUBLIC_MARK, RESTRICTED_MARK)
 
 
@@ -99,6 +106,8 @@ class AccountService:
         self.access = access
         self.store = access.accounts
         self.tokens = tokens
+        self._failed_logins: dict[str, list[datetime]] = {}
+        self._failed_lock = threading.Lock()
 
     def _now(self) -> str:
         return isoformat(self.access.clock.now())
@@ -106,13 +115,28 @@ class AccountService:
     # -- authentication -------------------------------------------------------------------------
 
     def login(self, name: str, password: str) -> IssuedToken:
-        """Return a bearer token for a user name and password; Unauthorized otherwise."""
+        """Return a bearer token for a user name and password; Unauthorized otherwise.
+
+        After MAX_FAILED_LOGINS failures for one name within FAILED_LOGIN_WINDOW (in this
+        process), further attempts fail without a check until the window has passed.
+        """
+        now = self.access.clock.now()
+        with self._failed_lock:
+            recent = [t for t in self._failed_logins.get(name, []) if now - t < FAILED_LOGIN_WINDOW]
+            self._failed_logins[name] = recent
+        if len(recent) >= MAX_FAILED_LOGINS:
+            log.warning("login refused: too many failed attempts", name=name)
+            raise Unauthorized("too many failed logins for this name; try again later")
         principal = self.store.principal_by_name(name)
         stored = principal.password_hash if principal is not None else None
-        if not passwords.verify_password(stored, password) or principal is None:
+        matches = passwords.verify_password(stored, password)
+        if not matches or principal is None or principal.disabled:
+            with self._failed_lock:
+                self._failed_logins.setdefault(name, []).append(now)
+            log.info("login failed", name=name)
             raise Unauthorized(LOGIN_FAILED)
-        if principal.disabled:
-            raise Unauthorized(LOGIN_FAILED)
+        with self._failed_lock:
+            self._failed_logins.pop(name, None)
         if stored is not None and passwords.needs_rehash(stored):
             self.store.set_password_hash(principal.id, passwords.hash_password(password))
         return self.tokens.issue(principal.id)
@@ -122,6 +146,17 @@ class AccountService:
         access = self.store.access(self.tokens.verify(token), tenant)
         if access is None or access.principal.disabled:
             raise Unauthorized("the bearer token's principal no longer exists or is disabled")
+        return _caller(access, tenant)
+
+    def caller_for_principal(self, principal_id: str, tenant: str) -> Caller | None:
+        """Return a principal's caller in a tenant as of now (None if gone or disabled).
+
+        For work done later on a principal's behalf (notifications of its subscriptions): its
+        roles and what it may see are read again, so a revoked role or share stops at once.
+        """
+        access = self.store.access(principal_id, tenant)
+        if access is None or access.principal.disabled:
+            return None
         return _caller(access, tenant)
 
     def caller_for_key(self, key: str, tenant: str) -> Caller:

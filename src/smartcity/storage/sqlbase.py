@@ -440,8 +440,8 @@ class SqlEntityStore(ABC):
             row = cursor.fetchone()
         return entity_from_row(row) if row is not None else None
 
-    def _visible(self, visibility: Visibility) -> tuple[str, list[Any]]:
-        """Return a condition on `e` that keeps the visible entities only ('' for all)."""
+    def visible_condition(self, visibility: Visibility) -> tuple[str, list[Any]]:
+        """Return a condition on `entities e` keeping the visible entities ('' for all)."""
         if visibility.everything:
             return "", []
         parts: list[str] = []
@@ -463,7 +463,7 @@ class SqlEntityStore(ABC):
         """Collect the conditions of a query: fixed ones, and index candidates to plan over."""
         p = self._p
         where = _Where(conditions=[], params=[], candidates=[], exact=True)
-        visible, visible_params = self._visible(query.visibility)
+        visible, visible_params = self.visible_condition(query.visibility)
         if visible:
             where.add(visible, visible_params)
         if query.ids is not None:
@@ -604,7 +604,7 @@ class SqlEntityStore(ABC):
 
     def _tenant_visible(self, tenant: str, visibility: Visibility) -> tuple[str, list[Any]]:
         """Return the condition on `e` of a tenant's visible entities, and its parameters."""
-        visible, params = self._visible(visibility)
+        visible, params = self.visible_condition(visibility)
         condition = f"e.tenant = {self._p}" + (f" AND {visible}" if visible else "")
         return condition, [tenant, *params]
 
