@@ -17,7 +17,7 @@ from smartcity.broker.service import EntityService
 from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
 from smartcity.core.workers import Worker
-from smartcity.storage.accounts import SqlAccountStore
+from smartcity.storage.sqlaccounts import SqlAccountStore
 from smartcity.storage.sqlbase import SqlEntityStore
 
 log = structlog.get_logger(__name__)

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from smartcity.auth.accounts import MAX_FAILED_LOGINS, AccountService
+from smartcity.auth.accounts import AccountService
+from smartcity.auth.authentication import MAX_FAILED_LOGINS
 from smartcity.auth.policy import AccessControl
 from smartcity.auth.principal import Caller, Role
 from smartcity.auth.tokens import TokenIssuer
 from smartcity.core.clock import ManualClock
 from smartcity.core.errors import BadRequestData, Forbidden, Unauthorized
-from smartcity.storage.accounts import SqlAccountStore
+from smartcity.storage.sqlaccounts import SqlAccountStore
 from smartcity.storage.sqlite import SqliteEntityStore
 
 START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)

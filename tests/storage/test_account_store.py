@@ -11,9 +11,9 @@ from smartcity.storage.accounts import (
     AuditRecord,
     PrincipalRecord,
     ShareRecord,
-    SqlAccountStore,
 )
 from smartcity.storage.base import EntityStore
+from smartcity.storage.sqlaccounts import SqlAccountStore
 from smartcity.storage.sqlbase import SqlEntityStore
 
 AT = "2026-11-27T09:00:00.000000Z"

@@ -1,4 +1,4 @@
-"""Accounts: log in, authenticate requests, and manage principals, roles, keys, shares and types.
+"""Accounts: manage principals, roles, keys, agency shares and type marks (and authenticate).
 
 An admin acts only in its own tenant: it grants roles there, and changes the credentials of a
 principal only when every role of that principal is in that tenant (otherwise an admin of one
@@ -8,44 +8,33 @@ tenant could take over an account that also works in another).
 from __future__ import annotations
 
 import secrets
-import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-
-import structlog
+from datetime import datetime
 
 from smartcity.auth import keys, passwords
+from smartcity.auth.authentication import Authenticator
 from smartcity.auth.policy import (
     PUBLIC_MARK,
     RESTRICTED_MARK,
-    AccessControl,
     Permission,
     require,
 )
 from smartcity.auth.principal import Caller, PrincipalKind, Role
-from smartcity.auth.tokens import IssuedToken, TokenIssuer
 from smartcity.core.clock import isoformat
 from smartcity.core.errors import (
     AlreadyExists,
     BadRequestData,
     ResourceNotFound,
-    Unauthorized,
 )
 from smartcity.storage.accounts import (
     ApiKeyRecord,
     AuditFilter,
     AuditRecord,
-    PrincipalAccess,
     PrincipalRecord,
     ShareRecord,
 )
 
-LOGIN_FAILED = "wrong user name or password"
-MAX_FAILED_LOGINS = 10
-"""Failed logins for one name within FAILED_LOGIN_WINDOW before further attempts wait it out."""
-FAILED_LOGIN_WINDOW = timedelta(minutes=15)
-log = structlog.get_logger(__name__)
 MARKS = (PUBLIC_MARK, RESTRICTED_MARK)
 
 
@@ -99,78 +88,11 @@ def check_name(name: str) -> None:
         raise BadRequestData("a name is 1 to 64 letters, digits, '.', '_', '-' or '@'")
 
 
-class AccountService:
-    """Everything about principals and credentials, each call on behalf of a Caller."""
-
-    def __init__(self, access: AccessControl, tokens: TokenIssuer) -> None:
-        self.access = access
-        self.store = access.accounts
-        self.tokens = tokens
-        self._failed_logins: dict[str, list[datetime]] = {}
-        self._failed_lock = threading.Lock()
+class AccountService(Authenticator):
+    """Authentication, and the administration of principals, keys, shares and type marks."""
 
     def _now(self) -> str:
         return isoformat(self.access.clock.now())
-
-    # -- authentication -------------------------------------------------------------------------
-
-    def login(self, name: str, password: str) -> IssuedToken:
-        """Return a bearer token for a user name and password; Unauthorized otherwise.
-
-        After MAX_FAILED_LOGINS failures for one name within FAILED_LOGIN_WINDOW (in this
-        process), further attempts fail without a check until the window has passed.
-        """
-        now = self.access.clock.now()
-        with self._failed_lock:
-            recent = [t for t in self._failed_logins.get(name, []) if now - t < FAILED_LOGIN_WINDOW]
-            self._failed_logins[name] = recent
-        if len(recent) >= MAX_FAILED_LOGINS:
-            log.warning("login refused: too many failed attempts", name=name)
-            raise Unauthorized("too many failed logins for this name; try again later")
-        principal = self.store.principal_by_name(name)
-        stored = principal.password_hash if principal is not None else None
-        matches = passwords.verify_password(stored, password)
-        if not matches or principal is None or principal.disabled:
-            with self._failed_lock:
-                self._failed_logins.setdefault(name, []).append(now)
-            log.info("login failed", name=name)
-            raise Unauthorized(LOGIN_FAILED)
-        with self._failed_lock:
-            self._failed_logins.pop(name, None)
-        if stored is not None and passwords.needs_rehash(stored):
-            self.store.set_password_hash(principal.id, passwords.hash_password(password))
-        return self.tokens.issue(principal.id)
-
-    def caller_for_token(self, token: str, tenant: str) -> Caller:
-        """Return the caller a bearer token names, with its roles in the tenant."""
-        access = self.store.access(self.tokens.verify(token), tenant)
-        if access is None or access.principal.disabled:
-            raise Unauthorized("the bearer token's principal no longer exists or is disabled")
-        return _caller(access, tenant)
-
-    def caller_for_principal(self, principal_id: str, tenant: str) -> Caller | None:
-        """Return a principal's caller in a tenant as of now (None if gone or disabled).
-
-        For work done later on a principal's behalf (notifications of its subscriptions): its
-        roles and what it may see are read again, so a revoked role or share stops at once.
-        """
-        access = self.store.access(principal_id, tenant)
-        if access is None or access.principal.disabled:
-            return None
-        return _caller(access, tenant)
-
-    def caller_for_key(self, key: str, tenant: str) -> Caller:
-        """Return the caller an API key belongs to, with its roles in the tenant."""
-        prefix = keys.prefix_of(key)
-        found = self.store.access_by_key(prefix, tenant) if prefix is not None else None
-        if found is None or not keys.key_matches(key, found[0].key_hash):
-            raise Unauthorized("the API key is not valid")
-        record, access = found
-        if record.revoked_at is not None:
-            raise Unauthorized("the API key has been revoked")
-        if access.principal.disabled:
-            raise Unauthorized("the API key's principal is disabled")
-        return _caller(access, tenant)
 
     # -- principals -----------------------------------------------------------------------------
 
@@ -435,20 +357,6 @@ class AccountService:
                 query.after_seq,
             )
         return self.store.audit(query)
-
-
-def _caller(access: PrincipalAccess, tenant: str) -> Caller:
-    """Build the Caller of a principal in a tenant; no role there reads as the public."""
-    roles = frozenset(Role(name) for name in access.roles)
-    principal = access.principal
-    return Caller(
-        principal.name,
-        tenant,
-        roles or frozenset({Role.PUBLIC}),
-        PrincipalKind(principal.kind),
-        access.entity_ids if Role.DEVICE in roles else frozenset(),
-        principal.id,
-    )
 
 
 def _check_mark(mark: str) -> None:
