@@ -110,7 +110,11 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
         contexts=contexts,
         entities=EntityService(store, clock, access, max_limit=settings.max_limit),
         access=access,
-        accounts=AccountService(access, build_token_issuer(settings, clock)),
+        accounts=AccountService(
+            access,
+            build_token_issuer(settings, clock),
+            cache_seconds=settings.auth_cache_seconds,
+        ),
     )
 
 

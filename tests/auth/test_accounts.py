@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -85,3 +86,27 @@ def test_only_admins_manage_and_keys_fit_their_role(accounts: AccountService) ->
     lamp = accounts.caller_for_key(made.key, "dobong")
     assert lamp.entity_ids == {"urn:lamp:7"}
     assert accounts.caller_for_key(made.key, "nowon").roles == {Role.PUBLIC}
+
+
+def test_granted_access_is_remembered_briefly_and_forgotten_on_change(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    store = SqliteEntityStore(tmp_path / "shared.db")
+    tokens = TokenIssuer("x" * 40, clock, lifetime=timedelta(hours=1))
+    here = AccountService(AccessControl(SqlAccountStore(store), clock), tokens, cache_seconds=0.3)
+    elsewhere = AccountService(AccessControl(SqlAccountStore(store), clock), tokens)
+    admin = Caller.system("dobong")
+    key = here.create_key(admin, "svc", ["operator"]).key
+    assert here.caller_for_key(key, "dobong").roles == {Role.OPERATOR}
+    # Another process revokes the role: this one sees it once its memory runs out.
+    elsewhere.revoke(admin, "svc", ["operator"])
+    assert here.caller_for_key(key, "dobong").roles == {Role.OPERATOR}
+    time.sleep(0.35)
+    assert here.caller_for_key(key, "dobong").roles == {Role.PUBLIC}
+    # A change made here is seen at once.
+    here.grant(admin, "svc", ["analyst"])
+    assert here.caller_for_key(key, "dobong").roles == {Role.ANALYST}
+    here.revoke_key(admin, key.split("_")[0] + "_" + key.split("_")[1])
+    with pytest.raises(Unauthorized, match="revoked"):
+        here.caller_for_key(key, "dobong")
+    store.close()

@@ -94,6 +94,11 @@ class AccountService(Authenticator):
     def _now(self) -> str:
         return isoformat(self.access.clock.now())
 
+    def _audit_change(self, caller: Caller, action: str, targets: list[tuple[str, str]]) -> None:
+        """Record an administrative change, and forget what credentials were granted before."""
+        self.forget_callers()
+        self.access.record(caller, action, targets)
+
     # -- principals -----------------------------------------------------------------------------
 
     def _view(self, principal: PrincipalRecord, tenant: str) -> PrincipalView:
@@ -160,7 +165,7 @@ class AccountService(Authenticator):
         principal = self._create(
             caller, name, PrincipalKind.USER, parsed, passwords.hash_password(password)
         )
-        self.access.record(caller, "user.add", [(name, "ok")])
+        self._audit_change(caller, "user.add", [(name, "ok")])
         return self._view(principal, caller.tenant)
 
     def set_password(self, caller: Caller, name: str, password: str) -> None:
@@ -168,7 +173,7 @@ class AccountService(Authenticator):
         require(caller, Permission.ADMINISTER)
         principal = self._owned(caller, name)
         self.store.set_password_hash(principal.id, passwords.hash_password(password))
-        self.access.record(caller, "user.password", [(name, "ok")])
+        self._audit_change(caller, "user.password", [(name, "ok")])
 
     def principals(self, caller: Caller) -> list[PrincipalView]:
         """Return every principal with a role in the caller's tenant."""
@@ -192,7 +197,7 @@ class AccountService(Authenticator):
             raise ResourceNotFound(f"no principal named {name!r}")
         for role in sorted(parsed):
             self.store.grant(principal.id, caller.tenant, role.value)
-        self.access.record(caller, "role.grant", [(f"{name}:{r}", "ok") for r in sorted(parsed)])
+        self._audit_change(caller, "role.grant", [(f"{name}:{r}", "ok") for r in sorted(parsed)])
         return self._view(principal, caller.tenant)
 
     def revoke(self, caller: Caller, name: str, roles: Collection[str] | None) -> None:
@@ -201,18 +206,18 @@ class AccountService(Authenticator):
         principal = self._find(caller, name)
         if roles is None:
             self.store.revoke(principal.id, caller.tenant)
-            self.access.record(caller, "role.revoke", [(f"{name}:*", "ok")])
+            self._audit_change(caller, "role.revoke", [(f"{name}:*", "ok")])
             return
         for role in sorted(parse_roles(roles)):
             self.store.revoke(principal.id, caller.tenant, role.value)
-        self.access.record(caller, "role.revoke", [(f"{name}:{r}", "ok") for r in sorted(roles)])
+        self._audit_change(caller, "role.revoke", [(f"{name}:{r}", "ok") for r in sorted(roles)])
 
     def set_disabled(self, caller: Caller, name: str, disabled: bool) -> None:
         """Disable a principal (no login, no key works) or enable it again."""
         require(caller, Permission.ADMINISTER)
         principal = self._owned(caller, name)
         self.store.set_disabled(principal.id, disabled)
-        self.access.record(
+        self._audit_change(
             caller, "principal.disable" if disabled else "principal.enable", [(name, "ok")]
         )
 
@@ -221,7 +226,7 @@ class AccountService(Authenticator):
         require(caller, Permission.ADMINISTER)
         principal = self._find(caller, name)
         self.store.set_device_entities(principal.id, caller.tenant, entity_ids)
-        self.access.record(caller, "device.entities", [(name, "ok")])
+        self._audit_change(caller, "device.entities", [(name, "ok")])
 
     # -- API keys -------------------------------------------------------------------------------
 
@@ -253,7 +258,7 @@ class AccountService(Authenticator):
             self.store.set_device_entities(principal.id, caller.tenant, entity_ids)
         made = keys.new_key()
         self.store.add_key(ApiKeyRecord(made.prefix, principal.id, made.key_hash, self._now()))
-        self.access.record(caller, "key.create", [(made.prefix, "ok")])
+        self._audit_change(caller, "key.create", [(made.prefix, "ok")])
         return CreatedKey(made.key, made.prefix, self._view(principal, caller.tenant))
 
     def keys(self, caller: Caller) -> list[KeyView]:
@@ -274,7 +279,7 @@ class AccountService(Authenticator):
             raise ResourceNotFound(f"no key {prefix} in this tenant")
         self._owned(caller, principal.name)
         self.store.revoke_key(prefix, self._now())
-        self.access.record(caller, "key.revoke", [(prefix, "ok")])
+        self._audit_change(caller, "key.revoke", [(prefix, "ok")])
 
     # -- agency shares and type marks -----------------------------------------------------------
 
@@ -307,7 +312,7 @@ class AccountService(Authenticator):
             created_by=caller.subject,
         )
         self.store.add_share(share)
-        self.access.record(caller, "share.add", [(f"{agency}:{entity_id or entity_type}", "ok")])
+        self._audit_change(caller, "share.add", [(f"{agency}:{entity_id or entity_type}", "ok")])
         return share
 
     def shares(self, caller: Caller) -> list[tuple[ShareRecord, str]]:
@@ -324,7 +329,7 @@ class AccountService(Authenticator):
         require(caller, Permission.ADMINISTER)
         if not self.store.delete_share(caller.tenant, share_id):
             raise ResourceNotFound(f"no share {share_id} in this tenant")
-        self.access.record(caller, "share.delete", [(share_id, "ok")])
+        self._audit_change(caller, "share.delete", [(share_id, "ok")])
 
     def marked_types(self, caller: Caller, mark: str) -> frozenset[str]:
         """Return the entity types of the caller's tenant marked public or restricted."""
@@ -342,7 +347,7 @@ class AccountService(Authenticator):
             self.store.unmark_type(caller.tenant, type_iri, mark)
         self.access.forget_marks(caller.tenant)
         action = f"type.{mark}" if on else f"type.{mark}.remove"
-        self.access.record(caller, action, [(type_iri, "ok")])
+        self._audit_change(caller, action, [(type_iri, "ok")])
 
     def audit(self, caller: Caller, query: AuditFilter) -> list[AuditRecord]:
         """Return audit records of the caller's tenant."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
+import time
 from datetime import datetime, timedelta
 
 import structlog
@@ -18,18 +20,51 @@ LOGIN_FAILED = "wrong user name or password"
 MAX_FAILED_LOGINS = 10
 """Failed logins for one name within FAILED_LOGIN_WINDOW before further attempts wait it out."""
 FAILED_LOGIN_WINDOW = timedelta(minutes=15)
+CACHE_LIMIT = 10_000
 log = structlog.get_logger(__name__)
 
 
 class Authenticator:
-    """Check credentials against the accounts store; every answer is a Caller in one tenant."""
+    """Check credentials against the accounts store; every answer is a Caller in one tenant.
 
-    def __init__(self, access: AccessControl, tokens: TokenIssuer) -> None:
+    What a credential grants in a tenant is kept for `cache_seconds` (a store read per request
+    would cost more than the rest of a GET); a change made through this process forgets it at
+    once, one made in another process is seen within `cache_seconds`.
+    """
+
+    def __init__(
+        self, access: AccessControl, tokens: TokenIssuer, *, cache_seconds: float = 5.0
+    ) -> None:
         self.access = access
         self.store = access.accounts
         self.tokens = tokens
+        self.cache_seconds = cache_seconds
         self._failed_logins: dict[str, list[datetime]] = {}
         self._failed_lock = threading.Lock()
+        self._callers: dict[tuple[str, str], tuple[float, Caller]] = {}
+        self._callers_lock = threading.Lock()
+
+    def _cached(self, kind: str, secret: str, tenant: str) -> tuple[tuple[str, str], Caller | None]:
+        digest = hashlib.sha256(f"{kind}\x00{secret}".encode()).hexdigest()
+        slot = (digest, tenant)
+        with self._callers_lock:
+            found = self._callers.get(slot)
+        if found is not None and time.monotonic() < found[0]:
+            return slot, found[1]
+        return slot, None
+
+    def _keep(self, slot: tuple[str, str], caller: Caller) -> Caller:
+        if self.cache_seconds > 0:
+            with self._callers_lock:
+                if len(self._callers) >= CACHE_LIMIT:
+                    self._callers.clear()
+                self._callers[slot] = (time.monotonic() + self.cache_seconds, caller)
+        return caller
+
+    def forget_callers(self) -> None:
+        """Drop every remembered credential (after roles, keys or principals changed)."""
+        with self._callers_lock:
+            self._callers.clear()
 
     def login(self, name: str, password: str) -> IssuedToken:
         """Return a bearer token for a user name and password; Unauthorized otherwise.
@@ -60,10 +95,14 @@ class Authenticator:
 
     def caller_for_token(self, token: str, tenant: str) -> Caller:
         """Return the caller a bearer token names, with its roles in the tenant."""
-        access = self.store.access(self.tokens.verify(token), tenant)
+        principal_id = self.tokens.verify(token)  # signature and expiry: every time
+        slot, cached = self._cached("principal", principal_id, tenant)
+        if cached is not None:
+            return cached
+        access = self.store.access(principal_id, tenant)
         if access is None or access.principal.disabled:
             raise Unauthorized("the bearer token's principal no longer exists or is disabled")
-        return _caller(access, tenant)
+        return self._keep(slot, _caller(access, tenant))
 
     def caller_for_principal(self, principal_id: str, tenant: str) -> Caller | None:
         """Return a principal's caller in a tenant as of now (None if gone or disabled).
@@ -78,6 +117,9 @@ class Authenticator:
 
     def caller_for_key(self, key: str, tenant: str) -> Caller:
         """Return the caller an API key belongs to, with its roles in the tenant."""
+        slot, cached = self._cached("key", key, tenant)
+        if cached is not None:
+            return cached
         prefix = keys.prefix_of(key)
         found = self.store.access_by_key(prefix, tenant) if prefix is not None else None
         if found is None or not keys.key_matches(key, found[0].key_hash):
@@ -87,7 +129,7 @@ class Authenticator:
             raise Unauthorized("the API key has been revoked")
         if access.principal.disabled:
             raise Unauthorized("the API key's principal is disabled")
-        return _caller(access, tenant)
+        return self._keep(slot, _caller(access, tenant))
 
 
 def _caller(access: PrincipalAccess, tenant: str) -> Caller:
