@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from smartcity.core.errors import AlreadyExists
@@ -12,9 +14,10 @@ from smartcity.storage.accounts import (
     PrincipalRecord,
     ShareRecord,
 )
-from smartcity.storage.base import EntityStore
+from smartcity.storage.base import Changes, EntityStore
 from smartcity.storage.sqlaccounts import SqlAccountStore
 from smartcity.storage.sqlbase import SqlEntityStore
+from tests.storage.entity_factories import make_entity
 
 AT = "2026-11-27T09:00:00.000000Z"
 
@@ -169,3 +172,31 @@ def test_access_is_read_in_one_go_per_tenant(accounts: SqlAccountStore) -> None:
     assert found[0] == key
     assert found[1] == access
     assert accounts.access_by_key("sck_bbbbbbbbbbbb", "dobong") is None
+
+
+def test_audit_records_commit_or_roll_back_with_the_entity_write(
+    accounts: SqlAccountStore, store: EntityStore
+) -> None:
+    record = AuditRecord(AT, "dobong", "kim", "entity.create", "urn:ngsi-ld:Lamp:1", "ok")
+    entity = make_entity("urn:ngsi-ld:Lamp:1", "Streetlight")
+
+    def audit_then_fail(cursor: Any, _: Changes) -> None:
+        accounts.record_audit_in(cursor, [record])
+        raise RuntimeError("the transaction fails after the audit rows were added")
+
+    with pytest.raises(RuntimeError):
+        store.apply(
+            "dobong", [entity.id], lambda _: Changes(upserts=[entity]), after=audit_then_fail
+        )
+    assert store.get("dobong", entity.id) is None
+    assert accounts.audit(AuditFilter("dobong")) == []
+    store.apply(
+        "dobong",
+        [entity.id],
+        lambda _: Changes(upserts=[entity]),
+        after=lambda cursor, _: accounts.record_audit_in(cursor, [record]),
+    )
+    assert store.get("dobong", entity.id) is not None
+    assert [(r.principal, r.target) for r in accounts.audit(AuditFilter("dobong"))] == [
+        ("kim", "urn:ngsi-ld:Lamp:1")
+    ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +186,10 @@ class AccountStore(Protocol):
 
     def record_audit(self, records: Sequence[AuditRecord]) -> None:
         """Append records to the audit log."""
+        ...
+
+    def record_audit_in(self, cursor: Any, records: Sequence[AuditRecord]) -> None:
+        """Append records to the audit log within a write transaction of the same database."""
         ...
 
     def audit(self, query: AuditFilter) -> list[AuditRecord]:

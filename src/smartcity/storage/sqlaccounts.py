@@ -382,6 +382,11 @@ class SqlAccountStore:
         with self._store.writing() as cursor:
             _insert_audit(cursor, p, records)
 
+    def record_audit_in(self, cursor: Cursor, records: Sequence[AuditRecord]) -> None:
+        """Append records to the audit log within a write transaction of the same database."""
+        if records:
+            _insert_audit(cursor, self._p, records)
+
     def audit(self, query: AuditFilter) -> list[AuditRecord]:
         """Return audit records of one tenant, oldest first."""
         sql = (

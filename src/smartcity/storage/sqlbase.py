@@ -22,6 +22,7 @@ from smartcity.core.patterns import compile_pattern, search
 from smartcity.core.qeval import evaluate, evaluate_scope
 from smartcity.storage.base import (
     EVERYTHING,
+    AfterWrite,
     AttributeSummary,
     ChangeKind,
     ChangeRecord,
@@ -203,8 +204,13 @@ class SqlEntityStore(ABC):
     def _marks(self, count: int) -> str:
         return ", ".join([self._p] * count)
 
-    def apply(self, tenant: str, ids: Collection[str], plan: Plan) -> Changes:
-        """Load the named entities, ask `plan` for the writes, make them in one transaction."""
+    def apply(
+        self, tenant: str, ids: Collection[str], plan: Plan, after: AfterWrite | None = None
+    ) -> Changes:
+        """Load the named entities, ask `plan` for the writes, make them in one transaction.
+
+        `after` (the audit log) writes its own rows in the same transaction.
+        """
         with self.writing() as cursor:
             rows = self._load_rows(cursor, tenant, list(ids), lock=True)
             current = {row[1]: entity_from_row(row) for row in rows}
@@ -216,6 +222,8 @@ class SqlEntityStore(ABC):
             if changes:
                 docs = self._write(cursor, tenant, changes, before)
                 self._log_changes(cursor, tenant, changes, {row[1]: row for row in rows}, docs)
+            if after is not None:
+                after(cursor, changes)
         if changes:
             for listener in self._commit_listeners:
                 listener()
