@@ -50,10 +50,15 @@ def _add_tenant_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tenant", default="", help="the NGSI-LD tenant (default: the default tenant)"
     )
+    parser.add_argument(
+        "--database-url", help="the platform's database (default from the settings)"
+    )
 
 
 def _add_account_commands(commands: Any) -> None:
-    user = commands.add_parser("user", help="manage users (people who log in with a password)")
+    user = commands.add_parser(
+        "user", help="manage users, and the roles and state of any principal"
+    )
     user_commands = user.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = user_commands.add_parser(
         "add",
