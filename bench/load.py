@@ -20,7 +20,7 @@ import httpx
 import orjson
 
 from bench.cpu import CpuSnapshot, CpuUse, wait_for_quiet
-from bench.server import Server
+from bench.server import Server, auth_headers
 
 ClientKind = Literal["raw", "httpx"]
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -55,7 +55,9 @@ class BatchPoster:
         self.path = path
         self.workers = workers
         limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
-        self._client = httpx.AsyncClient(base_url=base_url, limits=limits, timeout=300)
+        self._client = httpx.AsyncClient(
+            base_url=base_url, limits=limits, timeout=300, headers=auth_headers()
+        )
 
     async def __aenter__(self) -> BatchPoster:
         await asyncio.gather(*(self._client.get("/health/live") for _ in range(self.workers)))
@@ -101,7 +103,8 @@ class RawConnection:
         """Send one GET and return (status, body)."""
         if self._reader is None or self._writer is None:
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-        request = f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n"
+        extra = "".join(f"{name}: {value}\r\n" for name, value in auth_headers().items())
+        request = f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{extra}\r\n"
         self._writer.write(request.encode())
         head = await self._reader.readuntil(b"\r\n\r\n")
         length = _CONTENT_LENGTH.search(head)
@@ -191,7 +194,9 @@ async def _flood_connections(
         await asyncio.gather(cpu_window(), *(raw_loop() for _ in range(connections)))
         return share
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as pool:
+    async with httpx.AsyncClient(
+        base_url=base_url, limits=limits, timeout=60, headers=auth_headers()
+    ) as pool:
         await asyncio.gather(cpu_window(), *(httpx_loop(pool) for _ in range(connections)))
     return share
 
@@ -272,7 +277,7 @@ def timed_gets(
 ) -> TimedRun:
     """GET each path in turn after `warmup` untimed requests; count the entities returned."""
     run = TimedRun([], [], [])
-    with httpx.Client(base_url=base_url, timeout=120) as client:
+    with httpx.Client(base_url=base_url, timeout=120, headers=auth_headers()) as client:
         for path in paths[:warmup]:
             client.get(path)
         for path in paths:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
 import tempfile
 import threading
@@ -35,7 +36,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bench.entities import batch_bodies, entity_id, mixed_keys
 from bench.load import BatchPoster, FloodShare, flood_process
-from bench.server import free_port, postgres_database
+from bench.server import API_KEY_VARIABLE, free_port, postgres_database
 from smartcity.auth.principal import Caller
 from smartcity.config import Settings
 from smartcity.logs import configure_logging
@@ -304,6 +305,9 @@ def profile(
         base_url = f"http://127.0.0.1:{port}"
         settings = Settings(database_url=url, port=port, context_offline=True, log_level="warning")
         platform = build_platform(settings)
+        os.environ[API_KEY_VARIABLE] = platform.accounts.create_key(
+            Caller.system(), "bench-admin", ["admin"]
+        ).key
         keys = mixed_keys(entities)
         if scenario == "retrieve":
             ctx = platform.contexts.resolve(None)

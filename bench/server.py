@@ -19,6 +19,29 @@ import psycopg
 from psycopg import sql
 
 from bench.cpu import process_cpu_seconds
+from smartcity.auth.principal import Caller
+from smartcity.config import Settings
+from smartcity.platform import build_platform
+
+API_KEY_VARIABLE = "SMARTCITY_BENCH_API_KEY"
+"""Where the admin key the load generators send is kept (spawned processes inherit it)."""
+
+
+def create_bench_key(database_url: str) -> str:
+    """Create an admin API key in the database and publish it to the load generators."""
+    platform = build_platform(Settings(database_url=database_url, context_offline=True))
+    try:
+        key = platform.accounts.create_key(Caller.system(), "bench-admin", ["admin"]).key
+    finally:
+        platform.close()
+    os.environ[API_KEY_VARIABLE] = key
+    return key
+
+
+def auth_headers() -> dict[str, str]:
+    """Return the header with the benchmark's API key (requests are authenticated, as in use)."""
+    key = os.environ.get(API_KEY_VARIABLE)
+    return {"X-API-Key": key} if key else {}
 
 
 def free_port() -> int:
@@ -87,6 +110,7 @@ class Server:
     def start(self, timeout: float = 60.0) -> None:
         """Start the server and wait until /health answers 200."""
         command = str(Path(sys.executable).with_name("smartcity"))
+        create_bench_key(self.database_url)
         env = {
             **os.environ,
             "SMARTCITY_CONTEXT_OFFLINE": "true",

@@ -88,3 +88,26 @@ def test_no_auth_is_refused_outside_development(
     monkeypatch.setenv("SMARTCITY_CONTEXT_OFFLINE", "true")
     assert main(["serve", "--no-auth"]) == 2
     assert "development" in capsys.readouterr().err
+
+
+def test_the_command_manages_principals_of_several_tenants(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _database(tmp_path, monkeypatch)
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse battery\n"))
+    assert (
+        main(["user", "add", "kim", "--tenant", "dobong", "--role", "operator", "--password-stdin"])
+        == 0
+    )
+    assert main(["user", "grant", "kim", "--tenant", "nowon", "--role", "analyst"]) == 0
+    assert "analyst" in capsys.readouterr().out
+    # Kim holds roles in two tenants: only the command on the server changes kim's password.
+    monkeypatch.setattr("sys.stdin", io.StringIO("a brand new password\n"))
+    assert main(["user", "password", "kim", "--tenant", "nowon", "--password-stdin"]) == 0
+    assert main(["user", "disable", "kim", "--tenant", "dobong"]) == 0
+    assert main(["user", "list", "--tenant", "nowon"]) == 0
+    assert "kim\tuser\tanalyst (disabled)" in capsys.readouterr().out
+    assert main(["user", "revoke", "kim", "--tenant", "nowon", "--role", "analyst"]) == 0
+    assert main(["user", "enable", "kim", "--tenant", "nowon"]) == 1
+    assert "no principal named" in capsys.readouterr().err
+    assert main(["user", "enable", "kim", "--tenant", "dobong"]) == 0

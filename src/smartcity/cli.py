@@ -58,10 +58,15 @@ def _add_tenant_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tenant", default="", help="the NGSI-LD tenant (default: the default tenant)"
     )
+    parser.add_argument(
+        "--database-url", help="the platform's database (default from the settings)"
+    )
 
 
 def _add_account_commands(commands: Any) -> None:
-    user = commands.add_parser("user", help="manage users (people who log in with a password)")
+    user = commands.add_parser(
+        "user", help="manage users, and the roles and state of any principal"
+    )
     user_commands = user.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = user_commands.add_parser(
         "add",
@@ -79,6 +84,31 @@ def _add_account_commands(commands: Any) -> None:
     )
     listing = user_commands.add_parser("list", help="list the principals of a tenant")
     _add_tenant_option(listing)
+    password = user_commands.add_parser(
+        "password", help="set a user's password (asked for, or --password-stdin)"
+    )
+    password.add_argument("name")
+    _add_tenant_option(password)
+    password.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    for action, text in (
+        ("grant", "give a principal roles in a tenant"),
+        ("revoke", "take roles of a principal in a tenant away"),
+    ):
+        change = user_commands.add_parser(action, help=text)
+        change.add_argument("name")
+        _add_tenant_option(change)
+        change.add_argument(
+            "--role", action="append", required=True, choices=ROLES, help="a role (repeatable)"
+        )
+    for action, text in (
+        ("disable", "disable a principal: no login, none of its keys works"),
+        ("enable", "enable a disabled principal again"),
+    ):
+        toggle = user_commands.add_parser(action, help=text)
+        toggle.add_argument("name")
+        _add_tenant_option(toggle)
     key = commands.add_parser("key", help="manage API keys (services and devices)")
     key_commands = key.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = key_commands.add_parser(
@@ -224,6 +254,18 @@ def accounts_command(settings: Settings, args: argparse.Namespace) -> int:
             password = _read_password(args.password_stdin)
             view = accounts.add_user(system, args.name, password, args.role)
             print(f"user {view.name} created with roles {', '.join(sorted(view.roles))}")
+        elif args.command == "user" and args.action == "password":
+            accounts.set_password(system, args.name, _read_password(args.password_stdin))
+            print(f"password of {args.name} changed")
+        elif args.command == "user" and args.action == "grant":
+            view = accounts.grant(system, args.name, args.role)
+            print(f"{view.name} has the roles {', '.join(sorted(view.roles))} in this tenant")
+        elif args.command == "user" and args.action == "revoke":
+            accounts.revoke(system, args.name, args.role)
+            print(f"{args.name} no longer has the roles {', '.join(args.role)} in this tenant")
+        elif args.command == "user" and args.action in ("disable", "enable"):
+            accounts.set_disabled(system, args.name, args.action == "disable")
+            print(f"{args.name} {args.action}d")
         elif args.command == "user":
             for view in accounts.principals(system):
                 state = " (disabled)" if view.disabled else ""

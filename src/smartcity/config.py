@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     auth_secret_file: str = "var/auth-secret"
     """Development only: where a generated secret is kept so restarts keep tokens valid."""
     token_lifetime_minutes: int = Field(default=480, ge=1, le=60 * 24 * 30)
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    """How long a process reuses what a credential grants; changes made elsewhere wait this."""
 
     @field_validator("database_url")
     @classmethod

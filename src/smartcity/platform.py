@@ -18,9 +18,9 @@ from smartcity.broker.service import EntityService
 from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
 from smartcity.core.workers import Worker
-from smartcity.storage.accounts import SqlAccountStore
 from smartcity.storage.changelog import ChangeLogPruner
 from smartcity.storage.hosted_contexts import SqlHostedContextStore
+from smartcity.storage.sqlaccounts import SqlAccountStore
 from smartcity.storage.sqlbase import SqlEntityStore
 
 log = structlog.get_logger(__name__)
@@ -127,7 +127,11 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
         contexts=contexts,
         entities=EntityService(store, clock, access, max_limit=settings.max_limit),
         access=access,
-        accounts=AccountService(access, build_token_issuer(settings, clock)),
+        accounts=AccountService(
+            access,
+            build_token_issuer(settings, clock),
+            cache_seconds=settings.auth_cache_seconds,
+        ),
         change_log=pruner,
         workers=[pruner],
         context_hosting=ContextHostingService(

@@ -22,8 +22,9 @@ from smartcity.auth.principal import Caller, PrincipalKind, Role
 from smartcity.core.clock import ManualClock, isoformat
 from smartcity.core.entity import StoredEntity
 from smartcity.core.errors import Forbidden, Unauthorized
-from smartcity.storage.accounts import ShareRecord, SqlAccountStore
+from smartcity.storage.accounts import ShareRecord
 from smartcity.storage.base import EVERYTHING
+from smartcity.storage.sqlaccounts import SqlAccountStore
 from smartcity.storage.sqlite import SqliteEntityStore
 
 START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)

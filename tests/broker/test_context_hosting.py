@@ -27,6 +27,7 @@ from smartcity.core.errors import (
     LdContextNotAvailable,
     OperationNotSupported,
     ResourceNotFound,
+    Unauthorized,
 )
 from smartcity.storage.hosted_contexts import SqlHostedContextStore
 from smartcity.storage.sqlite import SqliteEntityStore
@@ -206,7 +207,7 @@ def test_only_admins_and_operators_add_and_delete(service: ContextHostingService
     context_id = host(service, {"a": EX + "a"})
     with pytest.raises(Forbidden):
         service.delete(ANALYST, context_id)
-    with pytest.raises(Forbidden):
+    with pytest.raises(Unauthorized, match="send a credential"):
         service.delete(Caller.anonymous(), context_id)
     admin = Caller("admin-choi", "", frozenset({Role.ADMIN}), PrincipalKind.USER)
     service.delete(admin, context_id)

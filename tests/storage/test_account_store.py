@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from smartcity.core.errors import AlreadyExists
@@ -11,10 +13,11 @@ from smartcity.storage.accounts import (
     AuditRecord,
     PrincipalRecord,
     ShareRecord,
-    SqlAccountStore,
 )
-from smartcity.storage.base import EntityStore
+from smartcity.storage.base import Changes, EntityStore
+from smartcity.storage.sqlaccounts import SqlAccountStore
 from smartcity.storage.sqlbase import SqlEntityStore
+from tests.storage.entity_factories import make_entity
 
 AT = "2026-11-27T09:00:00.000000Z"
 
@@ -146,3 +149,54 @@ def test_the_tables_survive_reopening(accounts: SqlAccountStore, store: EntitySt
     assert isinstance(store, SqlEntityStore)
     again = SqlAccountStore(store)
     assert again.principal_by_name("kim") == principal("kim")
+
+
+def test_access_is_read_in_one_go_per_tenant(accounts: SqlAccountStore) -> None:
+    accounts.add_principal(principal("lamp", "device"))
+    accounts.grant("id-lamp", "dobong", "device")
+    accounts.set_device_entities("id-lamp", "dobong", ["urn:lamp:7"])
+    key = ApiKeyRecord("sck_aaaaaaaaaaaa", "id-lamp", "hash", AT)
+    accounts.add_key(key)
+    access = accounts.access("id-lamp", "dobong")
+    assert access is not None
+    assert access.principal == principal("lamp", "device")
+    assert access.roles == {"device"}
+    assert access.entity_ids == {"urn:lamp:7"}
+    elsewhere = accounts.access("id-lamp", "nowon")
+    assert elsewhere is not None
+    assert not elsewhere.roles
+    assert not elsewhere.entity_ids
+    assert accounts.access("id-nobody", "dobong") is None
+    found = accounts.access_by_key("sck_aaaaaaaaaaaa", "dobong")
+    assert found is not None
+    assert found[0] == key
+    assert found[1] == access
+    assert accounts.access_by_key("sck_bbbbbbbbbbbb", "dobong") is None
+
+
+def test_audit_records_commit_or_roll_back_with_the_entity_write(
+    accounts: SqlAccountStore, store: EntityStore
+) -> None:
+    record = AuditRecord(AT, "dobong", "kim", "entity.create", "urn:ngsi-ld:Lamp:1", "ok")
+    entity = make_entity("urn:ngsi-ld:Lamp:1", "Streetlight")
+
+    def audit_then_fail(cursor: Any, _: Changes) -> None:
+        accounts.record_audit_in(cursor, [record])
+        raise RuntimeError("the transaction fails after the audit rows were added")
+
+    with pytest.raises(RuntimeError):
+        store.apply(
+            "dobong", [entity.id], lambda _: Changes(upserts=[entity]), after=audit_then_fail
+        )
+    assert store.get("dobong", entity.id) is None
+    assert accounts.audit(AuditFilter("dobong")) == []
+    store.apply(
+        "dobong",
+        [entity.id],
+        lambda _: Changes(upserts=[entity]),
+        after=lambda cursor, _: accounts.record_audit_in(cursor, [record]),
+    )
+    assert store.get("dobong", entity.id) is not None
+    assert [(r.principal, r.target) for r in accounts.audit(AuditFilter("dobong"))] == [
+        ("kim", "urn:ngsi-ld:Lamp:1")
+    ]

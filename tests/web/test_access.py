@@ -413,3 +413,26 @@ def test_switched_off_every_request_acts_as_the_platform(settings: Settings) -> 
         response = client.post(ENTITIES, json=entity(CAMERA, status="on"))
         assert response.status_code == 201
         assert client.get("/auth/me").json()["kind"] == "system"
+
+
+def test_an_admin_shares_a_type_with_an_agency_over_http(city: City, clock: ManualClock) -> None:
+    assert city.call("police", "GET", f"{ENTITIES}/{CAMERA}").status_code == 404
+    naive = {"agency": "police", "entityType": "Camera", "expiresAt": "2026-11-27T12:00:00"}
+    assert city.call("admin", "POST", "/auth/shares", naive).status_code == 400
+    share = {**naive, "expiresAt": "2026-11-27T12:00:00Z"}
+    created = city.call("admin", "POST", "/auth/shares", share)
+    assert created.status_code == 201, created.text
+    assert created.json()["agency"] == "police"
+    assert city.call("police", "GET", f"{ENTITIES}/{CAMERA}").status_code == 200
+    listed = city.call("admin", "GET", "/auth/shares").json()
+    assert {(s["agency"], s.get("entityType", s.get("entityId"))) for s in listed} >= {
+        ("police", "https://uri.etsi.org/ngsi-ld/default-context/Camera"),
+        ("police", ALERT),
+    }
+    not_an_agency = {**share, "agency": "analyst"}
+    assert city.call("admin", "POST", "/auth/shares", not_an_agency).status_code == 400
+    share_id = created.json()["id"]
+    assert city.call("admin", "DELETE", f"/auth/shares/{share_id}").status_code == 204
+    assert city.call("police", "GET", f"{ENTITIES}/{CAMERA}").status_code == 404
+    assert city.call("admin", "GET", "/auth/types/public").json() == ["OffStreetParking"]
+    assert city.call("admin", "GET", "/auth/types/secret").status_code == 400

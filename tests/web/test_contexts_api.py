@@ -14,7 +14,6 @@ from smartcity.auth.principal import Caller
 from smartcity.config import Settings
 from smartcity.platform import Platform, build_platform
 from smartcity.web.app import create_app
-from smartcity.web.deps import get_caller
 from tests.serving import create_admin_key, running_server
 from tests.web.conftest import admin_key
 
@@ -193,18 +192,21 @@ def test_bad_requests(client: TestClient) -> None:
     assert client.get(CONTEXTS, params={"details": "yes"}).status_code == 400
 
 
-def test_only_admins_and_operators_change_contexts(client: TestClient) -> None:
+def test_only_admins_and_operators_change_contexts(
+    client: TestClient, app_client: TestClient, platform: Platform
+) -> None:
     location = host(client, CITY_CONTEXT)
-    app: Any = client.app
-    app.dependency_overrides[get_caller] = lambda: Caller.anonymous()
-    try:
-        refused = client.post(CONTEXTS, json={"@context": CITY_CONTEXT})
-        assert refused.status_code == 403
-        assert "admin or an operator" in refused.json()["detail"]
-        assert client.delete(location).status_code == 403
-        assert client.get(location).json() == {"@context": CITY_CONTEXT}
-    finally:
-        app.dependency_overrides.clear()
+    analyst = {"X-API-Key": platform.accounts.create_key(Caller.system(), "kim", ["analyst"]).key}
+    refused = client.post(CONTEXTS, json={"@context": CITY_CONTEXT}, headers=analyst)
+    assert refused.status_code == 403
+    assert "admin or an operator" in refused.json()["detail"]
+    assert client.delete(location, headers=analyst).status_code == 403
+    del app_client.headers["X-API-Key"]
+    anonymous = app_client.post(CONTEXTS, json={"@context": CITY_CONTEXT})
+    assert anonymous.status_code == 401
+    assert app_client.delete(location).status_code == 401
+    # Serving the document stays public.
+    assert app_client.get(location).json() == {"@context": CITY_CONTEXT}
 
 
 def authenticated(client: TestClient, platform: Platform, *tenants: str) -> TestClient:

@@ -1,4 +1,4 @@
-"""Accounts: log in, authenticate requests, and manage principals, roles, keys, shares and types.
+"""Accounts: manage principals, roles, keys, agency shares and type marks (and authenticate).
 
 An admin acts only in its own tenant: it grants roles there, and changes the credentials of a
 principal only when every role of that principal is in that tenant (otherwise an admin of one
@@ -13,21 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from smartcity.auth import keys, passwords
+from smartcity.auth.authentication import Authenticator
 from smartcity.auth.policy import (
     PUBLIC_MARK,
     RESTRICTED_MARK,
-    AccessControl,
     Permission,
     require,
 )
 from smartcity.auth.principal import Caller, PrincipalKind, Role
-from smartcity.auth.tokens import IssuedToken, TokenIssuer
 from smartcity.core.clock import isoformat
 from smartcity.core.errors import (
     AlreadyExists,
     BadRequestData,
     ResourceNotFound,
-    Unauthorized,
 )
 from smartcity.storage.accounts import (
     ApiKeyRecord,
@@ -37,7 +35,6 @@ from smartcity.storage.accounts import (
     ShareRecord,
 )
 
-LOGIN_FAILED = "wrong user name or password"
 MARKS = (PUBLIC_MARK, RESTRICTED_MARK)
 
 
@@ -91,67 +88,16 @@ def check_name(name: str) -> None:
         raise BadRequestData("a name is 1 to 64 letters, digits, '.', '_', '-' or '@'")
 
 
-class AccountService:
-    """Everything about principals and credentials, each call on behalf of a Caller."""
-
-    def __init__(self, access: AccessControl, tokens: TokenIssuer) -> None:
-        self.access = access
-        self.store = access.accounts
-        self.tokens = tokens
+class AccountService(Authenticator):
+    """Authentication, and the administration of principals, keys, shares and type marks."""
 
     def _now(self) -> str:
         return isoformat(self.access.clock.now())
 
-    # -- authentication -------------------------------------------------------------------------
-
-    def login(self, name: str, password: str) -> IssuedToken:
-        """Return a bearer token for a user name and password; Unauthorized otherwise."""
-        principal = self.store.principal_by_name(name)
-        stored = principal.password_hash if principal is not None else None
-        if not passwords.verify_password(stored, password) or principal is None:
-            raise Unauthorized(LOGIN_FAILED)
-        if principal.disabled:
-            raise Unauthorized(LOGIN_FAILED)
-        if stored is not None and passwords.needs_rehash(stored):
-            self.store.set_password_hash(principal.id, passwords.hash_password(password))
-        return self.tokens.issue(principal.id)
-
-    def caller_for_token(self, token: str, tenant: str) -> Caller:
-        """Return the caller a bearer token names, with its roles in the tenant."""
-        principal = self.store.principal_by_id(self.tokens.verify(token))
-        if principal is None or principal.disabled:
-            raise Unauthorized("the bearer token's principal no longer exists or is disabled")
-        return self._caller(principal, tenant)
-
-    def caller_for_key(self, key: str, tenant: str) -> Caller:
-        """Return the caller an API key belongs to, with its roles in the tenant."""
-        prefix = keys.prefix_of(key)
-        record = self.store.key_by_prefix(prefix) if prefix is not None else None
-        if record is None or not keys.key_matches(key, record.key_hash):
-            raise Unauthorized("the API key is not valid")
-        if record.revoked_at is not None:
-            raise Unauthorized("the API key has been revoked")
-        principal = self.store.principal_by_id(record.principal_id)
-        if principal is None or principal.disabled:
-            raise Unauthorized("the API key's principal is disabled")
-        return self._caller(principal, tenant)
-
-    def _caller(self, principal: PrincipalRecord, tenant: str) -> Caller:
-        """Build the Caller of a principal in a tenant; no role there reads as the public."""
-        roles = frozenset(Role(name) for name in self.store.roles(principal.id, tenant))
-        entity_ids = (
-            self.store.device_entities(principal.id, tenant)
-            if Role.DEVICE in roles
-            else frozenset()
-        )
-        return Caller(
-            principal.name,
-            tenant,
-            roles or frozenset({Role.PUBLIC}),
-            PrincipalKind(principal.kind),
-            entity_ids,
-            principal.id,
-        )
+    def _audit_change(self, caller: Caller, action: str, targets: list[tuple[str, str]]) -> None:
+        """Record an administrative change, and forget what credentials were granted before."""
+        self.forget_callers()
+        self.access.record(caller, action, targets)
 
     # -- principals -----------------------------------------------------------------------------
 
@@ -219,7 +165,7 @@ class AccountService:
         principal = self._create(
             caller, name, PrincipalKind.USER, parsed, passwords.hash_password(password)
         )
-        self.access.record(caller, "user.add", [(name, "ok")])
+        self._audit_change(caller, "user.add", [(name, "ok")])
         return self._view(principal, caller.tenant)
 
     def set_password(self, caller: Caller, name: str, password: str) -> None:
@@ -227,7 +173,7 @@ class AccountService:
         require(caller, Permission.ADMINISTER)
         principal = self._owned(caller, name)
         self.store.set_password_hash(principal.id, passwords.hash_password(password))
-        self.access.record(caller, "user.password", [(name, "ok")])
+        self._audit_change(caller, "user.password", [(name, "ok")])
 
     def principals(self, caller: Caller) -> list[PrincipalView]:
         """Return every principal with a role in the caller's tenant."""
@@ -251,7 +197,7 @@ class AccountService:
             raise ResourceNotFound(f"no principal named {name!r}")
         for role in sorted(parsed):
             self.store.grant(principal.id, caller.tenant, role.value)
-        self.access.record(caller, "role.grant", [(f"{name}:{r}", "ok") for r in sorted(parsed)])
+        self._audit_change(caller, "role.grant", [(f"{name}:{r}", "ok") for r in sorted(parsed)])
         return self._view(principal, caller.tenant)
 
     def revoke(self, caller: Caller, name: str, roles: Collection[str] | None) -> None:
@@ -260,18 +206,18 @@ class AccountService:
         principal = self._find(caller, name)
         if roles is None:
             self.store.revoke(principal.id, caller.tenant)
-            self.access.record(caller, "role.revoke", [(f"{name}:*", "ok")])
+            self._audit_change(caller, "role.revoke", [(f"{name}:*", "ok")])
             return
         for role in sorted(parse_roles(roles)):
             self.store.revoke(principal.id, caller.tenant, role.value)
-        self.access.record(caller, "role.revoke", [(f"{name}:{r}", "ok") for r in sorted(roles)])
+        self._audit_change(caller, "role.revoke", [(f"{name}:{r}", "ok") for r in sorted(roles)])
 
     def set_disabled(self, caller: Caller, name: str, disabled: bool) -> None:
         """Disable a principal (no login, no key works) or enable it again."""
         require(caller, Permission.ADMINISTER)
         principal = self._owned(caller, name)
         self.store.set_disabled(principal.id, disabled)
-        self.access.record(
+        self._audit_change(
             caller, "principal.disable" if disabled else "principal.enable", [(name, "ok")]
         )
 
@@ -280,7 +226,7 @@ class AccountService:
         require(caller, Permission.ADMINISTER)
         principal = self._find(caller, name)
         self.store.set_device_entities(principal.id, caller.tenant, entity_ids)
-        self.access.record(caller, "device.entities", [(name, "ok")])
+        self._audit_change(caller, "device.entities", [(name, "ok")])
 
     # -- API keys -------------------------------------------------------------------------------
 
@@ -312,7 +258,7 @@ class AccountService:
             self.store.set_device_entities(principal.id, caller.tenant, entity_ids)
         made = keys.new_key()
         self.store.add_key(ApiKeyRecord(made.prefix, principal.id, made.key_hash, self._now()))
-        self.access.record(caller, "key.create", [(made.prefix, "ok")])
+        self._audit_change(caller, "key.create", [(made.prefix, "ok")])
         return CreatedKey(made.key, made.prefix, self._view(principal, caller.tenant))
 
     def keys(self, caller: Caller) -> list[KeyView]:
@@ -333,7 +279,7 @@ class AccountService:
             raise ResourceNotFound(f"no key {prefix} in this tenant")
         self._owned(caller, principal.name)
         self.store.revoke_key(prefix, self._now())
-        self.access.record(caller, "key.revoke", [(prefix, "ok")])
+        self._audit_change(caller, "key.revoke", [(prefix, "ok")])
 
     # -- agency shares and type marks -----------------------------------------------------------
 
@@ -366,7 +312,7 @@ class AccountService:
             created_by=caller.subject,
         )
         self.store.add_share(share)
-        self.access.record(caller, "share.add", [(f"{agency}:{entity_id or entity_type}", "ok")])
+        self._audit_change(caller, "share.add", [(f"{agency}:{entity_id or entity_type}", "ok")])
         return share
 
     def shares(self, caller: Caller) -> list[tuple[ShareRecord, str]]:
@@ -383,7 +329,7 @@ class AccountService:
         require(caller, Permission.ADMINISTER)
         if not self.store.delete_share(caller.tenant, share_id):
             raise ResourceNotFound(f"no share {share_id} in this tenant")
-        self.access.record(caller, "share.delete", [(share_id, "ok")])
+        self._audit_change(caller, "share.delete", [(share_id, "ok")])
 
     def marked_types(self, caller: Caller, mark: str) -> frozenset[str]:
         """Return the entity types of the caller's tenant marked public or restricted."""
@@ -401,7 +347,7 @@ class AccountService:
             self.store.unmark_type(caller.tenant, type_iri, mark)
         self.access.forget_marks(caller.tenant)
         action = f"type.{mark}" if on else f"type.{mark}.remove"
-        self.access.record(caller, action, [(type_iri, "ok")])
+        self._audit_change(caller, action, [(type_iri, "ok")])
 
     def audit(self, caller: Caller, query: AuditFilter) -> list[AuditRecord]:
         """Return audit records of the caller's tenant."""

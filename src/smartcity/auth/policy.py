@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
+from typing import Any
 
 from smartcity.auth.principal import Caller, Role
 from smartcity.core.clock import Clock, isoformat
@@ -171,15 +172,24 @@ class AccessControl:
             ids.update(caller.entity_ids)
         return Visibility.only(types, ids)
 
+    def _records(
+        self, caller: Caller, action: str, targets: Iterable[tuple[str, str]]
+    ) -> list[AuditRecord]:
+        at = isoformat(self.clock.now())
+        return [
+            AuditRecord(at, caller.tenant, caller.subject, action, target, outcome)
+            for target, outcome in targets
+        ]
+
     def record(self, caller: Caller, action: str, targets: Iterable[tuple[str, str]]) -> None:
         """Append one audit record per (target, outcome) of an action by the caller."""
-        at = isoformat(self.clock.now())
-        self.accounts.record_audit(
-            [
-                AuditRecord(at, caller.tenant, caller.subject, action, target, outcome)
-                for target, outcome in targets
-            ]
-        )
+        self.accounts.record_audit(self._records(caller, action, targets))
+
+    def record_in(
+        self, cursor: Any, caller: Caller, action: str, targets: Iterable[tuple[str, str]]
+    ) -> None:
+        """Append audit records inside a write transaction (committed with the write or not)."""
+        self.accounts.record_audit_in(cursor, self._records(caller, action, targets))
 
     def record_reads(self, caller: Caller, action: str, entities: Sequence[StoredEntity]) -> None:
         """Audit the reading of every entity of a restricted type among those returned."""

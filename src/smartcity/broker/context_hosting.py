@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from smartcity.auth.principal import Caller, Role
+from smartcity.auth.policy import Permission, allowed
+from smartcity.auth.principal import Caller
 from smartcity.broker.contexts import CachedDocument, ContextResolver, DocumentOrigin
 from smartcity.core.clock import Clock, isoformat
 from smartcity.core.errors import (
@@ -28,6 +29,7 @@ from smartcity.core.errors import (
     LdContextNotAvailable,
     OperationNotSupported,
     ResourceNotFound,
+    Unauthorized,
 )
 from smartcity.storage.hosted_contexts import HostedContext, HostedContextStore
 
@@ -317,7 +319,9 @@ def _cached_details(document: CachedDocument) -> ContextDetails:
 
 
 def _require_manager(caller: Caller, action: str) -> None:
-    if not caller.has(Role.ADMIN, Role.OPERATOR):
+    if not allowed(caller, Permission.MANAGE_CONTEXTS):
+        if not caller.authenticated:
+            raise Unauthorized(f"to {action} send a credential (a bearer token or an API key)")
         raise Forbidden(f"only an admin or an operator may {action}")
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from smartcity.auth.policy import AccessControl, Permission, may_write, require, require_write
 from smartcity.auth.principal import Caller
@@ -28,10 +28,12 @@ from smartcity.core.errors import (
     TooManyResults,
 )
 from smartcity.storage.base import (
+    AfterWrite,
     AttributeSummary,
     Changes,
     EntityQuery,
     EntityStore,
+    Plan,
     QueryPage,
     TypeSummary,
 )
@@ -53,7 +55,7 @@ class BatchResult:
     errors: list[BatchError] = field(default_factory=list)
 
 
-T = TypeVar("T")
+Targets = list[tuple[str, str]]
 ContextOf = Callable[[Any], ActiveContext]
 """The @context in force for one raw entity of a batch (each may carry its own)."""
 
@@ -88,30 +90,53 @@ class EntityService:
     def _now(self) -> str:
         return isoformat(self.clock.now())
 
-    def _audited(self, caller: Caller, action: str, target: str, run: Callable[[], T]) -> T:
-        """Run one write after checking the caller may write `target`; audit how it ended."""
+    def _check_write(self, caller: Caller, entity_id: str, action: str) -> None:
+        """Refuse (and audit) a write the caller may not make, before anything is read."""
         try:
-            require_write(caller, target)
-            result = run()
+            require_write(caller, entity_id)
         except SmartCityError as error:
             if caller.authenticated:
-                self.access.record(caller, action, [(target, outcome_of(error))])
+                self.access.record(caller, action, [(entity_id, outcome_of(error))])
             raise
-        self.access.record(caller, action, [(target, "ok")])
-        return result
 
-    def _check_write(self, caller: Caller, entity_id: str, action: str) -> None:
-        """Refuse (and audit) a write before anything is read or parsed."""
-        if not may_write(caller, entity_id):
-            self._audited(caller, action, entity_id, lambda: None)
+    def _audit_in(self, caller: Caller, action: str, targets: Callable[[], Targets]) -> AfterWrite:
+        """Return the hook that writes the audit records in the entity write's transaction."""
 
-    def _audit_batch(self, caller: Caller, action: str, result: BatchResult) -> None:
-        self.access.record(
-            caller,
-            action,
-            [(entity_id, "ok") for entity_id in result.success]
-            + [(item.entity_id, outcome_of(item.error)) for item in result.errors],
-        )
+        def write(cursor: Any, _: Changes) -> None:
+            self.access.record_in(cursor, caller, action, targets())
+
+        return write
+
+    def _apply_one(self, caller: Caller, action: str, entity_id: str, plan: Plan) -> None:
+        """Write one entity the caller may write; audit it with the write, or audit the failure."""
+        self._check_write(caller, entity_id, action)
+        try:
+            self.store.apply(
+                caller.tenant,
+                [entity_id],
+                plan,
+                after=self._audit_in(caller, action, lambda: [(entity_id, "ok")]),
+            )
+        except SmartCityError as error:
+            self.access.record(caller, action, [(entity_id, outcome_of(error))])
+            raise
+
+    def _apply_batch(
+        self, caller: Caller, action: str, ids: Sequence[str], plan: Plan, result: BatchResult
+    ) -> None:
+        """Write a batch; its audit records (per entity, errors too) go in the same transaction."""
+
+        def targets() -> Targets:
+            return [(entity_id, "ok") for entity_id in dict.fromkeys(result.success)] + [
+                (item.entity_id, outcome_of(item.error)) for item in result.errors
+            ]
+
+        if ids:
+            self.store.apply(
+                caller.tenant, ids, plan, after=self._audit_in(caller, action, targets)
+            )
+        else:
+            self.access.record(caller, action, targets())
 
     def _writable(
         self, caller: Caller, entities: list[StoredEntity], result: BatchResult
@@ -137,12 +162,7 @@ class EntityService:
                 raise AlreadyExists(f"entity {entity.id} already exists", instance=entity.id)
             return Changes(upserts=[entity])
 
-        self._audited(
-            caller,
-            "entity.create",
-            entity.id,
-            lambda: self.store.apply(caller.tenant, [entity.id], plan),
-        )
+        self._apply_one(caller, "entity.create", entity.id, plan)
         return entity.id
 
     def retrieve(self, caller: Caller, entity_id: str) -> StoredEntity:
@@ -165,12 +185,7 @@ class EntityService:
                 raise ResourceNotFound(f"no entity with id {entity_id}", instance=entity_id)
             return Changes(deletes=[entity_id], at=now)
 
-        self._audited(
-            caller,
-            "entity.delete",
-            entity_id,
-            lambda: self.store.apply(caller.tenant, [entity_id], plan),
-        )
+        self._apply_one(caller, "entity.delete", entity_id, plan)
 
     def _modify(
         self,
@@ -192,9 +207,7 @@ class EntityService:
             result.append(entity)
             return Changes(upserts=[entity])
 
-        self._audited(
-            caller, action, entity_id, lambda: self.store.apply(caller.tenant, [entity_id], plan)
-        )
+        self._apply_one(caller, action, entity_id, plan)
         return result[0]
 
     def append_attributes(
@@ -393,12 +406,7 @@ class EntityService:
             replacement.created_at = old.created_at
             return Changes(upserts=[replacement])
 
-        self._audited(
-            caller,
-            "entity.replace",
-            entity_id,
-            lambda: self.store.apply(caller.tenant, [entity_id], plan),
-        )
+        self._apply_one(caller, "entity.replace", entity_id, plan)
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -474,9 +482,8 @@ class EntityService:
                 result.success.append(entity.id)
             return Changes(upserts=writes)
 
-        if entities:
-            self.store.apply(caller.tenant, [entity.id for entity in entities], plan)
-        self._audit_batch(caller, "entity.create", result)
+        ids = [entity.id for entity in entities]
+        self._apply_batch(caller, "entity.create", ids, plan, result)
         return result
 
     def batch_upsert(
@@ -507,10 +514,9 @@ class EntityService:
             touched = {entity.id for entity in entities}
             return Changes(upserts=[working[i] for i in dict.fromkeys(touched)])
 
-        if entities:
-            self.store.apply(caller.tenant, [entity.id for entity in entities], plan)
+        ids = [entity.id for entity in entities]
+        self._apply_batch(caller, "entity.upsert", ids, plan, result)
         result.success = list(dict.fromkeys(result.success))
-        self._audit_batch(caller, "entity.upsert", result)
         return result, created
 
     def batch_update(
@@ -536,10 +542,9 @@ class EntityService:
                 result.success.append(entity.id)
             return Changes(upserts=list(writes.values()))
 
-        if entities:
-            self.store.apply(caller.tenant, [entity.id for entity in entities], plan)
+        ids = [entity.id for entity in entities]
+        self._apply_batch(caller, "entity.update", ids, plan, result)
         result.success = list(dict.fromkeys(result.success))
-        self._audit_batch(caller, "entity.update", result)
         return result
 
     def batch_delete(self, caller: Caller, body: Any) -> BatchResult:
@@ -568,9 +573,7 @@ class EntityService:
                     )
             return Changes(deletes=deletes, at=now)
 
-        if ids:
-            self.store.apply(caller.tenant, ids, plan)
-        self._audit_batch(caller, "entity.delete", result)
+        self._apply_batch(caller, "entity.delete", ids, plan, result)
         return result
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from smartcity.core.entity import Instance, StoredEntity
 
@@ -112,6 +112,8 @@ class ChangeRecord:
 
 Plan = Callable[[dict[str, StoredEntity]], Changes]
 """Given the current state of the named entities (absent ones missing), decide the writes."""
+AfterWrite = Callable[[Any, Changes], None]
+"""Called with the write transaction's cursor after the writes, to add rows atomically."""
 
 
 @dataclass(slots=True)
@@ -135,8 +137,13 @@ class AttributeSummary:
 class EntityStore(Protocol):
     """Current state of every entity, per tenant."""
 
-    def apply(self, tenant: str, ids: Collection[str], plan: Plan) -> Changes:
-        """Load the named entities, ask `plan` for the writes, make them in one transaction."""
+    def apply(
+        self, tenant: str, ids: Collection[str], plan: Plan, after: AfterWrite | None = None
+    ) -> Changes:
+        """Load the named entities, ask `plan` for the writes, make them in one transaction.
+
+        `after` (the audit log) writes its own rows in the same transaction.
+        """
         ...
 
     def get(self, tenant: str, entity_id: str) -> StoredEntity | None:

@@ -22,6 +22,7 @@ from smartcity.core.patterns import compile_pattern, search
 from smartcity.core.qeval import evaluate, evaluate_scope
 from smartcity.storage.base import (
     EVERYTHING,
+    AfterWrite,
     AttributeSummary,
     ChangeKind,
     ChangeRecord,
@@ -203,8 +204,13 @@ class SqlEntityStore(ABC):
     def _marks(self, count: int) -> str:
         return ", ".join([self._p] * count)
 
-    def apply(self, tenant: str, ids: Collection[str], plan: Plan) -> Changes:
-        """Load the named entities, ask `plan` for the writes, make them in one transaction."""
+    def apply(
+        self, tenant: str, ids: Collection[str], plan: Plan, after: AfterWrite | None = None
+    ) -> Changes:
+        """Load the named entities, ask `plan` for the writes, make them in one transaction.
+
+        `after` (the audit log) writes its own rows in the same transaction.
+        """
         with self.writing() as cursor:
             rows = self._load_rows(cursor, tenant, list(ids), lock=True)
             current = {row[1]: entity_from_row(row) for row in rows}
@@ -216,6 +222,8 @@ class SqlEntityStore(ABC):
             if changes:
                 docs = self._write(cursor, tenant, changes, before)
                 self._log_changes(cursor, tenant, changes, {row[1]: row for row in rows}, docs)
+            if after is not None:
+                after(cursor, changes)
         if changes:
             for listener in self._commit_listeners:
                 listener()
@@ -447,8 +455,8 @@ class SqlEntityStore(ABC):
             row = cursor.fetchone()
         return entity_from_row(row) if row is not None else None
 
-    def _visible(self, visibility: Visibility) -> tuple[str, list[Any]]:
-        """Return a condition on `e` that keeps the visible entities only ('' for all)."""
+    def visible_condition(self, visibility: Visibility) -> tuple[str, list[Any]]:
+        """Return a condition on `entities e` keeping the visible entities ('' for all)."""
         if visibility.everything:
             return "", []
         parts: list[str] = []
@@ -470,7 +478,7 @@ class SqlEntityStore(ABC):
         """Collect the conditions of a query: fixed ones, and index candidates to plan over."""
         p = self._p
         where = _Where(conditions=[], params=[], candidates=[], exact=True)
-        visible, visible_params = self._visible(query.visibility)
+        visible, visible_params = self.visible_condition(query.visibility)
         if visible:
             where.add(visible, visible_params)
         if query.ids is not None:
@@ -611,7 +619,7 @@ class SqlEntityStore(ABC):
 
     def _tenant_visible(self, tenant: str, visibility: Visibility) -> tuple[str, list[Any]]:
         """Return the condition on `e` of a tenant's visible entities, and its parameters."""
-        visible, params = self._visible(visibility)
+        visible, params = self.visible_condition(visibility)
         condition = f"e.tenant = {self._p}" + (f" AND {visible}" if visible else "")
         return condition, [tenant, *params]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from smartcity.auth.principal import Caller
 from smartcity.core.errors import Unauthorized
@@ -13,6 +14,11 @@ from smartcity.platform import Platform
 from smartcity.web.negotiation import tenant_of
 
 API_KEY_HEADER = "X-API-Key"
+# Declared for the OpenAPI document (the Authorize button of /docs); credential_of reads them.
+_BEARER = HTTPBearer(auto_error=False, description="a token from POST /auth/login")
+_API_KEY = APIKeyHeader(
+    name=API_KEY_HEADER, auto_error=False, description="an API key (or 'Authorization: ApiKey')"
+)
 
 
 async def get_platform(request: Request) -> Platform:
@@ -36,7 +42,11 @@ def credential_of(request: Request) -> tuple[str, str] | None:
     return ("key", key) if key else None
 
 
-async def get_caller(request: Request) -> Caller:
+async def get_caller(
+    request: Request,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
+    _api_key: Annotated[str | None, Security(_API_KEY)] = None,
+) -> Caller:
     """Return who calls, in the tenant the request names.
 
     No credential: the anonymous caller (public role). A credential that is not valid: 401,
