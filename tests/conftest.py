@@ -9,10 +9,15 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
 from psycopg import sql
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REQUIRE_SERVICES = "SMARTCITY_REQUIRE_SERVICES"
+
+# CI machines are shared: a property test's speed says nothing about its correctness.
+settings.register_profile("smartcity", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("smartcity")
 
 # Service name -> why it is unreachable ("" when it is reachable); each is probed once a session.
 _service_problems: dict[str, str] = {}
