@@ -42,6 +42,16 @@ class Settings(BaseSettings):
     default_limit: int = Field(default=20, ge=1)
     max_limit: int = Field(default=1000, ge=1)
 
+    # Subscriptions: notifications are queued in the database and delivered with retries.
+    notifications_enabled: bool = True
+    notification_timeout: float = Field(default=5.0, gt=0, le=120)
+    notification_max_attempts: int = Field(default=6, ge=1, le=100)
+    notification_backoff_base: float = Field(default=1.0, gt=0, le=3600)
+    notification_backoff_cap: float = Field(default=300.0, gt=0, le=86400)
+    notification_concurrency: int = Field(default=100, ge=1, le=10000)
+    notification_poll_interval: float = Field(default=1.0, gt=0, le=60)
+    notification_batch: int = Field(default=500, ge=1, le=100000)
+
     # The demo seed (real Changdong places) is loaded on start when true.
     seed_demo_data: bool = False
 

@@ -9,11 +9,15 @@ from pathlib import Path
 import structlog
 
 from smartcity.broker.contexts import ContextResolver
+from smartcity.broker.delivery import Delivery, DeliveryOptions
+from smartcity.broker.notifier import Notifier, SubscriptionCatalog
 from smartcity.broker.service import EntityService
+from smartcity.broker.subscriptions import SubscriptionService
 from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
 from smartcity.core.workers import Worker
 from smartcity.storage.sqlbase import SqlEntityStore
+from smartcity.storage.sqlsubscriptions import SqlSubscriptionStore
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +59,7 @@ class Platform:
     store: SqlEntityStore
     contexts: ContextResolver
     entities: EntityService
+    subscriptions: SubscriptionService
     workers: list[Worker] = field(default_factory=list)
     """Background loops that run while the platform serves (see `run_workers`)."""
 
@@ -88,10 +93,45 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
     store = open_store(settings.database_url, settings.database_schema)
     log.info("store opened", database=settings.redacted_database_url())
     contexts = build_resolver(settings)
-    return Platform(
+    subscription_store = SqlSubscriptionStore(store)
+    platform = Platform(
         settings=settings,
         clock=clock,
         store=store,
         contexts=contexts,
         entities=EntityService(store, clock, max_limit=settings.max_limit),
+        subscriptions=SubscriptionService(subscription_store, contexts.resolve, clock),
     )
+    if settings.notifications_enabled:
+        platform.workers.extend(notification_workers(platform, subscription_store))
+    return platform
+
+
+def notification_workers(platform: Platform, store: SqlSubscriptionStore) -> list[Worker]:
+    """Build the notifier (changes -> outbox) and the delivery worker (outbox -> endpoints)."""
+    settings = platform.settings
+    catalog = SubscriptionCatalog(store, platform.contexts.resolve)
+    delivery = Delivery(
+        store,
+        catalog,
+        platform.clock,
+        DeliveryOptions(
+            timeout=settings.notification_timeout,
+            max_attempts=settings.notification_max_attempts,
+            backoff_base=settings.notification_backoff_base,
+            backoff_cap=settings.notification_backoff_cap,
+            concurrency=settings.notification_concurrency,
+            poll_interval=settings.notification_poll_interval,
+        ),
+    )
+    notifier = Notifier(
+        platform.store,
+        store,
+        catalog,
+        platform.clock,
+        batch=settings.notification_batch,
+        poll_interval=settings.notification_poll_interval,
+        max_periodic_entities=settings.max_limit,
+        on_queued=delivery.wake,
+    )
+    return [notifier, delivery]
