@@ -112,8 +112,13 @@ def notifications(console: Console, backends: list[Backend], args: argparse.Name
     sizes = NOTIFICATIONS_QUICK if args.quick else NOTIFICATIONS_FULL
     results: list[NotificationResult] = []
     for backend in backends:
-        with console.status(f"{backend}: notifications ({sizes.subscriptions:,} subscriptions)"):
-            results.append(run_notifications(backend, args.postgres_url, sizes))
+        for separate in (False, True):
+            with console.status(
+                f"{backend}: notifications ({sizes.subscriptions:,} subscriptions)"
+            ):
+                results.append(
+                    run_notifications(backend, args.postgres_url, sizes, separate=separate)
+                )
     print_results(console, results)
     return section(results, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
 

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import queue
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -69,11 +73,12 @@ class Phase:
 
 @dataclass
 class NotificationResult:
-    """The phases measured on one backend."""
+    """The phases measured on one backend, in one process layout."""
 
     backend: str
     sizes: NotificationSizes
     phases: list[Phase]
+    layout: str = "one process"
 
 
 # -- the sink (its own process) ----------------------------------------------------------------
@@ -250,15 +255,64 @@ def _collect(
 
 
 def run_notifications(
-    backend: str, postgres_url: str, sizes: NotificationSizes
+    backend: str, postgres_url: str, sizes: NotificationSizes, *, separate: bool = False
 ) -> NotificationResult:
-    """Measure both phases (all endpoints alive; one dead) on one backend."""
+    """Measure both phases (all endpoints alive; one dead) on one backend.
+
+    `separate`: the server only serves the API and a `smartcity workers` process notifies.
+    """
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="smartcity-bench-")))
         url = stack.enter_context(_database(backend, postgres_url, folder))
         base, commands, results = stack.enter_context(running_sink())
-        server = stack.enter_context(Server(url, folder / "server.log"))
-        return asyncio.run(_phases(server.base_url, backend, sizes, base, commands, results))
+        with _environment({"SMARTCITY_NOTIFICATIONS_ENABLED": "false"} if separate else {}):
+            server = stack.enter_context(Server(url, folder / "server.log"))
+        if separate:
+            stack.enter_context(_workers(url, folder / "workers.log"))
+        result = asyncio.run(_phases(server.base_url, backend, sizes, base, commands, results))
+        result.layout = "API + workers process" if separate else "one process"
+        return result
+
+
+@contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def _workers(database_url: str, log_path: Path) -> Iterator[None]:
+    """Run `smartcity workers` (polling the change log every 20 ms) beside the server."""
+    command = str(Path(sys.executable).with_name("smartcity"))
+    env = {
+        **os.environ,
+        "SMARTCITY_CONTEXT_OFFLINE": "true",
+        "SMARTCITY_NOTIFICATION_POLL_INTERVAL": "0.02",
+    }
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [command, "workers", "--database-url", database_url, "--log-level", "warning"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @contextmanager
@@ -331,6 +385,7 @@ def print_results(console: Console, results: list[NotificationResult]) -> None:
 def _cells(result: NotificationResult, phase: Phase) -> list[str]:
     return [
         result.backend,
+        result.layout,
         phase.name,
         f"{phase.changes / phase.send_seconds:,.0f}",
         f"{phase.delivered:,} / {phase.expected:,}",
@@ -366,9 +421,9 @@ def section(results: list[NotificationResult], date: str) -> str:
         "  never answers (each attempt waits out the 5 s timeout, then backs off); the figures",
         "  are those of the other subscriptions.",
         "",
-        "| backend | phase | changes/s sent | notifications delivered | delivered/s | p50 | p95 "
-        "| p99 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| backend | processes | phase | changes/s sent | notifications delivered | delivered/s "
+        "| p50 | p95 | p99 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for result in results:
         for phase in result.phases:

@@ -82,7 +82,7 @@ def test_a_subscription_remembers_the_log_position_it_was_created_at(
 def test_notifications_move_the_position_once(subscriptions: SubscriptionStore) -> None:
     subscriptions.create(make_record("a"))
     start = subscriptions.position()
-    rows = [NewNotification("", SUB + "a", "c:1", [{"id": "x"}])]
+    rows = [NewNotification("", SUB + "a", "c:1", [{"id": "x"}], remember=True)]
     assert subscriptions.write_notifications(start, start + 5, rows, NOW)
     # A second writer that read the same position loses: nothing is queued twice.
     assert not subscriptions.write_notifications(start, start + 5, rows, NOW)

@@ -158,7 +158,9 @@ class Notifier:
                 log.exception("cannot render notification", subscription=record.id)
                 continue
             record.last_notified_at = now
-            yield NewNotification(record.tenant, record.id, f"c:{change.seq}", [data])
+            yield NewNotification(
+                record.tenant, record.id, f"c:{change.seq}", [data], bool(subscription.throttling)
+            )
 
     def periodic(self) -> int:
         """Queue the periodic notifications (timeInterval) that are due; return how many."""
@@ -179,7 +181,9 @@ class Notifier:
             record.last_notified_at = now
             if entities:
                 data = [entity_data(subscription, entity) for entity in entities]
-                queued.append(NewNotification(record.tenant, record.id, f"t:{period}", data))
+                queued.append(
+                    NewNotification(record.tenant, record.id, f"t:{period}", data, remember=True)
+                )
         count = self.subscriptions.write_periodic(queued, now)
         if count and self.on_queued is not None:
             self.on_queued()

@@ -227,20 +227,24 @@ class SqlSubscriptionStore:
 
     def _insert(self, cursor: Cursor, notifications: Sequence[NewNotification], now: float) -> int:
         p = self._p
-        inserted = 0
-        for item in notifications:
-            cursor.execute(
-                "INSERT INTO notifications (tenant, subscription_id, cause, data, created, due) "
-                f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}) "
-                "ON CONFLICT (tenant, subscription_id, cause) DO NOTHING",
-                [item.tenant, item.subscription_id, item.cause, _dumps(item.data), now, now],
-            )
-            inserted += cursor.rowcount or 0
-        touched = {(item.tenant, item.subscription_id) for item in notifications}
+        if not notifications:
+            return 0
         cursor.executemany(
-            f"UPDATE subscriptions SET last_notified_at = {p} WHERE tenant = {p} AND id = {p}",
-            [(now, tenant, subscription_id) for tenant, subscription_id in sorted(touched)],
+            "INSERT INTO notifications (tenant, subscription_id, cause, data, created, due) "
+            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}) "
+            "ON CONFLICT (tenant, subscription_id, cause) DO NOTHING",
+            [
+                (item.tenant, item.subscription_id, item.cause, _dumps(item.data), now, now)
+                for item in notifications
+            ],
         )
+        inserted = int(cursor.rowcount or 0)
+        remembered = {(i.tenant, i.subscription_id) for i in notifications if i.remember}
+        if remembered:
+            cursor.executemany(
+                f"UPDATE subscriptions SET last_notified_at = {p} WHERE tenant = {p} AND id = {p}",
+                [(now, tenant, subscription_id) for tenant, subscription_id in sorted(remembered)],
+            )
         return inserted
 
     def write_notifications(
@@ -273,13 +277,19 @@ class SqlSubscriptionStore:
         with self._store.writing() as cursor:
             return self._insert(cursor, notifications, now)
 
-    def claim(self, now: float, limit: int, lease: float) -> list[ClaimedNotification]:
-        """Lease the oldest due notification of up to `limit` subscriptions with none leased."""
+    def claim(
+        self, now: float, limit: int, lease: float, done: Sequence[DeliveryOutcome] = ()
+    ) -> list[ClaimedNotification]:
+        """Record `done` (as `complete`), then lease the oldest due notification of up to
+        `limit` subscriptions that have none leased; one transaction."""
         p = self._p
         # Only the head of each subscription's queue is claimable: later notifications of a
         # subscription wait for it (per-subscription order), those of others do not.
         locking = " FOR UPDATE OF n SKIP LOCKED" if self._postgres else ""
         with self._store.writing() as cursor:
+            self._record_outcomes(cursor, done)
+            if limit <= 0:
+                return []
             cursor.execute(
                 "SELECT n.nid, n.tenant, n.subscription_id, n.data, n.attempts, n.created "
                 "FROM notifications n "
@@ -309,43 +319,45 @@ class SqlSubscriptionStore:
 
     def complete(self, outcomes: Sequence[DeliveryOutcome]) -> None:
         """Record delivery attempts: drop delivered rows, reschedule or fail the others."""
-        if not outcomes:
-            return
+        if outcomes:
+            with self._store.writing() as cursor:
+                self._record_outcomes(cursor, outcomes)
+
+    def _record_outcomes(self, cursor: Cursor, outcomes: Sequence[DeliveryOutcome]) -> None:
         p = self._p
         delivered = [o for o in outcomes if o.error is None]
         failed = [o for o in outcomes if o.error is not None]
-        with self._store.writing() as cursor:
-            if delivered:
-                cursor.executemany(
-                    f"DELETE FROM notifications WHERE nid = {p}", [(o.nid,) for o in delivered]
-                )
-                cursor.executemany(
-                    "UPDATE subscriptions SET times_sent = times_sent + 1, "
-                    f"last_notification = {p}, last_success = {p}, last_status = 'ok' "
-                    f"WHERE tenant = {p} AND id = {p}",
-                    [(o.at, o.at, o.tenant, o.subscription_id) for o in delivered],
-                )
-            if failed:
-                cursor.executemany(
-                    f"UPDATE notifications SET attempts = {p}, due = {p}, lease_until = 0, "
-                    f"failed = {p}, last_error = {p} WHERE nid = {p}",
-                    [
-                        (
-                            o.attempts,
-                            o.retry_at if o.retry_at is not None else 0.0,
-                            0 if o.retry_at is not None else 1,
-                            (o.error or "")[:500],
-                            o.nid,
-                        )
-                        for o in failed
-                    ],
-                )
-                cursor.executemany(
-                    "UPDATE subscriptions SET times_sent = times_sent + 1, "
-                    f"times_failed = times_failed + 1, last_notification = {p}, "
-                    f"last_failure = {p}, last_status = 'failed' WHERE tenant = {p} AND id = {p}",
-                    [(o.at, o.at, o.tenant, o.subscription_id) for o in failed],
-                )
+        if delivered:
+            cursor.executemany(
+                f"DELETE FROM notifications WHERE nid = {p}", [(o.nid,) for o in delivered]
+            )
+            cursor.executemany(
+                "UPDATE subscriptions SET times_sent = times_sent + 1, "
+                f"last_notification = {p}, last_success = {p}, last_status = 'ok' "
+                f"WHERE tenant = {p} AND id = {p}",
+                [(o.at, o.at, o.tenant, o.subscription_id) for o in delivered],
+            )
+        if failed:
+            cursor.executemany(
+                f"UPDATE notifications SET attempts = {p}, due = {p}, lease_until = 0, "
+                f"failed = {p}, last_error = {p} WHERE nid = {p}",
+                [
+                    (
+                        o.attempts,
+                        o.retry_at if o.retry_at is not None else 0.0,
+                        0 if o.retry_at is not None else 1,
+                        (o.error or "")[:500],
+                        o.nid,
+                    )
+                    for o in failed
+                ],
+            )
+            cursor.executemany(
+                "UPDATE subscriptions SET times_sent = times_sent + 1, "
+                f"times_failed = times_failed + 1, last_notification = {p}, "
+                f"last_failure = {p}, last_status = 'failed' WHERE tenant = {p} AND id = {p}",
+                [(o.at, o.at, o.tenant, o.subscription_id) for o in failed],
+            )
 
     def next_due(self) -> float | None:
         """Return when the earliest undelivered, unfailed notification falls due."""

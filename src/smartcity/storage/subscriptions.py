@@ -56,6 +56,8 @@ class NewNotification:
     cause: str
     """What it notifies, unique per subscription: 'c:<change seq>' or 't:<period number>'."""
     data: list[dict[str, Any]]
+    remember: bool = False
+    """Record the time on the subscription (it is throttled or periodic)."""
 
 
 @dataclass(slots=True)
@@ -135,8 +137,11 @@ class SubscriptionStore(Protocol):
         """Queue periodic notifications (a cause already queued is skipped); return how many."""
         ...
 
-    def claim(self, now: float, limit: int, lease: float) -> list[ClaimedNotification]:
-        """Lease the oldest due notification of up to `limit` subscriptions with none leased."""
+    def claim(
+        self, now: float, limit: int, lease: float, done: Sequence[DeliveryOutcome] = ()
+    ) -> list[ClaimedNotification]:
+        """Record `done` (as `complete`), then lease the oldest due notification of up to
+        `limit` subscriptions that have none leased; one transaction."""
         ...
 
     def complete(self, outcomes: Sequence[DeliveryOutcome]) -> None:
