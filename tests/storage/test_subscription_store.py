@@ -168,10 +168,16 @@ def test_periodic_notifications_are_queued_once_per_period(
     subscriptions: SubscriptionStore,
 ) -> None:
     subscriptions.create(make_record("a"))
-    row = NewNotification("", SUB + "a", "t:3", [{"id": "x"}])
+    row = NewNotification("", SUB + "a", "t:3", [{"id": "x"}], remember=True, not_before=NOW - 9)
     assert subscriptions.write_periodic([row], NOW) == 1
     assert subscriptions.write_periodic([row], NOW) == 0
     assert subscriptions.queued("", SUB + "a") == (1, 0)
+    (claimed,) = subscriptions.claim(NOW, 10, lease=30)
+    subscriptions.complete([DeliveryOutcome(claimed.nid, "", SUB + "a", "t")])
+    # Delivered and gone, the period is still done (another process may try it again).
+    assert subscriptions.write_periodic([row], NOW + 1) == 0
+    later = NewNotification("", SUB + "a", "t:4", [{"id": "x"}], remember=True, not_before=NOW + 1)
+    assert subscriptions.write_periodic([later], NOW + 2) == 1
 
 
 def test_concurrent_claimers_never_share_a_notification(

@@ -172,17 +172,22 @@ class Notifier:
             record = subscription.record
             created = datetime.fromisoformat(record.created_at.replace("Z", "+00:00")).timestamp()
             period = int((now - created) // subscription.time_interval)
-            if (
-                period < 1
-                or record.last_notified_at >= created + period * subscription.time_interval
-            ):
+            start = created + period * subscription.time_interval
+            if period < 1 or record.last_notified_at >= start:
                 continue
             entities = self._current(subscription)
             record.last_notified_at = now
             if entities:
                 data = [entity_data(subscription, entity) for entity in entities]
                 queued.append(
-                    NewNotification(record.tenant, record.id, f"t:{period}", data, remember=True)
+                    NewNotification(
+                        record.tenant,
+                        record.id,
+                        f"t:{period}",
+                        data,
+                        remember=True,
+                        not_before=start,
+                    )
                 )
         count = self.subscriptions.write_periodic(queued, now)
         if count and self.on_queued is not None:

@@ -274,8 +274,20 @@ class SqlSubscriptionStore:
         """Queue periodic notifications (a cause already queued is skipped); return how many."""
         if not notifications:
             return 0
+        p = self._p
         with self._store.writing() as cursor:
-            return self._insert(cursor, notifications, now)
+            due: list[NewNotification] = []
+            for item in notifications:
+                # Another process may have sent this period already (its row is gone by now).
+                cursor.execute(
+                    f"SELECT last_notified_at FROM subscriptions WHERE tenant = {p} AND id = {p}"
+                    f"{self._lock_suffix}",
+                    [item.tenant, item.subscription_id],
+                )
+                row = cursor.fetchone()
+                if row is not None and float(row[0]) < item.not_before:
+                    due.append(item)
+            return self._insert(cursor, due, now)
 
     def claim(
         self, now: float, limit: int, lease: float, done: Sequence[DeliveryOutcome] = ()

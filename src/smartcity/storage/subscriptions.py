@@ -58,6 +58,8 @@ class NewNotification:
     data: list[dict[str, Any]]
     remember: bool = False
     """Record the time on the subscription (it is throttled or periodic)."""
+    not_before: float = 0.0
+    """Periodic: skipped if the subscription was notified at or after this time (epoch)."""
 
 
 @dataclass(slots=True)
