@@ -413,10 +413,15 @@ def section(results: list[NotificationResult], date: str) -> str:
         f"- Load: {sizes.changes_per_second:,} entity changes/s for {sizes.seconds:g} s, as "
         f"{sizes.ticks_per_second} batch updates/s",
         f"  (`POST /entityOperations/update`, {sizes.changes_per_second // sizes.ticks_per_second}"
-        " entities each, up to 8 in flight), round robin over the entities.",
+        " entities each, up to 8 in flight), round robin over the entities; the last rows of each",
+        "  backend run at a lower rate, to show the pipeline's latency when the machine is not",
+        "  saturated.",
         "- Latency: from the entity's `modifiedAt` (taken inside the writing transaction, just",
         "  before commit) to the sink reading the notification; delivered/s = notifications",
         "  received / time from the first update to the last receipt.",
+        f"- Delivered: notifications received by the end of the load plus up to "
+        f"{sizes.drain_timeout:g} s; any",
+        "  missing were still queued in the outbox when the run stopped (not lost).",
         "- Second phase: subscription 0 is PATCHed to an endpoint that accepts the connection and",
         "  never answers (each attempt waits out the 5 s timeout, then backs off); the figures",
         "  are those of the other subscriptions.",
@@ -448,7 +453,8 @@ def verdicts(results: list[NotificationResult]) -> list[str]:
         kept_up = alive.delivered_per_second >= 0.95 * alive.changes / alive.send_seconds
         change = (p95_dead - p95) / p95 * 100 if p95 else 0.0
         lines.append(
-            f"{result.backend}, {result.layout}: p95 {p95:,.0f} ms "
+            f"{result.backend}, {result.layout}, "
+            f"{alive.changes / alive.send_seconds:,.0f} changes/s: p95 {p95:,.0f} ms "
             f"({'meets' if p95 < 100 else 'misses'} the 100 ms goal); delivery "
             f"{'kept up with' if kept_up else 'fell behind'} the changes "
             f"({alive.delivered_per_second:,.0f}/s); one endpoint dead: others' p95 "
