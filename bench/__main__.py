@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -23,6 +24,19 @@ from rich.progress import (
 
 from bench.findings import findings
 from bench.machine import describe_machine
+from bench.notifications import (
+    FULL as NOTIFICATIONS_FULL,
+)
+from bench.notifications import (
+    QUICK as NOTIFICATIONS_QUICK,
+)
+from bench.notifications import (
+    NotificationResult,
+    print_results,
+    run_notifications,
+    section,
+    write_section,
+)
 from bench.profile import Breakdown, print_breakdown, profile, threadpool_hop_us
 from bench.report import figure_rows, markdown, print_table
 from bench.scenarios import FIGURES, FULL, QUICK, Advance, Backend, BackendResult, run_backend
@@ -59,7 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         "generator on the same machine); print the figures and, on a full run, write "
         "docs/benchmarks.md.",
     )
-    parser.add_argument("--only", choices=FIGURES, help="run one figure only (docs not written)")
+    parser.add_argument(
+        "--only",
+        choices=(*FIGURES, "notifications"),
+        help="run one figure only (docs not written, except the notifications section)",
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -90,12 +108,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def notifications(console: Console, backends: list[Backend], args: argparse.Namespace) -> str:
+    """Run the notification benchmark on each backend; return its docs section."""
+    sizes = NOTIFICATIONS_QUICK if args.quick else NOTIFICATIONS_FULL
+    results: list[NotificationResult] = []
+    # At the issue's rate in both layouts, then at a lower rate to show the pipeline's own
+    # latency when the machine is not saturated.
+    runs = [(False, sizes), (True, sizes), (False, replace(sizes, changes_per_second=300))]
+    for backend in backends:
+        for separate, run_sizes in runs:
+            with console.status(
+                f"{backend}: notifications ({run_sizes.subscriptions:,} subscriptions)"
+            ):
+                results.append(
+                    run_notifications(backend, args.postgres_url, run_sizes, separate=separate)
+                )
+    print_results(console, results)
+    return section(results, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks."""
     args = build_parser().parse_args(argv)
     sizes = QUICK if args.quick else FULL
     backends: list[Backend] = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     console = Console(width=None if sys.stdout.isatty() else 150)
+    if args.only == "notifications":
+        text = notifications(console, backends, args)
+        if not args.quick:
+            write_section(DOCS, text)
+            console.print(f"wrote the notifications section of {DOCS}")
+        return 0
     started = time.perf_counter()
     results: list[BackendResult] = []
     columns = (
@@ -134,9 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick or args.only or args.backend != "both":
         console.print("[dim]partial or quick run: docs/benchmarks.md left as it was[/dim]")
         return 0
+    notification_section = notifications(console, backends, args)
     machine = describe_machine(args.postgres_url)
     DOCS.parent.mkdir(parents=True, exist_ok=True)
     DOCS.write_text(markdown(machine, sizes, results, rows, duration, notes))
+    write_section(DOCS, notification_section)
     console.print(f"wrote {DOCS}")
     return 0
 

@@ -169,6 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("check", help="validate the configuration and reach the database")
     _add_account_commands(commands)
     _add_district_commands(commands)
+    workers = commands.add_parser(
+        "workers",
+        help="run the background workers (notifications) without the HTTP API, e.g. beside "
+        "servers started with SMARTCITY_NOTIFICATIONS_ENABLED=false",
+    )
+    workers.add_argument("--database-url", help="the same database the servers use")
+    workers.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
+    )
     return parser
 
 
@@ -375,6 +384,30 @@ def serve(
     )
 
 
+def run_workers(settings: Settings) -> None:
+    """Run the platform's background workers until interrupted (SIGINT or SIGTERM)."""
+    import asyncio
+    import signal
+
+    from smartcity.logs import configure_logging
+    from smartcity.platform import build_platform
+
+    configure_logging(settings.log_level, settings.log_format)
+    platform = build_platform(settings.model_copy(update={"notifications_enabled": True}))
+
+    async def until_stopped() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await platform.run_workers(stop)
+
+    try:
+        asyncio.run(until_stopped())
+    finally:
+        platform.close()
+
+
 def check(settings: Settings) -> int:
     """Print the effective settings (secrets hidden) and try the database."""
     from smartcity.platform import build_resolver, open_store
@@ -434,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
             return accounts_command(_settings(args), args)
         elif args.command in ("district", "import"):
             return district_command(args)
+        elif args.command == "workers":
+            run_workers(_settings(args))
     except ConfigurationError as error:
         print(f"smartcity: {error.detail}", file=sys.stderr)
         return 2

@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     change_log_retention_minutes: float = Field(default=5.0, ge=0)
 
     # The Changdong district model (places, roads, devices) is loaded on start when true.
+    # Subscriptions: notifications are queued in the database and delivered with retries.
+    notifications_enabled: bool = True
+    notification_timeout: float = Field(default=5.0, gt=0, le=120)
+    notification_max_attempts: int = Field(default=6, ge=1, le=100)
+    notification_backoff_base: float = Field(default=1.0, gt=0, le=3600)
+    notification_backoff_cap: float = Field(default=300.0, gt=0, le=86400)
+    notification_concurrency: int = Field(default=100, ge=1, le=10000)
+    notification_poll_interval: float = Field(default=1.0, gt=0, le=60)
+    notification_batch: int = Field(default=500, ge=1, le=100000)
+
     seed_demo_data: bool = False
 
     # Access control: on unless switched off explicitly, which only development allows.

@@ -14,7 +14,10 @@ from smartcity.auth.policy import AccessControl
 from smartcity.auth.tokens import TokenIssuer, load_or_create_secret
 from smartcity.broker.context_hosting import ContextHostingService, HostedContextLookup
 from smartcity.broker.contexts import ContextResolver, LocalContexts
+from smartcity.broker.delivery import Delivery, DeliveryOptions
+from smartcity.broker.notifier import Notifier, SubscriptionCatalog
 from smartcity.broker.service import EntityService
+from smartcity.broker.subscriptions import SubscriptionService
 from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
 from smartcity.core.workers import Worker
@@ -22,6 +25,7 @@ from smartcity.storage.changelog import ChangeLogPruner
 from smartcity.storage.hosted_contexts import SqlHostedContextStore
 from smartcity.storage.sqlaccounts import SqlAccountStore
 from smartcity.storage.sqlbase import SqlEntityStore
+from smartcity.storage.sqlsubscriptions import SqlSubscriptionStore
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +78,7 @@ class Platform:
     change_log: ChangeLogPruner
     """Readers of the change log register their position here, so it keeps what they need."""
     context_hosting: ContextHostingService
+    subscriptions: SubscriptionService
     workers: list[Worker] = field(default_factory=list)
     """Background loops that run while the platform serves (see `run_workers`)."""
 
@@ -120,7 +125,8 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
     hosted_contexts = SqlHostedContextStore(store)
     lookup = HostedContextLookup(hosted_contexts, settings.public_url)
     contexts = build_resolver(settings, lookup, clock)
-    return Platform(
+    subscription_store = SqlSubscriptionStore(store)
+    platform = Platform(
         settings=settings,
         clock=clock,
         store=store,
@@ -142,7 +148,14 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
             max_bytes=settings.context_hosted_max_bytes,
             max_per_tenant=settings.context_hosted_max_per_tenant,
         ),
+        subscriptions=SubscriptionService(subscription_store, contexts.resolve, clock),
     )
+    # The log keeps every change the notifier has not turned into notifications yet, even
+    # while notifications run in another process (`smartcity workers`).
+    pruner.register("notifications", subscription_store.position)
+    if settings.notifications_enabled:
+        platform.workers.extend(notification_workers(platform, subscription_store))
+    return platform
 
 
 def build_token_issuer(settings: Settings, clock: Clock) -> TokenIssuer:
@@ -153,3 +166,33 @@ def build_token_issuer(settings: Settings, clock: Clock) -> TokenIssuer:
         secret = load_or_create_secret(Path(settings.auth_secret_file))
     lifetime = timedelta(minutes=settings.token_lifetime_minutes)
     return TokenIssuer(secret, clock, lifetime=lifetime)
+
+
+def notification_workers(platform: Platform, store: SqlSubscriptionStore) -> list[Worker]:
+    """Build the notifier (changes -> outbox) and the delivery worker (outbox -> endpoints)."""
+    settings = platform.settings
+    catalog = SubscriptionCatalog(store, platform.contexts.resolve)
+    delivery = Delivery(
+        store,
+        catalog,
+        platform.clock,
+        DeliveryOptions(
+            timeout=settings.notification_timeout,
+            max_attempts=settings.notification_max_attempts,
+            backoff_base=settings.notification_backoff_base,
+            backoff_cap=settings.notification_backoff_cap,
+            concurrency=settings.notification_concurrency,
+            poll_interval=settings.notification_poll_interval,
+        ),
+    )
+    notifier = Notifier(
+        platform.store,
+        store,
+        catalog,
+        platform.clock,
+        batch=settings.notification_batch,
+        poll_interval=settings.notification_poll_interval,
+        max_periodic_entities=settings.max_limit,
+        on_queued=delivery.wake,
+    )
+    return [notifier, delivery]

@@ -1,0 +1,235 @@
+"""Turn logged entity changes into queued notifications: the notifier worker and its catalog.
+
+The notifier reads the change log from its stored position, matches each change against the
+subscriptions of the change's tenant, and writes the notifications due into the outbox in the
+same transaction that advances its position: a change is notified once, whatever crashes when.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterable
+from contextlib import suppress
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from smartcity.broker.contexts import ActiveContext
+from smartcity.broker.matching import CompiledSubscription, SubscriptionIndex, compile_subscription
+from smartcity.broker.notifications import entity_data, notification_data
+from smartcity.core.clock import Clock
+from smartcity.core.entity import StoredEntity
+from smartcity.core.errors import SmartCityError
+from smartcity.storage.base import ChangeRecord, EntityQuery, EntityStore
+from smartcity.storage.subscriptions import (
+    NewNotification,
+    SubscriptionRecord,
+    SubscriptionStore,
+)
+
+log = structlog.get_logger(__name__)
+ContextResolve = Callable[[Any], ActiveContext]
+
+
+async def wait_any(events: Iterable[asyncio.Event], seconds: float) -> None:
+    """Return when one of the events is set or after `seconds`."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=max(seconds, 0.0), return_when="FIRST_COMPLETED")
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+class SubscriptionCatalog:
+    """Every stored subscription, compiled and indexed; reloaded when the stored version moves."""
+
+    def __init__(self, store: SubscriptionStore, resolve: ContextResolve) -> None:
+        self.store = store
+        self.resolve = resolve
+        self.index = SubscriptionIndex()
+        self._version: int | None = None
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        """Reload at the next refresh, whatever the version says."""
+        self._version = None
+
+    def refresh(self) -> SubscriptionIndex:
+        """Return the current index, reloading it if any subscription changed (any process)."""
+        with self._lock:
+            version = self.store.version()
+            if version != self._version:
+                compiled = (self._compile(record) for record in self.store.load_all())
+                self.index = SubscriptionIndex(c for c in compiled if c is not None)
+                self._version = version
+            return self.index
+
+    def _compile(self, record: SubscriptionRecord) -> CompiledSubscription | None:
+        try:
+            ctx = self.resolve(record.context)
+        except SmartCityError as error:
+            # Better notify with core-context names than not at all; the cause is logged.
+            log.warning(
+                "subscription @context unavailable", subscription=record.id, error=str(error)
+            )
+            ctx = self.resolve(None)
+        try:
+            jsonld_context = record.doc.get("jsonldContext")
+            render_ctx = self.resolve(jsonld_context) if jsonld_context else None
+            return compile_subscription(record, ctx, render_ctx)
+        except (SmartCityError, ValueError, TypeError, KeyError) as error:
+            log.error("subscription cannot be compiled", subscription=record.id, error=str(error))
+            return None
+
+
+class Notifier:
+    """Worker: match new changes against subscriptions and queue the notifications due."""
+
+    name = "subscription-notifier"
+
+    def __init__(
+        self,
+        entities: EntityStore,
+        subscriptions: SubscriptionStore,
+        catalog: SubscriptionCatalog,
+        clock: Clock,
+        *,
+        batch: int = 500,
+        poll_interval: float = 1.0,
+        periodic_interval: float = 0.5,
+        max_periodic_entities: int = 1000,
+        on_queued: Callable[[], None] | None = None,
+    ) -> None:
+        self.entities = entities
+        self.subscriptions = subscriptions
+        self.catalog = catalog
+        self.clock = clock
+        self.batch = batch
+        self.poll_interval = poll_interval
+        self.periodic_interval = periodic_interval
+        self.max_periodic_entities = max_periodic_entities
+        self.on_queued = on_queued
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = asyncio.Event()
+        entities.add_commit_listener(self._changed)
+
+    def _changed(self) -> None:
+        loop = self._loop
+        if loop is not None:
+            with suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._wake.set)
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    def step(self) -> int:
+        """Handle one batch of logged changes; return how many changes it read."""
+        index = self.catalog.refresh()
+        position = self.subscriptions.position()
+        changes = self.entities.changes_since(position, self.batch)
+        if not changes:
+            return 0
+        now = self._now()
+        queued: list[NewNotification] = []
+        if len(index):
+            for change in changes:
+                queued.extend(self._notifications(index, change, now))
+        if not self.subscriptions.write_notifications(position, changes[-1].seq, queued, now):
+            # Another process handled these changes first; its throttling marks win.
+            self.catalog.invalidate()
+            return len(changes)
+        if queued and self.on_queued is not None:
+            self.on_queued()
+        return len(changes)
+
+    def _notifications(
+        self, index: SubscriptionIndex, change: ChangeRecord, now: float
+    ) -> Iterable[NewNotification]:
+        for subscription in index.matches(change, now):
+            record = subscription.record
+            if subscription.throttling and now < record.last_notified_at + subscription.throttling:
+                continue
+            try:
+                data = notification_data(subscription, change)
+            except Exception:  # one odd entity must not stop every subscription's notifications
+                log.exception("cannot render notification", subscription=record.id)
+                continue
+            record.last_notified_at = now
+            yield NewNotification(
+                record.tenant, record.id, f"c:{change.seq}", [data], bool(subscription.throttling)
+            )
+
+    def periodic(self) -> int:
+        """Queue the periodic notifications (timeInterval) that are due; return how many."""
+        now = self._now()
+        queued: list[NewNotification] = []
+        for subscription in self.catalog.refresh():
+            if not subscription.time_interval or not subscription.live(now):
+                continue
+            record = subscription.record
+            created = datetime.fromisoformat(record.created_at.replace("Z", "+00:00")).timestamp()
+            period = int((now - created) // subscription.time_interval)
+            start = created + period * subscription.time_interval
+            if period < 1 or record.last_notified_at >= start:
+                continue
+            entities = self._current(subscription)
+            record.last_notified_at = now
+            if entities:
+                data = [entity_data(subscription, entity) for entity in entities]
+                queued.append(
+                    NewNotification(
+                        record.tenant,
+                        record.id,
+                        f"t:{period}",
+                        data,
+                        remember=True,
+                        not_before=start,
+                    )
+                )
+        count = self.subscriptions.write_periodic(queued, now)
+        if count and self.on_queued is not None:
+            self.on_queued()
+        return count
+
+    def _current(self, subscription: CompiledSubscription) -> list[StoredEntity]:
+        """Return the entities a periodic subscription selects now."""
+        found: dict[str, StoredEntity] = {}
+        for selector in subscription.selectors:
+            page = self.entities.query(
+                EntityQuery(
+                    tenant=subscription.record.tenant,
+                    ids=[selector.entity_id] if selector.entity_id else None,
+                    id_pattern=selector.id_pattern.pattern if selector.id_pattern else None,
+                    types=selector.types,
+                    q=subscription.q,
+                    scope_q=subscription.scope_q,
+                    geo=subscription.geo,
+                    geoproperty=subscription.geo.query.geoproperty if subscription.geo else None,
+                    limit=self.max_periodic_entities,
+                )
+            )
+            for entity in page.entities:
+                found.setdefault(entity.id, entity)
+        return list(found.values())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Queue notifications as changes commit (and poll for other processes') until stop."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        next_periodic = 0.0
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                handled = await asyncio.to_thread(self.step)
+                if self._loop.time() >= next_periodic:
+                    await asyncio.to_thread(self.periodic)
+                    next_periodic = self._loop.time() + self.periodic_interval
+                if handled >= self.batch:
+                    continue
+                timeout = min(self.poll_interval, next_periodic - self._loop.time())
+                await wait_any([stop, self._wake], timeout)
+        finally:
+            self._loop = None
