@@ -8,12 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fastapi.testclient import TestClient
-
 from smartcity.config import Settings
 from smartcity.platform import build_platform
-from smartcity.web.app import create_app
 from tests.sink import running_sink
+from tests.web.conftest import admin_client
 from tests.web.test_notifications import create_light, set_power, subscribe, values
 
 
@@ -25,7 +23,7 @@ def test_a_workers_process_notifies_changes_made_by_another_process(tmp_path: Pa
         "SMARTCITY_CONTEXT_OFFLINE": "true",
         "SMARTCITY_NOTIFICATION_POLL_INTERVAL": "0.05",
     }
-    with running_sink() as sink, TestClient(create_app(build_platform(api))) as client:
+    with running_sink() as sink, admin_client(build_platform(api)) as client:
         subscribe(client, sink.url + "/elsewhere")
         workers = subprocess.Popen(
             [sys.executable, "-m", "smartcity.cli", "workers", "--database-url", database],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,3 +56,13 @@ def client(platform: Platform, app_client: TestClient) -> TestClient:
     """Return the client, sending an admin API key of the default tenant with every request."""
     app_client.headers["X-API-Key"] = admin_key(platform)
     return app_client
+
+
+def admin_client(platform: Platform, *tenants: str) -> TestClient:
+    """Return a client over a new app on `platform` with a fresh admin key (also in `tenants`)."""
+    name = f"test-admin-{uuid.uuid4().hex[:8]}"
+    client = TestClient(create_app(platform))
+    client.headers["X-API-Key"] = admin_key(platform, name=name)
+    for tenant in tenants:
+        platform.accounts.grant(Caller.system(tenant), name, ["admin"])
+    return client

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 
 from smartcity.config import Settings
 from smartcity.platform import build_platform
-from smartcity.web.app import create_app
 from tests.sink import Sink, running_sink
+from tests.web.conftest import admin_client
 from tests.web.test_notifications import create_light, set_power, subscribe, values
 
 
@@ -40,7 +40,7 @@ def sink() -> Iterator[Sink]:
 
 
 def serve(settings: Settings) -> TestClient:
-    return TestClient(create_app(build_platform(settings)))
+    return admin_client(build_platform(settings))
 
 
 def test_changes_made_while_no_notifier_ran_are_notified_once(fast: Settings, sink: Sink) -> None:

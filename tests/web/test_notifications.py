@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from smartcity.config import Settings
 from smartcity.core.clock import isoformat
 from smartcity.platform import build_platform
-from smartcity.web.app import create_app
 from tests.sink import Sink, running_sink
+from tests.web.conftest import admin_client
 
 SUBSCRIPTIONS = "/ngsi-ld/v1/subscriptions"
 ENTITIES = "/ngsi-ld/v1/entities"
@@ -42,7 +42,7 @@ def sink() -> Iterator[Sink]:
 
 @pytest.fixture
 def client(fast: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(build_platform(fast))) as test_client:
+    with admin_client(build_platform(fast), "police") as test_client:
         yield test_client
 
 

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from smartcity.auth.principal import Caller, PrincipalKind, Role
-from smartcity.core.errors import Forbidden
+from smartcity.core.errors import Forbidden, Unauthorized
 from smartcity.platform import Platform
 
 SUBSCRIPTIONS = "/ngsi-ld/v1/subscriptions"
@@ -123,6 +123,8 @@ def test_a_patch_that_breaks_the_subscription_changes_nothing(client: TestClient
 
 
 def test_tenants_do_not_see_each_others_subscriptions(client: TestClient) -> None:
+    platform: Platform = client.app.state.platform  # type: ignore[attr-defined]
+    platform.accounts.grant(Caller.system("police"), "test-admin", ["admin"])
     police = {"NGSILD-Tenant": "police"}
     location = client.post(SUBSCRIPTIONS, json=subscription(), headers=police).headers["Location"]
     assert client.get(location).status_code == 404
@@ -136,9 +138,12 @@ def test_devices_and_the_public_may_not_manage_subscriptions(client: TestClient)
     device = Caller("sensor-1", "", frozenset({Role.DEVICE}), PrincipalKind.DEVICE)
     analyst = Caller("kim", "", frozenset({Role.ANALYST}))
     core = platform.contexts.resolve(None)
-    for caller in (device, Caller.anonymous()):
-        with pytest.raises(Forbidden):
+    agency = Caller("police-1", "", frozenset({Role.AGENCY}))
+    # Only roles that read every entity may subscribe: an agency sees only what is shared.
+    for caller in (device, agency, Caller.anonymous()):
+        expected = Forbidden if caller.authenticated else Unauthorized
+        with pytest.raises(expected):
             platform.subscriptions.create(caller, subscription(), core, None)
-        with pytest.raises(Forbidden):
+        with pytest.raises(expected):
             platform.subscriptions.page(caller, 10, 0)
     assert platform.subscriptions.create(analyst, subscription(), core, None)
