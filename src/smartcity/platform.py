@@ -10,9 +10,13 @@ import structlog
 
 from smartcity.broker.contexts import ContextResolver
 from smartcity.broker.service import EntityService
+from smartcity.broker.temporal import TemporalService
+from smartcity.broker.temporal_workers import HistoryRetention, HistoryWriter
 from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
+from smartcity.core.durations import parse_retention
 from smartcity.core.workers import Worker
+from smartcity.storage.history import SqlHistoryStore
 from smartcity.storage.sqlbase import SqlEntityStore
 
 log = structlog.get_logger(__name__)
@@ -55,6 +59,8 @@ class Platform:
     store: SqlEntityStore
     contexts: ContextResolver
     entities: EntityService
+    history: SqlHistoryStore
+    temporal: TemporalService
     workers: list[Worker] = field(default_factory=list)
     """Background loops that run while the platform serves (see `run_workers`)."""
 
@@ -88,10 +94,26 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
     store = open_store(settings.database_url, settings.database_schema)
     log.info("store opened", database=settings.redacted_database_url())
     contexts = build_resolver(settings)
+    history = SqlHistoryStore(store, keep_on_delete=settings.temporal_keep_history_on_delete)
+    workers: list[Worker] = [HistoryWriter(history, store, settings.temporal_poll_interval)]
+    retention = parse_retention(settings.temporal_retention)
+    if retention is not None:
+        workers.append(
+            HistoryRetention(history, clock, retention, settings.temporal_prune_interval)
+        )
     return Platform(
         settings=settings,
         clock=clock,
         store=store,
         contexts=contexts,
         entities=EntityService(store, clock, max_limit=settings.max_limit),
+        history=history,
+        temporal=TemporalService(
+            history,
+            store,
+            clock,
+            max_limit=settings.max_limit,
+            instance_limit=settings.temporal_instance_limit,
+        ),
+        workers=workers,
     )

@@ -1,0 +1,214 @@
+"""Read the temporal history: instances in a time window, and aggregates per period, in SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from smartcity.core.entity import Instance
+from smartcity.storage.sqlbase import SqlEntityStore
+
+TimeColumn = Literal["observed_at", "created_at", "modified_at", "deleted_at"]
+TIME_COLUMNS: dict[str, TimeColumn] = {
+    "observedAt": "observed_at",
+    "createdAt": "created_at",
+    "modifiedAt": "modified_at",
+    "deletedAt": "deleted_at",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceWindow:
+    """Which instances of the selected entities to read: attributes, datasets, time range."""
+
+    attrs: Sequence[str] | None = None
+    dataset_ids: Sequence[str] | None = None
+    """'' names the default instance."""
+    column: TimeColumn = "observed_at"
+    lower: int | None = None
+    """Inclusive, in microseconds since the epoch."""
+    upper: int | None = None
+    """Exclusive."""
+    last_n: int | None = None
+    limit: int = 10_000
+    """The most instances returned per attribute of an entity (one more tells of a cut)."""
+
+
+@dataclass(slots=True)
+class InstanceRecord:
+    """One stored instance as a temporal read returns it."""
+
+    key: int
+    attr: str
+    dataset_id: str
+    instance_id: str
+    at: int
+    """The instance's time by the window's time property."""
+    created_at: int
+    modified_at: int
+    deleted_at: int | None
+    instance: Instance
+
+
+@dataclass(slots=True)
+class Aggregate:
+    """The aggregates of one attribute (one dataset) of one entity over one period."""
+
+    key: int
+    attr: str
+    dataset_id: str
+    bucket: int
+    kind: str
+    total: int
+    distinct: int
+    sum: float | None
+    avg: float | None
+    min: float | None
+    max: float | None
+    sumsq: float | None
+    numbers: int
+    first: int
+    last: int
+
+
+class SqlHistoryReader:
+    """The read side of the SQL history."""
+
+    def __init__(self, store: SqlEntityStore) -> None:
+        self.store = store
+
+    @property
+    def _p(self) -> str:
+        return self.store.dialect.placeholder
+
+    def _marks(self, count: int) -> str:
+        return ", ".join([self._p] * count)
+
+    def _window(self, keys: Sequence[int], window: InstanceWindow) -> tuple[str, list[Any]]:
+        """Return the WHERE clause (over history_instances) and parameters of a window."""
+        p, column = self._p, window.column
+        conditions = [f"hk IN ({self._marks(len(keys))})", f"{column} IS NOT NULL"]
+        params: list[Any] = list(keys)
+        if window.attrs is not None:
+            attrs = list(window.attrs)
+            conditions.append(f"attr IN ({self._marks(len(attrs))})" if attrs else "1 = 0")
+            params.extend(attrs)
+        if window.dataset_ids is not None:
+            datasets = list(window.dataset_ids)
+            conditions.append(f"dataset_id IN ({self._marks(len(datasets))})")
+            params.extend(datasets)
+        if window.lower is not None:
+            conditions.append(f"{column} >= {p}")
+            params.append(window.lower)
+        if window.upper is not None:
+            conditions.append(f"{column} < {p}")
+            params.append(window.upper)
+        return " AND ".join(conditions), params
+
+    def instances(
+        self, keys: Sequence[int], window: InstanceWindow
+    ) -> dict[int, list[InstanceRecord]]:
+        """Return the instances in the window, by entity key, oldest first.
+
+        Per attribute at most `window.limit + 1` instances come back (the last `last_n` when it
+        is set), so the caller can tell that the window held more than the limit.
+        """
+        if not keys:
+            return {}
+        where, params = self._window(keys, window)
+        column, p = window.column, self._p
+        direction = "DESC" if window.last_n is not None else "ASC"
+        keep = window.limit + 1
+        if window.last_n is not None:
+            keep = min(window.last_n, keep)
+        sql = (
+            "SELECT hk, attr, dataset_id, instance_id, at, created_at, modified_at, deleted_at, "
+            "doc FROM (SELECT hk, attr, dataset_id, instance_id, "
+            f"{column} AS at, created_at, modified_at, deleted_at, doc, hid, ROW_NUMBER() OVER "
+            f"(PARTITION BY hk, attr ORDER BY {column} {direction}, hid {direction}) AS rn "
+            f"FROM history_instances WHERE {where}) w WHERE rn <= {p} ORDER BY hk, attr, at, hid"
+        )
+        found: dict[int, list[InstanceRecord]] = {}
+        with self.store.reading() as cursor:
+            cursor.execute(sql, [*params, keep])
+            for row in cursor.fetchall():
+                key, attr, dataset, instance_id, at, created, modified, deleted, doc = row
+                found.setdefault(int(key), []).append(
+                    InstanceRecord(
+                        int(key),
+                        attr,
+                        dataset,
+                        instance_id,
+                        int(at),
+                        int(created),
+                        int(modified),
+                        None if deleted is None else int(deleted),
+                        orjson.loads(doc),
+                    )
+                )
+        return found
+
+    def first_time(self, keys: Sequence[int], window: InstanceWindow) -> int | None:
+        """Return the earliest time of an instance in the window (None if there is none)."""
+        if not keys:
+            return None
+        where, params = self._window(keys, window)
+        with self.store.reading() as cursor:
+            sql = f"SELECT MIN({window.column}) FROM history_instances WHERE {where}"
+            cursor.execute(sql, params)
+            value = cursor.fetchone()[0]
+        return None if value is None else int(value)
+
+    def aggregate(
+        self, keys: Sequence[int], window: InstanceWindow, start: int, period: int
+    ) -> list[Aggregate]:
+        """Return the aggregates of each attribute per period, computed by the database.
+
+        Period n covers [start + n * period, start + (n + 1) * period); a period of 0 makes the
+        whole window one period. Deletion records are not values and are left out.
+        """
+        if not keys:
+            return []
+        where, params = self._window(keys, window)
+        column, p = window.column, self._p
+        if period > 0:
+            bucket, bucket_params = f"({column} - {p}) / {p}", [start, period]
+        else:
+            bucket, bucket_params = "0", []
+        sql = (
+            f"SELECT hk, attr, dataset_id, {bucket} AS bucket, MAX(kind), COUNT(*), "
+            "COUNT(DISTINCT value), "
+            f"SUM(num), AVG(num), MIN(num), MAX(num), SUM(num * num), COUNT(num), "
+            f"MIN({column}), MAX({column}) FROM history_instances "
+            f"WHERE {where} AND deleted_at IS NULL GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+        )
+        with self.store.reading() as cursor:
+            cursor.execute(sql, [*bucket_params, *params])
+            rows = cursor.fetchall()
+        return [
+            Aggregate(
+                key=int(row[0]),
+                attr=row[1],
+                dataset_id=row[2],
+                bucket=int(row[3]),
+                kind=str(row[4]),
+                total=int(row[5]),
+                distinct=int(row[6]),
+                sum=_float(row[7]),
+                avg=_float(row[8]),
+                min=_float(row[9]),
+                max=_float(row[10]),
+                sumsq=_float(row[11]),
+                numbers=int(row[12]),
+                first=int(row[13]),
+                last=int(row[14]),
+            )
+            for row in rows
+        ]
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
