@@ -291,7 +291,13 @@ class TemporalService:
             start = window.lower
             if options.period > 0 and start is None:
                 start = self.history.first_time(keys, window)
-            aggregates = self.history.aggregate(keys, window, start or 0, options.period)
+            aggregates = self.history.aggregate(
+                keys,
+                window,
+                start or 0,
+                options.period,
+                options.methods,
+            )
             by_key: dict[int, list[Any]] = {}
             for aggregate in aggregates:
                 by_key.setdefault(aggregate.key, []).append(aggregate)

@@ -8,7 +8,13 @@ from typing import Any, Final
 from smartcity.broker.contexts import ActiveContext
 from smartcity.broker.render import render_entity
 from smartcity.broker.temporal_params import TemporalOptions
-from smartcity.core.entity import VALUE_MEMBER, Instance, StoredEntity, instance_value
+from smartcity.core.entity import (
+    RESERVED_MEMBERS,
+    VALUE_MEMBER,
+    Instance,
+    StoredEntity,
+    instance_value,
+)
 from smartcity.storage.history import Aggregate, HistoryEntity, InstanceRecord
 from smartcity.storage.history_rows import DELETED_VALUE, instant
 
@@ -23,6 +29,10 @@ VALUES_MEMBER: Final = {
     "ListProperty": "valueLists",
     "ListRelationship": "objectLists",
 }
+
+
+_SYSTEM_MEMBERS: Final = frozenset({"createdAt", "modifiedAt", "deletedAt"})
+_NEEDS_CONTEXT: Final = frozenset({"VocabProperty", "LanguageProperty"})
 
 
 def _header(entity: HistoryEntity, ctx: ActiveContext, sys_attrs: bool) -> dict[str, Any]:
@@ -48,6 +58,23 @@ def _instance(record: InstanceRecord) -> Instance:
     return instance
 
 
+def _plain(instance: Instance, sys_attrs: bool) -> dict[str, Any] | None:
+    """Render an instance made of reserved members only (most readings), else return None.
+
+    The general renderer handles sub-attributes, vocabularies and languages; a day of readings
+    is thousands of plain instances, so they take this short path.
+    """
+    if instance.get("type") in _NEEDS_CONTEXT:
+        return None
+    out: dict[str, Any] = {}
+    for key, value in instance.items():
+        if key not in RESERVED_MEMBERS or key == "objectType":
+            return None
+        if sys_attrs or key not in _SYSTEM_MEMBERS:
+            out[key] = value
+    return out
+
+
 def render_normalized(
     entity: HistoryEntity,
     records: list[InstanceRecord],
@@ -55,15 +82,26 @@ def render_normalized(
     options: TemporalOptions,
 ) -> dict[str, Any]:
     """Render an entity's history with every attribute an array of instances."""
-    attrs: dict[str, list[Instance]] = {}
-    for record in records:
-        attrs.setdefault(record.attr, []).append(_instance(record))
-    stored = StoredEntity(id=entity.id, types=entity.types, attrs=attrs, scopes=entity.scopes)
-    body = render_entity(stored, ctx, sys_attrs=options.sys_attrs, lang=options.lang)
     out = _header(entity, ctx, options.sys_attrs)
-    for key, value in body.items():
-        if key not in ("id", "type", "scope"):
-            out[key] = value if isinstance(value, list) else [value]
+    general: dict[str, list[Instance]] = {}
+    shown: dict[str, list[Any]] = {}
+    for record in records:
+        instance = _instance(record)
+        plain = _plain(instance, options.sys_attrs) if options.lang is None else None
+        if plain is None:
+            general.setdefault(record.attr, []).append(instance)
+            plain = {}  # a place kept in order, filled below
+        shown.setdefault(record.attr, []).append(plain)
+    rendered: dict[str, list[Any]] = {}
+    if general:
+        stored = StoredEntity(id=entity.id, types=entity.types, attrs=general)
+        body = render_entity(stored, ctx, sys_attrs=options.sys_attrs, lang=options.lang)
+        for name in general:
+            value = body[ctx.compact(name)]
+            rendered[name] = value if isinstance(value, list) else [value]
+    for name, items in shown.items():
+        pending = iter(rendered.get(name, []))
+        out[ctx.compact(name)] = [item if item else next(pending) for item in items]
     return out
 
 

@@ -8,7 +8,7 @@ change. The temporal API may also add, correct and delete instances directly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -17,6 +17,7 @@ import orjson
 from smartcity.core.qlang import And, Or, TypeExpr, TypeName
 from smartcity.storage.base import ChangeKind
 from smartcity.storage.history_query import (
+    AGGREGATES,
     Aggregate,
     InstanceRecord,
     InstanceWindow,
@@ -97,6 +98,12 @@ class HistoryStore(Protocol):
         """Add instances to an entity's history; return True if the history is new."""
         ...
 
+    def add_many(
+        self, tenant: str, entries: Sequence[tuple[EntityHeader, Sequence[HistoryRow]]]
+    ) -> None:
+        """Add instances to the histories of several entities in one transaction (bulk loads)."""
+        ...
+
     def entity(self, tenant: str, entity_id: str) -> HistoryEntity | None:
         """Return the entity with this id if it has a temporal representation."""
         ...
@@ -116,7 +123,12 @@ class HistoryStore(Protocol):
         ...
 
     def aggregate(
-        self, keys: Sequence[int], window: InstanceWindow, start: int, period: int
+        self,
+        keys: Sequence[int],
+        window: InstanceWindow,
+        start: int,
+        period: int,
+        methods: Collection[str] = AGGREGATES,
     ) -> list[Aggregate]:
         """Return per-period aggregates of these entities' instances, computed in SQL."""
         ...
@@ -220,6 +232,13 @@ class SqlHistoryStore(SqlHistoryReader):
             self._write(cursor, [_Pending(tenant, header, None, list(rows))])
         return not existed
 
+    def add_many(
+        self, tenant: str, entries: Sequence[tuple[EntityHeader, Sequence[HistoryRow]]]
+    ) -> None:
+        """Add instances to the histories of several entities in one transaction (bulk loads)."""
+        with self.store.writing() as cursor:
+            self._write(cursor, [_Pending(tenant, h, None, list(rows)) for h, rows in entries])
+
     def _write(self, cursor: Cursor, entries: list[_Pending]) -> None:
         if not entries:
             return
@@ -251,9 +270,9 @@ class SqlHistoryStore(SqlHistoryReader):
             f"INSERT INTO history_types (hk, type) VALUES ({p}, {p}) ON CONFLICT DO NOTHING",
             [(keys[(e.tenant, e.header.id)], t) for e in entries for t in e.header.types],
         )
-        self._insert_rows(
-            cursor, [(keys[(e.tenant, e.header.id)], row) for e in entries for row in e.rows]
-        )
+        rows = [(keys[(e.tenant, e.header.id)], row) for e in entries for row in e.rows]
+        rows.sort(key=lambda item: item[1].observed_at)  # stable: in time order, as they came
+        self._insert_rows(cursor, rows)
 
     def _insert_rows(self, cursor: Cursor, rows: list[tuple[int, HistoryRow]]) -> None:
         values = [
@@ -365,7 +384,7 @@ class SqlHistoryStore(SqlHistoryReader):
         while True:
             with self.store.writing() as cursor:
                 cursor.execute(
-                    "DELETE FROM history_instances WHERE hid IN (SELECT hid FROM "
+                    "DELETE FROM history_instances WHERE instance_id IN (SELECT instance_id FROM "
                     f"history_instances WHERE observed_at < {p} LIMIT {p})",
                     [before, batch],
                 )

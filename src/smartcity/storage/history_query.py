@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import orjson
 
@@ -18,6 +18,17 @@ TIME_COLUMNS: dict[str, TimeColumn] = {
     "modifiedAt": "modified_at",
     "deletedAt": "deleted_at",
 }
+
+
+_AGGREGATE_SQL: Final = {
+    "distinctCount": "COUNT(DISTINCT value)",
+    "sum": "SUM(num)",
+    "avg": "AVG(num)",
+    "min": "MIN(num)",
+    "max": "MAX(num)",
+    "sumsq": "SUM(num * num)",
+}
+AGGREGATES: Final = ("totalCount", *_AGGREGATE_SQL, "stddev")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,28 +138,22 @@ class SqlHistoryReader:
         sql = (
             "SELECT hk, attr, dataset_id, instance_id, at, created_at, modified_at, deleted_at, "
             "doc FROM (SELECT hk, attr, dataset_id, instance_id, "
-            f"{column} AS at, created_at, modified_at, deleted_at, doc, hid, ROW_NUMBER() OVER "
-            f"(PARTITION BY hk, attr ORDER BY {column} {direction}, hid {direction}) AS rn "
-            f"FROM history_instances WHERE {where}) w WHERE rn <= {p} ORDER BY hk, attr, at, hid"
+            f"{column} AS at, created_at, modified_at, deleted_at, doc, ROW_NUMBER() OVER "
+            f"(PARTITION BY hk, attr ORDER BY {column} {direction}, instance_id {direction}) "
+            f"AS rn FROM history_instances WHERE {where}) w WHERE rn <= {p} "
+            "ORDER BY hk, attr, at, instance_id"
         )
-        found: dict[int, list[InstanceRecord]] = {}
         with self.store.reading() as cursor:
             cursor.execute(sql, [*params, keep])
-            for row in cursor.fetchall():
-                key, attr, dataset, instance_id, at, created, modified, deleted, doc = row
-                found.setdefault(int(key), []).append(
-                    InstanceRecord(
-                        int(key),
-                        attr,
-                        dataset,
-                        instance_id,
-                        int(at),
-                        int(created),
-                        int(modified),
-                        None if deleted is None else int(deleted),
-                        orjson.loads(doc),
-                    )
+            rows = cursor.fetchall()
+        found: dict[int, list[InstanceRecord]] = {}
+        loads = orjson.loads
+        for key, attr, dataset, instance_id, at, created, modified, deleted, doc in rows:
+            found.setdefault(key, []).append(
+                InstanceRecord(
+                    key, attr, dataset, instance_id, at, created, modified, deleted, loads(doc)
                 )
+            )
         return found
 
     def first_time(self, keys: Sequence[int], window: InstanceWindow) -> int | None:
@@ -163,12 +168,18 @@ class SqlHistoryReader:
         return None if value is None else int(value)
 
     def aggregate(
-        self, keys: Sequence[int], window: InstanceWindow, start: int, period: int
+        self,
+        keys: Sequence[int],
+        window: InstanceWindow,
+        start: int,
+        period: int,
+        methods: Collection[str] = AGGREGATES,
     ) -> list[Aggregate]:
         """Return the aggregates of each attribute per period, computed by the database.
 
         Period n covers [start + n * period, start + (n + 1) * period); a period of 0 makes the
-        whole window one period. Deletion records are not values and are left out.
+        whole window one period. Deletion records are not values and are left out. Only the
+        `methods` asked for are computed (the others read None, counts 0).
         """
         if not keys:
             return []
@@ -178,12 +189,19 @@ class SqlHistoryReader:
             bucket, bucket_params = f"({column} - {p}) / {p}", [start, period]
         else:
             bucket, bucket_params = "0", []
+        wanted = set(methods)
+        if "stddev" in wanted:
+            wanted |= {"sum", "sumsq"}
+        computed = [
+            sql if name in wanted else ("0" if name == "distinctCount" else "NULL")
+            for name, sql in _AGGREGATE_SQL.items()
+        ]
+        numbers = "COUNT(num)" if wanted & {"sum", "avg", "min", "max", "sumsq"} else "0"
         sql = (
             f"SELECT hk, attr, dataset_id, {bucket} AS bucket, MAX(kind), COUNT(*), "
-            "COUNT(DISTINCT value), "
-            f"SUM(num), AVG(num), MIN(num), MAX(num), SUM(num * num), COUNT(num), "
-            f"MIN({column}), MAX({column}) FROM history_instances "
-            f"WHERE {where} AND deleted_at IS NULL GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+            f"{', '.join(computed)}, {numbers}, MIN({column}), MAX({column}) "
+            f"FROM history_instances WHERE {where} AND deleted_at IS NULL "
+            "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
         )
         with self.store.reading() as cursor:
             cursor.execute(sql, [*bucket_params, *params])

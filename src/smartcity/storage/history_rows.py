@@ -6,7 +6,9 @@ compare them and cut them into aggregation periods with integer arithmetic.
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,12 +33,22 @@ def micros(text: str) -> int:
 
 def instant(value: int) -> str:
     """Format microseconds since the epoch as an NGSI-LD UTC timestamp."""
-    return (EPOCH + timedelta(microseconds=value)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    seconds, fraction = divmod(value, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:06d}Z"
+
+
+_sequence = itertools.count()
 
 
 def new_instance_id() -> str:
-    """Return a fresh instanceId (a URI, as NGSI-LD requires)."""
-    return INSTANCE_PREFIX + str(uuid.uuid4())
+    """Return a fresh instanceId (a URI, as NGSI-LD requires) that sorts in creation order.
+
+    Instances with the same time are shown in the order of their ids, so ids begin with the
+    time they were made (microseconds) and a counter, then random bits against collisions.
+    """
+    stamp = time.time_ns() // 1000
+    serial = next(_sequence) % 0x10000
+    return f"{INSTANCE_PREFIX}{stamp:014x}-{serial:04x}-{secrets.token_hex(8)}"
 
 
 @dataclass(slots=True)
