@@ -366,6 +366,12 @@ def _temporal_setup(results: Sequence[BackendResult], sizes: Sizes) -> list[str]
     if temporal is None:
         return []
     examples = [f"  - **{line.name}**: `...?{line.example}`" for line in temporal.lines]
+    vacuumed = any(r.temporal and r.temporal.vacuumed for r in results)
+    vacuum = [
+        "  PostgreSQL: with autovacuum off, the bench runs `VACUUM (ANALYZE)` on the history "
+        "after the load",
+        "  (what autovacuum does after a bulk insert; not counted in the load rate).",
+    ]
     return [
         f"- **4. Temporal**: a history of {temporal.stored:,} attribute instances: "
         f"{temporal.sensors} temperature sensors,",
@@ -381,6 +387,7 @@ def _temporal_setup(results: Sequence[BackendResult], sizes: Sizes) -> list[str]
         "  The day is 1,440 instances; the hourly average aggregates every instance of the "
         "sensor in SQL",
         "  (GROUP BY a period computed from the time column) and returns one value per hour.",
+        *(vacuum if vacuumed else []),
     ]
 
 

@@ -249,3 +249,15 @@ def test_retention_prunes_old_instances(settings: Settings) -> None:
         (retention,) = [w for w in platform.workers if isinstance(w, HistoryRetention)]
         assert retention.prune_once() == 6
         assert [i["value"] for i in history(client)["temperature"]] == [1.0]
+
+
+def test_more_instances_than_the_limit_is_a_partial_answer(settings: Settings) -> None:
+    limited = settings.model_copy(update={"temporal_instance_limit": 2})
+    with TestClient(create_app(build_platform(limited))) as client:
+        observe(client)
+        response = client.get(f"{TEMPORAL}/{SENSOR}")
+        assert response.status_code == 206
+        assert response.headers["Content-Range"] == (
+            "date-time 2026-01-01T00:00:00.000000Z-2026-01-01T01:00:00.000000Z/*"
+        )
+        assert [i["value"] for i in response.json()["temperature"]] == READINGS[:2]

@@ -145,6 +145,7 @@ class TemporalService:
     def delete_entity(self, caller: Caller, entity_id: str) -> None:
         """Delete an entity's whole temporal representation."""
         self._may_write(caller, entity_id)
+        self._catch_up()  # changes logged before this request are part of what it deletes
         if not self.history.delete_entity(caller.tenant, entity_id):
             raise ResourceNotFound(
                 f"entity {entity_id} has no temporal representation", instance=entity_id

@@ -9,7 +9,8 @@ from typing import Any, Final, Literal
 import orjson
 
 from smartcity.core.entity import Instance
-from smartcity.storage.sqlbase import SqlEntityStore
+from smartcity.core.qlang import And, Or, TypeExpr, TypeName
+from smartcity.storage.sqlbase import SqlEntityStore, chunks
 
 TimeColumn = Literal["observed_at", "created_at", "modified_at", "deleted_at"]
 TIME_COLUMNS: dict[str, TimeColumn] = {
@@ -83,6 +84,30 @@ class Aggregate:
     numbers: int
     first: int
     last: int
+
+
+@dataclass(slots=True)
+class HistoryEntity:
+    """An entity that has a temporal representation."""
+
+    key: int
+    id: str
+    types: list[str]
+    scopes: list[str]
+    deleted_at: int | None = None
+
+
+@dataclass(slots=True)
+class EntitySelection:
+    """Which entities a temporal query is about (names are expanded IRIs)."""
+
+    tenant: str
+    ids: Sequence[str] | None = None
+    types: TypeExpr | None = None
+    attrs: Sequence[str] | None = None
+    limit: int = 20
+    offset: int = 0
+    count: bool = False
 
 
 class SqlHistoryReader:
@@ -226,6 +251,85 @@ class SqlHistoryReader:
             )
             for row in rows
         ]
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def entity(self, tenant: str, entity_id: str) -> HistoryEntity | None:
+        """Return the entity with this id if it has a temporal representation."""
+        found = self.entities_by_id(tenant, [entity_id])
+        return found[0] if found else None
+
+    def entities_by_id(self, tenant: str, ids: Sequence[str]) -> list[HistoryEntity]:
+        """Return the entities with these ids that have a temporal representation."""
+        found: list[HistoryEntity] = []
+        with self.store.reading() as cursor:
+            for chunk in chunks(list(ids)):
+                cursor.execute(
+                    f"SELECT {_ENTITY_COLUMNS} FROM history_entities h WHERE h.tenant = {self._p} "
+                    f"AND h.entity_id IN ({self._marks(len(chunk))})",
+                    [tenant, *chunk],
+                )
+                found.extend(_entity(row) for row in cursor.fetchall())
+        order = {entity_id: position for position, entity_id in enumerate(ids)}
+        return sorted(found, key=lambda e: order[e.id])
+
+    def entities(self, selection: EntitySelection) -> tuple[list[HistoryEntity], int | None]:
+        """Return a page of the entities that match, by id, and their total if asked."""
+        p = self._p
+        conditions = [f"h.tenant = {p}"]
+        params: list[Any] = [selection.tenant]
+        if selection.ids is not None:
+            ids = list(selection.ids)
+            conditions.append(f"h.entity_id IN ({self._marks(len(ids))})" if ids else "1 = 0")
+            params.extend(ids)
+        if selection.types is not None:
+            sql, type_params = _type_condition(selection.types, p)
+            conditions.append(sql)
+            params.extend(type_params)
+        if selection.attrs:
+            attrs = list(selection.attrs)
+            conditions.append(
+                "EXISTS (SELECT 1 FROM history_instances i WHERE i.hk = h.hk "
+                f"AND i.attr IN ({self._marks(len(attrs))}))"
+            )
+            params.extend(attrs)
+        where = " AND ".join(conditions)
+        with self.store.reading() as cursor:
+            total: int | None = None
+            if selection.count:
+                cursor.execute(f"SELECT COUNT(*) FROM history_entities h WHERE {where}", params)
+                total = int(cursor.fetchone()[0])
+            if selection.limit == 0:
+                return [], total
+            cursor.execute(
+                f"SELECT {_ENTITY_COLUMNS} FROM history_entities h WHERE {where} "
+                f"ORDER BY h.entity_id LIMIT {p} OFFSET {p}",
+                [*params, selection.limit, selection.offset],
+            )
+            return [_entity(row) for row in cursor.fetchall()], total
+
+
+_ENTITY_COLUMNS = "h.hk, h.entity_id, h.types, h.scopes, h.deleted_at"
+
+
+def _entity(row: Sequence[Any]) -> HistoryEntity:
+    key, entity_id, types, scopes, deleted_at = row
+    return HistoryEntity(int(key), entity_id, orjson.loads(types), orjson.loads(scopes), deleted_at)
+
+
+def _type_condition(expr: TypeExpr, mark: str) -> tuple[str, list[Any]]:
+    """Compile a type selection over `history_types` (one EXISTS per type name)."""
+    if isinstance(expr, TypeName):
+        sql = f"EXISTS (SELECT 1 FROM history_types t WHERE t.hk = h.hk AND t.type = {mark})"
+        return sql, [expr.name]
+    if isinstance(expr, And | Or):
+        parts = [_type_condition(item, mark) for item in expr.items]
+        joiner: Literal[" AND ", " OR "] = " AND " if isinstance(expr, And) else " OR "
+        return (
+            "(" + joiner.join(sql for sql, _ in parts) + ")",
+            [param for _, params in parts for param in params],
+        )
+    raise TypeError(f"not a type selection: {expr!r}")
 
 
 def _float(value: Any) -> float | None:
