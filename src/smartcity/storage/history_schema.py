@@ -52,7 +52,6 @@ CREATE INDEX IF NOT EXISTS history_instances_values
 CREATE INDEX IF NOT EXISTS history_instances_modified
     ON history_instances (hk, attr, modified_at);
 CREATE UNIQUE INDEX IF NOT EXISTS history_instances_id ON history_instances (instance_id);
-CREATE INDEX IF NOT EXISTS history_instances_age ON history_instances (observed_at);
 CREATE TABLE IF NOT EXISTS history_position (
     name TEXT PRIMARY KEY,
     seq INTEGER NOT NULL
@@ -94,7 +93,6 @@ CREATE TABLE IF NOT EXISTS history_instances (
 CREATE INDEX IF NOT EXISTS history_instances_modified
     ON history_instances (hk, attr, modified_at);
 CREATE UNIQUE INDEX IF NOT EXISTS history_instances_id ON history_instances (instance_id);
-CREATE INDEX IF NOT EXISTS history_instances_age ON history_instances (observed_at);
 CREATE TABLE IF NOT EXISTS history_position (
     name TEXT PRIMARY KEY,
     seq BIGINT NOT NULL
