@@ -261,3 +261,33 @@ def test_more_instances_than_the_limit_is_a_partial_answer(settings: Settings) -
             "date-time 2026-01-01T00:00:00.000000Z-2026-01-01T01:00:00.000000Z/*"
         )
         assert [i["value"] for i in response.json()["temperature"]] == READINGS[:2]
+
+
+def test_attrs_and_dataset_selection(client: TestClient) -> None:
+    body = {
+        "id": "urn:ngsi-ld:Sensor:d1",
+        "type": "Sensor",
+        "temperature": [
+            {"value": 1, "observedAt": hour(1)},
+            {"value": 2, "observedAt": hour(1), "datasetId": "urn:ngsi-ld:Dataset:backup"},
+        ],
+        "humidity": [{"value": 50, "observedAt": hour(1)}],
+    }
+    assert client.post(TEMPORAL, json=body).status_code == 201
+    path = f"{TEMPORAL}/urn:ngsi-ld:Sensor:d1"
+    only = client.get(path, params={"attrs": "humidity"}).json()
+    assert set(only) == {"id", "type", "humidity"}
+    backup = client.get(path, params={"datasetId": "urn:ngsi-ld:Dataset:backup"}).json()
+    assert [i["value"] for i in backup["temperature"]] == [2]
+    default = client.get(path, params={"datasetId": "@none", "format": "temporalValues"}).json()
+    assert default["temperature"] == {
+        "type": "Property",
+        "values": [[1, "2026-01-01T01:00:00.000000Z"]],
+    }
+    both = client.get(path, params={"attrs": "temperature", "format": "temporalValues"}).json()
+    assert [item.get("datasetId") for item in both["temperature"]] == [
+        None,
+        "urn:ngsi-ld:Dataset:backup",
+    ]
+    missing = client.get(path, params={"attrs": "pressure"})
+    assert missing.status_code == 404
