@@ -49,9 +49,6 @@ CREATE TABLE IF NOT EXISTS history_instances (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS history_instances_values
     ON history_instances (hk, attr, observed_at, dataset_id, kind, deleted_at, num);
-CREATE INDEX IF NOT EXISTS history_instances_modified
-    ON history_instances (hk, attr, modified_at);
-CREATE UNIQUE INDEX IF NOT EXISTS history_instances_id ON history_instances (instance_id);
 CREATE TABLE IF NOT EXISTS history_position (
     name TEXT PRIMARY KEY,
     seq INTEGER NOT NULL
@@ -90,9 +87,6 @@ CREATE TABLE IF NOT EXISTS history_instances (
     doc TEXT NOT NULL,
     PRIMARY KEY (hk, attr, observed_at, instance_id) INCLUDE (dataset_id, kind, deleted_at, num)
 );
-CREATE INDEX IF NOT EXISTS history_instances_modified
-    ON history_instances (hk, attr, modified_at);
-CREATE UNIQUE INDEX IF NOT EXISTS history_instances_id ON history_instances (instance_id);
 CREATE TABLE IF NOT EXISTS history_position (
     name TEXT PRIMARY KEY,
     seq BIGINT NOT NULL
