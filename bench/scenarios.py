@@ -1,4 +1,4 @@
-"""The three figures of issue 2, each measured against a real server on one backend."""
+"""The figures of issues 2 and 3, each measured against a real server on one backend."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from bench.entities import (
 )
 from bench.load import BatchPoster, BatchRun, ClientKind, FloodRun, TimedRun, flood, timed_gets
 from bench.server import Server, postgres_database
+from bench.temporal import TemporalResult, measure_temporal
 
 Backend = Literal["sqlite", "postgres"]
 Advance = Callable[[int], None]
@@ -64,6 +65,10 @@ class Sizes:
     query_warmup: int = 30
     scan_requests: int = 30
     quiet_wait: float = 120.0  # wait up to this long for other work on the machine to stop
+    temporal_sensors: int = 100
+    temporal_readings: int = 10_000  # one a minute: ~6.9 days per sensor
+    temporal_requests: int = 200
+    temporal_warmup: int = 20
 
 
 FULL = Sizes()
@@ -76,6 +81,10 @@ QUICK = Sizes(
     query_warmup=5,
     scan_requests=5,
     quiet_wait=0.0,
+    temporal_sensors=10,
+    temporal_readings=2_000,
+    temporal_requests=30,
+    temporal_warmup=5,
 )
 
 
@@ -153,6 +162,7 @@ class BackendResult:
     upsert: UpsertResult | None = None
     retrieve: RetrieveResult | None = None
     queries: QueryResult | None = None
+    temporal: TemporalResult | None = None
 
 
 # -- one backend's run ---------------------------------------------------------------------------
@@ -361,7 +371,7 @@ def measure_queries(session: Session, *, analyze_after_load: bool) -> QueryResul
     return result
 
 
-FIGURES = ("upsert", "queries", "retrieve")
+FIGURES = ("upsert", "queries", "retrieve", "temporal")
 
 
 def run_backend(
@@ -382,4 +392,7 @@ def run_backend(
             result.queries = measure_queries(session, analyze_after_load=analyze_after_load)
         if only in (None, "retrieve"):
             result.retrieve = measure_retrieve(session)
+        if only in (None, "temporal"):
+            analyze_after_load = backend == "postgres" and analyze_postgres
+            result.temporal = measure_temporal(session, analyze=analyze_after_load)
     return result

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from smartcity.core.durations import parse_retention
 from smartcity.core.errors import ConfigurationError
 
 Environment = Literal["development", "test", "production"]
@@ -62,6 +63,17 @@ class Settings(BaseSettings):
     notification_poll_interval: float = Field(default=1.0, gt=0, le=60)
     notification_batch: int = Field(default=500, ge=1, le=100000)
 
+    # Temporal history (NGSI-LD temporal API)
+    temporal_retention: str | None = None
+    """How long the history is kept: days ("30") or an ISO 8601 duration ("P30D", "PT12H");
+    None or 0 keeps it forever."""
+    temporal_keep_history_on_delete: bool = True
+    temporal_instance_limit: int = Field(default=10_000, ge=1, le=1_000_000)
+    """The most instances one temporal read returns per attribute of an entity (206 beyond)."""
+    temporal_poll_interval: float = Field(default=1.0, gt=0, le=3600)
+    """How often the history writer looks for changes made by other processes (seconds)."""
+    temporal_prune_interval: float = Field(default=3600.0, gt=0)
+
     seed_demo_data: bool = False
 
     # Access control: on unless switched off explicitly, which only development allows.
@@ -82,6 +94,12 @@ class Settings(BaseSettings):
                 "database_url must start with sqlite:/// or postgresql:// "
                 f"(got {value.split(':', 1)[0]!r})"
             )
+        return value
+
+    @field_validator("temporal_retention")
+    @classmethod
+    def _retention(cls, value: str | None) -> str | None:
+        parse_retention(value)  # a ValueError says what is wrong
         return value
 
     @model_validator(mode="after")

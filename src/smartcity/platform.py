@@ -18,10 +18,14 @@ from smartcity.broker.delivery import Delivery, DeliveryOptions
 from smartcity.broker.notifier import Notifier, SubscriptionCatalog
 from smartcity.broker.service import EntityService
 from smartcity.broker.subscriptions import SubscriptionService
+from smartcity.broker.temporal import TemporalService
+from smartcity.broker.temporal_workers import HistoryRetention, HistoryWriter
 from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
+from smartcity.core.durations import parse_retention
 from smartcity.core.workers import Worker
 from smartcity.storage.changelog import ChangeLogPruner
+from smartcity.storage.history import SqlHistoryStore
 from smartcity.storage.hosted_contexts import SqlHostedContextStore
 from smartcity.storage.sqlaccounts import SqlAccountStore
 from smartcity.storage.sqlbase import SqlEntityStore
@@ -79,6 +83,8 @@ class Platform:
     """Readers of the change log register their position here, so it keeps what they need."""
     context_hosting: ContextHostingService
     subscriptions: SubscriptionService
+    history: SqlHistoryStore
+    temporal: TemporalService
     workers: list[Worker] = field(default_factory=list)
     """Background loops that run while the platform serves (see `run_workers`)."""
 
@@ -126,6 +132,13 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
     lookup = HostedContextLookup(hosted_contexts, settings.public_url)
     contexts = build_resolver(settings, lookup, clock)
     subscription_store = SqlSubscriptionStore(store)
+    history = SqlHistoryStore(store, keep_on_delete=settings.temporal_keep_history_on_delete)
+    workers: list[Worker] = [pruner, HistoryWriter(history, store, settings.temporal_poll_interval)]
+    retention = parse_retention(settings.temporal_retention)
+    if retention is not None:
+        workers.append(
+            HistoryRetention(history, clock, retention, settings.temporal_prune_interval)
+        )
     platform = Platform(
         settings=settings,
         clock=clock,
@@ -139,7 +152,6 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
             cache_seconds=settings.auth_cache_seconds,
         ),
         change_log=pruner,
-        workers=[pruner],
         context_hosting=ContextHostingService(
             hosted_contexts,
             contexts,
@@ -149,9 +161,20 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
             max_per_tenant=settings.context_hosted_max_per_tenant,
         ),
         subscriptions=SubscriptionService(subscription_store, contexts.resolve, clock),
+        history=history,
+        temporal=TemporalService(
+            history,
+            store,
+            clock,
+            access,
+            max_limit=settings.max_limit,
+            instance_limit=settings.temporal_instance_limit,
+        ),
+        workers=workers,
     )
-    # The log keeps every change the notifier has not turned into notifications yet, even
-    # while notifications run in another process (`smartcity workers`).
+    # The log keeps every change the history writer and the notifier have not consumed yet,
+    # even while notifications run in another process (`smartcity workers`).
+    pruner.register("history", history.position)
     pruner.register("notifications", subscription_store.position)
     if settings.notifications_enabled:
         platform.workers.extend(notification_workers(platform, subscription_store))

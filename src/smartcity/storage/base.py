@@ -29,7 +29,11 @@ class Visibility:
 
     def allows(self, entity: StoredEntity) -> bool:
         """Tell whether the reader may see this entity."""
-        return self.everything or entity.id in self.ids or not self.types.isdisjoint(entity.types)
+        return self.admits(entity.id, entity.types)
+
+    def admits(self, entity_id: str, types: Collection[str]) -> bool:
+        """Tell whether the reader may see the entity with this id and these types."""
+        return self.everything or entity_id in self.ids or not self.types.isdisjoint(types)
 
     def allows_type(self, type_iri: str) -> bool:
         """Tell whether the reader may see every entity of this type."""
