@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.load import percentile
-from bench.server import Server, free_port, postgres_database
+from bench.server import Server, auth_headers, free_port, postgres_database
 
 ENTITY = "urn:ngsi-ld:Streetlight:bench-{}"
 MARK_START = "<!-- notifications:start -->"
@@ -333,7 +333,7 @@ async def _phases(
     results: Queue[Any],
 ) -> NotificationResult:
     phases: list[Phase] = []
-    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, headers=auth_headers()) as client:
         await _setup(client, sink, sizes.subscriptions)
         for round_, name in enumerate(("all endpoints alive", "one endpoint dead"), start=1):
             excluded = 0

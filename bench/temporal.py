@@ -20,6 +20,7 @@ import orjson
 import psycopg
 
 from bench.cpu import wait_for_quiet
+from bench.server import auth_headers
 from smartcity.broker.core_context import CORE_VOCAB
 from smartcity.core.clock import isoformat
 from smartcity.platform import open_store
@@ -197,7 +198,7 @@ def time_requests(
 ) -> TemporalLine:
     """GET each path in turn after `warmup` untimed requests."""
     line = TemporalLine(name, paths[0].split("?", 1)[1] if paths else "")
-    with httpx.Client(base_url=base_url, timeout=120) as client:
+    with httpx.Client(base_url=base_url, timeout=120, headers=auth_headers()) as client:
         for path in paths[:warmup]:
             client.get(path)
         for path in paths:
