@@ -14,6 +14,7 @@ from smartcity.config import Settings
 from smartcity.platform import Platform, build_platform
 from smartcity.web.app import create_app
 from tests.conftest import postgres_url
+from tests.sink import Sink, running_sink
 
 TEST_SECRET = "test-secret-for-signing-bearer-tokens-0123456789"
 
@@ -31,6 +32,13 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, shared_data: Path) 
         schema: str = request.getfixturevalue("postgres_schema")
         return common.model_copy(update={"database_url": postgres_url(), "database_schema": schema})
     return common
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    """Yield a local HTTP server that records the notifications it receives."""
+    with running_sink() as running:
+        yield running
 
 
 @pytest.fixture

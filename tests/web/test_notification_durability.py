@@ -6,7 +6,7 @@ import asyncio
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import aiomqtt
 import orjson
@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from smartcity.config import Settings
 from smartcity.platform import build_platform
-from tests.sink import Sink, running_sink
+from tests.sink import Sink
 from tests.web.conftest import admin_client
 from tests.web.test_notifications import create_light, set_power, subscribe, values
 
@@ -31,12 +31,6 @@ def fast(settings: Settings) -> Settings:
             "notification_max_attempts": 100,
         }
     )
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    with running_sink() as running:
-        yield running
 
 
 def serve(settings: Settings) -> TestClient:

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from smartcity.config import Settings
 from smartcity.core.clock import isoformat
 from smartcity.platform import build_platform
-from tests.sink import Sink, running_sink
+from tests.sink import Sink
 from tests.web.conftest import admin_client
 
 SUBSCRIPTIONS = "/ngsi-ld/v1/subscriptions"
@@ -32,12 +32,6 @@ def fast(settings: Settings) -> Settings:
             "notification_max_attempts": 4,
         }
     )
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    with running_sink() as running:
-        yield running
 
 
 @pytest.fixture
