@@ -1,0 +1,1 @@
+"""The event bus: facts published by one part of the platform and consumed by others."""

@@ -1,0 +1,1 @@
+"""Ingestion: devices, the IoT agent, validation and standardization, dead letters, open data."""
