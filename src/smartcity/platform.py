@@ -133,7 +133,7 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
     contexts = build_resolver(settings, lookup, clock)
     subscription_store = SqlSubscriptionStore(store)
     history = SqlHistoryStore(store, keep_on_delete=settings.temporal_keep_history_on_delete)
-    workers: list[Worker] = [pruner, HistoryWriter(history, store, settings.temporal_poll_interval)]
+    workers: list[Worker] = [pruner, HistoryWriter(history, settings.temporal_poll_interval)]
     retention = parse_retention(settings.temporal_retention)
     if retention is not None:
         workers.append(

@@ -114,6 +114,22 @@ class ChangeRecord:
     types_changed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class LoggedChanges:
+    """The changes one write transaction just logged, handed to the store's change hooks."""
+
+    before: int
+    """The newest sequence number in the log before this transaction's records."""
+    last: int
+    """The newest sequence number after them (the log holds these records in (before, last])."""
+    records: list[ChangeRecord]
+    """The records in log order (their `seq` is 0: readers of the log see the real ones)."""
+
+
+ChangeHook = Callable[[Any, LoggedChanges], None]
+"""Called with the write transaction's cursor after the change log rows are written."""
+
+
 Plan = Callable[[dict[str, StoredEntity]], Changes]
 """Given the current state of the named entities (absent ones missing), decide the writes."""
 AfterWrite = Callable[[Any, Changes], None]

@@ -110,6 +110,7 @@ class PostgresEntityStore(SqlEntityStore):
     ) -> None:
         self._schema = schema
         self._commit_listeners = []
+        self._change_hooks = {}
         self._pool = ConnectionPool(
             url,
             min_size=min_size,
@@ -130,6 +131,11 @@ class PostgresEntityStore(SqlEntityStore):
                 + _connect_problem(url, connect_timeout)
             ) from None
         self._create_schema()
+
+    @property
+    def schema(self) -> str | None:
+        """The PostgreSQL schema the store's tables are in (None: the search_path's first)."""
+        return self._schema
 
     def _configure(self, connection: psycopg.Connection[Any]) -> None:
         """Point a new pooled connection at the store's schema."""
