@@ -129,21 +129,22 @@ class Notifier:
         """Handle one batch of logged changes; return how many changes it read."""
         index = self.catalog.refresh()
         position = self.subscriptions.position()
-        changes = self.entities.changes_since(position, self.batch)
-        if not changes:
+        heads = self.entities.change_heads_since(position, self.batch)
+        if not heads:
             return 0
         now = self._now()
         queued: list[NewNotification] = []
-        if len(index):
-            for change in changes:
-                queued.extend(self._notifications(index, change, now))
-        if not self.subscriptions.write_notifications(position, changes[-1].seq, queued, now):
+        # Only the changes some subscription may select are read whole.
+        wanted = [h.seq for h in heads if index.candidates_of(h.tenant, h.entity_id, h.types)]
+        for change in self.entities.changes_at(wanted) if wanted else ():
+            queued.extend(self._notifications(index, change, now))
+        if not self.subscriptions.write_notifications(position, heads[-1].seq, queued, now):
             # Another process handled these changes first; its throttling marks win.
             self.catalog.invalidate()
-            return len(changes)
+            return len(heads)
         if queued and self.on_queued is not None:
             self.on_queued()
-        return len(changes)
+        return len(heads)
 
     def _notifications(
         self, index: SubscriptionIndex, change: ChangeRecord, now: float

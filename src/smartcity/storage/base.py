@@ -115,6 +115,16 @@ class ChangeRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ChangeHead:
+    """Which entity a logged change is about, without the change itself."""
+
+    seq: int
+    tenant: str
+    entity_id: str
+    types: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class LoggedChanges:
     """The changes one write transaction just logged, handed to the store's change hooks."""
 
@@ -192,6 +202,14 @@ class EntityStore(Protocol):
 
     def changes_since(self, after_seq: int, limit: int = 500) -> list[ChangeRecord]:
         """Return the logged changes with a sequence number above `after_seq`, oldest first."""
+        ...
+
+    def change_heads_since(self, after_seq: int, limit: int = 500) -> list[ChangeHead]:
+        """Return what identifies the logged changes after `after_seq` (cheap: no documents)."""
+        ...
+
+    def changes_at(self, seqs: Sequence[int]) -> list[ChangeRecord]:
+        """Return the logged changes with these sequence numbers, oldest first."""
         ...
 
     def last_change_seq(self) -> int:

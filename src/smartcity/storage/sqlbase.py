@@ -24,6 +24,7 @@ from smartcity.storage.base import (
     EVERYTHING,
     AfterWrite,
     AttributeSummary,
+    ChangeHead,
     ChangeHook,
     ChangeKind,
     ChangeRecord,
@@ -445,6 +446,33 @@ class SqlEntityStore(ABC):
                 [after_seq, limit],
             )
             return [change_from_row(row) for row in cursor.fetchall()]
+
+    def change_heads_since(self, after_seq: int, limit: int = 500) -> list[ChangeHead]:
+        """Return what identifies the logged changes after `after_seq` (cheap: no documents)."""
+        p = self._p
+        with self.reading() as cursor:
+            cursor.execute(
+                f"SELECT seq, tenant, entity_id, types FROM entity_changes WHERE seq > {p} "
+                f"ORDER BY seq LIMIT {p}",
+                [after_seq, limit],
+            )
+            return [
+                ChangeHead(int(seq), tenant, entity_id, orjson.loads(types))
+                for seq, tenant, entity_id, types in cursor.fetchall()
+            ]
+
+    def changes_at(self, seqs: Sequence[int]) -> list[ChangeRecord]:
+        """Return the logged changes with these sequence numbers, oldest first."""
+        found: list[ChangeRecord] = []
+        with self.reading() as cursor:
+            for chunk in chunks(sorted(set(seqs))):
+                cursor.execute(
+                    f"SELECT {CHANGE_COLUMNS} FROM entity_changes "
+                    f"WHERE seq IN ({self._marks(len(chunk))}) ORDER BY seq",
+                    list(chunk),
+                )
+                found.extend(change_from_row(row) for row in cursor.fetchall())
+        return found
 
     def last_change_seq(self) -> int:
         """Return the sequence number of the newest logged change (0 when none)."""
