@@ -35,7 +35,9 @@ CREATE TABLE IF NOT EXISTS entity_index (
     num DOUBLE PRECISION,
     txt TEXT COLLATE "C"
 );
-CREATE INDEX IF NOT EXISTS entity_index_pk ON entity_index (pk);
+-- (pk, name): one entity's rows of one attribute, for checks and for re-indexing updates.
+CREATE INDEX IF NOT EXISTS entity_index_pk_name ON entity_index (pk, name);
+DROP INDEX IF EXISTS entity_index_pk;
 CREATE INDEX IF NOT EXISTS entity_index_num ON entity_index (name, num);
 CREATE INDEX IF NOT EXISTS entity_index_txt ON entity_index (name, txt);
 CREATE TABLE IF NOT EXISTS entity_geo (

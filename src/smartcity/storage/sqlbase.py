@@ -615,13 +615,15 @@ class SqlEntityStore(ABC):
     def _selective(self, cursor: Cursor, candidates: list[_Candidate]) -> _Candidate | None:
         """Return the candidate that matches the fewest index rows, if it is selective."""
         best: tuple[int, _Candidate] | None = None
-        for candidate in candidates:
+        # Geo boxes first: they are cheap to count and usually the most selective. Each probe
+        # counts no further than the best so far: beyond that it cannot win.
+        for candidate in sorted(candidates, key=lambda c: c.test is not None):
+            limit = PROBE_LIMIT if best is None else best[0]
             cursor.execute(
-                f"SELECT COUNT(*) FROM ({candidate.sql} LIMIT {PROBE_LIMIT}) probe",
-                candidate.params,
+                f"SELECT COUNT(*) FROM ({candidate.sql} LIMIT {limit}) probe", candidate.params
             )
             size = int(cursor.fetchone()[0])
-            if size < PROBE_LIMIT and (best is None or size < best[0]):
+            if size < limit:
                 best = (size, candidate)
         return best[1] if best is not None else None
 

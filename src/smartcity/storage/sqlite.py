@@ -32,7 +32,9 @@ CREATE TABLE IF NOT EXISTS entity_index (
     num REAL,
     txt TEXT
 );
-CREATE INDEX IF NOT EXISTS entity_index_pk ON entity_index (pk);
+-- (pk, name): one entity's rows of one attribute, for checks and for re-indexing updates.
+CREATE INDEX IF NOT EXISTS entity_index_pk_name ON entity_index (pk, name);
+DROP INDEX IF EXISTS entity_index_pk;
 CREATE INDEX IF NOT EXISTS entity_index_num ON entity_index (name, num);
 CREATE INDEX IF NOT EXISTS entity_index_txt ON entity_index (name, txt);
 CREATE TABLE IF NOT EXISTS entity_geo (
@@ -89,7 +91,7 @@ class SqliteEntityStore(SqlEntityStore):
 
     dialect = SQLITE
     # Without statistics the planner may walk a (name, ...) index to find one entity's rows.
-    _by_pk = " INDEXED BY entity_index_pk"
+    _by_pk = " INDEXED BY entity_index_pk_name"
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
