@@ -125,6 +125,73 @@ def test_query_by_type_q_and_count(client: TestClient) -> None:
     assert response.json() == []
 
 
+QUERY = "/ngsi-ld/v1/temporal/entityOperations/query"
+
+
+def test_query_with_a_body_answers_as_the_get_does(client: TestClient) -> None:
+    observe(client)
+    observe(client, "urn:ngsi-ld:Sensor:t2")
+    body = {
+        "type": "Query",
+        "entities": [{"type": "Sensor"}],
+        "attrs": ["temperature"],
+        "q": "temperature>24",
+        "temporalQ": {"timerel": "between", "timeAt": hour(1), "endTimeAt": hour(4)},
+    }
+    response = client.post(QUERY, json=body, params={"count": "true", "limit": "1"})
+    assert response.status_code == 200, response.text
+    assert response.headers["NGSILD-Results-Count"] == "2"
+    (first,) = response.json()
+    expected = client.get(
+        TEMPORAL,
+        params={
+            "type": "Sensor",
+            "attrs": "temperature",
+            "q": "temperature>24",
+            "timerel": "between",
+            "timeAt": hour(1),
+            "endTimeAt": hour(4),
+            "limit": "1",
+        },
+    ).json()
+    assert [first] == expected
+    assert [i["value"] for i in first["temperature"]] == READINGS[1:4]
+    last = {
+        "type": "Query",
+        "entities": [{"id": SENSOR, "type": "Sensor"}],
+        "temporalQ": {"lastN": 2},
+    }
+    response = client.post(QUERY, json=last, params={"format": "temporalValues"})
+    assert [v for v, _ in response.json()[0]["temperature"]["values"]] == READINGS[-2:]
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"type": "Subscription"}, "Query object"),
+        ({"type": "Query", "temporalQ": {"when": "now"}}, "no member 'when'"),
+        ({"type": "Query", "entities": [{"type": "Sensor"}], "temporalQ": "x"}, "temporalQ"),
+        ({"type": "Query", "entities": [{"type": "Sensor"}], "temporalQ": {"timerel": "after"}},
+         "timeAt"),
+    ],
+)  # fmt: skip
+def test_query_bodies_that_are_wrong_say_what_to_fix(
+    client: TestClient, body: dict[str, Any], fragment: str
+) -> None:
+    response = client.post(QUERY, json=body)
+    assert response.status_code == 400, response.text
+    assert fragment in response.json()["detail"]
+
+
+def test_query_by_body_keeps_tenants_apart(platform: Platform, client: TestClient) -> None:
+    observe(client)
+    key = platform.accounts.create_key(Caller.system("police"), "police-reader", ["admin"]).key
+    body = {"type": "Query", "entities": [{"type": "Sensor"}]}
+    response = client.post(QUERY, json=body, headers={"X-API-Key": key, "NGSILD-Tenant": "police"})
+    assert response.status_code == 200
+    assert response.json() == []  # another tenant's history is not there
+
+
 def test_tenants_see_only_their_own_history(client: TestClient, platform: Platform) -> None:
     platform.accounts.grant(Caller.system("police"), "test-admin", ["admin"])
     observe(client, **{"NGSILD-Tenant": "police"})

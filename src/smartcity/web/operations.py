@@ -112,7 +112,8 @@ async def batch_delete(request: Request, platform: PlatformDep, caller: CallerDe
     return batch_response(result, ok_status=204)
 
 
-def _text_member(value: Any, name: str, *, lists: bool) -> str:
+def text_member(value: Any, name: str, *, lists: bool) -> str:
+    """Return a Query member that is a string (or, where `lists`, a list of strings) as text."""
     if isinstance(value, str):
         return value
     if lists and isinstance(value, list) and value and all(isinstance(v, str) for v in value):
@@ -160,7 +161,7 @@ async def query_by_body(request: Request, platform: PlatformDep, caller: CallerD
     params.update(selector_params(body.get("entities")))
     for key in ("attrs", "q", "scopeQ", "lang"):
         if key in body:
-            params[key] = _text_member(body[key], key, lists=key in ("attrs", "scopeQ"))
+            params[key] = text_member(body[key], key, lists=key in ("attrs", "scopeQ"))
     options = parse_options(
         request.query_params.get("options"),
         request.query_params.get("format"),

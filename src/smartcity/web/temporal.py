@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -20,6 +21,7 @@ from smartcity.core.errors import BadRequestData
 from smartcity.web.deps import CallerDep, PlatformDep
 from smartcity.web.entities import check_entity_id
 from smartcity.web.negotiation import accepted, ld_response, read_ld_request
+from smartcity.web.operations import selector_params, text_member
 
 router = APIRouter(prefix="/ngsi-ld/v1/temporal", tags=["NGSI-LD temporal"])
 
@@ -58,6 +60,58 @@ async def query_temporal(request: Request, platform: PlatformDep, caller: Caller
     selection = {key: value for key, value in params.items() if key not in ("attrs", "pick")}
     query = entity_query(
         caller.tenant, selection, ld.ctx, default_limit=platform.settings.default_limit
+    )
+    if options.attrs is not None:
+        query.attrs = sorted(options.attrs)
+    page = await run_in_threadpool(platform.temporal.query, caller, query, options, ld.ctx)
+    return _page_response(page, page.bodies, media, ld.context_source)
+
+
+TEMPORAL_Q_MEMBERS = ("timerel", "timeAt", "endTimeAt", "timeproperty", "lastN")
+BODY_PARAMETERS = frozenset(
+    {"limit", "offset", "count", "options", "format", "lastN", "aggrMethods",
+     "aggrPeriodDuration", "pick", "omit", "datasetId"}
+)  # fmt: skip
+
+
+@router.post(
+    "/entityOperations/query", summary="Query the temporal evolution of entities with a body"
+)
+async def query_temporal_by_body(
+    request: Request, platform: PlatformDep, caller: CallerDep
+) -> Response:
+    """Query with an NGSI-LD Query object (entities, attrs, q, geoQ, scopeQ, temporalQ)."""
+    params: dict[str, Any] = dict(request.query_params)
+    check_parameters(params, BODY_PARAMETERS)
+    media = accepted(request, geo=False)
+    ld = await read_ld_request(request, platform.contexts, with_body=True)
+    body = ld.body
+    if not isinstance(body, dict) or body.get("type") != "Query":
+        raise BadRequestData('the body must be a Query object: {"type": "Query", ...}')
+    params.update(selector_params(body.get("entities")))
+    for key in ("attrs", "q", "scopeQ", "lang"):
+        if key in body:
+            params[key] = text_member(body[key], key, lists=key in ("attrs", "scopeQ"))
+    temporal_q = body.get("temporalQ", {})
+    if not isinstance(temporal_q, dict):
+        raise BadRequestData("temporalQ must be an object: timerel, timeAt, endTimeAt, ...")
+    for key, value in temporal_q.items():
+        if key not in TEMPORAL_Q_MEMBERS:
+            raise BadRequestData(f"temporalQ has no member {key!r}; it takes {TEMPORAL_Q_MEMBERS}")
+        if key == "lastN" and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        params[key] = text_member(value, f"temporalQ.{key}", lists=False)
+    geo = body.get("geoQ")
+    if geo is not None and not isinstance(geo, dict):
+        raise BadRequestData("geoQ must be an object with georel, geometry and coordinates")
+    options = temporal_options(params, ld.ctx)
+    selection = {key: value for key, value in params.items() if key not in ("attrs", "pick")}
+    query = entity_query(
+        caller.tenant,
+        selection,
+        ld.ctx,
+        default_limit=platform.settings.default_limit,
+        geo_json=geo,
     )
     if options.attrs is not None:
         query.attrs = sorted(options.attrs)
