@@ -159,6 +159,15 @@ def test_required_members_are_not_asked_of_a_partial_update(
     assert standardizer.standardize("", "AirQualityObserved", update, []) == update
 
 
+def test_uris_are_checked(standardizer: SmartDataStandardizer) -> None:
+    image = {"image": {"value": "https://changdong.example/lamps/7.jpg"}}
+    standardizer.standardize("", "Streetlight", image, [])
+    image["image"]["value"] = "lamp 7.jpg"
+    with pytest.raises(Rejected, match="is not a 'uri'") as refused:
+        standardizer.standardize("", "Streetlight", image, [])
+    assert refused.value.path == "image"
+
+
 def test_formats_are_checked(standardizer: SmartDataStandardizer) -> None:
     with pytest.raises(Rejected) as refused:
         standardizer.standardize(

@@ -19,6 +19,7 @@ enums, bounds, formats, patterns), while the entity-level `required` lists are n
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -59,10 +60,19 @@ def _rfc3339(value: object) -> bool:
     return moment.tzinfo is not None
 
 
+_URI: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*$")
+
+
+def _uri(value: object) -> bool:
+    """Check a URI as RFC 3986 writes one: a scheme, then only the characters it allows."""
+    return not isinstance(value, str) or _URI.match(value) is not None
+
+
 FORMATS: Final = FormatChecker()
-"""The format checks applied: jsonschema's own, with date-time checked here (jsonschema needs
-an extra package for it and skips it silently without)."""
+"""The format checks applied: jsonschema's own, with date-time and uri checked here (jsonschema
+needs extra packages for those and skips them silently without)."""
 FORMATS.checks(DATE_TIME)(_rfc3339)
+FORMATS.checks("uri")(_uri)
 
 
 @dataclass(frozen=True, slots=True)
