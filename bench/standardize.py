@@ -109,16 +109,16 @@ def main() -> None:
     )
     fast = SmartDataStandardizer(catalog)
     bare = SmartDataStandardizer()
-    print(f"{'scenario':<36}{'µs/update':>11}{'updates/s':>11}")
+    print(f"{'scenario':<52}{'µs/update':>11}{'updates/s':>11}")
     for title, entity_type, make in SCENARIOS:
         for variant, standardizer in (("", fast), (" (no schema)", bare)):
             cost = measure(standardizer, entity_type, make, args.n)
-            print(f"{title + variant:<36}{cost:>11.1f}{1e6 / cost:>11.0f}")
+            print(f"{title + variant:<52}{cost:>11.1f}{1e6 / cost:>11.0f}")
     slow = SchemaCatalog([args.schemas])
     for title, entity_type, make in SCENARIOS:
         without_predicates(slow, entity_type)
         cost = measure(SmartDataStandardizer(slow), entity_type, make, args.n)
-        print(f"{title + ' (jsonschema only)':<36}{cost:>11.1f}{1e6 / cost:>11.0f}")
+        print(f"{title + ' (jsonschema only)':<52}{cost:>11.1f}{1e6 / cost:>11.0f}")
 
 
 if __name__ == "__main__":
