@@ -26,7 +26,12 @@ from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
 from smartcity.core.durations import parse_retention
 from smartcity.core.workers import Worker
+from smartcity.ingest.deadletters import DeadLetterRetention, DeadLetterService
+from smartcity.ingest.schemas import SchemaCatalog
+from smartcity.ingest.standardize import SmartDataStandardizer
+from smartcity.ingest.writer import IngestWriter, WriterOptions
 from smartcity.storage.changelog import ChangeLogPruner
+from smartcity.storage.deadletters import SqlDeadLetterStore
 from smartcity.storage.history import SqlHistoryStore
 from smartcity.storage.hosted_contexts import SqlHostedContextStore
 from smartcity.storage.sqlaccounts import SqlAccountStore
@@ -89,6 +94,10 @@ class Platform:
     temporal: TemporalService
     bus: EventBus
     """Facts between the parts (readings to the ingest writer, ...); started by `start`."""
+    standardizer: SmartDataStandardizer
+    """Normalizes and checks what ingestion accepts (the Standardizer port)."""
+    deadletters: DeadLetterService
+    """Keeps what ingestion refuses (the DeadLetterSink port); list, replay, discard."""
     workers: list[Worker] = field(default_factory=list)
     """Background loops that run while the platform serves (see `run_workers`)."""
 
@@ -184,8 +193,17 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
             instance_limit=settings.temporal_instance_limit,
         ),
         bus=open_bus(settings),
+        standardizer=build_standardizer(settings),
+        deadletters=build_deadletters(settings, store, clock),
         workers=workers,
     )
+    if platform.deadletters.retention is not None:
+        platform.workers.append(
+            DeadLetterRetention(platform.deadletters, settings.deadletter_purge_interval)
+        )
+    writer = ingest_writer(platform)
+    if settings.ingest_enabled:
+        platform.workers.append(writer)
     # The log keeps every change the history writer and the notifier have not consumed yet,
     # even while notifications run in another process (`smartcity workers`).
     pruner.register("history", history.position)
@@ -193,6 +211,50 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
     if settings.notifications_enabled:
         platform.workers.extend(notification_workers(platform, subscription_store))
     return platform
+
+
+def build_standardizer(settings: Settings) -> SmartDataStandardizer:
+    """Build the standardizer over the configured Smart Data Models schema folders."""
+    catalog = SchemaCatalog(settings.ingest_schema_dirs)
+    if settings.ingest_schema_dirs:
+        log.info("schemas loaded", types=len(catalog.types), unresolved=len(catalog.unresolved))
+    return SmartDataStandardizer(
+        catalog,
+        naive_time_zone=settings.ingest_naive_time_zone,
+        require_schema=settings.ingest_require_schema,
+    )
+
+
+def build_deadletters(settings: Settings, store: SqlEntityStore, clock: Clock) -> DeadLetterService:
+    """Build the dead-letter service on the platform's database."""
+    days = settings.deadletter_retention_days
+    return DeadLetterService(
+        SqlDeadLetterStore(store),
+        clock,
+        max_limit=settings.max_limit,
+        retention=timedelta(days=days) if days else None,
+    )
+
+
+def ingest_writer(platform: Platform) -> IngestWriter:
+    """Build the ingest writer (bus -> broker) and replay its dead letters through it."""
+    settings = platform.settings
+    options = WriterOptions(
+        batch_size=settings.ingest_batch_size,
+        batch_wait=settings.ingest_batch_wait_ms / 1000,
+        ack_wait=settings.ingest_ack_wait,
+        max_deliver=settings.ingest_max_deliver,
+    )
+    writer = IngestWriter(
+        platform.bus,
+        platform.entities,
+        platform.contexts,
+        platform.deadletters,
+        platform.clock,
+        options,
+    )
+    platform.deadletters.register_replayer("writer", writer.replay)
+    return writer
 
 
 def build_token_issuer(settings: Settings, clock: Clock) -> TokenIssuer:

@@ -1,4 +1,5 @@
-"""A platform on SQLite with the in-process bus, readings to publish, what the writer rejects."""
+"""Fixtures of the ingestion tests: Smart Data Models schemas, a platform with the in-process bus,
+readings to publish and what the ingest writer hands to its dead-letter sink."""
 
 from __future__ import annotations
 
@@ -14,7 +15,28 @@ from smartcity.broker.temporal_params import TemporalOptions
 from smartcity.config import Settings
 from smartcity.ingest.ports import RawInput, Rejected
 from smartcity.ingest.readings import Reading
+from smartcity.ingest.schemas import SchemaCatalog
+from smartcity.ingest.standardize import SmartDataStandardizer
 from smartcity.platform import Platform, build_platform
+
+
+@pytest.fixture(scope="session")
+def models_folder(shared_data: Path) -> Path:
+    """Return the folder of the shared Smart Data Models (schemas and examples)."""
+    return shared_data / "smart-data-models"
+
+
+@pytest.fixture(scope="session")
+def catalog(models_folder: Path) -> SchemaCatalog:
+    """Return a catalog of every shared schema (compiled types are cached across tests)."""
+    return SchemaCatalog([models_folder])
+
+
+@pytest.fixture(scope="session")
+def standardizer(catalog: SchemaCatalog) -> SmartDataStandardizer:
+    """Return a standardizer over the shared schemas, reading offset-less times as UTC."""
+    return SmartDataStandardizer(catalog)
+
 
 _ids = itertools.count(1)
 
