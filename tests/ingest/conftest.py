@@ -18,6 +18,7 @@ from smartcity.ingest.readings import Reading
 from smartcity.ingest.schemas import SchemaCatalog
 from smartcity.ingest.standardize import SmartDataStandardizer
 from smartcity.platform import Platform, build_platform
+from tests.conftest import postgres_url
 
 
 @pytest.fixture(scope="session")
@@ -63,15 +64,33 @@ def dead_letters() -> RecordedDeadLetters:
     return RecordedDeadLetters()
 
 
-@pytest.fixture
-def platform(tmp_path: Path, shared_data: Path) -> Iterator[Platform]:
-    """Yield a platform on a fresh SQLite file (in-process bus; no worker running)."""
-    settings = Settings(
+def _settings(tmp_path: Path, shared_data: Path) -> Settings:
+    return Settings(
         database_url=f"sqlite:///{tmp_path / 'ingest.db'}",
         context_offline=True,
         context_preload_smart_data_models=str(shared_data / "smart-data-models"),
         notifications_enabled=False,
     )
+
+
+@pytest.fixture
+def platform(tmp_path: Path, shared_data: Path) -> Iterator[Platform]:
+    """Yield a platform on a fresh SQLite file (in-process bus; no worker running)."""
+    built = build_platform(_settings(tmp_path, shared_data))
+    yield built
+    built.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_platform(
+    request: pytest.FixtureRequest, tmp_path: Path, shared_data: Path
+) -> Iterator[Platform]:
+    """Yield a platform on each database backend (in-process bus; no worker running)."""
+    settings = _settings(tmp_path, shared_data)
+    if request.param == "postgres":
+        schema: str = request.getfixturevalue("postgres_schema")
+        update = {"database_url": postgres_url(), "database_schema": schema}
+        settings = settings.model_copy(update=update)
     built = build_platform(settings)
     yield built
     built.close()
