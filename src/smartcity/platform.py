@@ -20,6 +20,8 @@ from smartcity.broker.service import EntityService
 from smartcity.broker.subscriptions import SubscriptionService
 from smartcity.broker.temporal import TemporalService
 from smartcity.broker.temporal_workers import HistoryRetention, HistoryWriter
+from smartcity.bus.base import EventBus
+from smartcity.bus.factory import open_bus
 from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
 from smartcity.core.durations import parse_retention
@@ -27,6 +29,7 @@ from smartcity.core.workers import Worker
 from smartcity.ingest.deadletters import DeadLetterRetention, DeadLetterService
 from smartcity.ingest.schemas import SchemaCatalog
 from smartcity.ingest.standardize import SmartDataStandardizer
+from smartcity.ingest.writer import IngestWriter, WriterOptions
 from smartcity.storage.changelog import ChangeLogPruner
 from smartcity.storage.deadletters import SqlDeadLetterStore
 from smartcity.storage.history import SqlHistoryStore
@@ -89,6 +92,8 @@ class Platform:
     subscriptions: SubscriptionService
     history: SqlHistoryStore
     temporal: TemporalService
+    bus: EventBus
+    """Facts between the parts (readings to the ingest writer, ...); started by `start`."""
     standardizer: SmartDataStandardizer
     """Normalizes and checks what ingestion accepts (the Standardizer port)."""
     deadletters: DeadLetterService
@@ -96,8 +101,17 @@ class Platform:
     workers: list[Worker] = field(default_factory=list)
     """Background loops that run while the platform serves (see `run_workers`)."""
 
+    async def start(self) -> None:
+        """Connect what needs an event loop (the bus); safe to call twice."""
+        await self.bus.start()
+
+    async def stop(self) -> None:
+        """Disconnect what `start` connected (call after the workers have stopped)."""
+        await self.bus.close()
+
     async def run_workers(self, stop: asyncio.Event) -> None:
         """Run every background worker until `stop` is set; a worker that fails is restarted."""
+        await self.start()
         await asyncio.gather(*(_supervise(worker, stop) for worker in self.workers))
 
     def close(self) -> None:
@@ -178,6 +192,7 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
             max_limit=settings.max_limit,
             instance_limit=settings.temporal_instance_limit,
         ),
+        bus=open_bus(settings),
         standardizer=build_standardizer(settings),
         deadletters=build_deadletters(settings, store, clock),
         workers=workers,
@@ -185,6 +200,14 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
     if platform.deadletters.retention is not None:
         platform.workers.append(
             DeadLetterRetention(platform.deadletters, settings.deadletter_purge_interval)
+        )
+    writer = ingest_writer(platform)
+    if settings.ingest_enabled:
+        platform.workers.append(writer)
+    elif platform.bus.name == "memory":
+        log.warning(
+            "ingest_enabled is false with the in-process bus: readings published in this "
+            "process are never stored (use a NATS bus_url to store them in another process)"
         )
     # The log keeps every change the history writer and the notifier have not consumed yet,
     # even while notifications run in another process (`smartcity workers`).
@@ -216,6 +239,27 @@ def build_deadletters(settings: Settings, store: SqlEntityStore, clock: Clock) -
         max_limit=settings.max_limit,
         retention=timedelta(days=days) if days else None,
     )
+
+
+def ingest_writer(platform: Platform) -> IngestWriter:
+    """Build the ingest writer (bus -> broker) and replay its dead letters through it."""
+    settings = platform.settings
+    options = WriterOptions(
+        batch_size=settings.ingest_batch_size,
+        batch_wait=settings.ingest_batch_wait_ms / 1000,
+        ack_wait=settings.ingest_ack_wait,
+        max_deliver=settings.ingest_max_deliver,
+    )
+    writer = IngestWriter(
+        platform.bus,
+        platform.entities,
+        platform.contexts,
+        platform.deadletters,
+        platform.clock,
+        options,
+    )
+    platform.deadletters.register_replayer("writer", writer.replay)
+    return writer
 
 
 def build_token_issuer(settings: Settings, clock: Clock) -> TokenIssuer:
