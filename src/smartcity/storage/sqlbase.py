@@ -164,16 +164,24 @@ def _has_geo(entity: StoredEntity, name: str) -> bool:
     return any(i.get("type") == "GeoProperty" for i in entity.attrs.get(name, ()))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Original:
     """An entity as loaded before a write: its row (pk first, doc last) and parsed form."""
 
     row: tuple[Any, ...]
     entity: StoredEntity
+    changed: list[str] | None = None
+    """The attributes the write changes (set once the plan has decided the write)."""
 
     @property
     def pk(self) -> int:
         return int(self.row[0])
+
+    def changes_to(self, new: StoredEntity) -> list[str]:
+        """Return (once computed, remembered) the attributes that differ in `new`."""
+        if self.changed is None:
+            self.changed = changed_names(self.entity, new)
+        return self.changed
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -339,7 +347,7 @@ class SqlEntityStore(ABC):
                 continue
             # Only the attributes that changed are re-indexed: most updates touch a few.
             pk, old = original.pk, original.entity
-            names = changed_names(old, entity)
+            names = original.changes_to(entity)
             header = old.types != entity.types or old.scopes != entity.scopes
             cleared.extend((pk, *pair) for pair in index_names(names, header=header))
             added.extend((pk, *row) for row in index_rows(entity, names, header=header))
@@ -386,7 +394,7 @@ class SqlEntityStore(ABC):
                 types_changed = True
             else:
                 old = original.entity
-                changed = changed_names(old, entity)
+                changed = original.changes_to(entity)
                 previous = {n: old.attrs[n] for n in changed if n in old.attrs}
                 kind = ChangeKind.UPDATE
                 types_changed = old.types != entity.types or old.scopes != entity.scopes
