@@ -205,7 +205,8 @@ def _add_adapter_commands(commands: Any) -> None:
         "--fixture",
         type=Path,
         metavar="FILE",
-        help="answer every request with this file (a recorded response): no network, no key",
+        help="answer every request (each district, station, stop or link) with this file, "
+        "a recorded response: no network, no key",
     )
 
 
@@ -461,12 +462,17 @@ def check(settings: Settings) -> int:
 def adapters_command(settings: Settings, args: argparse.Namespace) -> int:
     """Run `smartcity adapters list` or `smartcity adapters run NAME`."""
     from smartcity.ingest.adapters import commands
-    from smartcity.platform import build_standardizer
+    from smartcity.ingest.schemas import SchemaCatalog
+    from smartcity.ingest.standardize import SmartDataStandardizer
 
     if args.action == "list":
         commands.list_adapters(settings)
         return 0
-    standardizer = build_standardizer(settings)
+    standardizer = SmartDataStandardizer(
+        SchemaCatalog(settings.ingest_schema_dirs),
+        require_schema=settings.ingest_require_schema,
+        naive_time_zone=settings.ingest_naive_time_zone,
+    )
     return commands.run_adapter(
         settings, args.name, standardizer, once=args.once, fixture=args.fixture
     )

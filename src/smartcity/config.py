@@ -174,8 +174,7 @@ class Settings(BaseSettings):
     def _bus_scheme(cls, value: str) -> str:
         if not value.startswith(("memory://", "nats://", "tls://")):
             raise ValueError(
-                "bus_url must be memory:// or nats://host:port "
-                f"(got {value.split(':', 1)[0]!r})"
+                f"bus_url must be memory:// or nats://host:port (got {value.split(':', 1)[0]!r})"
             )
         return value
 

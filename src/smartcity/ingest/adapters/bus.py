@@ -68,8 +68,8 @@ class BusAdapter:
         self.tenant = tenant
 
     def describe(self) -> str:
-        stops = ", ".join(self.stops) or "no stop configured"
-        return f"getStationByUid for stops {stops}, every {self.interval:g} s"
+        stops = f"stops {', '.join(self.stops)}" if self.stops else "no stop configured"
+        return f"getStationByUid for {stops}, every {self.interval:g} s"
 
     def secrets(self) -> list[str]:
         return [self.key]

@@ -49,8 +49,8 @@ class TrafficAdapter:
         self.tenant = tenant
 
     def describe(self) -> str:
-        links = ", ".join(self.links) or "no link configured"
-        return f"{SERVICE} for links {links}, every {self.interval:g} s"
+        links = f"links {', '.join(self.links)}" if self.links else "no link configured"
+        return f"{SERVICE} for {links}, every {self.interval:g} s"
 
     def secrets(self) -> list[str]:
         return [self.key]
