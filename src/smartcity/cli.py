@@ -464,7 +464,9 @@ def adapters_command(settings: Settings, args: argparse.Namespace) -> int:
     from smartcity.ingest.adapters import commands
     from smartcity.ingest.schemas import SchemaCatalog
     from smartcity.ingest.standardize import SmartDataStandardizer
+    from smartcity.logs import configure_logging
 
+    configure_logging(settings.log_level, settings.log_format)  # to stderr: stdout is the data
     if args.action == "list":
         commands.list_adapters(settings)
         return 0

@@ -28,8 +28,9 @@ FIXTURE_KEY = "fixture"
 """The key a dry run from a fixture file uses when none is configured (nothing is sent)."""
 
 
-def list_adapters(settings: Settings, out: TextIO = sys.stdout) -> None:
+def list_adapters(settings: Settings, out: TextIO | None = None) -> None:
     """Print every adapter: enabled or not, whether its key is set, what it polls."""
+    out = out or sys.stdout
     enabled = set(settings.adapters_enabled)
     for name in ADAPTER_NAMES:
         key_setting = ADAPTER_KEYS[name]
@@ -49,10 +50,11 @@ def run_adapter(
     once: bool,
     fixture: Path | None = None,
     clock: Clock | None = None,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
     """Poll one adapter (once, or on its schedule until interrupted) and print what it made."""
+    out, err = out or sys.stdout, err or sys.stderr
     if fixture is not None and not fixture.is_file():
         raise ConfigurationError(f"fixture file {fixture} does not exist")
     if fixture is not None and getattr(settings, ADAPTER_KEYS[name], None) is None:
