@@ -40,6 +40,10 @@ class Permission(StrEnum):
     """Manage principals, roles, keys, agency shares and public or restricted types."""
     READ_AUDIT = "read-audit"
     """Read the audit log."""
+    READ_DEAD_LETTERS = "read-dead-letters"
+    """List and show the input ingestion refused (dead letters), with its raw payload."""
+    MANAGE_DEAD_LETTERS = "manage-dead-letters"
+    """Replay and discard dead letters."""
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -52,10 +56,17 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.WRITE_HISTORY,
             Permission.MANAGE_SUBSCRIPTIONS,
             Permission.MANAGE_CONTEXTS,
+            Permission.READ_DEAD_LETTERS,
+            Permission.MANAGE_DEAD_LETTERS,
         }
     ),
     Role.ANALYST: frozenset(
-        {Permission.READ_ENTITIES, Permission.READ_HISTORY, Permission.MANAGE_SUBSCRIPTIONS}
+        {
+            Permission.READ_ENTITIES,
+            Permission.READ_HISTORY,
+            Permission.MANAGE_SUBSCRIPTIONS,
+            Permission.READ_DEAD_LETTERS,
+        }
     ),
     Role.AGENCY: frozenset({Permission.READ_ENTITIES, Permission.READ_HISTORY}),
     Role.DEVICE: frozenset(
