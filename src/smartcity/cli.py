@@ -462,19 +462,14 @@ def check(settings: Settings) -> int:
 def adapters_command(settings: Settings, args: argparse.Namespace) -> int:
     """Run `smartcity adapters list` or `smartcity adapters run NAME`."""
     from smartcity.ingest.adapters import commands
-    from smartcity.ingest.schemas import SchemaCatalog
-    from smartcity.ingest.standardize import SmartDataStandardizer
     from smartcity.logs import configure_logging
+    from smartcity.platform import build_standardizer
 
     configure_logging(settings.log_level, settings.log_format)  # to stderr: stdout is the data
     if args.action == "list":
         commands.list_adapters(settings)
         return 0
-    standardizer = SmartDataStandardizer(
-        SchemaCatalog(settings.ingest_schema_dirs),
-        require_schema=settings.ingest_require_schema,
-        naive_time_zone=settings.ingest_naive_time_zone,
-    )
+    standardizer = build_standardizer(settings)
     return commands.run_adapter(
         settings, args.name, standardizer, once=args.once, fixture=args.fixture
     )
