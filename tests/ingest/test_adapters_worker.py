@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
@@ -66,7 +67,9 @@ def make_worker(
 
 async def until(condition: Callable[[], bool]) -> None:
     """Wait until `condition()` is true, checking often (the scenario's timeout bounds it)."""
-    while not condition():
+    for _ in itertools.count():
+        if condition():
+            return
         await asyncio.sleep(0.01)
 
 
