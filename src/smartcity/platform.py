@@ -20,6 +20,8 @@ from smartcity.broker.service import EntityService
 from smartcity.broker.subscriptions import SubscriptionService
 from smartcity.broker.temporal import TemporalService
 from smartcity.broker.temporal_workers import HistoryRetention, HistoryWriter
+from smartcity.bus.base import EventBus
+from smartcity.bus.factory import open_bus
 from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
 from smartcity.core.durations import parse_retention
@@ -93,11 +95,22 @@ class Platform:
     """Normalizes and checks what ingestion accepts (the Standardizer port)."""
     deadletters: DeadLetterService
     """Keeps what ingestion refuses (the DeadLetterSink port); list, replay, discard."""
+    bus: EventBus
+    """Facts between the parts (readings to the ingest writer, ...); started by `start`."""
     workers: list[Worker] = field(default_factory=list)
     """Background loops that run while the platform serves (see `run_workers`)."""
 
+    async def start(self) -> None:
+        """Connect what needs an event loop (the bus); safe to call twice."""
+        await self.bus.start()
+
+    async def stop(self) -> None:
+        """Disconnect what `start` connected (call after the workers have stopped)."""
+        await self.bus.close()
+
     async def run_workers(self, stop: asyncio.Event) -> None:
         """Run every background worker until `stop` is set; a worker that fails is restarted."""
+        await self.start()
         await asyncio.gather(*(_supervise(worker, stop) for worker in self.workers))
 
     def close(self) -> None:
@@ -180,6 +193,7 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
         ),
         standardizer=build_standardizer(settings),
         deadletters=build_deadletters(settings, store, clock),
+        bus=open_bus(settings),
         workers=workers,
     )
     if platform.deadletters.retention is not None:
