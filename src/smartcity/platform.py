@@ -206,7 +206,29 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
     pruner.register("notifications", subscription_store.position)
     if settings.notifications_enabled:
         platform.workers.extend(notification_workers(platform, subscription_store))
+    if settings.adapters_enabled:
+        platform.workers.append(adapter_worker(platform))
     return platform
+
+
+def adapter_worker(platform: Platform) -> Worker:
+    """Build the worker that polls the enabled open-data adapters into the ingest bus."""
+    from smartcity.ingest.adapters import build_adapters
+    from smartcity.ingest.adapters.runner import AdapterWorker
+
+    settings = platform.settings
+    adapters = build_adapters(settings)
+    log.info("open-data adapters enabled", adapters=[adapter.name for adapter in adapters])
+    return AdapterWorker(
+        adapters,
+        platform.bus,
+        platform.standardizer,
+        platform.deadletters,
+        platform.clock,
+        tenant=settings.adapters_tenant,
+        timeout=settings.adapters_timeout,
+        backoff_cap=settings.adapters_backoff_cap,
+    )
 
 
 def build_standardizer(settings: Settings) -> SmartDataStandardizer:
