@@ -26,6 +26,7 @@ from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
 from smartcity.core.durations import parse_retention
 from smartcity.core.workers import Worker
+from smartcity.ingest.adapters import build_adapters, build_replayer
 from smartcity.ingest.deadletters import DeadLetterRetention, DeadLetterService
 from smartcity.ingest.schemas import SchemaCatalog
 from smartcity.ingest.standardize import SmartDataStandardizer
@@ -208,12 +209,15 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
         platform.workers.extend(notification_workers(platform, subscription_store))
     if settings.adapters_enabled:
         platform.workers.append(adapter_worker(platform))
+    platform.deadletters.register_replayer(
+        "adapter:",
+        build_replayer(settings, platform.standardizer, platform.bus, platform.deadletters),
+    )
     return platform
 
 
 def adapter_worker(platform: Platform) -> Worker:
     """Build the worker that polls the enabled open-data adapters into the ingest bus."""
-    from smartcity.ingest.adapters import build_adapters
     from smartcity.ingest.adapters.runner import AdapterWorker
 
     settings = platform.settings

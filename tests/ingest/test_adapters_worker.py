@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from smartcity.auth.principal import Caller
 from smartcity.bus.memory import InProcessBus
 from smartcity.core.clock import ManualClock
-from smartcity.ingest.adapters.base import Adapter, PollResult
+from smartcity.ingest.adapters.base import Adapter, EntityUpdate, PollResult
 from smartcity.ingest.adapters.http import Fetcher
 from smartcity.ingest.adapters.parking import ParkingAdapter
 from smartcity.ingest.adapters.runner import AdapterWorker, backoff_delay
@@ -261,6 +261,14 @@ class BrokenAdapter:
 
     async def poll(self, fetcher: Fetcher, received_at: str) -> PollResult:
         raise RuntimeError(f"a bug that quotes the key {KEY}")
+
+    def records(self, target: str, body: bytes) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def map_record(
+        self, target: str, record: dict[str, Any], received_at: str
+    ) -> list[EntityUpdate]:
+        raise NotImplementedError
 
 
 def test_an_adapter_that_raises_never_stops_the_others(

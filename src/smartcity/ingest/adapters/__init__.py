@@ -10,13 +10,16 @@ from collections.abc import Iterable
 
 from pydantic import SecretStr
 
-from smartcity.config import Settings
+from smartcity.bus.base import EventBus
+from smartcity.config import ADAPTER_KEYS, Settings
 from smartcity.core.errors import ConfigurationError
 from smartcity.ingest.adapters.base import Adapter
 from smartcity.ingest.adapters.bus import BusAdapter
 from smartcity.ingest.adapters.parking import ParkingAdapter
+from smartcity.ingest.adapters.replay import AdapterReplayer
 from smartcity.ingest.adapters.subway import SubwayAdapter
 from smartcity.ingest.adapters.traffic import TrafficAdapter
+from smartcity.ingest.ports import DeadLetterSink, Standardizer
 
 ADAPTER_NAMES = ("parking", "subway", "bus", "traffic")
 
@@ -26,8 +29,19 @@ def build_adapters(settings: Settings, names: Iterable[str] | None = None) -> li
     return [build_adapter(settings, name) for name in (names or settings.adapters_enabled)]
 
 
-def build_adapter(settings: Settings, name: str) -> Adapter:
+def build_replayer(
+    settings: Settings, standardizer: Standardizer, bus: EventBus, dead_letters: DeadLetterSink
+) -> AdapterReplayer:
+    """Build the replayer of the adapters' dead letters (every adapter, enabled or not: a
+    replay maps again and sends no request, so it needs no key)."""
+    adapters = {name: build_adapter(settings, name, require_key=False) for name in ADAPTER_NAMES}
+    return AdapterReplayer(adapters, standardizer, bus, dead_letters)
+
+
+def build_adapter(settings: Settings, name: str, *, require_key: bool = True) -> Adapter:
     """Build one adapter from the settings; ConfigurationError if it is unknown or has no key."""
+    if not require_key and getattr(settings, ADAPTER_KEYS.get(name, ""), "") is None:
+        settings = settings.model_copy(update={ADAPTER_KEYS[name]: SecretStr("unset")})
     tenant = settings.adapters_tenant
     if name == "parking":
         return ParkingAdapter(

@@ -20,7 +20,7 @@ import orjson
 from smartcity.ingest.ports import RawInput, Rejected
 
 if TYPE_CHECKING:
-    from smartcity.ingest.adapters.http import Fetched, Fetcher
+    from smartcity.ingest.adapters.http import Fetcher
 
 T = TypeVar("T")
 
@@ -97,6 +97,17 @@ class Adapter(Protocol):
         """Fetch every target once and map the answers; never raise for a bad answer."""
         ...
 
+    def records(self, target: str, body: bytes) -> list[dict[str, Any]]:
+        """Read the records of one answer for `target` (for a replay); Malformed otherwise."""
+        ...
+
+    def map_record(
+        self, target: str, record: dict[str, Any], received_at: str
+    ) -> list[EntityUpdate]:
+        """Map one record of `target` with the current settings (for a replay); Rejected
+        otherwise."""
+        ...
+
 
 def record_bytes(record: dict[str, Any]) -> bytes:
     """Serialize one API record for a dead letter (UTF-8 JSON, Korean text kept readable)."""
@@ -105,7 +116,12 @@ def record_bytes(record: dict[str, Any]) -> bytes:
 
 @dataclass
 class PollContext:
-    """Helps an adapter fill its PollResult: failures, dead letters, raw inputs."""
+    """Helps an adapter fill its PollResult: failures, dead letters, raw inputs.
+
+    Every dead letter keeps, beside the adapter, its `kind` ('body': a whole answer, 'record':
+    one record of it) and its `target` (the district, station, stop or link asked), so a replay
+    can read it again the way the poll did (`Adapter.records`, `Adapter.map_record`).
+    """
 
     adapter: str
     tenant: str
@@ -116,10 +132,11 @@ class PollContext:
     async def fetch(
         self,
         url: str,
-        parse: Callable[[Fetched], T],
+        parse: Callable[[bytes], T],
         *,
         params: dict[str, str] | None = None,
         entity_type: str,
+        target: str,
     ) -> T | None:
         """GET a URL and parse it; on failure record it (and a dead letter if malformed)."""
         self.result.requests += 1
@@ -129,10 +146,11 @@ class PollContext:
             self.result.failures.append(failure)
             return None
         try:
-            return parse(fetched)
+            return parse(fetched.body)
         except Malformed as failure:
             self.result.failures.append(failure)
             raw = self.raw(fetched.body, fetched.url, fetched.content_type, entity_type)
+            raw.meta.update(kind="body", target=target)
             rejected = Rejected("unparsable", failure.message, stage="decode", path=failure.path)
             self.result.rejected.append((raw, rejected))
             return None
@@ -159,6 +177,7 @@ class PollContext:
         *,
         url: str,
         entity_type: str,
+        target: str,
     ) -> None:
         """Map each record; a record the mapper refuses becomes a dead letter with the reason."""
         for record in records:
@@ -166,6 +185,7 @@ class PollContext:
                 updates = list(mapper(record))  # all of a record's updates, or none
             except Rejected as rejected:
                 raw = self.raw(record_bytes(record), url, "application/json", entity_type)
+                raw.meta.update(kind="record", target=target)
                 self.result.rejected.append((raw, rejected))
             else:
                 self.result.updates.extend(updates)

@@ -32,7 +32,7 @@ from smartcity.ingest.adapters.base import (
     PollResult,
     refuse,
 )
-from smartcity.ingest.adapters.http import Fetched, Fetcher
+from smartcity.ingest.adapters.http import Fetcher
 from smartcity.ingest.adapters.subway import CONTEXT as ARRIVAL_CONTEXT
 
 SERVICE: Final = "stationinfo/getStationByUid"
@@ -80,20 +80,37 @@ class BusAdapter:
         url = f"{self.base_url}/{SERVICE}"
         for ars_id, configured in self.stops.items():
             params = {"serviceKey": self.key, "arsId": ars_id}
-            routes = await poll.fetch(url, _routes, params=params, entity_type="ArrivalEstimation")
+            routes = await poll.fetch(
+                url, _routes, params=params, entity_type="ArrivalEstimation", target=ars_id
+            )
             if not routes:
                 continue
             shown = fetcher.shown(url, params)
             stop = seoul.entity_id("TransportStation", configured or f"seoul-bus-{ars_id}")
             if not configured:
-                poll.map_records(routes[:1], _stop, url=shown, entity_type="TransportStation")
+                poll.map_records(
+                    routes[:1], _stop, url=shown, entity_type="TransportStation", target=ars_id
+                )
             mapper = partial(_route, stop=stop, received_at=received_at)
-            poll.map_records(routes, mapper, url=shown, entity_type="ArrivalEstimation")
+            poll.map_records(
+                routes, mapper, url=shown, entity_type="ArrivalEstimation", target=ars_id
+            )
         return poll.result
 
+    def records(self, target: str, body: bytes) -> list[dict[str, Any]]:
+        return _routes(body)
 
-def _routes(fetched: Fetched) -> list[dict[str, Any]]:
-    root = seoul.load_xml(fetched.body)
+    def map_record(
+        self, target: str, record: dict[str, Any], received_at: str
+    ) -> list[EntityUpdate]:
+        configured = self.stops.get(target, "")
+        stop = seoul.entity_id("TransportStation", configured or f"seoul-bus-{target}")
+        own_stop = [] if configured else list(_stop(record))
+        return [*own_stop, *_route(record, stop=stop, received_at=received_at)]
+
+
+def _routes(body: bytes) -> list[dict[str, Any]]:
+    root = seoul.load_xml(body)
     if root.tag == "OpenAPI_ServiceResponse":
         header = root.find("cmmMsgHeader")
         found = _fields(header) if header is not None else {}
@@ -113,8 +130,8 @@ def _routes(fetched: Fetched) -> list[dict[str, Any]]:
         if not code:
             raise Malformed("msgHeader has no headerCd", path="msgHeader.headerCd")
         raise ApiError(f"headerCd {code}", (header.findtext("headerMsg") or "").strip())
-    body = root.find("msgBody")
-    return [] if body is None else [_fields(item) for item in body.findall("itemList")]
+    items = root.find("msgBody")
+    return [] if items is None else [_fields(item) for item in items.findall("itemList")]
 
 
 def _fields(element: Element) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from urllib.parse import quote
 from smartcity.core.clock import isoformat
 from smartcity.ingest.adapters import seoul
 from smartcity.ingest.adapters.base import EntityUpdate, PollContext, PollResult, refuse
-from smartcity.ingest.adapters.http import Fetched, Fetcher
+from smartcity.ingest.adapters.http import Fetcher
 
 SERVICE: Final = "GetParkingInfo"
 CONTEXT: Final = [
@@ -76,9 +76,21 @@ class ParkingAdapter:
         for district in self.districts or [""]:
             rows, url = await self._district_rows(poll, district)
             poll.map_records(
-                _latest_per_lot(rows), self._map, url=url, entity_type="OffStreetParking"
+                _latest_per_lot(rows),
+                self._map,
+                url=url,
+                entity_type="OffStreetParking",
+                target=district,
             )
         return poll.result
+
+    def records(self, target: str, body: bytes) -> list[dict[str, Any]]:
+        return _page(body).rows
+
+    def map_record(
+        self, target: str, record: dict[str, Any], received_at: str
+    ) -> list[EntityUpdate]:
+        return list(self._map(record))
 
     async def _district_rows(
         self, poll: PollContext, district: str
@@ -88,7 +100,7 @@ class ParkingAdapter:
         for _ in range(MAX_PAGES):
             end = start + self.page_size - 1
             url = f"{self.base_url}/{self.key}/json/{SERVICE}/{start}/{end}/{quote(district)}"
-            page = await poll.fetch(url, _page, entity_type="OffStreetParking")
+            page = await poll.fetch(url, _page, entity_type="OffStreetParking", target=district)
             if page is None:
                 break
             rows.extend(page.rows)
@@ -115,8 +127,8 @@ class ParkingAdapter:
         )
 
 
-def _page(fetched: Fetched) -> seoul.Page:
-    return seoul.json_page(SERVICE, fetched.body)
+def _page(body: bytes) -> seoul.Page:
+    return seoul.json_page(SERVICE, body)
 
 
 def _latest_per_lot(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

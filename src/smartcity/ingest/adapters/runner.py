@@ -80,6 +80,7 @@ def prepare(
                 content_type="application/json",
                 meta={
                     "adapter": adapter,
+                    "kind": "update",
                     "entityId": update.entity_id,
                     "entityType": update.entity_type,
                     "attributes": update.attributes,

@@ -32,7 +32,7 @@ from smartcity.ingest.adapters.base import (
     PollResult,
     refuse,
 )
-from smartcity.ingest.adapters.http import Fetched, Fetcher
+from smartcity.ingest.adapters.http import Fetcher
 
 SERVICE: Final = "realtimeStationArrival"
 ROWS: Final = 20
@@ -107,7 +107,9 @@ class SubwayAdapter:
         poll = PollContext(self.name, self.tenant, received_at, fetcher)
         for station, configured in self.stations.items():
             url = f"{self.base_url}/{self.key}/json/{SERVICE}/0/{ROWS}/{quote(station)}"
-            trains = await poll.fetch(url, _arrivals, entity_type="ArrivalEstimation")
+            trains = await poll.fetch(
+                url, _arrivals, entity_type="ArrivalEstimation", target=station
+            )
             if trains is None:
                 continue
             stop = seoul.entity_id("TransportStation", configured)
@@ -116,8 +118,25 @@ class SubwayAdapter:
                 partial(self._map, stop=stop),
                 url=fetcher.redact(url),
                 entity_type="ArrivalEstimation",
+                target=station,
             )
         return poll.result
+
+    def records(self, target: str, body: bytes) -> list[dict[str, Any]]:
+        return _groups(_arrivals(body))
+
+    def map_record(
+        self, target: str, record: dict[str, Any], received_at: str
+    ) -> list[EntityUpdate]:
+        if target not in self.stations:
+            raise refuse(
+                "unmapped",
+                f"station {target!r} is not in adapter_subway_stations any more",
+                "statnNm",
+            )
+        if not isinstance(record.get("trains"), list) or not record["trains"]:
+            raise refuse("unmapped", "the record is not a group of trains", "trains")
+        return list(self._map(record, seoul.entity_id("TransportStation", self.stations[target])))
 
     def _map(self, group: dict[str, Any], stop: str) -> Iterable[EntityUpdate]:
         trains: list[dict[str, Any]] = group["trains"]
@@ -153,8 +172,8 @@ class SubwayAdapter:
         )
 
 
-def _arrivals(fetched: Fetched) -> list[dict[str, Any]]:
-    document = seoul.load_json(fetched.body)
+def _arrivals(body: bytes) -> list[dict[str, Any]]:
+    document = seoul.load_json(body)
     header = document.get("errorMessage", document)
     if not isinstance(header, dict):
         raise Malformed("errorMessage is not an object", path="errorMessage")

@@ -17,7 +17,7 @@ from typing import Any, Final
 from smartcity.core.clock import isoformat
 from smartcity.ingest.adapters import seoul
 from smartcity.ingest.adapters.base import EntityUpdate, PollContext, PollResult, refuse
-from smartcity.ingest.adapters.http import Fetched, Fetcher
+from smartcity.ingest.adapters.http import Fetcher
 
 SERVICE: Final = "TrafficInfo"
 CONTEXT: Final = [
@@ -61,18 +61,32 @@ class TrafficAdapter:
         observed = datetime.fromisoformat(received_at)
         for link_id, segment in self.links.items():
             url = f"{self.base_url}/{self.key}/xml/{SERVICE}/1/5/{link_id}"
-            page = await poll.fetch(url, _page, entity_type="TrafficFlowObserved")
+            page = await poll.fetch(url, _page, entity_type="TrafficFlowObserved", target=link_id)
             if page is None:
                 continue
             mapper = partial(_flow, link_id=link_id, segment=segment, observed=observed)
             poll.map_records(
-                page.rows, mapper, url=fetcher.redact(url), entity_type="TrafficFlowObserved"
+                page.rows,
+                mapper,
+                url=fetcher.redact(url),
+                entity_type="TrafficFlowObserved",
+                target=link_id,
             )
         return poll.result
 
+    def records(self, target: str, body: bytes) -> list[dict[str, Any]]:
+        return _page(body).rows
 
-def _page(fetched: Fetched) -> seoul.Page:
-    return seoul.xml_page(SERVICE, fetched.body)
+    def map_record(
+        self, target: str, record: dict[str, Any], received_at: str
+    ) -> list[EntityUpdate]:
+        segment = self.links.get(target, "")
+        observed = datetime.fromisoformat(received_at)
+        return list(_flow(record, link_id=target, segment=segment, observed=observed))
+
+
+def _page(body: bytes) -> seoul.Page:
+    return seoul.xml_page(SERVICE, body)
 
 
 def _flow(
