@@ -223,6 +223,12 @@ def adapter_worker(platform: Platform) -> Worker:
     settings = platform.settings
     adapters = build_adapters(settings)
     log.info("open-data adapters enabled", adapters=[adapter.name for adapter in adapters])
+    if settings.workers > 1:
+        log.warning(
+            "every HTTP worker process polls the open-data adapters: each spends the APIs' "
+            "quota; enable them only where `smartcity workers` runs",
+            workers=settings.workers,
+        )
     return AdapterWorker(
         adapters,
         platform.bus,
