@@ -15,6 +15,7 @@ and a lot whose counter stopped updating keeps its old time, so it never looks f
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Final
@@ -75,7 +76,8 @@ class ParkingAdapter:
         poll = PollContext(self.name, self.tenant, received_at, fetcher)
         for district in self.districts or [""]:
             rows, url = await self._district_rows(poll, district)
-            poll.map_records(
+            await asyncio.to_thread(  # a district has up to thousands of lots
+                poll.map_records,
                 _latest_per_lot(rows),
                 self._map,
                 url=url,
