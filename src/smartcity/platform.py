@@ -30,6 +30,7 @@ from smartcity.ingest.adapters import build_adapters, build_replayer
 from smartcity.ingest.deadletters import DeadLetterRetention, DeadLetterService
 from smartcity.ingest.schemas import SchemaCatalog
 from smartcity.ingest.standardize import SmartDataStandardizer
+from smartcity.ingest.writer import IngestWriter, WriterOptions
 from smartcity.storage.changelog import ChangeLogPruner
 from smartcity.storage.deadletters import SqlDeadLetterStore
 from smartcity.storage.history import SqlHistoryStore
@@ -92,12 +93,12 @@ class Platform:
     subscriptions: SubscriptionService
     history: SqlHistoryStore
     temporal: TemporalService
+    bus: EventBus
+    """Facts between the parts (readings to the ingest writer, ...); started by `start`."""
     standardizer: SmartDataStandardizer
     """Normalizes and checks what ingestion accepts (the Standardizer port)."""
     deadletters: DeadLetterService
     """Keeps what ingestion refuses (the DeadLetterSink port); list, replay, discard."""
-    bus: EventBus
-    """Facts between the parts (readings to the ingest writer, ...); started by `start`."""
     workers: list[Worker] = field(default_factory=list)
     """Background loops that run while the platform serves (see `run_workers`)."""
 
@@ -192,15 +193,18 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
             max_limit=settings.max_limit,
             instance_limit=settings.temporal_instance_limit,
         ),
+        bus=open_bus(settings),
         standardizer=build_standardizer(settings),
         deadletters=build_deadletters(settings, store, clock),
-        bus=open_bus(settings),
         workers=workers,
     )
     if platform.deadletters.retention is not None:
         platform.workers.append(
             DeadLetterRetention(platform.deadletters, settings.deadletter_purge_interval)
         )
+    writer = ingest_writer(platform)
+    if settings.ingest_enabled:
+        platform.workers.append(writer)
     # The log keeps every change the history writer and the notifier have not consumed yet,
     # even while notifications run in another process (`smartcity workers`).
     pruner.register("history", history.position)
@@ -262,6 +266,27 @@ def build_deadletters(settings: Settings, store: SqlEntityStore, clock: Clock) -
         max_limit=settings.max_limit,
         retention=timedelta(days=days) if days else None,
     )
+
+
+def ingest_writer(platform: Platform) -> IngestWriter:
+    """Build the ingest writer (bus -> broker) and replay its dead letters through it."""
+    settings = platform.settings
+    options = WriterOptions(
+        batch_size=settings.ingest_batch_size,
+        batch_wait=settings.ingest_batch_wait_ms / 1000,
+        ack_wait=settings.ingest_ack_wait,
+        max_deliver=settings.ingest_max_deliver,
+    )
+    writer = IngestWriter(
+        platform.bus,
+        platform.entities,
+        platform.contexts,
+        platform.deadletters,
+        platform.clock,
+        options,
+    )
+    platform.deadletters.register_replayer("writer", writer.replay)
+    return writer
 
 
 def build_token_issuer(settings: Settings, clock: Clock) -> TokenIssuer:

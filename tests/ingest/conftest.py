@@ -1,5 +1,5 @@
-"""Fixtures of the ingestion tests: the shared Smart Data Models schemas, a platform on SQLite with
-the in-process bus, readings to publish, what the writer rejects."""
+"""Fixtures of the ingestion tests: Smart Data Models schemas, a platform with the in-process bus,
+readings to publish and what the ingest writer hands to its dead-letter sink."""
 
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ from smartcity.ingest.readings import Reading
 from smartcity.ingest.schemas import SchemaCatalog
 from smartcity.ingest.standardize import SmartDataStandardizer
 from smartcity.platform import Platform, build_platform
-
-_ids = itertools.count(1)
+from tests.conftest import postgres_url
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +37,9 @@ def catalog(models_folder: Path) -> SchemaCatalog:
 def standardizer(catalog: SchemaCatalog) -> SmartDataStandardizer:
     """Return a standardizer over the shared schemas, reading offset-less times as UTC."""
     return SmartDataStandardizer(catalog)
+
+
+_ids = itertools.count(1)
 
 
 class RecordedDeadLetters:
@@ -62,15 +64,33 @@ def dead_letters() -> RecordedDeadLetters:
     return RecordedDeadLetters()
 
 
-@pytest.fixture
-def platform(tmp_path: Path, shared_data: Path) -> Iterator[Platform]:
-    """Yield a platform on a fresh SQLite file (in-process bus; no worker running)."""
-    settings = Settings(
+def _settings(tmp_path: Path, shared_data: Path) -> Settings:
+    return Settings(
         database_url=f"sqlite:///{tmp_path / 'ingest.db'}",
         context_offline=True,
         context_preload_smart_data_models=str(shared_data / "smart-data-models"),
         notifications_enabled=False,
     )
+
+
+@pytest.fixture
+def platform(tmp_path: Path, shared_data: Path) -> Iterator[Platform]:
+    """Yield a platform on a fresh SQLite file (in-process bus; no worker running)."""
+    built = build_platform(_settings(tmp_path, shared_data))
+    yield built
+    built.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_platform(
+    request: pytest.FixtureRequest, tmp_path: Path, shared_data: Path
+) -> Iterator[Platform]:
+    """Yield a platform on each database backend (in-process bus; no worker running)."""
+    settings = _settings(tmp_path, shared_data)
+    if request.param == "postgres":
+        schema: str = request.getfixturevalue("postgres_schema")
+        update = {"database_url": postgres_url(), "database_schema": schema}
+        settings = settings.model_copy(update=update)
     built = build_platform(settings)
     yield built
     built.close()

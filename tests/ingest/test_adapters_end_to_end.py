@@ -14,7 +14,7 @@ import pytest
 from smartcity.auth.principal import Caller
 from smartcity.config import Settings
 from smartcity.ingest.adapters.runner import AdapterWorker
-from smartcity.ingest.writer import IngestWriter, WriterOptions
+from smartcity.ingest.writer import IngestWriter
 from smartcity.platform import Platform, build_platform
 from smartcity.storage.deadletters import DeadLetterFilter
 from tests.bus.conftest import run
@@ -90,26 +90,18 @@ def test_adapters_readings_reach_the_broker_through_the_bus_and_the_writer(
 ) -> None:
     worker = adapter_worker(platform)
     assert sorted(worker.status) == ["bus", "parking", "subway", "traffic"]
-    writer = IngestWriter(
-        platform.bus,
-        platform.entities,
-        platform.contexts,
-        platform.deadletters,
-        platform.clock,
-        WriterOptions(batch_wait=0.01, idle_wait=0.05),
-    )
+    (writer,) = [w for w in platform.workers if isinstance(w, IngestWriter)]
 
     async def scenario() -> None:
-        await platform.start()
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(worker.run(stop)), asyncio.create_task(writer.run(stop))]
+        running = asyncio.create_task(platform.run_workers(stop))  # every worker, as serve does
         published = 5 + 4 + 4 + 1  # lots, subway groups, bus stop and routes, one link
         for _ in itertools.count():
             if writer.counts.stored >= published:
                 break
             await asyncio.sleep(0.02)
         stop.set()
-        await asyncio.gather(*tasks)
+        await running
         await platform.stop()
 
     run(scenario(), timeout=60)

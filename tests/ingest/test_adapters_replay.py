@@ -17,7 +17,7 @@ from smartcity.ingest.adapters import build_replayer
 from smartcity.ingest.adapters.runner import AdapterWorker
 from smartcity.ingest.ports import RawInput, Rejected
 from smartcity.ingest.readings import Reading
-from smartcity.ingest.writer import IngestWriter, WriterOptions
+from smartcity.ingest.writer import IngestWriter
 from smartcity.platform import Platform, build_platform
 from smartcity.storage.deadletters import DeadLetterFilter
 from tests.bus.conftest import run
@@ -83,14 +83,7 @@ def test_fix_the_schemas_then_replay_stores_what_was_refused(
         strict.close()
     # The operator relaxes the rule (or adds the UrbanMobility schemas), then replays.
     fixed = build_platform(settings_for(tmp_path, models, server))
-    writer = IngestWriter(
-        fixed.bus,
-        fixed.entities,
-        fixed.contexts,
-        fixed.deadletters,
-        fixed.clock,
-        WriterOptions(batch_wait=0.01, idle_wait=0.05),
-    )
+    (writer,) = [w for w in fixed.workers if isinstance(w, IngestWriter)]
 
     async def replay_and_store() -> list[str]:
         await fixed.start()

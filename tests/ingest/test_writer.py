@@ -62,8 +62,9 @@ CORE_TEMPERATURE = "https://uri.etsi.org/ngsi-ld/default-context/temperature"
 
 
 def test_the_running_writer_stores_every_reading_and_acknowledges_it(
-    platform: Platform, dead_letters: RecordedDeadLetters
+    any_platform: Platform, dead_letters: RecordedDeadLetters
 ) -> None:
+    platform = any_platform
     readings = [
         make_reading(f"e{n % 10}", n, tenant=("" if n % 2 else "dobong")) for n in range(40)
     ]

@@ -18,6 +18,7 @@ What goes wrong, and what happens then:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -76,8 +77,7 @@ class _Item:
     @property
     def key(self) -> str:
         """The entity id the broker reports this reading's outcome under."""
-        value = self.entity.get("id")
-        return value if isinstance(value, str) else ""
+        return _key(self.entity)
 
 
 @dataclass(slots=True)
@@ -138,12 +138,23 @@ class IngestWriter:
         consumer = await self.bus.consumer(
             self.subjects, self.group, ack_wait=options.ack_wait, max_deliver=options.max_deliver
         )
+        stopping = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
-                messages = await self._collect(consumer)
+                collecting = asyncio.ensure_future(self._collect(consumer))
+                await asyncio.wait({collecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not collecting.done():
+                    # Stopping while waiting for readings: whatever this member holds goes
+                    # back to the group when it leaves (below).
+                    collecting.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await collecting
+                    break
+                messages = collecting.result()
                 if messages:
                     await self.write(messages)
         finally:
+            stopping.cancel()
             await consumer.close()
 
     async def _collect(self, consumer: Consumer) -> list[Received]:
@@ -240,20 +251,38 @@ class IngestWriter:
 
     def _upsert(self, upsert: _Upsert) -> BatchResult:
         """Store one upsert (in a worker thread: the database and @context loading block)."""
-        contexts = {item.key: item.reading.context for item in upsert.items}
+        return self._store(upsert.tenant, [(item.reading, item.entity) for item in upsert.items])
+
+    def _store(self, tenant: str, pairs: list[tuple[Reading, dict[str, Any]]]) -> BatchResult:
+        contexts = {_key(entity): reading.context for reading, entity in pairs}
 
         def context_of(raw: Any) -> ActiveContext:
-            key = raw.get("id") if isinstance(raw, dict) else None
-            urls = contexts.get(key if isinstance(key, str) else "") or []
+            urls = contexts.get(_key(raw) if isinstance(raw, dict) else "") or []
             value = urls[0] if len(urls) == 1 else (urls or None)
             # `check` refuses a @context that may never be fetched (BadRequestData: a dead
             # letter) and reports one that failed to load as unavailable (tried again later).
             return self.contexts.cached(value) or self.contexts.check(value)
 
-        body = [item.entity for item in upsert.items]
-        caller = Caller.system(upsert.tenant)
+        body = [entity for _, entity in pairs]
+        caller = Caller.system(tenant)
         result, _created = self.entities.batch_upsert(caller, body, context_of, mode="update")
         return result
+
+    async def replay(self, raw: RawInput) -> str:
+        """Store a dead letter of this writer again (a replayer of the dead-letter service).
+
+        Raise Rejected if it is still not a reading or the broker still refuses it.
+        """
+        try:
+            reading = Reading.from_bytes(raw.payload)
+            entity = reading.entity()
+        except ValueError as error:
+            raise Rejected("unparsable", f"not a reading: {error}", stage="store") from error
+        result = await asyncio.to_thread(self._store, reading.tenant, [(reading, entity)])
+        for failure in result.errors:
+            message = f"the broker refused entity {failure.entity_id!r}: {failure.error.detail}"
+            raise Rejected("broker", message, stage="store")
+        return f"stored {reading.entity_id}"
 
     async def _settle(self, items: list[_Item], result: BatchResult) -> None:
         """Acknowledge what was stored; refused readings become dead letters."""
@@ -369,6 +398,11 @@ class IngestWriter:
                 "deliveries": item.message.delivery_count,
             },
         )
+
+
+def _key(entity: dict[str, Any]) -> str:
+    value = entity.get("id")
+    return value if isinstance(value, str) else ""
 
 
 @dataclass(slots=True)
