@@ -209,12 +209,11 @@ class SchemaCatalog:
                     else:
                         _plant(known, fragment)
         self._documents.update(placeholders)
-        for ref, users in sorted(self.unresolved.items()):
+        if self.unresolved:
             log.warning(
-                "schema $ref not found in the schema folders: that part is not checked; add "
-                "the file that has this $id to a schema folder",
-                ref=ref,
-                used_by=len(users),
+                "schema $refs not found in the schema folders: those parts are not checked; "
+                "add the files that have these $ids to a schema folder",
+                refs=sorted(self.unresolved),
             )
 
     @property
