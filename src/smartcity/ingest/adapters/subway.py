@@ -134,7 +134,12 @@ class SubwayAdapter:
                 f"station {target!r} is not in adapter_subway_stations any more",
                 "statnNm",
             )
-        if not isinstance(record.get("trains"), list) or not record["trains"]:
+        trains = record.get("trains")
+        if (
+            not isinstance(trains, list)
+            or not trains
+            or not all(isinstance(t, dict) for t in trains)
+        ):
             raise refuse("unmapped", "the record is not a group of trains", "trains")
         return list(self._map(record, seoul.entity_id("TransportStation", self.stations[target])))
 
