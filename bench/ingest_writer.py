@@ -69,6 +69,8 @@ class Phase:
     cpu_seconds: float
     latencies: list[float] = field(default_factory=list)
     """Publish-to-commit, in milliseconds."""
+    busy_before: float = float("nan")
+    """Cores the machine had busy just before the phase (other processes: a shared machine)."""
 
     @property
     def per_second(self) -> float:
@@ -228,10 +230,12 @@ class Bench:
         try:
             # Warm-up, not reported: every entity created once.
             await self.all_at_once(WriterSizes(entities=sizes.entities, rounds=1), 0)
-            await asyncio.to_thread(wait_for_quiet, 0.5, 1.0, 20.0)
+            busy = await asyncio.to_thread(wait_for_quiet, 0.5, 1.0, 30.0)
             burst = await self.all_at_once(sizes, 1)
-            await asyncio.to_thread(wait_for_quiet, 0.5, 1.0, 20.0)
+            burst.busy_before = busy
+            busy = await asyncio.to_thread(wait_for_quiet, 0.5, 1.0, 30.0)
             paced = await self.paced(sizes, 1 + sizes.rounds)
+            paced.busy_before = busy
         finally:
             stop.set()
             await workers
@@ -260,7 +264,8 @@ def run_ingest_writer(buses: list[str], sizes: WriterSizes) -> list[Phase]:
 def print_phases(console: Console, phases: list[Phase]) -> None:
     """Print the figures as a table."""
     table = Table(title="Ingest writer: readings on the bus -> entities in SQLite")
-    for column in ("bus", "phase", "readings", "stored/s", "p50 ms", "p95 ms", "p99 ms", "cores"):
+    columns = ("bus", "phase", "readings", "stored/s", "p50 ms", "p95 ms", "p99 ms", "cores")
+    for column in (*columns, "busy before"):
         table.add_column(column, justify="left" if column in ("bus", "phase") else "right")
     for phase in phases:
         table.add_row(*_cells(phase))
@@ -277,6 +282,7 @@ def _cells(phase: Phase) -> list[str]:
         f"{phase.latency(0.95):,.0f}",
         f"{phase.latency(0.99):,.0f}",
         f"{phase.cpu_seconds / phase.seconds:.2f}" if phase.seconds else "-",
+        f"{phase.busy_before:.1f}",
     ]
 
 
@@ -301,8 +307,12 @@ def section(phases: list[Phase], sizes: WriterSizes, date: str) -> str:
         "- Latency: from just before `publish_many` to the commit of the upsert holding the",
         "  reading (before its acknowledgement). Under *all at once* it is mostly queueing.",
         "",
-        "| bus | phase | readings | stored/s | p50 ms | p95 ms | p99 ms | cores |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "- `cores`: CPU used by the bench process (of 2); `busy before`: cores the machine had",
+        "  busy just before the phase, after waiting up to 30 s for it to fall under 0.5 (other",
+        "  work on a shared machine slows every figure).",
+        "",
+        "| bus | phase | readings | stored/s | p50 ms | p95 ms | p99 ms | cores | busy before |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines += ["| " + " | ".join(_cells(phase)) + " |" for phase in phases]
     median = statistics.median(p.per_second for p in phases if p.name == "all at once")

@@ -205,6 +205,11 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
     writer = ingest_writer(platform)
     if settings.ingest_enabled:
         platform.workers.append(writer)
+    elif platform.bus.name == "memory":
+        log.warning(
+            "ingest_enabled is false with the in-process bus: readings published in this "
+            "process are never stored (use a NATS bus_url to store them in another process)"
+        )
     # The log keeps every change the history writer and the notifier have not consumed yet,
     # even while notifications run in another process (`smartcity workers`).
     pruner.register("history", history.position)

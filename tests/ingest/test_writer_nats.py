@@ -37,7 +37,7 @@ def test_a_writer_killed_mid_batch_loses_nothing_and_the_group_stores_each_readi
     readings = [
         make_reading(f"n{n % 60}", n, tenant=("" if n % 3 else "dobong")) for n in range(300)
     ]
-    options = WriterOptions(batch_size=25, batch_wait=0.01, idle_wait=0.1, ack_wait=2.0)
+    options = WriterOptions(batch_size=25, batch_wait=0.01, idle_wait=0.1, ack_wait=5.0)
     stored: list[Reading] = []
     all_stored = asyncio.Event()
 
@@ -73,7 +73,7 @@ def test_a_writer_killed_mid_batch_loses_nothing_and_the_group_stores_each_readi
 
         doomed = nats_bus()
         await doomed.start()
-        consumer = await doomed.consumer(readings_filter, GROUP, ack_wait=2.0, max_deliver=1000)
+        consumer = await doomed.consumer(readings_filter, GROUP, ack_wait=5.0, max_deliver=1000)
         taken = await consumer.fetch(25, 5.0)
         assert taken
         await doomed.close()  # killed with a batch in hand: no ack, no nak

@@ -309,6 +309,11 @@ class InProcessBus:
             message = self._messages.get(seq)
             if message is None or delivery.count >= group.max_deliver:
                 del group.pending[seq]  # dropped as too old, or delivered max_deliver times
+                log.warning(
+                    "bus message dropped after its last delivery",
+                    group=group.name,
+                    deliveries=delivery.count,
+                )
                 continue
             delivery.count += 1
             delivery.due = now + group.ack_wait

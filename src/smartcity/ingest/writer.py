@@ -3,7 +3,10 @@
 It consumes `ingest.readings.>` as the consumer group `ingest-writer` (several writers, in one
 process or several, share the readings), groups what arrived by tenant and stores it with
 `EntityService.batch_upsert(mode="update")` as the platform itself. A message is acknowledged
-only once the upsert that holds it has committed, so a writer that dies loses nothing.
+only once the upsert that holds it has committed, so a writer that dies loses nothing; delivery
+is at least once, so a reading whose acknowledgement was lost (the writer died just after the
+commit) is stored a second time, and one delivered again after newer readings of its entity were
+stored (another writer took over) overwrites them until the next reading comes.
 
 What goes wrong, and what happens then:
 - a message that is not a reading, or a reading the broker refuses (bad attribute, unknown
