@@ -118,3 +118,12 @@ def test_replay_needs_a_key_and_the_servers_replayers(
         assert platform.deadletters.get(Caller.system(), letter).attempts == 0
     finally:
         platform.close()
+
+
+def test_check_reports_a_missing_schema_folder(
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "city.toml"
+    config.write_text(f'ingest_schema_dirs = ["{tmp_path / "no-such-folder"}"]\n')
+    assert main(["--config", str(config), "check"]) == 1
+    assert "no-such-folder does not exist" in capsys.readouterr().err

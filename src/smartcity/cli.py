@@ -519,7 +519,7 @@ def run_workers(settings: Settings) -> None:
 
 def check(settings: Settings) -> int:
     """Print the effective settings (secrets hidden) and try the database."""
-    from smartcity.platform import build_resolver, open_store
+    from smartcity.platform import build_resolver, build_standardizer, open_store
 
     print(f"environment:  {settings.environment}")
     print(f"database:     {settings.redacted_database_url()}")
@@ -532,6 +532,7 @@ def check(settings: Settings) -> int:
         store.get("", "urn:ngsi-ld:check:probe")
         store.close()
         build_resolver(settings)
+        build_standardizer(settings)
     except Exception as error:  # a check reports every failure, whatever its kind
         print(f"FAILED: {error}", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from smartcity.core.errors import ConfigurationError
 from smartcity.ingest.ports import Rejected
 from smartcity.ingest.schemas import AttributeRule, SchemaCatalog
 from smartcity.ingest.standardize import SmartDataStandardizer
@@ -39,10 +40,25 @@ MISSING_IN_SHARED = {
 
 def test_every_model_of_the_shared_data_is_in_the_catalog(catalog: SchemaCatalog) -> None:
     folders = {p.parent.name for p in (SHARED_DATA / "smart-data-models").glob("*/*/schema.json")}
-    # Two schemas name their type differently from their folder.
-    assert len(catalog.types) == 75
-    assert {"AirQualityObserved", "OffStreetParking", "Streetlight", "Device"} <= set(catalog.types)
+    assert set(catalog.types) == folders
     assert len(folders) == 77
+
+
+def test_models_published_with_another_models_id_or_type_keep_their_own(
+    catalog: SchemaCatalog,
+) -> None:
+    # StreetlightModel's schema carries Streetlight's $id; TrafficEnvironmentImpactForecast's
+    # type enum says TrafficEnvironmentImpact. Each model is still checked by its own schema.
+    model = catalog.shape("StreetlightModel")
+    light = catalog.shape("Streetlight")
+    assert model is not None
+    assert light is not None
+    assert model.schema_id != light.schema_id
+    assert "powerState" in light.rules
+    assert "powerState" not in model.rules
+    forecast = catalog.shape("TrafficEnvironmentImpactForecast")
+    assert forecast is not None
+    assert forecast.schema_id.endswith("TrafficEnvironmentImpactForecast/schema.json")
 
 
 def test_the_refs_no_shared_file_answers_are_listed(catalog: SchemaCatalog) -> None:
@@ -130,7 +146,7 @@ def test_nothing_is_ever_fetched(tmp_path: Path) -> None:
 
 
 def test_a_missing_folder_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(ConfigurationError, match="does not exist"):
         SchemaCatalog([tmp_path / "nowhere"])
 
 

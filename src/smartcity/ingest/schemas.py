@@ -34,6 +34,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from smartcity.core.errors import ConfigurationError
 from smartcity.ingest.fastcheck import Predicate, compile_predicate, resolve_pointer
 from smartcity.ingest.units import UNITS, Unit, unit_in_description
 
@@ -179,18 +180,41 @@ class SchemaCatalog:
 
     def _load_folder(self, folder: Path) -> None:
         if not folder.is_dir():
-            raise FileNotFoundError(f"schema folder {folder} does not exist")
+            raise ConfigurationError(
+                f"schema folder {folder} does not exist (SMARTCITY_INGEST_SCHEMA_DIRS)"
+            )
         for path in sorted(folder.rglob("*schema.json")):
             try:
                 document = orjson.loads(path.read_bytes())
             except orjson.JSONDecodeError as error:
-                raise ValueError(f"{path} is not JSON: {error}") from error
+                raise ConfigurationError(f"schema {path} is not JSON: {error}") from error
             uri = document.get("$id") if isinstance(document, dict) else None
-            if not isinstance(uri, str) or uri in self._documents:
-                continue  # no $id: nothing can refer to it; a second copy: the first wins
+            if not isinstance(uri, str):
+                continue  # nothing can refer to it, and it names no model
+            is_model = path.name == "schema.json"
+            if uri in self._documents:
+                if not is_model:
+                    continue  # a second copy of a shared file: the first wins
+                # A model published with another model's $id (StreetlightModel has
+                # Streetlight's): kept under its own file's URI, so both models are checked.
+                uri = path.resolve().as_uri()
+                document = {**document, "$id": uri}
             self._documents[uri] = document
-            if path.name == "schema.json":
-                self._types.setdefault(_type_name(document, path), uri)
+            if is_model:
+                self._add_model(_type_name(document, path), path, uri)
+
+    def _add_model(self, entity_type: str, path: Path, uri: str) -> None:
+        if entity_type in self._types and path.parent.name not in self._types:
+            # A model whose type enum names another model's type (a copy-paste slip, as in
+            # TrafficEnvironmentImpactForecast): its folder names it.
+            log.warning(
+                "schema names a type another schema has; its folder's name is used",
+                schema=str(path),
+                named=entity_type,
+                used=path.parent.name,
+            )
+            entity_type = path.parent.name
+        self._types.setdefault(entity_type, uri)
 
     def _fill_unresolved(self) -> None:
         placeholders: dict[str, Document] = {}
