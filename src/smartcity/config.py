@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     temporal_instance_limit: int = Field(default=10_000, ge=1, le=1_000_000)
     """The most instances one temporal read returns per attribute of an entity (206 beyond)."""
     temporal_poll_interval: float = Field(default=1.0, gt=0, le=3600)
-    """How often the history writer looks for changes made by other processes (seconds)."""
+    """How often the history looks for changes logged without it, e.g. by a tool (seconds)."""
     temporal_prune_interval: float = Field(default=3600.0, gt=0)
 
     # The event bus: in this process (memory://, lost on restart) or NATS JetStream

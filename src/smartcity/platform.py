@@ -15,7 +15,7 @@ from smartcity.auth.tokens import TokenIssuer, load_or_create_secret
 from smartcity.broker.context_hosting import ContextHostingService, HostedContextLookup
 from smartcity.broker.contexts import ContextResolver, LocalContexts
 from smartcity.broker.delivery import Delivery, DeliveryOptions
-from smartcity.broker.notifier import Notifier, SubscriptionCatalog
+from smartcity.broker.notifier import Notifier, OwnerCheck, SubscriptionCatalog
 from smartcity.broker.service import EntityService
 from smartcity.broker.subscriptions import SubscriptionService
 from smartcity.broker.temporal import TemporalService
@@ -156,7 +156,7 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
     contexts = build_resolver(settings, lookup, clock)
     subscription_store = SqlSubscriptionStore(store)
     history = SqlHistoryStore(store, keep_on_delete=settings.temporal_keep_history_on_delete)
-    workers: list[Worker] = [pruner, HistoryWriter(history, store, settings.temporal_poll_interval)]
+    workers: list[Worker] = [pruner, HistoryWriter(history, settings.temporal_poll_interval)]
     retention = parse_retention(settings.temporal_retention)
     if retention is not None:
         workers.append(
@@ -326,6 +326,7 @@ def notification_workers(platform: Platform, store: SqlSubscriptionStore) -> lis
         store,
         catalog,
         platform.clock,
+        OwnerCheck(platform.access, ttl=settings.auth_cache_seconds),
         batch=settings.notification_batch,
         poll_interval=settings.notification_poll_interval,
         max_periodic_entities=settings.max_limit,

@@ -142,20 +142,31 @@ def test_options_refuse_what_does_not_fit(ctx: ActiveContext) -> None:
         )
 
 
-def test_the_writer_is_woken_by_commits(store: SqliteEntityStore, ctx: ActiveContext) -> None:
+def test_history_is_written_with_the_change(store: SqliteEntityStore, ctx: ActiveContext) -> None:
     history = SqlHistoryStore(store)
     clock = ManualClock(datetime(2026, 1, 2, tzinfo=UTC))
     entities = EntityService(store, clock, AccessControl(SqlAccountStore(store), clock))
-    # A long poll: only the commit can wake the writer in time.
-    writer = HistoryWriter(history, store, poll_seconds=60)
+    body = {"id": SENSOR, "type": "Sensor", "temperature": {"value": 1}}
+    entities.create(Caller.system(), body, ctx)
+    assert history.position() == store.last_change_seq() > 0
+    assert history.entity("", SENSOR) is not None
+
+
+def test_the_writer_catches_up_changes_logged_without_the_history(
+    store: SqliteEntityStore, ctx: ActiveContext
+) -> None:
+    history = SqlHistoryStore(store)
+    writer = HistoryWriter(history, poll_seconds=0.05)
+    bare = SqliteEntityStore(store.path)  # another process's store, without the history
+    clock = ManualClock(datetime(2026, 1, 2, tzinfo=UTC))
+    entities = EntityService(bare, clock, AccessControl(SqlAccountStore(bare), clock))
 
     async def scenario() -> int:
         stop = asyncio.Event()
         task = asyncio.create_task(writer.run(stop))
-        await asyncio.sleep(0.1)
         body = {"id": SENSOR, "type": "Sensor", "temperature": {"value": 1}}
         await asyncio.to_thread(entities.create, Caller.system(), body, ctx)
-        for _ in range(100):
+        for _ in range(200):
             if history.position() == store.last_change_seq():
                 break
             await asyncio.sleep(0.02)
@@ -164,7 +175,10 @@ def test_the_writer_is_woken_by_commits(store: SqliteEntityStore, ctx: ActiveCon
         await task
         return position
 
-    assert asyncio.run(scenario()) == store.last_change_seq() > 0
+    try:
+        assert asyncio.run(scenario()) == store.last_change_seq() > 0
+    finally:
+        bare.close()
 
 
 def test_retention_prunes_by_the_clock(store: SqliteEntityStore, ctx: ActiveContext) -> None:

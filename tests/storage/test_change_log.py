@@ -39,6 +39,24 @@ def test_create_update_delete_are_logged_with_what_changed(store: EntityStore) -
     assert store.changes_since(deleted.seq) == []
 
 
+def test_heads_name_the_changes_and_whole_changes_come_by_seq(store: EntityStore) -> None:
+    start = store.last_change_seq()
+    put(store, make_entity(SPOT + "4", "ParkingSpot", status=prop("free")))
+    put(store, make_entity(SPOT + "5", "ParkingSpot", status=prop("free")), tenant="police")
+    put(store, make_entity(SPOT + "4", "ParkingSpot", status=prop("occupied")))
+    heads = store.change_heads_since(start)
+    assert [(h.tenant, h.entity_id, h.types) for h in heads] == [
+        ("", SPOT + "4", [iri("ParkingSpot")]),
+        ("police", SPOT + "5", [iri("ParkingSpot")]),
+        ("", SPOT + "4", [iri("ParkingSpot")]),
+    ]
+    assert store.change_heads_since(start, limit=1) == heads[:1]
+    whole = store.changes_at([heads[2].seq, heads[0].seq])
+    assert [c.seq for c in whole] == [heads[0].seq, heads[2].seq]
+    assert whole[1].entity.attrs[iri("status")] == [prop("occupied")]
+    assert whole == [c for c in store.changes_since(start) if c.tenant == ""]
+
+
 def test_tenants_are_logged_apart(store: EntityStore) -> None:
     start = store.last_change_seq()
     put(store, make_entity(SPOT + "2", "ParkingSpot"), tenant="police")

@@ -1,4 +1,4 @@
-"""The history store contract, on both backends: written from the change log, read in SQL."""
+"""The history store contract, on both backends: written with each change, read in SQL."""
 
 from __future__ import annotations
 
@@ -67,8 +67,7 @@ def test_every_change_is_kept_with_its_observed_time(
 ) -> None:
     for minute, value in enumerate([20.0, 21.0, 22.5, 19.0]):
         reading(store, 1, value, minute)
-    assert history.catch_up() == 4
-    assert history.catch_up() == 0
+    assert history.catch_up() == 0  # written in each change's own transaction
     assert history.position() == store.last_change_seq()
     everything = InstanceWindow()
     assert values(history, 1, everything) == [20.0, 21.0, 22.5, 19.0]
@@ -202,12 +201,42 @@ def test_prune_removes_what_is_older_than_the_limit(
     assert history.entity("", f"{SENSOR}30") is None  # deleted and empty: gone
 
 
+def another_store(store: EntityStore) -> SqlEntityStore:
+    """Open a second store on the same database, without a history attached to it."""
+    if isinstance(store, SqliteEntityStore):
+        return SqliteEntityStore(store.path)
+    assert isinstance(store, PostgresEntityStore)
+    return PostgresEntityStore(postgres_url(), schema=store.schema)
+
+
+def test_changes_logged_without_a_history_are_caught_up_in_order(
+    store: EntityStore, history: HistoryStore
+) -> None:
+    reading(store, 41, 1.0, 0)  # written inline
+    bare = another_store(store)
+    try:
+        reading(bare, 41, 2.0, 1)  # logged only: this store has no history attached
+        reading(store, 41, 3.0, 2)  # must wait behind the change before it
+        assert values(history, 41, InstanceWindow()) == [1.0]
+        assert history.catch_up() == 2
+        assert values(history, 41, InstanceWindow()) == [1.0, 2.0, 3.0]
+        reading(store, 41, 4.0, 3)  # up to date again: inline
+        assert history.catch_up() == 0
+        assert values(history, 41, InstanceWindow()) == [1.0, 2.0, 3.0, 4.0]
+    finally:
+        bare.close()
+
+
 def test_two_writers_on_one_database_write_each_change_once(
     store: EntityStore, history: HistoryStore
 ) -> None:
     second = SqlHistoryStore(sql(store))
-    for minute in range(40):
-        reading(store, 40, float(minute), minute)
+    bare = another_store(store)
+    try:
+        for minute in range(40):
+            reading(bare, 40, float(minute), minute)
+    finally:
+        bare.close()
     threads = [threading.Thread(target=h.catch_up, kwargs={"batch": 3}) for h in (history, second)]
     for thread in threads:
         thread.start()
@@ -220,10 +249,11 @@ def test_two_writers_on_one_database_write_each_change_once(
 def test_two_processes_share_the_position_on_postgres(postgres_schema: str) -> None:
     first = PostgresEntityStore(postgres_url(), schema=postgres_schema)
     other = PostgresEntityStore(postgres_url(), schema=postgres_schema)
+    bare = PostgresEntityStore(postgres_url(), schema=postgres_schema)
     try:
         histories = [SqlHistoryStore(first), SqlHistoryStore(other)]
         for minute in range(30):
-            reading(first, 50, float(minute), minute)
+            reading(bare, 50, float(minute), minute)
         threads = [threading.Thread(target=h.catch_up, kwargs={"batch": 2}) for h in histories]
         for thread in threads:
             thread.start()
@@ -233,19 +263,46 @@ def test_two_processes_share_the_position_on_postgres(postgres_schema: str) -> N
     finally:
         first.close()
         other.close()
+        bare.close()
+
+
+@pytest.mark.postgres
+def test_inline_writes_from_two_processes_keep_every_change(postgres_schema: str) -> None:
+    stores = [PostgresEntityStore(postgres_url(), schema=postgres_schema) for _ in range(2)]
+    try:
+        histories = [SqlHistoryStore(s) for s in stores]
+
+        def feed(which: int) -> None:
+            for minute in range(20):
+                reading(stores[which], 70 + which, float(minute), minute)
+
+        threads = [threading.Thread(target=feed, args=(i,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert histories[0].catch_up() == 0
+        for which in range(2):
+            expected = [float(m) for m in range(20)]
+            assert values(histories[which], 70 + which, InstanceWindow()) == expected
+    finally:
+        for store in stores:
+            store.close()
 
 
 def test_a_restart_continues_where_the_history_stopped(tmp_path: Path) -> None:
     path = tmp_path / "restart.db"
     store = SqliteEntityStore(path)
+    SqlHistoryStore(store)
     reading(store, 60, 1.0, 0)
-    SqlHistoryStore(store).catch_up()
-    reading(store, 60, 2.0, 1)  # logged, not yet written to the history
     store.close()
+    bare = SqliteEntityStore(path)  # e.g. a tool that opened the database without the history
+    reading(bare, 60, 2.0, 1)
+    bare.close()
     reopened = SqliteEntityStore(path)
     try:
-        history = SqlHistoryStore(reopened)
-        assert history.catch_up() == 1
+        history = SqlHistoryStore(reopened)  # catches up as it opens
+        assert history.catch_up() == 0
         assert values(history, 60, InstanceWindow()) == [1.0, 2.0]
     finally:
         reopened.close()

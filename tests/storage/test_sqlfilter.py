@@ -61,7 +61,7 @@ CREATE TABLE entities (
 CREATE TABLE entity_index (pk INTEGER NOT NULL, name TEXT NOT NULL, num REAL, txt TEXT);
 CREATE INDEX entity_index_num ON entity_index (name, num);
 CREATE INDEX entity_index_txt ON entity_index (name, txt);
-CREATE INDEX entity_index_pk ON entity_index (pk);
+CREATE INDEX entity_index_pk_name ON entity_index (pk, name);
 """
 
 

@@ -201,3 +201,20 @@ def test_concurrent_claimers_never_share_a_notification(
     for thread in threads:
         thread.join()
     assert len(claimed) == len(set(claimed)) == 40
+
+
+def test_owners_are_kept_and_older_tables_gain_the_column(store: EntityStore) -> None:
+    assert isinstance(store, SqlEntityStore)
+    subscriptions = SqlSubscriptionStore(store)
+    owned = make_record("owned")
+    owned.owner = "principal-1"
+    assert subscriptions.create(owned)
+    got = subscriptions.get("", SUB + "owned")
+    assert got is not None
+    assert got.owner == "principal-1"
+    with store.writing() as cursor:  # as an earlier version made the table
+        cursor.execute("ALTER TABLE subscriptions DROP COLUMN owner")
+    reopened = SqlSubscriptionStore(store)
+    got = reopened.get("", SUB + "owned")
+    assert got is not None
+    assert got.owner == ""  # the platform's: it keeps notifying as before the upgrade

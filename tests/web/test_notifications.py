@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from smartcity.auth.principal import Caller
 from smartcity.config import Settings
 from smartcity.core.clock import isoformat
 from smartcity.platform import build_platform
@@ -30,6 +31,7 @@ def fast(settings: Settings) -> Settings:
             "notification_backoff_base": 0.05,
             "notification_backoff_cap": 0.2,
             "notification_max_attempts": 4,
+            "auth_cache_seconds": 0.0,
         }
     )
 
@@ -194,6 +196,27 @@ def test_a_dead_endpoint_does_not_delay_the_others(client: TestClient, sink: Sin
     sink.wait_for("/alive", 4, timeout=0.9)
     time.sleep(1.2)
     assert client.get(dead).json()["notification"]["timesFailed"] >= 1
+
+
+@pytest.mark.parametrize("loss", ["role revoked", "principal disabled"])
+def test_a_subscription_stops_when_its_owner_loses_the_right(
+    client: TestClient, sink: Sink, loss: str
+) -> None:
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    system = Caller.system()
+    key = platform.accounts.create_key(system, "night-analyst", ["analyst"]).key
+    subscribe(client, sink.url + "/owned", headers={"X-API-Key": key})
+    subscribe(client, sink.url + "/control")  # the admin's: shows when changes were notified
+    create_light(client, 8, "on")
+    sink.wait_for("/owned")
+    if loss == "role revoked":
+        platform.accounts.revoke(system, "night-analyst", ["analyst"])
+    else:
+        platform.accounts.set_disabled(system, "night-analyst", True)
+    set_power(client, 8, "off")
+    sink.wait_for("/control", 2)
+    time.sleep(0.2)
+    assert values(sink.bodies("/owned")) == ["on"]
 
 
 def test_a_failed_delivery_is_retried_until_it_succeeds(client: TestClient, sink: Sink) -> None:

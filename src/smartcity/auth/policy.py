@@ -152,6 +152,18 @@ class AccessControl:
             self._marks[(tenant, mark)] = (now, types)
         return types
 
+    def principal_may(self, tenant: str, principal_id: str, permission: Permission) -> bool:
+        """Tell whether a stored principal may still do this in a tenant (enabled, with a role
+        that allows it). '' is the platform itself, which may do everything."""
+        if not principal_id:
+            return True
+        access = self.accounts.access(principal_id, tenant)
+        if access is None or access.principal.disabled:
+            return False
+        known = {role.value: role for role in Role}
+        roles = [known[name] for name in access.roles if name in known]
+        return any(permission in PERMISSIONS[role] for role in roles)
+
     def forget_marks(self, tenant: str) -> None:
         """Drop the cached marks of a tenant (after they changed here)."""
         with self._lock:

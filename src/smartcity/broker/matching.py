@@ -241,13 +241,19 @@ class SubscriptionIndex:
 
     def candidates(self, tenant: str, entity: StoredEntity) -> list[CompiledSubscription]:
         """Return the subscriptions of a tenant that may select this entity (a superset)."""
+        return self.candidates_of(tenant, entity.id, entity.types)
+
+    def candidates_of(
+        self, tenant: str, entity_id: str, types: Iterable[str]
+    ) -> list[CompiledSubscription]:
+        """Return the subscriptions of a tenant that may select an entity of this id and types."""
         index = self._tenants.get(tenant)
         if index is None:
             return []
         found: dict[int, CompiledSubscription] = {}
-        for subscription in index.by_id.get(entity.id, ()):
+        for subscription in index.by_id.get(entity_id, ()):
             found[id(subscription)] = subscription
-        for name in entity.types:
+        for name in types:
             for subscription in index.by_type.get(name, ()):
                 found[id(subscription)] = subscription
         for subscription in index.everything:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from datetime import datetime
@@ -16,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from smartcity.auth.policy import AccessControl, Permission
 from smartcity.broker.contexts import ActiveContext
 from smartcity.broker.matching import CompiledSubscription, SubscriptionIndex, compile_subscription
 from smartcity.broker.notifications import entity_data, notification_data
@@ -85,6 +87,39 @@ class SubscriptionCatalog:
             return None
 
 
+class OwnerCheck:
+    """Whether a subscription's owner may still manage subscriptions in its tenant.
+
+    A subscription is a standing read: once its owner is disabled, removed from the tenant or
+    left without a role that manages subscriptions, it notifies nothing more (until an admin
+    re-enables the owner). Answers are kept a few seconds: the notifier asks for every match.
+    """
+
+    def __init__(self, access: AccessControl, ttl: float = 5.0) -> None:
+        self.access = access
+        self.ttl = ttl
+        self._cache: dict[tuple[str, str], tuple[float, bool]] = {}
+
+    def allows(self, record: SubscriptionRecord) -> bool:
+        """Tell whether this subscription may notify now."""
+        key = (record.tenant, record.owner)
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1]
+        allowed = self.access.principal_may(
+            record.tenant, record.owner, Permission.MANAGE_SUBSCRIPTIONS
+        )
+        if not allowed and (cached is None or cached[1]):
+            log.warning(
+                "subscription owner may no longer manage subscriptions: not notifying",
+                tenant=record.tenant,
+                subscription=record.id,
+            )
+        self._cache[key] = (now, allowed)
+        return allowed
+
+
 class Notifier:
     """Worker: match new changes against subscriptions and queue the notifications due."""
 
@@ -96,6 +131,7 @@ class Notifier:
         subscriptions: SubscriptionStore,
         catalog: SubscriptionCatalog,
         clock: Clock,
+        owners: OwnerCheck,
         *,
         batch: int = 500,
         poll_interval: float = 1.0,
@@ -107,6 +143,7 @@ class Notifier:
         self.subscriptions = subscriptions
         self.catalog = catalog
         self.clock = clock
+        self.owners = owners
         self.batch = batch
         self.poll_interval = poll_interval
         self.periodic_interval = periodic_interval
@@ -129,21 +166,22 @@ class Notifier:
         """Handle one batch of logged changes; return how many changes it read."""
         index = self.catalog.refresh()
         position = self.subscriptions.position()
-        changes = self.entities.changes_since(position, self.batch)
-        if not changes:
+        heads = self.entities.change_heads_since(position, self.batch)
+        if not heads:
             return 0
         now = self._now()
         queued: list[NewNotification] = []
-        if len(index):
-            for change in changes:
-                queued.extend(self._notifications(index, change, now))
-        if not self.subscriptions.write_notifications(position, changes[-1].seq, queued, now):
+        # Only the changes some subscription may select are read whole.
+        wanted = [h.seq for h in heads if index.candidates_of(h.tenant, h.entity_id, h.types)]
+        for change in self.entities.changes_at(wanted) if wanted else ():
+            queued.extend(self._notifications(index, change, now))
+        if not self.subscriptions.write_notifications(position, heads[-1].seq, queued, now):
             # Another process handled these changes first; its throttling marks win.
             self.catalog.invalidate()
-            return len(changes)
+            return len(heads)
         if queued and self.on_queued is not None:
             self.on_queued()
-        return len(changes)
+        return len(heads)
 
     def _notifications(
         self, index: SubscriptionIndex, change: ChangeRecord, now: float
@@ -151,6 +189,8 @@ class Notifier:
         for subscription in index.matches(change, now):
             record = subscription.record
             if subscription.throttling and now < record.last_notified_at + subscription.throttling:
+                continue
+            if not self.owners.allows(record):
                 continue
             try:
                 data = notification_data(subscription, change)
@@ -170,6 +210,8 @@ class Notifier:
             if not subscription.time_interval or not subscription.live(now):
                 continue
             record = subscription.record
+            if not self.owners.allows(record):
+                continue
             created = datetime.fromisoformat(record.created_at.replace("Z", "+00:00")).timestamp()
             period = int((now - created) // subscription.time_interval)
             start = created + period * subscription.time_interval

@@ -308,7 +308,9 @@ class SubscriptionService:
         doc = validate(body, now)
         doc.setdefault("id", f"urn:ngsi-ld:Subscription:{uuid.uuid4()}")
         stamp = isoformat(now)
-        record = SubscriptionRecord(caller.tenant, doc["id"], doc, context, stamp, stamp)
+        record = SubscriptionRecord(
+            caller.tenant, doc["id"], doc, context, stamp, stamp, owner=caller.principal_id
+        )
         self._check(record, ctx)
         if not self.store.create(record):
             raise AlreadyExists(f"subscription {doc['id']} already exists", instance=doc["id"])

@@ -1,4 +1,4 @@
-"""Background workers of the temporal history: the writer that follows the change log, retention."""
+"""Background workers of the temporal history: the change-log safety net, and retention."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from datetime import timedelta
 import structlog
 
 from smartcity.core.clock import Clock
-from smartcity.storage.base import EntityStore
 from smartcity.storage.history import HistoryStore
 from smartcity.storage.history_rows import EPOCH
 
@@ -31,41 +30,25 @@ async def _pause(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float
 
 
 class HistoryWriter:
-    """Write the history of every committed change: woken by each commit, and polling.
+    """Write the history of changes that were logged without it, at every poll interval.
 
-    The poll finds changes committed by other processes on the same database, whose commits this
-    process does not hear.
+    The history is written in each change's own transaction; this loop only finds changes that
+    a store without the history logged (a tool, a process of an older version), so it polls.
     """
 
     name = "temporal-history"
 
-    def __init__(self, history: HistoryStore, store: EntityStore, poll_seconds: float) -> None:
+    def __init__(self, history: HistoryStore, poll_seconds: float) -> None:
         self.history = history
         self.poll_seconds = poll_seconds
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-        store.add_commit_listener(self._committed)
-
-    def _committed(self) -> None:
-        loop, wake = self._loop, self._wake
-        if loop is None or wake is None:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop has closed: the server is stopping
-            loop.call_soon_threadsafe(wake.set)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Catch the history up after every commit, and every poll interval."""
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        try:
-            while not stop.is_set():
-                self._wake.clear()
-                written = await asyncio.to_thread(self.history.catch_up)
-                if written:
-                    log.debug("history written", changes=written)
-                await _pause(stop, self._wake, self.poll_seconds)
-        finally:
-            self._loop = self._wake = None
+        """Catch the history up every poll interval, until `stop`."""
+        while not stop.is_set():
+            written = await asyncio.to_thread(self.history.catch_up)
+            if written:
+                log.info("history caught up with changes logged without it", changes=written)
+            await _pause(stop, None, self.poll_seconds)
 
 
 class HistoryRetention:

@@ -114,6 +114,32 @@ class ChangeRecord:
     types_changed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ChangeHead:
+    """Which entity a logged change is about, without the change itself."""
+
+    seq: int
+    tenant: str
+    entity_id: str
+    types: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedChanges:
+    """The changes one write transaction just logged, handed to the store's change hooks."""
+
+    before: int
+    """The newest sequence number in the log before this transaction's records."""
+    last: int
+    """The newest sequence number after them (the log holds these records in (before, last])."""
+    records: list[ChangeRecord]
+    """The records in log order (their `seq` is 0: readers of the log see the real ones)."""
+
+
+ChangeHook = Callable[[Any, LoggedChanges], None]
+"""Called with the write transaction's cursor after the change log rows are written."""
+
+
 Plan = Callable[[dict[str, StoredEntity]], Changes]
 """Given the current state of the named entities (absent ones missing), decide the writes."""
 AfterWrite = Callable[[Any, Changes], None]
@@ -176,6 +202,14 @@ class EntityStore(Protocol):
 
     def changes_since(self, after_seq: int, limit: int = 500) -> list[ChangeRecord]:
         """Return the logged changes with a sequence number above `after_seq`, oldest first."""
+        ...
+
+    def change_heads_since(self, after_seq: int, limit: int = 500) -> list[ChangeHead]:
+        """Return what identifies the logged changes after `after_seq` (cheap: no documents)."""
+        ...
+
+    def changes_at(self, seqs: Sequence[int]) -> list[ChangeRecord]:
+        """Return the logged changes with these sequence numbers, oldest first."""
         ...
 
     def last_change_seq(self) -> int:

@@ -1,9 +1,13 @@
 """The temporal history of entities: every accepted attribute instance, kept in SQL.
 
-The history is written from the change log (`SqlEntityStore.changes_since`): `catch_up` turns
-the changes after its position into rows and moves the position in the same transaction, with
-the position row locked, so that several processes on one database neither lose nor repeat a
-change. The temporal API may also add, correct and delete instances directly.
+The history is written in the transaction of the change itself: the entity store calls
+`_write_logged` (its change hook) after it logged the change, so the history can neither miss a
+change that committed nor hold one that did not, and a read sees every write before it. The
+change log is the safety net: the history keeps its position in the log, moved by each inline
+write, and `catch_up` writes whatever a store without the hook logged (a process of an older
+version, a tool that opened the store alone), in log order, with the position row locked so that
+several processes on one database neither lose nor repeat a change. The temporal API may also
+add, correct and delete instances directly.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from smartcity.storage.base import ChangeKind
+from smartcity.storage.base import ChangeKind, ChangeRecord, LoggedChanges
 from smartcity.storage.history_query import (
     AGGREGATES,
     Aggregate,
@@ -58,6 +62,8 @@ class _Pending:
     header: EntityHeader
     deleted_at: int | None
     rows: list[HistoryRow] = field(default_factory=list)
+    rewrite_header: bool = True
+    """Write the entity row and its types (new, retyped, deleted or re-created entities)."""
 
 
 class HistoryStore(Protocol):
@@ -150,6 +156,8 @@ class SqlHistoryStore(SqlHistoryReader):
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [POSTGRES_DDL_LOCK])
             for statement in statements(store.dialect.name):
                 cursor.execute(statement)
+        store.set_change_hook("history", self._write_logged)
+        self.catch_up()  # what was logged while no history was attached to this database
 
     # -- the change log -------------------------------------------------------------------------
 
@@ -170,35 +178,56 @@ class SqlHistoryStore(SqlHistoryReader):
                 return done
             done += written
 
-    def _consume(self, batch: int) -> int:
+    def _position_for_update(self, cursor: Cursor) -> int:
+        # The lock makes a second process wait here, then read the position this one left.
         lock = " FOR UPDATE" if self.store.dialect.name == "postgresql" else ""
+        cursor.execute(f"SELECT seq FROM history_position WHERE name = {self._p}{lock}", [POSITION])
+        return int(cursor.fetchone()[0])
+
+    def _move_position(self, cursor: Cursor, seq: int) -> None:
         p = self._p
+        cursor.execute(f"UPDATE history_position SET seq = {p} WHERE name = {p}", [seq, POSITION])
+
+    def _consume(self, batch: int) -> int:
         with self.store.writing() as cursor:
-            # The lock makes a second process wait here, then read the position this one left.
-            cursor.execute(f"SELECT seq FROM history_position WHERE name = {p}{lock}", [POSITION])
-            start = int(cursor.fetchone()[0])
+            start = self._position_for_update(cursor)
             changes = self.store.changes_since(start, batch)
             if not changes:
                 return 0
-            pending: dict[tuple[str, str], _Pending] = {}
-            for change in changes:
-                key = (change.tenant, change.entity.id)
-                deleted = change.kind is ChangeKind.DELETE
-                if deleted and not self.keep_on_delete:
-                    self._write(cursor, list(pending.values()))
-                    pending.clear()
-                    self._purge(cursor, change.tenant, change.entity.id)
-                    continue
-                entry = pending.setdefault(key, _Pending(change.tenant, header_of(change), None))
-                entry.header = header_of(change)
-                entry.rows.extend(rows_of_change(change))
-                entry.deleted_at = micros(change.at) if deleted else None
-            self._write(cursor, list(pending.values()))
-            cursor.execute(
-                f"UPDATE history_position SET seq = {p} WHERE name = {p}",
-                [changes[-1].seq, POSITION],
-            )
+            self._write_changes(cursor, changes)
+            self._move_position(cursor, changes[-1].seq)
             return len(changes)
+
+    def _write_logged(self, cursor: Cursor, logged: LoggedChanges) -> None:
+        """The store's change hook: write the history of the changes just logged, inline.
+
+        Only when the history is up to date with the log: otherwise older changes wait for
+        `catch_up`, and these must come after them, so they wait too.
+        """
+        if self._position_for_update(cursor) != logged.before:
+            return
+        self._write_changes(cursor, logged.records)
+        self._move_position(cursor, logged.last)
+
+    def _write_changes(self, cursor: Cursor, changes: Sequence[ChangeRecord]) -> None:
+        pending: dict[tuple[str, str], _Pending] = {}
+        for change in changes:
+            key = (change.tenant, change.entity.id)
+            deleted = change.kind is ChangeKind.DELETE
+            if deleted and not self.keep_on_delete:
+                self._write(cursor, list(pending.values()))
+                pending.clear()
+                self._purge(cursor, change.tenant, change.entity.id)
+                continue
+            entry = pending.get(key)
+            if entry is None:
+                entry = pending[key] = _Pending(change.tenant, header_of(change), None)
+                entry.rewrite_header = False
+            entry.header = header_of(change)
+            entry.rows.extend(rows_of_change(change))
+            entry.deleted_at = micros(change.at) if deleted else None
+            entry.rewrite_header = entry.rewrite_header or change.types_changed or deleted
+        self._write(cursor, list(pending.values()))
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -219,6 +248,23 @@ class SqlHistoryStore(SqlHistoryReader):
     def _write(self, cursor: Cursor, entries: list[_Pending]) -> None:
         if not entries:
             return
+        keys: dict[tuple[str, str], int] = {}
+        for tenant in {e.tenant for e in entries}:
+            ids = [e.header.id for e in entries if e.tenant == tenant]
+            keys.update({(tenant, i): k for i, k in self._keys(cursor, tenant, ids).items()})
+        # Most changes update the values of an entity the history knows already: its row and
+        # types stay as they are.
+        headers = [e for e in entries if e.rewrite_header or (e.tenant, e.header.id) not in keys]
+        if headers:
+            self._write_headers(cursor, headers, keys)
+        rows = [(keys[(e.tenant, e.header.id)], row) for e in entries for row in e.rows]
+        rows.sort(key=lambda item: item[1].observed_at)  # stable: in time order, as they came
+        self._insert_rows(cursor, rows)
+
+    def _write_headers(
+        self, cursor: Cursor, entries: list[_Pending], keys: dict[tuple[str, str], int]
+    ) -> None:
+        """Upsert the entity rows and rewrite the types of these entries; fill in their keys."""
         p = self._p
         cursor.executemany(
             "INSERT INTO history_entities (tenant, entity_id, types, scopes, deleted_at) "
@@ -235,11 +281,11 @@ class SqlHistoryStore(SqlHistoryReader):
                 for e in entries
             ],
         )
-        keys: dict[tuple[str, str], int] = {}
         for tenant in {e.tenant for e in entries}:
             ids = [e.header.id for e in entries if e.tenant == tenant]
             keys.update({(tenant, i): k for i, k in self._keys(cursor, tenant, ids).items()})
-        for chunk in chunks(list(keys.values())):
+        written = list({keys[(e.tenant, e.header.id)] for e in entries})
+        for chunk in chunks(written):
             cursor.execute(
                 f"DELETE FROM history_types WHERE hk IN ({self._marks(len(chunk))})", list(chunk)
             )
@@ -247,9 +293,6 @@ class SqlHistoryStore(SqlHistoryReader):
             f"INSERT INTO history_types (hk, type) VALUES ({p}, {p}) ON CONFLICT DO NOTHING",
             [(keys[(e.tenant, e.header.id)], t) for e in entries for t in e.header.types],
         )
-        rows = [(keys[(e.tenant, e.header.id)], row) for e in entries for row in e.rows]
-        rows.sort(key=lambda item: item[1].observed_at)  # stable: in time order, as they came
-        self._insert_rows(cursor, rows)
 
     def _insert_rows(self, cursor: Cursor, rows: list[tuple[int, HistoryRow]]) -> None:
         values = [

@@ -8,6 +8,7 @@ agree. An instance with no comparable value still leaves ``(name, None, None)``,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TypeAlias
 
 from smartcity.core.entity import StoredEntity
@@ -26,13 +27,22 @@ def multi_valued(name: str) -> str:
     return MULTI_PREFIX + name
 
 
-def index_rows(entity: StoredEntity) -> list[IndexRow]:
-    """Return the index rows of an entity, without duplicates, in a stable order."""
-    rows: list[IndexRow] = [(TYPE_NAME, None, name) for name in entity.types]
-    rows.extend((SCOPE_NAME, None, scope) for scope in entity.scopes)
-    for name, instances in entity.attrs.items():
+def index_rows(
+    entity: StoredEntity, names: Iterable[str] | None = None, *, header: bool = True
+) -> list[IndexRow]:
+    """Return the index rows of an entity, without duplicates, in a stable order.
+
+    `names` limits the rows to those attributes (an update re-indexes what it changed), and
+    `header=False` leaves out the type and scope rows.
+    """
+    rows: list[IndexRow] = []
+    if header:
+        rows.extend((TYPE_NAME, None, name) for name in entity.types)
+        rows.extend((SCOPE_NAME, None, scope) for scope in entity.scopes)
+    attrs = entity.attrs
+    for name in attrs if names is None else names:
         values = 0
-        for instance in instances:
+        for instance in attrs.get(name, ()):
             keys = instance_keys(instance)
             rows.extend(_row(name, key) for key in keys)
             values += len(keys)
@@ -41,6 +51,13 @@ def index_rows(entity: StoredEntity) -> list[IndexRow]:
         if values > 1:
             rows.append((multi_valued(name), None, None))
     return list(dict.fromkeys(rows))
+
+
+def index_names(names: Iterable[str], *, header: bool) -> list[tuple[str, str]]:
+    """Return the index-row names the rows of these attributes (and the header) use, in pairs."""
+    found = [(TYPE_NAME, SCOPE_NAME)] if header else []
+    found.extend((name, multi_valued(name)) for name in names)
+    return found
 
 
 def _row(name: str, key: Key) -> IndexRow:

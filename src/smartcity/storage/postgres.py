@@ -35,7 +35,9 @@ CREATE TABLE IF NOT EXISTS entity_index (
     num DOUBLE PRECISION,
     txt TEXT COLLATE "C"
 );
-CREATE INDEX IF NOT EXISTS entity_index_pk ON entity_index (pk);
+-- (pk, name): one entity's rows of one attribute, for checks and for re-indexing updates.
+CREATE INDEX IF NOT EXISTS entity_index_pk_name ON entity_index (pk, name);
+DROP INDEX IF EXISTS entity_index_pk;
 CREATE INDEX IF NOT EXISTS entity_index_num ON entity_index (name, num);
 CREATE INDEX IF NOT EXISTS entity_index_txt ON entity_index (name, txt);
 CREATE TABLE IF NOT EXISTS entity_geo (
@@ -110,6 +112,7 @@ class PostgresEntityStore(SqlEntityStore):
     ) -> None:
         self._schema = schema
         self._commit_listeners = []
+        self._change_hooks = {}
         self._pool = ConnectionPool(
             url,
             min_size=min_size,
@@ -130,6 +133,11 @@ class PostgresEntityStore(SqlEntityStore):
                 + _connect_problem(url, connect_timeout)
             ) from None
         self._create_schema()
+
+    @property
+    def schema(self) -> str | None:
+        """The PostgreSQL schema the store's tables are in (None: the search_path's first)."""
+        return self._schema
 
     def _configure(self, connection: psycopg.Connection[Any]) -> None:
         """Point a new pooled connection at the store's schema."""

@@ -24,16 +24,19 @@ from smartcity.storage.base import (
     EVERYTHING,
     AfterWrite,
     AttributeSummary,
+    ChangeHead,
+    ChangeHook,
     ChangeKind,
     ChangeRecord,
     Changes,
     EntityQuery,
+    LoggedChanges,
     Plan,
     QueryPage,
     TypeSummary,
     Visibility,
 )
-from smartcity.storage.indexing import index_rows
+from smartcity.storage.indexing import index_names, index_rows
 from smartcity.storage.sqlfilter import (
     Dialect,
     IndexTest,
@@ -48,7 +51,6 @@ IndexEntry = tuple[int, str, float | None, str | None]  # (pk, name, num, txt)
 ENTITY_COLUMNS = "e.pk, e.id, e.types, e.scopes, e.created_at, e.modified_at, e.doc"
 CHUNK = 500
 PROBE_LIMIT = 1000
-_Rows = list[tuple[str, BBox]]
 
 
 @dataclass(slots=True)
@@ -152,6 +154,28 @@ def geo_rows(entity: StoredEntity) -> list[tuple[str, BBox]]:
     return rows
 
 
+def changed_names(old: StoredEntity, new: StoredEntity) -> list[str]:
+    """Return the attributes whose instances differ between two versions of an entity."""
+    names = dict.fromkeys([*old.attrs, *new.attrs])
+    return [name for name in names if old.attrs.get(name) != new.attrs.get(name)]
+
+
+def _has_geo(entity: StoredEntity, name: str) -> bool:
+    return any(i.get("type") == "GeoProperty" for i in entity.attrs.get(name, ()))
+
+
+@dataclass(frozen=True, slots=True)
+class _Original:
+    """An entity as loaded before a write: its row (pk first, doc last) and parsed form."""
+
+    row: tuple[Any, ...]
+    entity: StoredEntity
+
+    @property
+    def pk(self) -> int:
+        return int(self.row[0])
+
+
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -161,9 +185,10 @@ class SqlEntityStore(ABC):
     """EntityStore over a SQL database; subclasses give connections, DDL and the geo index."""
 
     dialect: Dialect
+    _by_pk: str = ""
+    """How a statement on `entity_index` by pk names the pk index, if the planner needs it."""
     _commit_listeners: list[Callable[[], None]]
-    incremental_index: bool = False
-    """Write only the index rows an update changes (needs `_delete_index_rows`)."""
+    _change_hooks: dict[str, ChangeHook]
 
     # -- what a backend provides ------------------------------------------------------------
 
@@ -214,14 +239,12 @@ class SqlEntityStore(ABC):
         with self.writing() as cursor:
             rows = self._load_rows(cursor, tenant, list(ids), lock=True)
             current = {row[1]: entity_from_row(row) for row in rows}
-            # Plans change the loaded entities in place: take their index rows first.
-            before = (
-                {key: geo_rows(e) for key, e in current.items()} if self.incremental_index else {}
-            )
+            # Plans change the loaded entities in place: keep them as they were, apart.
+            originals = {row[1]: _Original(row, entity_from_row(row)) for row in rows}
             changes = plan(current)
             if changes:
-                docs = self._write(cursor, tenant, changes, before)
-                self._log_changes(cursor, tenant, changes, {row[1]: row for row in rows}, docs)
+                docs = self._write(cursor, tenant, changes, originals)
+                self._log_changes(cursor, tenant, changes, originals, docs)
             if after is not None:
                 after(cursor, changes)
         if changes:
@@ -288,7 +311,7 @@ class SqlEntityStore(ABC):
         self._delete_geo(cursor, pks)
 
     def _write(
-        self, cursor: Cursor, tenant: str, changes: Changes, before: dict[str, _Rows]
+        self, cursor: Cursor, tenant: str, changes: Changes, originals: dict[str, _Original]
     ) -> dict[str, str]:
         """Make the writes; return the stored doc of every upserted entity, by id."""
         if changes.deletes:
@@ -301,31 +324,36 @@ class SqlEntityStore(ABC):
         if not changes.upserts:
             return {}
         docs = self._upsert_entities(cursor, tenant, changes.upserts)
-        pks_by_id = self._pks(cursor, tenant, [entity.id for entity in changes.upserts])
-        rewritten = [pks_by_id[e.id] for e in changes.upserts if e.id not in before]
-        self._delete_index(cursor, rewritten)
+        created = [e.id for e in changes.upserts if e.id not in originals]
+        pks_by_id = self._pks(cursor, tenant, created) if created else {}
         added: list[IndexEntry] = []
-        removed: list[IndexEntry] = []
+        cleared: list[tuple[int, str, str]] = []
         geo: list[tuple[int, str, BBox]] = []
         geo_redone: list[int] = []
-        stored = self._stored_index(cursor, [pks_by_id[key] for key in before])
         for entity in changes.upserts:
-            pk = pks_by_id[entity.id]
-            rows, boxes = index_rows(entity), geo_rows(entity)
-            old_boxes = before.get(entity.id)
-            if old_boxes is None:
-                added.extend((pk, *row) for row in rows)
-                geo.extend((pk, name, bbox) for name, bbox in boxes)
+            original = originals.get(entity.id)
+            if original is None:
+                pk = pks_by_id[entity.id]
+                added.extend((pk, *row) for row in index_rows(entity))
+                geo.extend((pk, name, bbox) for name, bbox in geo_rows(entity))
                 continue
-            # Only the rows that changed are written: most updates touch a few attributes.
-            old_rows, new_rows = stored.get(pk, set()), set(rows)
-            removed.extend((pk, *row) for row in old_rows if row not in new_rows)
-            added.extend((pk, *row) for row in rows if row not in old_rows)
-            if boxes != old_boxes:
-                geo_redone.append(pk)
-                geo.extend((pk, name, bbox) for name, bbox in boxes)
-        if removed:
-            self._delete_index_rows(cursor, removed)
+            # Only the attributes that changed are re-indexed: most updates touch a few.
+            pk, old = original.pk, original.entity
+            names = changed_names(old, entity)
+            header = old.types != entity.types or old.scopes != entity.scopes
+            cleared.extend((pk, *pair) for pair in index_names(names, header=header))
+            added.extend((pk, *row) for row in index_rows(entity, names, header=header))
+            if any(_has_geo(old, name) or _has_geo(entity, name) for name in names):
+                boxes = geo_rows(entity)
+                if boxes != geo_rows(old):  # a new timestamp alone leaves the boxes as they are
+                    geo_redone.append(pk)
+                    geo.extend((pk, name, bbox) for name, bbox in boxes)
+        if cleared:
+            cursor.executemany(
+                f"DELETE FROM entity_index{self._by_pk} WHERE pk = {self._p} "
+                f"AND name IN ({self._p}, {self._p})",
+                cleared,
+            )
         if geo_redone:
             self._delete_geo(cursor, geo_redone)
         self._insert_index(cursor, added)
@@ -344,43 +372,69 @@ class SqlEntityStore(ABC):
         cursor: Cursor,
         tenant: str,
         changes: Changes,
-        originals: dict[str, tuple[Any, ...]],
+        originals: dict[str, _Original],
         docs: dict[str, str],
     ) -> None:
         """Append one change record per written entity, in the writing transaction."""
         records: list[tuple[Any, ...]] = []
+        changed_records: list[ChangeRecord] = []
         for entity in changes.upserts:
-            row = originals.get(entity.id)
+            original = originals.get(entity.id)
             doc = docs[entity.id]
-            if row is None:
+            if original is None:
                 kind, changed, previous = ChangeKind.CREATE, list(entity.attrs), {}
                 types_changed = True
             else:
-                old = entity_from_row(row)
-                names = list(dict.fromkeys([*old.attrs, *entity.attrs]))
-                changed = [n for n in names if old.attrs.get(n) != entity.attrs.get(n)]
+                old = original.entity
+                changed = changed_names(old, entity)
                 previous = {n: old.attrs[n] for n in changed if n in old.attrs}
                 kind = ChangeKind.UPDATE
                 types_changed = old.types != entity.types or old.scopes != entity.scopes
             records.append(_change_row(tenant, kind, entity, doc, changed, previous, types_changed))
+            changed_records.append(
+                ChangeRecord(
+                    0, tenant, kind, entity.modified_at, entity, changed, previous, types_changed
+                )
+            )
         for entity_id in changes.deletes:
-            row = originals.get(entity_id)
-            if row is None:
+            gone = originals.get(entity_id)
+            if gone is None:
                 continue
-            old = entity_from_row(row)
+            old, old_doc = gone.entity, gone.row[6]
             at = changes.at or old.modified_at
             records.append(
-                _change_row(tenant, ChangeKind.DELETE, old, row[6], list(old.attrs), {}, True, at)
+                _change_row(tenant, ChangeKind.DELETE, old, old_doc, list(old.attrs), {}, True, at)
+            )
+            changed_records.append(
+                ChangeRecord(0, tenant, ChangeKind.DELETE, at, old, list(old.attrs), {}, True)
             )
         if not records:
             return
         self._lock_change_log(cursor)
+        hooks = list(self._change_hooks.values())
+        before = self._max_change_seq(cursor) if hooks else 0
         cursor.executemany(
             "INSERT INTO entity_changes (tenant, kind, at, entity_id, types, scopes, created_at, "
             "modified_at, doc, changed, previous, types_changed) "
             f"VALUES ({self._marks(12)})",
             records,
         )
+        if hooks:
+            logged = LoggedChanges(before, self._max_change_seq(cursor), changed_records)
+            for hook in hooks:
+                hook(cursor, logged)
+
+    def _max_change_seq(self, cursor: Cursor) -> int:
+        cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM entity_changes")
+        return int(cursor.fetchone()[0])
+
+    def set_change_hook(self, name: str, hook: ChangeHook) -> None:
+        """Call `hook` in every write transaction that logs changes, after the log rows.
+
+        One hook per name (a second one replaces the first). The temporal history writes its
+        rows this way, in the transaction of the change itself.
+        """
+        self._change_hooks[name] = hook
 
     def changes_since(self, after_seq: int, limit: int = 500) -> list[ChangeRecord]:
         """Return the logged changes with a sequence number above `after_seq`, oldest first."""
@@ -392,6 +446,33 @@ class SqlEntityStore(ABC):
                 [after_seq, limit],
             )
             return [change_from_row(row) for row in cursor.fetchall()]
+
+    def change_heads_since(self, after_seq: int, limit: int = 500) -> list[ChangeHead]:
+        """Return what identifies the logged changes after `after_seq` (cheap: no documents)."""
+        p = self._p
+        with self.reading() as cursor:
+            cursor.execute(
+                f"SELECT seq, tenant, entity_id, types FROM entity_changes WHERE seq > {p} "
+                f"ORDER BY seq LIMIT {p}",
+                [after_seq, limit],
+            )
+            return [
+                ChangeHead(int(seq), tenant, entity_id, orjson.loads(types))
+                for seq, tenant, entity_id, types in cursor.fetchall()
+            ]
+
+    def changes_at(self, seqs: Sequence[int]) -> list[ChangeRecord]:
+        """Return the logged changes with these sequence numbers, oldest first."""
+        found: list[ChangeRecord] = []
+        with self.reading() as cursor:
+            for chunk in chunks(sorted(set(seqs))):
+                cursor.execute(
+                    f"SELECT {CHANGE_COLUMNS} FROM entity_changes "
+                    f"WHERE seq IN ({self._marks(len(chunk))}) ORDER BY seq",
+                    list(chunk),
+                )
+                found.extend(change_from_row(row) for row in cursor.fetchall())
+        return found
 
     def last_change_seq(self) -> int:
         """Return the sequence number of the newest logged change (0 when none)."""
@@ -415,25 +496,6 @@ class SqlEntityStore(ABC):
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
         """Call `listener` (in the writing thread) after every commit that logged changes."""
         self._commit_listeners.append(listener)
-
-    def _stored_index(
-        self, cursor: Cursor, pks: Sequence[int]
-    ) -> dict[int, set[tuple[str, float | None, str | None]]]:
-        """Return the index rows stored now for these entities, by pk."""
-        stored: dict[int, set[tuple[str, float | None, str | None]]] = {}
-        for chunk in chunks(pks):
-            cursor.execute(
-                "SELECT pk, name, num, txt FROM entity_index "
-                f"WHERE pk IN ({self._marks(len(chunk))})",
-                list(chunk),
-            )
-            for pk, name, num, txt in cursor.fetchall():
-                stored.setdefault(pk, set()).add((name, num, txt))
-        return stored
-
-    def _delete_index_rows(self, cursor: Cursor, rows: list[IndexEntry]) -> None:
-        """Remove single index rows (backends with `incremental_index` provide this)."""
-        raise NotImplementedError
 
     def _insert_index(self, cursor: Cursor, rows: list[IndexEntry]) -> None:
         """Add attribute-index rows (pk, name, num, txt); a backend may load them faster."""
@@ -553,13 +615,15 @@ class SqlEntityStore(ABC):
     def _selective(self, cursor: Cursor, candidates: list[_Candidate]) -> _Candidate | None:
         """Return the candidate that matches the fewest index rows, if it is selective."""
         best: tuple[int, _Candidate] | None = None
-        for candidate in candidates:
+        # Geo boxes first: they are cheap to count and usually the most selective. Each probe
+        # counts no further than the best so far: beyond that it cannot win.
+        for candidate in sorted(candidates, key=lambda c: c.test is not None):
+            limit = PROBE_LIMIT if best is None else best[0]
             cursor.execute(
-                f"SELECT COUNT(*) FROM ({candidate.sql} LIMIT {PROBE_LIMIT}) probe",
-                candidate.params,
+                f"SELECT COUNT(*) FROM ({candidate.sql} LIMIT {limit}) probe", candidate.params
             )
             size = int(cursor.fetchone()[0])
-            if size < PROBE_LIMIT and (best is None or size < best[0]):
+            if size < limit:
                 best = (size, candidate)
         return best[1] if best is not None else None
 

@@ -104,7 +104,7 @@ def postgres_index_text(text: str) -> str:
 def _sqlite_row_test(pk: str, where: str) -> str:
     # Without statistics SQLite may prefer the (name, ...) indexes, scanning a whole set per row.
     return (
-        "EXISTS (SELECT 1 FROM entity_index x INDEXED BY entity_index_pk "
+        "EXISTS (SELECT 1 FROM entity_index x INDEXED BY entity_index_pk_name "
         f"WHERE x.pk = {pk} AND {where})"
     )
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from smartcity.core.errors import BadRequestData
 from smartcity.core.patterns import PatternTooSlow, compile_pattern, search
 from smartcity.storage.base import EntityQuery, QueryPage
-from smartcity.storage.sqlbase import BBox, Cursor, IndexEntry, SqlEntityStore, chunks
+from smartcity.storage.sqlbase import BBox, Cursor, SqlEntityStore, chunks
 from smartcity.storage.sqlfilter import SQLITE
 
 SCHEMA = """
@@ -32,7 +32,9 @@ CREATE TABLE IF NOT EXISTS entity_index (
     num REAL,
     txt TEXT
 );
-CREATE INDEX IF NOT EXISTS entity_index_pk ON entity_index (pk);
+-- (pk, name): one entity's rows of one attribute, for checks and for re-indexing updates.
+CREATE INDEX IF NOT EXISTS entity_index_pk_name ON entity_index (pk, name);
+DROP INDEX IF EXISTS entity_index_pk;
 CREATE INDEX IF NOT EXISTS entity_index_num ON entity_index (name, num);
 CREATE INDEX IF NOT EXISTS entity_index_txt ON entity_index (name, txt);
 CREATE TABLE IF NOT EXISTS entity_geo (
@@ -88,18 +90,25 @@ class SqliteEntityStore(SqlEntityStore):
     """EntityStore on one SQLite file."""
 
     dialect = SQLITE
-    incremental_index = True
+    # Without statistics the planner may walk a (name, ...) index to find one entity's rows.
+    _by_pk = " INDEXED BY entity_index_pk_name"
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._commit_listeners = []
+        self._change_hooks = {}
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._writer = self._connect()
         self._writer.executescript(SCHEMA)
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -148,13 +157,6 @@ class SqliteEntityStore(SqlEntityStore):
 
     def _lock_change_log(self, cursor: Cursor) -> None:
         """Nothing to do: there is one writer at a time, so commits are in seq order."""
-
-    def _delete_index_rows(self, cursor: Cursor, rows: list[IndexEntry]) -> None:
-        cursor.executemany(
-            "DELETE FROM entity_index INDEXED BY entity_index_pk "
-            "WHERE pk = ? AND name = ? AND num IS ? AND txt IS ?",
-            rows,
-        )
 
     def _insert_geo(self, cursor: Cursor, rows: list[tuple[int, str, BBox]]) -> None:
         for pk, name, (minx, miny, maxx, maxy) in rows:

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     last_failure TEXT,
     last_status TEXT,
     last_notified_at {float} NOT NULL DEFAULT 0,
+    owner TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (tenant, id)
 );
 CREATE TABLE IF NOT EXISTS subscription_state (
@@ -71,7 +72,7 @@ _TYPES = {
 _DDL_LOCK = 0x736D73756273  # "smsubs"
 _SUBSCRIPTION_COLUMNS = (
     "tenant, id, doc, context, created_at, modified_at, since_seq, times_sent, times_failed, "
-    "last_notification, last_success, last_failure, last_status, last_notified_at"
+    "last_notification, last_success, last_failure, last_status, last_notified_at, owner"
 )
 
 
@@ -96,6 +97,7 @@ class SqlSubscriptionStore:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_DDL_LOCK])
             for statement in ddl.split(";"):
                 cursor.execute(statement)
+            self._add_owner_column(cursor)
             p = self._p
             cursor.execute(
                 "INSERT INTO subscription_state (name, value) "
@@ -108,6 +110,17 @@ class SqlSubscriptionStore:
                 "ON CONFLICT (name) DO NOTHING",
                 [VERSION],
             )
+
+    def _add_owner_column(self, cursor: Cursor) -> None:
+        """Give a table made by an earlier version its `owner` column (the platform owns those)."""
+        if self._postgres:
+            cursor.execute(
+                "ALTER TABLE subscriptions ADD COLUMN IF NOT EXISTS owner TEXT NOT NULL DEFAULT ''"
+            )
+            return
+        cursor.execute("PRAGMA table_info(subscriptions)")
+        if "owner" not in {row[1] for row in cursor.fetchall()}:
+            cursor.execute("ALTER TABLE subscriptions ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
 
     def _bump_version(self, cursor: Cursor) -> None:
         cursor.execute(
@@ -122,7 +135,7 @@ class SqlSubscriptionStore:
         with self._store.writing() as cursor:
             cursor.execute(
                 "INSERT INTO subscriptions (tenant, id, doc, context, created_at, modified_at, "
-                f"since_seq) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, "
+                f"owner, since_seq) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, "
                 "(SELECT COALESCE(MAX(seq), 0) FROM entity_changes)) "
                 "ON CONFLICT (tenant, id) DO NOTHING",
                 [
@@ -132,6 +145,7 @@ class SqlSubscriptionStore:
                     _dumps(record.context),
                     record.created_at,
                     record.modified_at,
+                    record.owner,
                 ],
             )
             created = bool(cursor.rowcount)
@@ -410,6 +424,7 @@ def _record(row: Sequence[Any]) -> SubscriptionRecord:
         last_failure,
         last_status,
         last_notified_at,
+        owner,
     ) = row
     return SubscriptionRecord(
         tenant=tenant,
@@ -428,4 +443,5 @@ def _record(row: Sequence[Any]) -> SubscriptionRecord:
             last_status=last_status,
         ),
         last_notified_at=float(last_notified_at),
+        owner=str(owner),
     )

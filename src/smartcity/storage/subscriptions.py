@@ -45,6 +45,9 @@ class SubscriptionRecord:
     status: DeliveryStatus = field(default_factory=DeliveryStatus)
     last_notified_at: float = 0.0
     """When (epoch seconds) a notification was last written for it (for throttling)."""
+    owner: str = ""
+    """The principal that created it ('' for the platform itself): it notifies only while its
+    owner may still manage subscriptions in the tenant."""
 
 
 @dataclass(slots=True)
