@@ -24,6 +24,7 @@ EPILOG = """examples:
   smartcity district load                          load the Changdong district model
   smartcity district check --district ./my-town    read another district's files, summarise them
   smartcity import osm my-town.osm --out ./my-town --id my-town
+  smartcity adapters run parking --once --fixture recorded.json   a dry poll, nothing stored
 """
 ROLES = ["admin", "operator", "analyst", "agency", "device", "public"]
 DEMO_KEY_FILE = Path("var/demo-admin-key")
@@ -180,7 +181,35 @@ def build_parser() -> argparse.ArgumentParser:
     workers.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
     )
+    _add_adapter_commands(commands)
     return parser
+
+
+def _add_adapter_commands(commands: Any) -> None:
+    adapters = commands.add_parser(
+        "adapters",
+        help="list the open-data adapters (Seoul APIs) or poll one and print what it would store",
+        description="The adapters poll Seoul's public APIs (parking, subway, bus, traffic). "
+        "They run with the platform's workers when named in SMARTCITY_ADAPTERS_ENABLED; "
+        "`run` polls one of them here without storing anything.",
+    )
+    actions = adapters.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="each adapter: enabled or not, key set or not, what it polls")
+    run = actions.add_parser(
+        "run",
+        help="poll one adapter and print the entity updates it would store (a dry run)",
+        description="Poll one adapter and print, as NGSI-LD entities, the updates it would "
+        "store; refusals (dead letters) and failed requests go to stderr. Nothing is stored.",
+    )
+    run.add_argument("name", choices=["parking", "subway", "bus", "traffic"])
+    run.add_argument("--once", action="store_true", help="poll once and exit (else every interval)")
+    run.add_argument(
+        "--fixture",
+        type=Path,
+        metavar="FILE",
+        help="answer every request (each district, station, stop or link) with this file, "
+        "a recorded response: no network, no key",
+    )
 
 
 DEADLETTER_HELP = """Dead letters are the readings ingestion refused (unknown device, bad key,
@@ -511,6 +540,22 @@ def check(settings: Settings) -> int:
     return 0
 
 
+def adapters_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Run `smartcity adapters list` or `smartcity adapters run NAME`."""
+    from smartcity.ingest.adapters import commands
+    from smartcity.logs import configure_logging
+    from smartcity.platform import build_standardizer
+
+    configure_logging(settings.log_level, settings.log_format)  # to stderr: stdout is the data
+    if args.action == "list":
+        commands.list_adapters(settings)
+        return 0
+    standardizer = build_standardizer(settings)
+    return commands.run_adapter(
+        settings, args.name, standardizer, once=args.once, fixture=args.fixture
+    )
+
+
 def district_command(args: argparse.Namespace) -> int:
     """Run `smartcity district ACTION` or `smartcity import osm`."""
     from smartcity.sim import commands
@@ -552,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
             return district_command(args)
         elif args.command == "workers":
             run_workers(_settings(args))
+        elif args.command == "adapters":
+            return adapters_command(_settings(args), args)
     except ConfigurationError as error:
         print(f"smartcity: {error.detail}", file=sys.stderr)
         return 2

@@ -15,6 +15,13 @@ from smartcity.core.durations import parse_retention
 from smartcity.core.errors import ConfigurationError
 
 Environment = Literal["development", "test", "production"]
+ADAPTER_KEYS = {
+    "parking": "seoul_open_api_key",
+    "traffic": "seoul_open_api_key",
+    "subway": "seoul_subway_api_key",
+    "bus": "seoul_bus_api_key",
+}
+"""The setting that holds each open-data adapter's key."""
 
 
 class Settings(BaseSettings):
@@ -96,6 +103,40 @@ class Settings(BaseSettings):
 
     seed_demo_data: bool = False
 
+    # Open-data adapters: pollers of Seoul's public APIs (docs/adapters.md). All are off until
+    # named in adapters_enabled, and each needs its key; the defaults poll Changdong and Nowon.
+    adapters_enabled: list[Literal["parking", "subway", "bus", "traffic"]] = Field(
+        default_factory=list
+    )
+    adapters_tenant: str = ""
+    adapters_timeout: float = Field(default=10.0, gt=0, le=120)
+    adapters_backoff_cap: float = Field(default=900.0, gt=0, le=86400)
+    """The longest wait between two polls of a failing adapter (seconds)."""
+    seoul_open_api_key: SecretStr | None = None
+    """Seoul Open Data Plaza key (parking, traffic)."""
+    seoul_open_api_url: str = "http://openapi.seoul.go.kr:8088"
+    seoul_subway_api_key: SecretStr | None = None
+    """The real-time subway key (a separate key of the Open Data Plaza)."""
+    seoul_subway_api_url: str = "http://swopenAPI.seoul.go.kr/api/subway"
+    seoul_bus_api_key: SecretStr | None = None
+    """data.go.kr service key of the Seoul bus arrival API (encoded or decoded form)."""
+    seoul_bus_api_url: str = "http://ws.bus.go.kr/api/rest"
+    adapter_parking_interval: float = Field(default=120.0, ge=1)
+    adapter_parking_districts: list[str] = Field(default_factory=lambda: ["도봉구", "노원구"])
+    adapter_parking_page_size: int = Field(default=1000, ge=1, le=1000)
+    adapter_parking_lots: dict[str, str] = Field(default_factory=dict)
+    """PKLT_CD -> the district's OffStreetParking (local id or URN) the lot updates."""
+    adapter_subway_interval: float = Field(default=30.0, ge=1)
+    adapter_subway_stations: dict[str, str] = Field(
+        default_factory=lambda: {"창동": "changdong", "노원": "nowon"}
+    )
+    """Station name as the API spells it -> its TransportStation (local id or URN)."""
+    adapter_bus_interval: float = Field(default=30.0, ge=1)
+    adapter_bus_stops: dict[str, str] = Field(default_factory=dict)
+    """ARS stop number -> its TransportStation ('' lets the adapter keep one of its own)."""
+    adapter_traffic_interval: float = Field(default=300.0, ge=1)
+    adapter_traffic_links: dict[str, str] = Field(default_factory=dict)
+    """TOPIS link id -> the RoadSegment it measures (local id or URN; '' for none)."""
     # Ingestion: standardization and dead letters
     ingest_schema_dirs: list[str] = Field(default_factory=list)
     """Folders of Smart Data Models JSON Schemas (`*schema.json`, found by their `$id`);
@@ -168,6 +209,14 @@ class Settings(BaseSettings):
                 "access control can only be switched off (auth=off, --no-auth) in the "
                 f"development environment, not in {self.environment}"
             )
+        keys = {name: ADAPTER_KEYS[name] for name in self.adapters_enabled}
+        missing = [
+            f"the {name} adapter needs {key} (SMARTCITY_{key.upper()})"
+            for name, key in keys.items()
+            if not getattr(self, key)
+        ]
+        if missing:
+            raise ValueError("; ".join(missing))
         secret = self.auth_secret.get_secret_value() if self.auth_secret else ""
         if self.environment != "development" and self.auth and len(secret) < 32:
             raise ValueError(

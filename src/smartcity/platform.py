@@ -26,6 +26,7 @@ from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
 from smartcity.core.durations import parse_retention
 from smartcity.core.workers import Worker
+from smartcity.ingest.adapters import build_adapters, build_replayer
 from smartcity.ingest.deadletters import DeadLetterRetention, DeadLetterService
 from smartcity.ingest.schemas import SchemaCatalog
 from smartcity.ingest.standardize import SmartDataStandardizer
@@ -215,7 +216,38 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
     pruner.register("notifications", subscription_store.position)
     if settings.notifications_enabled:
         platform.workers.extend(notification_workers(platform, subscription_store))
+    if settings.adapters_enabled:
+        platform.workers.append(adapter_worker(platform))
+    platform.deadletters.register_replayer(
+        "adapter:",
+        build_replayer(settings, platform.standardizer, platform.bus, platform.deadletters),
+    )
     return platform
+
+
+def adapter_worker(platform: Platform) -> Worker:
+    """Build the worker that polls the enabled open-data adapters into the ingest bus."""
+    from smartcity.ingest.adapters.runner import AdapterWorker
+
+    settings = platform.settings
+    adapters = build_adapters(settings)
+    log.info("open-data adapters enabled", adapters=[adapter.name for adapter in adapters])
+    if settings.workers > 1:
+        log.warning(
+            "every HTTP worker process polls the open-data adapters: each spends the APIs' "
+            "quota; enable them only where `smartcity workers` runs",
+            workers=settings.workers,
+        )
+    return AdapterWorker(
+        adapters,
+        platform.bus,
+        platform.standardizer,
+        platform.deadletters,
+        platform.clock,
+        tenant=settings.adapters_tenant,
+        timeout=settings.adapters_timeout,
+        backoff_cap=settings.adapters_backoff_cap,
+    )
 
 
 def build_standardizer(settings: Settings) -> SmartDataStandardizer:
