@@ -40,6 +40,12 @@ class Permission(StrEnum):
     """Manage principals, roles, keys, agency shares and public or restricted types."""
     READ_AUDIT = "read-audit"
     """Read the audit log."""
+    READ_DEVICES = "read-devices"
+    """Read the device registry and devices' commands (never their keys)."""
+    MANAGE_DEVICES = "manage-devices"
+    """Register, change and delete devices (IoT agent provisioning)."""
+    COMMAND_DEVICES = "command-devices"
+    """Send commands to devices (dim a streetlight, open a barrier)."""
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -52,10 +58,18 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.WRITE_HISTORY,
             Permission.MANAGE_SUBSCRIPTIONS,
             Permission.MANAGE_CONTEXTS,
+            Permission.READ_DEVICES,
+            Permission.MANAGE_DEVICES,
+            Permission.COMMAND_DEVICES,
         }
     ),
     Role.ANALYST: frozenset(
-        {Permission.READ_ENTITIES, Permission.READ_HISTORY, Permission.MANAGE_SUBSCRIPTIONS}
+        {
+            Permission.READ_ENTITIES,
+            Permission.READ_HISTORY,
+            Permission.MANAGE_SUBSCRIPTIONS,
+            Permission.READ_DEVICES,
+        }
     ),
     Role.AGENCY: frozenset({Permission.READ_ENTITIES, Permission.READ_HISTORY}),
     Role.DEVICE: frozenset(
