@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS iot_devices (
     tenant {text} NOT NULL,
     id {text} NOT NULL,
     key_hash {text} NOT NULL,
+    command_key TEXT,
     doc TEXT NOT NULL,
     entity_id TEXT NOT NULL,
     transport TEXT NOT NULL,
@@ -60,7 +61,7 @@ _TYPES: Final = {
 }
 _DDL_LOCK: Final = 0x696F74646576  # "iotdev"
 _DEVICE_COLUMNS: Final = (
-    "tenant, id, key_hash, doc, entity_id, transport, reporting_interval, last_seen, health, "
+    "tenant, id, key_hash, command_key, doc, entity_id, transport, reporting_interval, last_seen, health, "
     "health_since, silent_after, created_at, modified_at"
 )
 _COMMAND_COLUMNS: Final = (
@@ -95,6 +96,9 @@ class DeviceRecord:
     health_since: str | None = None
     silent_after: str | None = None
     """When the device counts as silent unless it reports before (None: not watched)."""
+    command_key: str | None = None
+    """The key itself, kept only for a device that takes commands over MQTT: the FIWARE
+    convention puts it in the topic the device listens on (/<key>/<id>/cmd)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +177,7 @@ class SqlDeviceStore:
 
     def _insert(self, cursor: Cursor, record: DeviceRecord) -> None:
         cursor.execute(
-            f"INSERT INTO iot_devices ({_DEVICE_COLUMNS}) VALUES ({self._marks(13)})",
+            f"INSERT INTO iot_devices ({_DEVICE_COLUMNS}) VALUES ({self._marks(14)})",
             _device_row(record),
         )
 
@@ -182,11 +186,13 @@ class SqlDeviceStore:
         p = self._p
         with self._store.writing() as cursor:
             cursor.execute(
-                f"UPDATE iot_devices SET key_hash = {p}, doc = {p}, entity_id = {p}, "
+                f"UPDATE iot_devices SET key_hash = {p}, command_key = {p}, doc = {p}, "
+                f"entity_id = {p}, "
                 f"transport = {p}, reporting_interval = {p}, silent_after = {p}, "
                 f"modified_at = {p} WHERE tenant = {p} AND id = {p}",
                 [
                     record.key_hash,
+                    record.command_key,
                     _dumps(record.doc),
                     record.entity_id,
                     record.transport,
@@ -470,6 +476,7 @@ def _device_row(record: DeviceRecord) -> list[Any]:
         record.tenant,
         record.id,
         record.key_hash,
+        record.command_key,
         _dumps(record.doc),
         record.entity_id,
         record.transport,
@@ -488,6 +495,7 @@ def _device_from_row(row: Sequence[Any]) -> DeviceRecord:
         tenant,
         device_id,
         key_hash,
+        command_key,
         doc,
         entity_id,
         transport,
@@ -513,6 +521,7 @@ def _device_from_row(row: Sequence[Any]) -> DeviceRecord:
         health=health,
         health_since=health_since,
         silent_after=silent_after,
+        command_key=command_key,
     )
 
 
