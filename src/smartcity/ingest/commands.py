@@ -89,7 +89,7 @@ class CommandBook:
         now = self.clock.now()
         command = CommandRecord(
             tenant=device.tenant,
-            id=f"urn:ngsi-ld:Command:{uuid.uuid4()}",
+            id=uuid.uuid4().hex,
             device_id=device.id,
             name=name,
             params=params,
@@ -151,12 +151,8 @@ class CommandBook:
             record = self.store.get(command.tenant, command.device_id)
             if record is not None:
                 entity_id = Device(record).device_entity_id
-                fragments.append(
-                    (
-                        command.tenant,
-                        device_entities.command_status(entity_id, command.name, EXPIRED, None),
-                    )
-                )
+                status = device_entities.command_status(entity_id, command.name, EXPIRED, None)
+                fragments.append((command.tenant, status))
         self.entities.write_many(fragments)
         return expired
 

@@ -10,6 +10,7 @@ report publishes `events.device.recovered.<tenant>`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -104,10 +105,8 @@ class Sightings:
     async def run(self, stop: asyncio.Event) -> None:
         """Write what was seen every `interval` seconds, and once more when stopped."""
         while not stop.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
             await self.flush()
 
     async def flush(self) -> None:
