@@ -74,6 +74,25 @@ class Settings(BaseSettings):
     """How often the history writer looks for changes made by other processes (seconds)."""
     temporal_prune_interval: float = Field(default=3600.0, gt=0)
 
+    # The event bus: in this process (memory://, lost on restart) or NATS JetStream
+    # (nats://host:port: one durable stream, consumer groups shared by processes).
+    bus_url: str = "memory://"
+    bus_stream: str = Field(default="SMARTCITY", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    bus_subjects: list[str] = Field(default_factory=lambda: ["ingest.>", "events.>"])
+    bus_duplicate_window: float = Field(default=120.0, gt=0, le=86400)
+    """Seconds within which a second message with the same msg_id is dropped."""
+    bus_max_age_hours: float = Field(default=168.0, gt=0)
+    """How long NATS keeps a message in the stream, acknowledged or not."""
+
+    # The ingest writer: readings from the bus -> entities, in batches.
+    ingest_enabled: bool = True
+    ingest_batch_size: int = Field(default=500, ge=1, le=10_000)
+    ingest_batch_wait_ms: float = Field(default=50.0, ge=0, le=10_000)
+    """How long the writer waits for a batch to fill once the first reading is there."""
+    ingest_ack_wait: float = Field(default=30.0, gt=0, le=3600)
+    ingest_max_deliver: int = Field(default=1000, ge=2)
+    """Deliveries of a reading the database keeps failing before it becomes a dead letter."""
+
     seed_demo_data: bool = False
 
     # Access control: on unless switched off explicitly, which only development allows.
@@ -92,6 +111,16 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
             raise ValueError(
                 "database_url must start with sqlite:/// or postgresql:// "
+                f"(got {value.split(':', 1)[0]!r})"
+            )
+        return value
+
+    @field_validator("bus_url")
+    @classmethod
+    def _bus_scheme(cls, value: str) -> str:
+        if not value.startswith(("memory://", "nats://", "tls://")):
+            raise ValueError(
+                "bus_url must be memory:// or nats://host:port "
                 f"(got {value.split(':', 1)[0]!r})"
             )
         return value
