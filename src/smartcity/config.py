@@ -6,6 +6,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -95,6 +96,18 @@ class Settings(BaseSettings):
 
     seed_demo_data: bool = False
 
+    # Ingestion: standardization and dead letters
+    ingest_schema_dirs: list[str] = Field(default_factory=list)
+    """Folders of Smart Data Models JSON Schemas (`*schema.json`, found by their `$id`);
+    empty: readings are normalized (units, times, coordinates) but not checked by a schema."""
+    ingest_require_schema: bool = False
+    """Refuse readings of entity types that no schema folder describes."""
+    ingest_naive_time_zone: str = "UTC"
+    """The time zone of a timestamp sent without an offset (e.g. "Asia/Seoul")."""
+    deadletter_retention_days: float = Field(default=30.0, ge=0)
+    """Replayed and discarded dead letters are purged after this many days (0: never)."""
+    deadletter_purge_interval: float = Field(default=3600.0, gt=0)
+
     # Access control: on unless switched off explicitly, which only development allows.
     auth: bool = True
     auth_secret: SecretStr | None = None
@@ -123,6 +136,17 @@ class Settings(BaseSettings):
                 "bus_url must be memory:// or nats://host:port "
                 f"(got {value.split(':', 1)[0]!r})"
             )
+        return value
+
+    @field_validator("ingest_naive_time_zone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name such as 'Asia/Seoul' or 'UTC')"
+            ) from error
         return value
 
     @field_validator("temporal_retention")
