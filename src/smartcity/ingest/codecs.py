@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import orjson
 
-from smartcity.core.clock import isoformat
 from smartcity.ingest.ports import Rejected
 
 UNPARSABLE: Final = "unparsable"
@@ -35,8 +34,9 @@ class Measure:
     """One decoded measure: device fields, and when it was observed if the payload says."""
 
     fields: dict[str, Any]
-    observed_at: str | None = None
-    """UTC ISO 8601 with a Z, or None (the receive time is used)."""
+    observed_at: Any = None
+    """The time as the device sent it (ISO 8601 text, or epoch seconds in JSON), or None (the
+    receive time is used); the standardizer brings it to UTC."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,19 +61,13 @@ def _unparsable(message: str, path: str | None = None) -> Rejected:
     return Rejected(UNPARSABLE, message, stage="decode", path=path)
 
 
-def parse_time(text: object, where: str) -> str:
-    """Return an ISO 8601 time as UTC with a Z (a time without offset is taken as UTC)."""
-    if not isinstance(text, str):
-        raise _unparsable(f"{where}: the timestamp must be ISO 8601 text, not {text!r}", where)
+def is_iso_time(text: str) -> bool:
+    """Tell whether a text is an ISO 8601 date-time (with or without an offset)."""
     try:
-        moment = datetime.fromisoformat(text.strip())
+        datetime.fromisoformat(text.strip())
     except ValueError:
-        raise _unparsable(
-            f"{where}: {text[:64]!r} is not an ISO 8601 time (e.g. 2026-11-28T01:00:00Z)", where
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return isoformat(moment)
+        return False
+    return "T" in text or " " in text.strip()
 
 
 def _text(payload: bytes, what: str) -> str:
@@ -108,8 +102,7 @@ def decode_json_measures(payload: bytes, timestamp_field: str = "TimeInstant") -
         stamp = fields.pop(timestamp_field, None)
         if not fields:
             raise _unparsable(f"{where} has no field besides its timestamp", where)
-        observed = None if stamp is None else parse_time(stamp, f"{where}, {timestamp_field}")
-        measures.append(Measure(fields, observed))
+        measures.append(Measure(fields, stamp))
     return measures
 
 
@@ -186,14 +179,13 @@ def _ul_group(group: str, number: int, count: int) -> Measure:
 
 
 def _ul_timestamp(text: str, where: str, group: str) -> str:
-    try:
-        return parse_time(text, where)
-    except Rejected:
+    if not is_iso_time(text):
         raise _unparsable(
             f"{where} ({_clip(group)}) has an odd number of fields, so its first one must be an "
             f"ISO 8601 timestamp, but {_clip(text)} is not; measures are key|value pairs",
             where,
-        ) from None
+        )
+    return text.strip()
 
 
 def encode_ul_measures(measures: Sequence[Measure]) -> bytes:

@@ -51,11 +51,6 @@ def present(command: CommandRecord) -> dict[str, Any]:
     }
 
 
-def command_topic(device: Device) -> str:
-    """The topic a device listens on for commands (FIWARE IoT Agent convention)."""
-    return f"/{device.command_key}/{device.id}/cmd"
-
-
 def command_payload(device: Device, command: CommandRecord) -> bytes:
     """Encode a command as the device speaks (JSON or UltraLight)."""
     if device.spec.protocol == PayloadFormat.ULTRALIGHT:
