@@ -97,7 +97,10 @@ class CommandBook:
         self.store.add_command(command)
         self._show(device, command)
         for listener in self._listeners:
-            listener()
+            try:
+                listener()
+            except RuntimeError:  # its event loop has ended; the poll finds the command
+                log.debug("command listener gone")
         return command
 
     def claim(self, limit: int = 100) -> list[CommandRecord]:
