@@ -24,7 +24,11 @@ from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
 from smartcity.core.durations import parse_retention
 from smartcity.core.workers import Worker
+from smartcity.ingest.deadletters import DeadLetterRetention, DeadLetterService
+from smartcity.ingest.schemas import SchemaCatalog
+from smartcity.ingest.standardize import SmartDataStandardizer
 from smartcity.storage.changelog import ChangeLogPruner
+from smartcity.storage.deadletters import SqlDeadLetterStore
 from smartcity.storage.history import SqlHistoryStore
 from smartcity.storage.hosted_contexts import SqlHostedContextStore
 from smartcity.storage.sqlaccounts import SqlAccountStore
@@ -85,6 +89,10 @@ class Platform:
     subscriptions: SubscriptionService
     history: SqlHistoryStore
     temporal: TemporalService
+    standardizer: SmartDataStandardizer
+    """Normalizes and checks what ingestion accepts (the Standardizer port)."""
+    deadletters: DeadLetterService
+    """Keeps what ingestion refuses (the DeadLetterSink port); list, replay, discard."""
     workers: list[Worker] = field(default_factory=list)
     """Background loops that run while the platform serves (see `run_workers`)."""
 
@@ -170,8 +178,14 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
             max_limit=settings.max_limit,
             instance_limit=settings.temporal_instance_limit,
         ),
+        standardizer=build_standardizer(settings),
+        deadletters=build_deadletters(settings, store, clock),
         workers=workers,
     )
+    if platform.deadletters.retention is not None:
+        platform.workers.append(
+            DeadLetterRetention(platform.deadletters, settings.deadletter_purge_interval)
+        )
     # The log keeps every change the history writer and the notifier have not consumed yet,
     # even while notifications run in another process (`smartcity workers`).
     pruner.register("history", history.position)
@@ -179,6 +193,29 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
     if settings.notifications_enabled:
         platform.workers.extend(notification_workers(platform, subscription_store))
     return platform
+
+
+def build_standardizer(settings: Settings) -> SmartDataStandardizer:
+    """Build the standardizer over the configured Smart Data Models schema folders."""
+    catalog = SchemaCatalog(settings.ingest_schema_dirs)
+    if settings.ingest_schema_dirs:
+        log.info("schemas loaded", types=len(catalog.types), unresolved=len(catalog.unresolved))
+    return SmartDataStandardizer(
+        catalog,
+        naive_time_zone=settings.ingest_naive_time_zone,
+        require_schema=settings.ingest_require_schema,
+    )
+
+
+def build_deadletters(settings: Settings, store: SqlEntityStore, clock: Clock) -> DeadLetterService:
+    """Build the dead-letter service on the platform's database."""
+    days = settings.deadletter_retention_days
+    return DeadLetterService(
+        SqlDeadLetterStore(store),
+        clock,
+        max_limit=settings.max_limit,
+        retention=timedelta(days=days) if days else None,
+    )
 
 
 def build_token_issuer(settings: Settings, clock: Clock) -> TokenIssuer:

@@ -46,6 +46,10 @@ class Permission(StrEnum):
     """Register, change and delete devices (IoT agent provisioning)."""
     COMMAND_DEVICES = "command-devices"
     """Send commands to devices (dim a streetlight, open a barrier)."""
+    READ_DEAD_LETTERS = "read-dead-letters"
+    """List and show the input ingestion refused (dead letters), with its raw payload."""
+    MANAGE_DEAD_LETTERS = "manage-dead-letters"
+    """Replay and discard dead letters."""
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -61,6 +65,8 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.READ_DEVICES,
             Permission.MANAGE_DEVICES,
             Permission.COMMAND_DEVICES,
+            Permission.READ_DEAD_LETTERS,
+            Permission.MANAGE_DEAD_LETTERS,
         }
     ),
     Role.ANALYST: frozenset(
@@ -69,6 +75,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.READ_HISTORY,
             Permission.MANAGE_SUBSCRIPTIONS,
             Permission.READ_DEVICES,
+            Permission.READ_DEAD_LETTERS,
         }
     ),
     Role.AGENCY: frozenset({Permission.READ_ENTITIES, Permission.READ_HISTORY}),
