@@ -294,9 +294,10 @@ class IotAgent:
 
     # -- replay -------------------------------------------------------------------------------
 
-    async def replay(self, raw: RawInput) -> list[Reading]:
+    async def replay(self, raw: RawInput) -> str | None:
         """Run a dead letter of the MQTT or HTTP southbound through the pipeline again, with
-        the device as registered now; publish its readings (Rejected if it fails again).
+        the device as registered now; publish its readings and name them (Rejected if it
+        fails again).
 
         Replay is an operator's decision: the device's key is not checked again (a dead letter
         never keeps it), only that the device is registered in the dead letter's tenant.
@@ -324,12 +325,12 @@ class IotAgent:
         )
         if inbound.kind == CMDEXE:
             await asyncio.to_thread(self._answer, device, inbound)
-            return []
+            return "command answer applied"
         readings, _ = await asyncio.to_thread(self.readings, device, inbound, REPLAY)
         await self.bus.publish_many(
             [Outgoing(subject_for(r.tenant), r.to_bytes(), msg_id=r.id) for r in readings]
         )
-        return readings
+        return f"{len(readings)} reading(s): {', '.join(r.id for r in readings)}"
 
 
 def _ul_value(inbound: Inbound) -> str:

@@ -61,8 +61,8 @@ _TYPES: Final = {
 }
 _DDL_LOCK: Final = 0x696F74646576  # "iotdev"
 _DEVICE_COLUMNS: Final = (
-    "tenant, id, key_hash, command_key, doc, entity_id, transport, reporting_interval, last_seen, health, "
-    "health_since, silent_after, created_at, modified_at"
+    "tenant, id, key_hash, command_key, doc, entity_id, transport, reporting_interval, "
+    "last_seen, health, health_since, silent_after, created_at, modified_at"
 )
 _COMMAND_COLUMNS: Final = (
     "tenant, id, device_id, name, params, status, info, created_at, updated_at, expires_at, "

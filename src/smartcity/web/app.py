@@ -12,7 +12,17 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from smartcity import __version__
 from smartcity.platform import Platform
-from smartcity.web import auth, contexts, entities, operations, subscriptions, temporal, types
+from smartcity.web import (
+    auth,
+    contexts,
+    devices,
+    entities,
+    operations,
+    southbound,
+    subscriptions,
+    temporal,
+    types,
+)
 from smartcity.web.errors import install_error_handlers
 from smartcity.web.home import home_page
 from smartcity.web.metrics import MetricsMiddleware, RequestMetrics, TrailingSlashMiddleware
@@ -58,6 +68,8 @@ def create_app(platform: Platform) -> FastAPI:
     app.include_router(contexts.router)
     app.include_router(subscriptions.router)
     app.include_router(temporal.router)
+    app.include_router(devices.router)
+    app.include_router(southbound.router)
 
     @app.get("/health", tags=["operations"], summary="Liveness and readiness")
     def health() -> JSONResponse:

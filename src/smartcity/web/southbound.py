@@ -25,7 +25,9 @@ SOURCE: Final = "http"
 MAX_BYTES: Final = 1024 * 1024
 
 
-async def _accept(request: Request, platform: PlatformDep, payload_format: PayloadFormat) -> Response:
+async def _accept(
+    request: Request, platform: PlatformDep, payload_format: PayloadFormat
+) -> Response:
     key = request.query_params.get("k", "")
     device_id = request.query_params.get("i", "")
     if not key or not device_id:
