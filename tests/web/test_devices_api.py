@@ -176,10 +176,10 @@ def test_static_attributes_are_standardized_and_written_on_the_entity(client: Te
 AIR = "AirQualityObserved"
 NO2 = '"[{""objectId"": ""no2"", ""name"": ""no2"", ""unit"": ""GQ""}]"'
 CSV = f"""id,apiKey,entityId,entityType,attributes,commands,reportingInterval
-env-1,env,urn:ngsi-ld:{AIR}:env-1,{AIR},t=temperature:CEL;h=relativeHumidity,,300
-env-2,env,urn:ngsi-ld:{AIR}:env-2,{AIR},{NO2},,300
-env-3,env,not a uri,{AIR},t=temperature,,300
-env-4,env,urn:ngsi-ld:{AIR}:env-4,{AIR},t,,300
+env-1,changdong-env,urn:ngsi-ld:{AIR}:env-1,{AIR},t=temperature:CEL;h=relativeHumidity,,300
+env-2,changdong-env,urn:ngsi-ld:{AIR}:env-2,{AIR},{NO2},,300
+env-3,changdong-env,not a uri,{AIR},t=temperature,,300
+env-4,changdong-env,urn:ngsi-ld:{AIR}:env-4,{AIR},t,,300
 """
 
 
@@ -196,7 +196,7 @@ def test_devices_are_imported_from_csv_and_json_each_on_its_own(client: TestClie
     shown = client.get("/iot/v1/devices/env-1").json()
     assert shown["attributes"][0]["unit"] == "CEL"
     assert shown["reportingInterval"] == 300
-    replace = [make_device("env-1", apiKey="changdong-env-2", entity=shown["entity"], commands=[])]
+    replace = [make_device("env-1", apiKey="changdong-env", entity=shown["entity"], commands=[])]
     answer = client.post("/iot/v1/devices/import", params={"replace": "true"}, json=replace).json()
     assert (answer["created"], answer["updated"]) == ([], ["env-1"])
     fiware = {"devices": [make_device("lamp-5"), {"id": "lamp-6"}]}
