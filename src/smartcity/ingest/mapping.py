@@ -86,7 +86,8 @@ def convert(device: Device, mapping: AttributeMapping, raw: Any, fields: dict[st
                 mapping.object_id,
             )
         scale = 1.0 if mapping.scale is None else mapping.scale
-        value = value * scale + (mapping.offset or 0.0)
+        # 12 significant digits: 41 x 0.01 is 0.41, not 0.41000000000000003.
+        value = float(f"{value * scale + (mapping.offset or 0.0):.12g}")
     elif mapping.expression is not None:
         value = _evaluate(device, mapping, value, fields)
     return _finite(value, mapping.object_id)
