@@ -44,10 +44,10 @@ class BusTap:
         self.group = group
         self.seen: list[bytes] = []
 
-    async def fetch(self, at_least: int, timeout: float = 10.0) -> list[bytes]:
+    async def fetch(self, at_least: int, within: float = 10.0) -> list[bytes]:
         """Wait until at least `at_least` messages arrived in all; return all so far."""
         consumer = await self.bus.consumer(self.subjects, self.group)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         try:
             while len(self.seen) < at_least and time.monotonic() < deadline:
                 for message in await consumer.fetch(500, wait=0.2):
@@ -57,14 +57,14 @@ class BusTap:
             await consumer.close()
         return list(self.seen)
 
-    async def readings(self, at_least: int, timeout: float = 10.0) -> list[Reading]:
+    async def readings(self, at_least: int, within: float = 10.0) -> list[Reading]:
         """Like `fetch`, parsed as readings."""
-        return [Reading.from_bytes(data) for data in await self.fetch(at_least, timeout)]
+        return [Reading.from_bytes(data) for data in await self.fetch(at_least, within)]
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until `check()` holds (AssertionError after `timeout` seconds)."""
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait until `check()` holds (AssertionError after `within` seconds)."""
+    deadline = time.monotonic() + within
     while not check():
         if time.monotonic() > deadline:
             raise AssertionError("the condition did not hold in time")

@@ -141,7 +141,8 @@ def test_keys_and_devices_answer_401_or_404_and_become_dead_letters(
         assert letter.payload == b'{"t": 1}'
         assert letter.source == "http"
         assert letter.stage == "authenticate"
-        assert "wrong-key" not in str(letter.meta) and "wrong-key" not in (letter.topic or "")
+        assert "wrong-key" not in str(letter.meta)
+        assert "wrong-key" not in (letter.topic or "")
     assert details == {"unknown device or wrong key"}
     assert client.post("/iot/json", params={"i": "ws-1"}, headers=anonymous).status_code == 401
 
