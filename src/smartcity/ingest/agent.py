@@ -131,11 +131,17 @@ def _content_type(payload_format: PayloadFormat | None) -> str | None:
 
 
 def reading_id(
-    tenant: str, device_id: str, payload: bytes, moment: Any, received_at: str, index: int
+    tenant: str, device_id: str, payload: bytes, observed_at: Any, received_at: str, index: int
 ) -> str:
-    """A reading's id: the same message and measure always give the same id."""
+    """A reading's id: the same message and measure always give the same id.
+
+    A measure that says when it was observed is the same reading however often the broker
+    delivers it (after a restart), so the bus keeps it once; one without a time is told apart
+    by when it arrived.
+    """
     digest = hashlib.blake2b(payload, digest_size=16).hexdigest()
-    name = f"{tenant}\x00{device_id}\x00{received_at}\x00{moment}\x00{index}\x00{digest}"
+    moment = received_at if observed_at is None else f"observed {observed_at}"
+    name = f"{tenant}\x00{device_id}\x00{moment}\x00{index}\x00{digest}"
     return str(uuid.uuid5(READING_NAMESPACE, name))
 
 
