@@ -23,6 +23,11 @@ from rich.progress import (
 )
 
 from bench.findings import findings
+from bench.ingest_writer import FULL as WRITER_FULL
+from bench.ingest_writer import QUICK as WRITER_QUICK
+from bench.ingest_writer import print_phases, run_ingest_writer
+from bench.ingest_writer import section as writer_section
+from bench.ingest_writer import write_section as write_writer_section
 from bench.machine import describe_machine
 from bench.notifications import (
     FULL as NOTIFICATIONS_FULL,
@@ -75,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--only",
-        choices=(*FIGURES, "notifications"),
-        help="run one figure only (docs not written, except the notifications section)",
+        choices=(*FIGURES, "notifications", "ingest-writer"),
+        help="run one figure only (docs not written, except the notifications and ingest "
+        "writer sections)",
     )
     parser.add_argument(
         "--quick",
@@ -127,6 +133,15 @@ def notifications(console: Console, backends: list[Backend], args: argparse.Name
     return section(results, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
 
 
+def ingest_writer(console: Console, args: argparse.Namespace) -> str:
+    """Run the ingest writer benchmark on the in-process bus and NATS; return its docs section."""
+    sizes = WRITER_QUICK if args.quick else WRITER_FULL
+    with console.status(f"ingest writer: {sizes.entities:,} entities, memory and NATS buses"):
+        phases = run_ingest_writer(["memory", "nats"], sizes)
+    print_phases(console, phases)
+    return writer_section(phases, sizes, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks."""
     args = build_parser().parse_args(argv)
@@ -138,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quick:
             write_section(DOCS, text)
             console.print(f"wrote the notifications section of {DOCS}")
+        return 0
+    if args.only == "ingest-writer":
+        text = ingest_writer(console, args)
+        if not args.quick:
+            write_writer_section(DOCS, text)
+            console.print(f"wrote the ingest writer section of {DOCS}")
         return 0
     started = time.perf_counter()
     results: list[BackendResult] = []
@@ -182,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     DOCS.parent.mkdir(parents=True, exist_ok=True)
     DOCS.write_text(markdown(machine, sizes, results, rows, duration, notes))
     write_section(DOCS, notification_section)
+    write_writer_section(DOCS, ingest_writer(console, args))
     console.print(f"wrote {DOCS}")
     return 0
 

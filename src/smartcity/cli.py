@@ -400,7 +400,11 @@ def run_workers(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await platform.run_workers(stop)
+        await platform.start()
+        try:
+            await platform.run_workers(stop)
+        finally:
+            await platform.stop()
 
     try:
         asyncio.run(until_stopped())

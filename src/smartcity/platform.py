@@ -32,6 +32,7 @@ from smartcity.ingest.iot import Iot, IotOptions, build_iot
 from smartcity.ingest.mqtt import MqttOptions
 from smartcity.ingest.schemas import SchemaCatalog
 from smartcity.ingest.standardize import SmartDataStandardizer
+from smartcity.ingest.writer import IngestWriter, WriterOptions
 from smartcity.storage.changelog import ChangeLogPruner
 from smartcity.storage.deadletters import SqlDeadLetterStore
 from smartcity.storage.history import SqlHistoryStore
@@ -94,20 +95,28 @@ class Platform:
     subscriptions: SubscriptionService
     history: SqlHistoryStore
     temporal: TemporalService
+    bus: EventBus
+    """Facts between the parts (readings to the ingest writer, ...); started by `start`."""
     standardizer: SmartDataStandardizer
     """Normalizes and checks what ingestion accepts (the Standardizer port)."""
     deadletters: DeadLetterService
     """Keeps what ingestion refuses (the DeadLetterSink port); list, replay, discard."""
     workers: list[Worker] = field(default_factory=list)
     """Background loops that run while the platform serves (see `run_workers`)."""
-    bus: EventBus = field(init=False)
-    """The event bus (readings, device events): in this process, or NATS JetStream."""
     iot: Iot = field(init=False)
     """Devices: registry, IoT agent (MQTT and HTTP southbound), commands, health."""
 
+    async def start(self) -> None:
+        """Connect what needs an event loop (the bus); safe to call twice."""
+        await self.bus.start()
+
+    async def stop(self) -> None:
+        """Disconnect what `start` connected (call after the workers have stopped)."""
+        await self.bus.close()
+
     async def run_workers(self, stop: asyncio.Event) -> None:
         """Run every background worker until `stop` is set; a worker that fails is restarted."""
-        await self.bus.start()
+        await self.start()
         await asyncio.gather(*(_supervise(worker, stop) for worker in self.workers))
 
     def close(self) -> None:
@@ -188,16 +197,24 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
             max_limit=settings.max_limit,
             instance_limit=settings.temporal_instance_limit,
         ),
+        bus=open_bus(settings),
         standardizer=build_standardizer(settings),
         deadletters=build_deadletters(settings, store, clock),
         workers=workers,
     )
-    platform.bus = open_bus(settings)
     platform.iot = build_device_side(platform)
     platform.workers.extend(platform.iot.workers())
     if platform.deadletters.retention is not None:
         platform.workers.append(
             DeadLetterRetention(platform.deadletters, settings.deadletter_purge_interval)
+        )
+    writer = ingest_writer(platform)
+    if settings.ingest_enabled:
+        platform.workers.append(writer)
+    elif platform.bus.name == "memory":
+        log.warning(
+            "ingest_enabled is false with the in-process bus: readings published in this "
+            "process are never stored (use a NATS bus_url to store them in another process)"
         )
     # The log keeps every change the history writer and the notifier have not consumed yet,
     # even while notifications run in another process (`smartcity workers`).
@@ -269,6 +286,27 @@ def build_deadletters(settings: Settings, store: SqlEntityStore, clock: Clock) -
         max_limit=settings.max_limit,
         retention=timedelta(days=days) if days else None,
     )
+
+
+def ingest_writer(platform: Platform) -> IngestWriter:
+    """Build the ingest writer (bus -> broker) and replay its dead letters through it."""
+    settings = platform.settings
+    options = WriterOptions(
+        batch_size=settings.ingest_batch_size,
+        batch_wait=settings.ingest_batch_wait_ms / 1000,
+        ack_wait=settings.ingest_ack_wait,
+        max_deliver=settings.ingest_max_deliver,
+    )
+    writer = IngestWriter(
+        platform.bus,
+        platform.entities,
+        platform.contexts,
+        platform.deadletters,
+        platform.clock,
+        options,
+    )
+    platform.deadletters.register_replayer("writer", writer.replay)
+    return writer
 
 
 def build_token_issuer(settings: Settings, clock: Clock) -> TokenIssuer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Awaitable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -107,3 +107,12 @@ async def settle_all(messages: list[Any], action: str = "ack") -> None:
     for message in messages:
         done: Awaitable[None] = getattr(message, action)()
         await done
+
+
+async def eventually(condition: Callable[[], bool], checks: int = 1500) -> None:
+    """Wait until `condition()` holds, checked every 20 ms (30 s by default), or fail."""
+    for _ in range(checks):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"condition not met after {checks} checks")

@@ -310,3 +310,16 @@ def test_a_group_keeps_its_filter(bus_under_test: BusUnderTest) -> None:
         await bus_under_test.close_all()
 
     run(scenario())
+
+
+def test_fetching_after_close_is_an_error(bus_under_test: BusUnderTest) -> None:
+    async def scenario() -> None:
+        bus = await bus_under_test.open()
+        consumer = await bus.consumer(bus_under_test.subject(">"), "g")
+        await consumer.close()
+        await consumer.close()  # twice is harmless
+        with pytest.raises(RuntimeError, match="closed"):
+            await consumer.fetch(1, 0.1)
+        await bus_under_test.close_all()
+
+    run(scenario())

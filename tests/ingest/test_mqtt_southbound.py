@@ -20,6 +20,7 @@ import aiomqtt
 import orjson
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from smartcity.auth.principal import Caller
 from smartcity.config import Settings
@@ -43,7 +44,7 @@ def run(scenario: Coroutine[Any, Any, T], within: float = 120.0) -> T:
 
 
 def _probe_mosquitto() -> None:
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex}")
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex}")
     client.connect(MQTT_HOST, MQTT_PORT, keepalive=5)
     client.disconnect()
 
@@ -275,7 +276,11 @@ def test_a_restart_mid_stream_loses_no_reading_the_broker_accepted(city: MqttCit
     require_nats()
     stream = f"test_{uuid.uuid4().hex[:12]}"
     subjects = [f"ingest.readings.{city.tenant}", f"events.device.*.{city.tenant}"]
-    nats = {"bus_url": "nats://127.0.0.1:4222", "bus_stream": stream, "bus_subjects": subjects}
+    nats: dict[str, Any] = {
+        "bus_url": "nats://127.0.0.1:4222",
+        "bus_stream": stream,
+        "bus_subjects": subjects,
+    }
     first = city.platform(**nats)
     first.iot.devices.register(city.caller(), air_sensor("air-1", KEY))
     total = 600

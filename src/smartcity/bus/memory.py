@@ -160,7 +160,7 @@ class _MemoryConsumer:
         deadline = time.monotonic() + max(wait, 0.0)
         while True:
             if self._closed or self._bus._closed:
-                return []
+                raise RuntimeError("fetch from a closed consumer or bus")
             self._group.wake.clear()
             taken = self._bus._take(self._group, self._member, max_messages)
             now = time.monotonic()
@@ -217,7 +217,7 @@ class InProcessBus:
         self._closed = False
 
     async def close(self) -> None:
-        """Refuse further publishing; waiting fetches return empty."""
+        """Refuse further publishing and fetching (a waiting fetch raises RuntimeError)."""
         self._closed = True
         for group in self._groups.values():
             group.wake.set()
@@ -309,6 +309,11 @@ class InProcessBus:
             message = self._messages.get(seq)
             if message is None or delivery.count >= group.max_deliver:
                 del group.pending[seq]  # dropped as too old, or delivered max_deliver times
+                log.warning(
+                    "bus message dropped after its last delivery",
+                    group=group.name,
+                    deliveries=delivery.count,
+                )
                 continue
             delivery.count += 1
             delivery.due = now + group.ack_wait

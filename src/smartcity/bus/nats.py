@@ -125,7 +125,7 @@ class NatsConsumer:
         if max_messages < 1:
             raise ValueError("max_messages must be at least 1")
         if self._closed:
-            return []
+            raise RuntimeError("fetch from a closed consumer")
         try:
             msgs = await self._subscription.fetch(max_messages, timeout=max(wait, _MIN_FETCH_WAIT))
         except TimeoutError:  # nats-py raises its own subclass, or asyncio's

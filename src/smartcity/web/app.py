@@ -42,12 +42,14 @@ def create_app(platform: Platform) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
+        await platform.start()
         workers = asyncio.create_task(platform.run_workers(stop), name="platform-workers")
         try:
             yield
         finally:
             stop.set()
             await workers
+            await platform.stop()
             platform.close()
 
     app = FastAPI(
