@@ -23,8 +23,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from smartcity.auth.principal import Caller
+from smartcity.broker.temporal_params import TemporalOptions
 from smartcity.config import Settings
 from smartcity.core.clock import ManualClock, isoformat
+from smartcity.core.errors import ResourceNotFound
 from smartcity.ingest.mqtt import MqttOptions, MqttSouthbound, forget_session, parse_topic
 from smartcity.platform import Platform, build_platform
 from smartcity.storage.deadletters import DeadLetterFilter
@@ -168,6 +170,12 @@ def test_json_and_ultralight_readings_arrive_on_the_bus(city: MqttCity) -> None:
             ]
             assert {r.source for r in readings} == {"mqtt"}
             assert {r.tenant for r in readings} == {city.tenant}
+            # The ingest writer stores them: current state and temporal history.
+            await eventually(lambda: len(_history(platform, city, "air-json")) == 3)
+            assert sorted(_history(platform, city, "air-json")) == [1, 2, 21.5]
+            assert sorted(_history(platform, city, "air-ul")) == [19.5, 20, 20.5]
+            stored = platform.entities.retrieve(city.caller(), _entity_id("air-ul"))
+            assert stored.attrs[_vocab("relativeHumidity")][0]["value"] == 0.35
             await platform.iot.sightings.flush()
             seen = devices.get(city.caller(), "air-ul")
             assert seen.health == "ok"
@@ -263,6 +271,22 @@ def test_a_command_nobody_answers_expires(city: MqttCity) -> None:
 def _status(platform: Platform, city: MqttCity, command_id: str) -> str:
     command = platform.iot.commands.store.command(city.tenant, command_id)
     return "" if command is None else command.status
+
+
+def _entity_id(device_id: str) -> str:
+    return f"urn:ngsi-ld:AirQualityObserved:{device_id}"
+
+
+def _history(platform: Platform, city: MqttCity, device_id: str) -> list[Any]:
+    """The temperatures in the temporal history of a sensor's entity (none if not stored)."""
+    try:
+        page = platform.temporal.retrieve(
+            city.caller(), _entity_id(device_id), TemporalOptions(), platform.contexts.resolve(None)
+        )
+    except ResourceNotFound:
+        return []
+    instances = page.bodies[0].get("temperature", [])
+    return [instance["value"] for instance in instances]
 
 
 def _vocab(term: str) -> str:

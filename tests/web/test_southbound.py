@@ -3,10 +3,12 @@ on the bus, refusals as dead letters with the right reason, replay after a fix, 
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 import pytest
@@ -22,6 +24,7 @@ from smartcity.web.app import create_app
 from tests.iot_support import DEVICE_CONTEXT_LINK, BusTap, air_sensor
 from tests.web.conftest import admin_key
 
+T = TypeVar("T")
 START = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
 KEY = "changdong-weather"
 
@@ -58,6 +61,15 @@ def tap(client: TestClient, platform: Platform) -> BusTap:
 def readings(client: TestClient, tap: BusTap, at_least: int) -> list[Reading]:
     assert client.portal is not None
     return client.portal.call(tap.readings, at_least)
+
+
+def wait_for(probe: Callable[[], T | None], within: float = 10.0) -> T:
+    """Return what `probe` gives once it gives something (AssertionError after `within` s)."""
+    deadline = time.monotonic() + within
+    while (found := probe()) is None or found == []:
+        assert time.monotonic() < deadline, "nothing came in time"
+        time.sleep(0.05)
+    return found
 
 
 def letters(platform: Platform, **where: str) -> list[DeadLetter]:
@@ -100,6 +112,12 @@ def test_json_measures_become_standardized_readings(
         "relativeHumidity": {"type": "Property", "value": 0.4, "observedAt": observed},
         "temperatureF": {"type": "Property", "value": 10.0, "observedAt": observed},
     }
+    # The ingest writer stores it: the entity and its temporal history.
+    entity_path = "/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:ws-1"
+    stored = wait_for(lambda: client.get(entity_path).json().get("temperature"))
+    assert (stored["value"], stored["observedAt"]) == (21.5, observed)
+    history = client.get("/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:AirQualityObserved:ws-1")
+    assert [i["value"] for i in history.json()["temperature"]] == [21.5]
 
 
 def test_ultralight_groups_become_one_reading_each(
