@@ -7,6 +7,7 @@ the `Device` built from the stored record, with its conversions compiled once.
 
 from __future__ import annotations
 
+import ast
 import re
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
@@ -92,6 +93,7 @@ def is_attribute_name(name: str) -> bool:
 def parse_expression(expression: str) -> Any:
     """Parse a conversion expression once (ValueError with the reason if it is not one)."""
     try:
+        ast.parse(expression.strip(), mode="eval")  # one expression, not statements
         return SimpleEval(functions=EXPRESSION_FUNCTIONS).parse(expression)
     except (InvalidExpression, SyntaxError) as error:
         raise ValueError(f"expression {expression!r} is not valid: {error}") from None
