@@ -21,6 +21,7 @@ EPILOG = """examples:
   smartcity user add alice --role admin            a user (the password is asked for)
   smartcity key create --name lamp-7 --role device --entity urn:ngsi-ld:Streetlight:7
   smartcity device import devices.csv              register devices in bulk (JSON or CSV)
+  smartcity deadletters list --reason schema       input ingestion refused, and why
   smartcity district load                          load the Changdong district model
   smartcity district check --district ./my-town    read another district's files, summarise them
   smartcity import osm my-town.osm --out ./my-town --id my-town
@@ -169,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_server_options(demo)
     commands.add_parser("check", help="validate the configuration and reach the database")
     _add_account_commands(commands)
+    _add_deadletter_commands(commands)
     _add_district_commands(commands)
     _add_device_commands(commands)
     workers = commands.add_parser(
@@ -205,6 +207,66 @@ def device_command(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     finally:
         platform.close()
+
+
+DEADLETTER_HELP = """Dead letters are the readings ingestion refused (unknown device, bad key,
+unparsable payload, out-of-range value, schema violation, ...), kept with the raw payload and
+the reason. list, show and discard work on the database directly. replay asks the running
+server (--url), which holds the IoT agent and the bus: fix the cause first (re-map the
+device), then replay; each letter records whether it went through or why it still fails.
+"""
+
+
+def _add_filter_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", help="only this device id")
+    parser.add_argument("--source", help="only this source (mqtt, http, adapter:<name>)")
+    parser.add_argument("--reason", help="only this reason (unknown-device, schema, ...)")
+    parser.add_argument("--since", help="received at or after (ISO 8601)")
+    parser.add_argument("--until", help="received before (ISO 8601)")
+
+
+def _add_deadletter_commands(commands: Any) -> None:
+    deadletters = commands.add_parser(
+        "deadletters",
+        help="list, show, replay or discard the input ingestion refused",
+        description=DEADLETTER_HELP,
+    )
+    actions = deadletters.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser(
+        "list", help="list dead letters, newest first, with counts per reason"
+    )
+    _add_tenant_option(listing)
+    _add_filter_options(listing)
+    listing.add_argument("--status", choices=["new", "replayed", "discarded"])
+    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    listing.add_argument("--offset", type=int, default=0)
+    listing.add_argument("--json", action="store_true", help="print JSON lines")
+    show = actions.add_parser("show", help="show one dead letter with its raw payload")
+    show.add_argument("id", help="the dead letter's id (from list)")
+    _add_tenant_option(show)
+    show.add_argument(
+        "--raw", action="store_true", help="write only the payload's bytes to standard output"
+    )
+    discard = actions.add_parser("discard", help="discard dead letters (purged later)")
+    discard.add_argument("id", nargs="+", help="dead letter ids")
+    _add_tenant_option(discard)
+    replay = actions.add_parser(
+        "replay",
+        help="replay dead letters through the running server (after fixing their cause)",
+        description="Replay dead letters by id, or the oldest new ones a filter matches, "
+        "through the running server. The API key (operator or admin) comes from "
+        "SMARTCITY_API_KEY or --api-key-file, never from the command line.",
+    )
+    replay.add_argument("id", nargs="*", help="dead letter ids (or give a filter)")
+    _add_filter_options(replay)
+    replay.add_argument(
+        "--tenant", default="", help="the NGSI-LD tenant (default: the default tenant)"
+    )
+    replay.add_argument("--limit", type=int, help="replay at most this many (filter only)")
+    replay.add_argument(
+        "--url", help="the server's address (default: public_url, else http://host:port)"
+    )
+    replay.add_argument("--api-key-file", type=Path, help="file holding the API key")
 
 
 def _add_district_commands(commands: Any) -> None:
@@ -324,6 +386,20 @@ def accounts_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def deadletters_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Run `smartcity deadletters ACTION`."""
+    from smartcity import deadletter_commands as run
+    from smartcity.core.errors import SmartCityError
+
+    try:
+        if args.action == "replay":
+            return run.replay(settings, args)
+        return run.local(settings, args)
+    except SmartCityError as error:
+        print(f"smartcity: {error.detail}", file=sys.stderr)
+        return 1
+
+
 def demo_admin_key(platform: Any) -> str:
     """Return the demo's admin key: the one kept under var/ if it still works, else a new one."""
     from smartcity.auth.principal import Caller
@@ -440,7 +516,7 @@ def run_workers(settings: Settings) -> None:
 
 def check(settings: Settings) -> int:
     """Print the effective settings (secrets hidden) and try the database."""
-    from smartcity.platform import build_resolver, open_store
+    from smartcity.platform import build_resolver, build_standardizer, open_store
 
     print(f"environment:  {settings.environment}")
     print(f"database:     {settings.redacted_database_url()}")
@@ -453,6 +529,7 @@ def check(settings: Settings) -> int:
         store.get("", "urn:ngsi-ld:check:probe")
         store.close()
         build_resolver(settings)
+        build_standardizer(settings)
     except Exception as error:  # a check reports every failure, whatever its kind
         print(f"FAILED: {error}", file=sys.stderr)
         return 1
@@ -497,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
             return accounts_command(_settings(args), args)
         elif args.command == "device":
             return device_command(_settings(args), args)
+        elif args.command == "deadletters":
+            return deadletters_command(_settings(args), args)
         elif args.command in ("district", "import"):
             return district_command(args)
         elif args.command == "workers":

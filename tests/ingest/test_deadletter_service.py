@@ -321,3 +321,28 @@ def test_retention_purges_resolved_letters_only(
     clock.advance(timedelta(days=2))
     assert service.purge() == 1
     assert [letter.id for letter in service.page(operator, EVERY).letters] == [kept]
+
+
+def test_a_letter_is_replayed_once_when_two_requests_ask_together(
+    service: DeadLetterService,
+) -> None:
+    calls: list[str] = []
+
+    async def slow(raw: RawInput) -> str:
+        calls.append(raw.device_id or "")
+        await asyncio.sleep(0.05)
+        return "done"
+
+    service.register_replayer("mqtt", slow)
+    letter_id = service.record(raw_input(), UNKNOWN)
+    admin = person(Role.ADMIN)
+
+    async def both() -> list[str]:
+        reports = await asyncio.gather(
+            service.replay(admin, ids=[letter_id]), service.replay(admin, ids=[letter_id])
+        )
+        return sorted(report.outcomes[0].outcome for report in reports)
+
+    assert asyncio.run(both()) == [REPLAYED, "skipped"]
+    assert calls == ["lamp-7"]
+    assert service.get(admin, letter_id).attempts == 1

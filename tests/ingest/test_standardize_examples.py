@@ -66,9 +66,14 @@ KNOWN_DEFECTS: dict[str, list[tuple[str, str]]] = {
     "ElectricVehicleMobility": [("schema", "averageDistanceKm")],
     # 'yatching' for 'yacht'
     "ItemFlowObserved": [("schema", "itemType")],
-    # five days in one dayOfWeek; nested Properties; constructionDate '2016-19-08'
+    # a text with spaces where a URI is wanted
+    "RestrictedTrafficArea": [("schema", "regulation")],
+    # five days in one dayOfWeek; a name and a URL without a scheme for URIs; nested
+    # Properties; constructionDate '2016-19-08'
     "TransportStation": [
         ("schema", "openingHoursSpecification[0].dayOfWeek"),
+        ("schema", "owner[0]"),
+        ("schema", "contactPoint.url"),
         ("schema", "stationConnected[2].linesConnected"),
         ("schema", "services.wheelChairAccessible"),
         ("time", "constructionDate.value"),

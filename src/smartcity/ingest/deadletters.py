@@ -113,6 +113,8 @@ class DeadLetterService:
         self.retention = retention
         """Replayed and discarded letters are purged this long after (None: kept)."""
         self._replayers: dict[str, Replayer] = {}
+        self._in_flight: set[str] = set()
+        """Letters being replayed by this process (a second request skips them)."""
 
     # -- the sink ---------------------------------------------------------------------------
 
@@ -124,8 +126,10 @@ class DeadLetterService:
         """Store many in one transaction; return their ids in order."""
         letters = [self._letter(raw, rejected) for raw, rejected in items]
         self.store.add_many(letters)
+        # Debug only: at thousands of readings a second a bad batch must not flood the log;
+        # the letters themselves are the record.
         for letter in letters:
-            log.info(
+            log.debug(
                 "dead letter",
                 id=letter.id,
                 tenant=letter.tenant,
@@ -328,6 +332,15 @@ class DeadLetterService:
         return list(reversed(letters)), matched
 
     async def _replay_one(self, letter: DeadLetter) -> ReplayOutcome:
+        if letter.id in self._in_flight:
+            return ReplayOutcome(letter.id, "skipped", "being replayed by another request")
+        self._in_flight.add(letter.id)
+        try:
+            return await self._replay_now(letter)
+        finally:
+            self._in_flight.discard(letter.id)
+
+    async def _replay_now(self, letter: DeadLetter) -> ReplayOutcome:
         replayer = self.replayer_for(letter.source)
         assert replayer is not None
         raw = RawInput(

@@ -107,10 +107,7 @@ class _Compiler:
         if not acting <= _SUPPORTED or "$id" in schema:
             raise NotCompilable(", ".join(sorted(acting - _SUPPORTED)) or "$id")
         made = [self.keyword(name, schema[name], schema, base) for name in sorted(acting)]
-        checks: list[Predicate] = [check for check in made if check is not None]
-        if len(checks) == 1:
-            return checks[0]
-        return lambda value: all(check(value) for check in checks)
+        return _every([check for check in made if check is not None])
 
     def ref(self, ref: str, base: str) -> Predicate:
         target = urljoin(base, ref)
@@ -256,6 +253,33 @@ class _Compiler:
     def k_not(self, value: Any, _: Any, base: str) -> Predicate:
         inner = self.schema(value, base)
         return lambda v: not inner(v)
+
+
+def _single_type_name(schema: Any) -> str | None:
+    """The one value an object schema allows its required "type" member, if it says so."""
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        return None
+    if "type" not in (schema.get("required") or []):
+        return None
+    enum = ((schema.get("properties") or {}).get("type") or {}).get("enum")
+    if isinstance(enum, list) and len(enum) == 1 and isinstance(enum[0], str):
+        return enum[0]
+    return None
+
+
+def _every(checks: list[Predicate]) -> Predicate:
+    """One predicate true when all are (unrolled for the short lists schemas have)."""
+    if not checks:
+        return lambda _: True
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda v: first(v) and second(v)
+    if len(checks) == 3:
+        first, second, third = checks
+        return lambda v: first(v) and second(v) and third(v)
+    return lambda v: all(check(v) for check in checks)
 
 
 def compile_predicate(

@@ -19,7 +19,6 @@ from typing import Any, Final
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
-from smartcity.core.clock import isoformat
 from smartcity.ingest.ports import Rejected
 from smartcity.ingest.units import (
     PREFERRED,
@@ -58,18 +57,27 @@ def _significant(value: float) -> float | int:
     return int(rounded) if rounded.is_integer() and abs(rounded) < 2**53 else rounded
 
 
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_finite(item) for item in value)
+    if isinstance(value, dict):
+        return all(_finite(item) for item in value.values())
+    return True
+
+
 def check_finite(value: Any, path: str) -> None:
     """Refuse NaN and infinities anywhere in a value (JSON has none; a decoder may make them)."""
-    if isinstance(value, float) and not math.isfinite(value):
+    if _finite(value):
+        return
+    if isinstance(value, float):
         raise Rejected(
             OUT_OF_RANGE, f"{path} is {value}: send a finite number", stage=STAGE, path=path
         )
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            check_finite(item, f"{path}[{index}]")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            check_finite(item, f"{path}.{key}")
+    items = enumerate(value) if isinstance(value, list) else value.items()
+    for key, item in items:
+        check_finite(item, f"{path}[{key}]" if isinstance(value, list) else f"{path}.{key}")
 
 
 # -- units ------------------------------------------------------------------------------------
@@ -172,7 +180,9 @@ def parse_moment(value: Any, naive_zone: tzinfo) -> datetime:
 def utc_timestamp(value: Any, naive_zone: tzinfo, path: str) -> str:
     """Return a time as UTC ISO 8601 with a Z, or raise Rejected ("time")."""
     try:
-        return isoformat(parse_moment(value, naive_zone))
+        moment = parse_moment(value, naive_zone).astimezone(UTC)
+        # The broker's format (core.clock.isoformat), without strftime's cost.
+        return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
     except (ValueError, OverflowError) as error:
         raise Rejected(
             "time",

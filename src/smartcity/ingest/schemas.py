@@ -19,6 +19,7 @@ enums, bounds, formats, patterns), while the entity-level `required` lists are n
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from smartcity.core.errors import ConfigurationError
 from smartcity.ingest.fastcheck import Predicate, compile_predicate, resolve_pointer
 from smartcity.ingest.units import UNITS, Unit, unit_in_description
 
@@ -58,10 +60,19 @@ def _rfc3339(value: object) -> bool:
     return moment.tzinfo is not None
 
 
+_URI: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*$")
+
+
+def _uri(value: object) -> bool:
+    """Check a URI as RFC 3986 writes one: a scheme, then only the characters it allows."""
+    return not isinstance(value, str) or _URI.match(value) is not None
+
+
 FORMATS: Final = FormatChecker()
-"""The format checks applied: jsonschema's own, with date-time checked here (jsonschema needs
-an extra package for it and skips it silently without)."""
+"""The format checks applied: jsonschema's own, with date-time and uri checked here (jsonschema
+needs extra packages for those and skips them silently without)."""
 FORMATS.checks(DATE_TIME)(_rfc3339)
+FORMATS.checks("uri")(_uri)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,18 +190,41 @@ class SchemaCatalog:
 
     def _load_folder(self, folder: Path) -> None:
         if not folder.is_dir():
-            raise FileNotFoundError(f"schema folder {folder} does not exist")
+            raise ConfigurationError(
+                f"schema folder {folder} does not exist (SMARTCITY_INGEST_SCHEMA_DIRS)"
+            )
         for path in sorted(folder.rglob("*schema.json")):
             try:
                 document = orjson.loads(path.read_bytes())
             except orjson.JSONDecodeError as error:
-                raise ValueError(f"{path} is not JSON: {error}") from error
+                raise ConfigurationError(f"schema {path} is not JSON: {error}") from error
             uri = document.get("$id") if isinstance(document, dict) else None
-            if not isinstance(uri, str) or uri in self._documents:
-                continue  # no $id: nothing can refer to it; a second copy: the first wins
+            if not isinstance(uri, str):
+                continue  # nothing can refer to it, and it names no model
+            is_model = path.name == "schema.json"
+            if uri in self._documents:
+                if not is_model:
+                    continue  # a second copy of a shared file: the first wins
+                # A model published with another model's $id (StreetlightModel has
+                # Streetlight's): kept under its own file's URI, so both models are checked.
+                uri = path.resolve().as_uri()
+                document = {**document, "$id": uri}
             self._documents[uri] = document
-            if path.name == "schema.json":
-                self._types.setdefault(_type_name(document, path), uri)
+            if is_model:
+                self._add_model(_type_name(document, path), path, uri)
+
+    def _add_model(self, entity_type: str, path: Path, uri: str) -> None:
+        if entity_type in self._types and path.parent.name not in self._types:
+            # A model whose type enum names another model's type (a copy-paste slip, as in
+            # TrafficEnvironmentImpactForecast): its folder names it.
+            log.warning(
+                "schema names a type another schema has; its folder's name is used",
+                schema=str(path),
+                named=entity_type,
+                used=path.parent.name,
+            )
+            entity_type = path.parent.name
+        self._types.setdefault(entity_type, uri)
 
     def _fill_unresolved(self) -> None:
         placeholders: dict[str, Document] = {}
@@ -209,12 +243,11 @@ class SchemaCatalog:
                     else:
                         _plant(known, fragment)
         self._documents.update(placeholders)
-        for ref, users in sorted(self.unresolved.items()):
+        if self.unresolved:
             log.warning(
-                "schema $ref not found in the schema folders: that part is not checked; add "
-                "the file that has this $id to a schema folder",
-                ref=ref,
-                used_by=len(users),
+                "schema $refs not found in the schema folders: those parts are not checked; "
+                "add the files that have these $ids to a schema folder",
+                refs=sorted(self.unresolved),
             )
 
     @property

@@ -120,7 +120,7 @@ _DDL: Final = """
 CREATE TABLE IF NOT EXISTS dead_letters (
     id {text} PRIMARY KEY,
     tenant {text} NOT NULL,
-    received_at TEXT NOT NULL,
+    received_at {text} NOT NULL,
     source {text} NOT NULL,
     device_id {text},
     topic TEXT,
@@ -135,7 +135,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     attempts INTEGER NOT NULL DEFAULT 0,
     last_replay_at TEXT,
     last_replay_result TEXT,
-    resolved_at TEXT
+    resolved_at {text}
 );
 CREATE INDEX IF NOT EXISTS dead_letters_received ON dead_letters (tenant, received_at, id);
 CREATE INDEX IF NOT EXISTS dead_letters_reason ON dead_letters (tenant, status, reason);

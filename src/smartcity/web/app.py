@@ -17,6 +17,7 @@ from smartcity.web import (
     contexts,
     devices,
     entities,
+    ingest,
     operations,
     southbound,
     subscriptions,
@@ -72,6 +73,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.include_router(temporal.router)
     app.include_router(devices.router)
     app.include_router(southbound.router)
+    app.include_router(ingest.router)
 
     @app.get("/health", tags=["operations"], summary="Liveness and readiness")
     def health() -> JSONResponse:
