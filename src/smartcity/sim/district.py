@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 import yaml
@@ -75,6 +76,13 @@ def load_district(path: Path | None = None) -> District:
             raise DistrictError(f"{manifest}: files.{key} names {target}, which does not exist")
         return target
 
+    timezone = str(document.get("timezone", "UTC"))
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise DistrictError(
+            f"{manifest}: timezone {timezone!r} is not an IANA time zone (e.g. Asia/Seoul)"
+        ) from None
     nodes = read_road_nodes(_required(file("road_nodes")))
     parking_file = file("parking", required=False)
     places_file = file("places", required=False)
@@ -90,6 +98,7 @@ def load_district(path: Path | None = None) -> District:
         nodes=nodes,
         links=read_road_links(_required(file("road_links")), nodes),
         parking=read_parking(parking_file) if parking_file else [],
+        timezone=timezone,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 from pyproj import Geod
@@ -53,3 +54,36 @@ def point_along(points: Sequence[Position], metres: float) -> tuple[Position, fl
             return moved(start, heading, min(remaining, piece)), heading
         remaining -= piece
     return points[-1], 0.0
+
+
+class Planar:
+    """A flat projection around a district (metres east and north of an origin).
+
+    Fine for the many distances a simulation computes every minute: across a few kilometres it
+    is within a fraction of a percent of the geodesic distance, and a hundred times faster.
+    """
+
+    def __init__(self, origin: Position) -> None:
+        self.longitude, self.latitude = origin
+        self.east = 111_320.0 * math.cos(math.radians(self.latitude))
+        self.north = 110_540.0
+
+    def xy(self, position: Position) -> tuple[float, float]:
+        """Return a position as metres east and north of the origin."""
+        return (
+            (position[0] - self.longitude) * self.east,
+            (position[1] - self.latitude) * self.north,
+        )
+
+    def position(self, x: float, y: float) -> Position:
+        """Return the position at metres east and north of the origin."""
+        return (self.longitude + x / self.east, self.latitude + y / self.north)
+
+
+def to_segment(point: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Return the planar distance from a point to a segment (all in metres)."""
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    length = dx * dx + dy * dy
+    share = 0.0 if length == 0 else ((point[0] - a[0]) * dx + (point[1] - a[1]) * dy) / length
+    share = min(1.0, max(0.0, share))
+    return math.hypot(point[0] - a[0] - share * dx, point[1] - a[1] - share * dy)

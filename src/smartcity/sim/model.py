@@ -140,6 +140,8 @@ class District:
     nodes: dict[str, RoadNode]
     links: list[RoadLink]
     parking: list[ParkingLot]
+    timezone: str = "UTC"
+    """The IANA time zone of local clocks there (daily patterns, vendors' timestamps)."""
     _zone_shapes: list[tuple[Zone, PreparedGeometry]] = field(default_factory=list, repr=False)
 
     def zone_at(self, position: Position) -> Zone | None:
