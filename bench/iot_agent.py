@@ -5,9 +5,9 @@ in-process bus, the ingest writer, the history writer; notifications off) with t
 southbound. The broker is a Mosquitto of the benchmark's own on a free local port, configured
 as the platform needs (see MOSQUITTO_CONF): Mosquitto's default keeps at most 1,000 messages
 queued per client and silently drops the rest for a subscriber that falls behind, which would
-lose readings the broker had acknowledged. Devices are played by `mosquitto_pub -l` processes
-(one per device, QoS 1, every line a message), all started at once, so the load generator is C
-and the broker acknowledges each message before the next. Each device feeds its own
+lose readings the broker had acknowledged. The devices (1,000 by default) are played by one
+publisher process (`bench/iot_publisher.py`, QoS 1, up to 1,000 messages unacknowledged), round
+robin, so each device reports in turn as in a district. Each device feeds its own
 AirQualityObserved entity; the measures carry their time (TimeInstant).
 
 Figures: readings/s through the agent (MQTT -> bus, or dead letter) and stored/s (MQTT -> entity
@@ -23,29 +23,28 @@ import asyncio
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import orjson
 from rich.console import Console
 from rich.table import Table
 
 from smartcity.auth.principal import Caller
 from smartcity.config import Settings
-from smartcity.core.clock import isoformat
 from smartcity.ingest.writer import IngestWriter
 from smartcity.logs import configure_logging
 from smartcity.platform import Platform, build_platform
 from smartcity.storage.deadletters import DeadLetterFilter
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "smart-data-models"
+ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-air"
 MAX_SECONDS = 300.0
 MOSQUITTO_CONF = """\
@@ -124,19 +123,6 @@ def _settings(folder: Path, token: str, port: int = 1883) -> Settings:
     )
 
 
-def _lines(device: int, count: int, malformed_every: int, start: datetime) -> tuple[str, int]:
-    """A device's messages, one per line, and how many are malformed."""
-    lines, bad = [], 0
-    for number in range(count):
-        if malformed_every and number % malformed_every == malformed_every - 1:
-            lines.append('{"t": ')  # cut short: unparsable
-            bad += 1
-            continue
-        moment = isoformat(start + timedelta(milliseconds=number))
-        lines.append(orjson.dumps({"t": 20 + number % 10, "h": 40, "TimeInstant": moment}).decode())
-    return "\n".join(lines) + "\n", bad
-
-
 async def _run(
     platform: Platform, folder: Path, devices: int, per_device: int, malformed_every: int
 ) -> AgentRun:
@@ -148,31 +134,22 @@ async def _run(
     mqtt = platform.iot.mqtt
     assert mqtt is not None
     await asyncio.wait_for(mqtt.connected.wait(), 10)
-    start = datetime(2026, 11, 28, tzinfo=UTC)
-    files, malformed = [], 0
-    for device in range(devices):
-        text, bad = _lines(device, per_device, malformed_every, start)
-        path = folder / f"device-{device}.txt"
-        path.write_text(text)
-        files.append((device, path))
-        malformed += bad
     total = devices * per_device
+    malformed = total // malformed_every if malformed_every else 0
     began = time.monotonic()
-    publishers = [
-        subprocess.Popen(  # noqa: ASYNC220 - all started at once, then polled
-            [
-                "mosquitto_pub",
-                "-h", "127.0.0.1",
-                "-p", str(port),
-                "-q", "1",
-                "-i", f"bench-device-{device}-{uuid.uuid4().hex[:6]}",
-                "-t", f"{settings.ingest_mqtt_topic_prefix}/{KEY}/air-{device}/attrs",
-                "-l",
-            ],
-            stdin=path.open("rb"),
-        )
-        for device, path in files
-    ]  # fmt: skip
+    publisher = subprocess.Popen(  # noqa: ASYNC220 - started, then polled
+        [
+            sys.executable, "-m", "bench.iot_publisher",
+            "--port", str(port),
+            "--prefix", settings.ingest_mqtt_topic_prefix,
+            "--key", KEY,
+            "--devices", str(devices),
+            "--count", str(total),
+            "--malformed-every", str(malformed_every),
+        ],
+        cwd=ROOT,
+    )  # fmt: skip
+    publishers = [publisher]
     agent = platform.iot.agent
     published_at = agent_at = stored_at = 0.0
     deadline = began + MAX_SECONDS
@@ -217,8 +194,8 @@ def run_agent(readings: int, devices: int, malformed: float) -> AgentRun:
         folder = Path(name)
         platform = build_platform(_settings(folder, token, port))
         try:
-            for device in range(devices):
-                body = {
+            bodies = [
+                {
                     "id": f"air-{device}",
                     "apiKey": KEY,
                     "entity": {
@@ -230,7 +207,10 @@ def run_agent(readings: int, devices: int, malformed: float) -> AgentRun:
                         {"objectId": "h", "name": "relativeHumidity", "scale": 0.01},
                     ],
                 }
-                platform.iot.devices.register(Caller.system(), body)
+                for device in range(devices)
+            ]
+            report = platform.iot.devices.import_devices(Caller.system(), bodies)
+            assert not report.failed, report.failed[:3]
             every = round(1 / malformed) if malformed > 0 else 0
             return asyncio.run(_run(platform, folder, devices, readings // devices, every))
         finally:
@@ -241,7 +221,7 @@ def main() -> None:
     """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(prog="python -m bench.iot_agent", description=__doc__)
     parser.add_argument("--readings", type=int, default=20_000)
-    parser.add_argument("--devices", type=int, default=8)
+    parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--malformed", type=float, default=0.1, help="share of bad messages")
     args = parser.parse_args()
     configure_logging("warning", "console")
