@@ -227,7 +227,7 @@ def main() -> None:
     configure_logging("warning", "console")
     runs = [
         ("clean", run_agent(args.readings, args.devices, 0.0)),
-        (f"{args.malformed:.0%} malformed", run_agent(args.readings, args.devices, args.malformed)),
+        (f"{args.malformed:.0%} bad", run_agent(args.readings, args.devices, args.malformed)),
     ]
     table = Table(title="MQTT -> IoT agent -> bus -> ingest writer -> SQLite")
     for column in (
