@@ -306,7 +306,6 @@ def section(phases: list[Phase], sizes: WriterSizes, date: str) -> str:
         "  every 20 ms at the rate shown.",
         "- Latency: from just before `publish_many` to the commit of the upsert holding the",
         "  reading (before its acknowledgement). Under *all at once* it is mostly queueing.",
-        "",
         "- `cores`: CPU used by the bench process (of 2); `busy before`: cores the machine had",
         "  busy just before the phase, after waiting up to 30 s for it to fall under 0.5 (other",
         "  work on a shared machine slows every figure).",
