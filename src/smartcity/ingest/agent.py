@@ -44,9 +44,9 @@ from smartcity.ingest.readings import Reading, subject_for
 ATTRS: Final = "attrs"
 CMDEXE: Final = "cmdexe"
 REPLAY: Final = "replay"
-READING_NAMESPACE: Final = uuid.UUID("5b0c7f4e-3a51-4f0e-9a39-1d8f0e6a2c11")
-"""Reading ids are UUIDv5 in this namespace: the same message yields the same ids (the bus
-drops a reading published twice, e.g. a dead letter replayed twice)."""
+READING_KEY: Final = b"smartcity-reading-id"
+"""Reading ids are keyed BLAKE2b hashes of the message (as UUIDs): the same message yields the
+same ids, so the bus drops a reading published twice (e.g. a dead letter replayed twice)."""
 
 log = structlog.get_logger(__name__)
 
@@ -139,10 +139,12 @@ def reading_id(
     delivers it (after a restart), so the bus keeps it once; one without a time is told apart
     by when it arrived.
     """
-    digest = hashlib.blake2b(payload, digest_size=16).hexdigest()
     moment = received_at if observed_at is None else f"observed {observed_at}"
-    name = f"{tenant}\x00{device_id}\x00{moment}\x00{index}\x00{digest}"
-    return str(uuid.uuid5(READING_NAMESPACE, name))
+    name = f"{tenant}\x00{device_id}\x00{moment}\x00{index}\x00".encode() + payload
+    digest = bytearray(hashlib.blake2b(name, digest_size=16, key=READING_KEY).digest())
+    digest[6] = (digest[6] & 0x0F) | 0x80  # UUID version 8 (custom), RFC 9562
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return str(uuid.UUID(bytes=bytes(digest)))
 
 
 class IotAgent:
