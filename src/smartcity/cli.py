@@ -14,7 +14,8 @@ from smartcity.config import Settings, load_settings
 from smartcity.core.errors import ConfigurationError
 
 EPILOG = """examples:
-  smartcity demo                                   the district's seed data on SQLite
+  smartcity demo                                   the district on SQLite, its simulator running
+  smartcity demo --scenario concert-night --speed 60   another scenario, an hour a minute
   smartcity serve --port 8080 --database-url postgresql://smartcity@127.0.0.1/smartcity
   SMARTCITY_LOG_LEVEL=debug smartcity serve        settings also come from SMARTCITY_* variables
   smartcity check --config city.toml               validate a configuration and its database
@@ -26,6 +27,7 @@ EPILOG = """examples:
   smartcity district check --district ./my-town    read another district's files, summarise them
   smartcity import osm my-town.osm --out ./my-town --id my-town
   smartcity adapters run parking --once --fixture recorded.json   a dry poll, nothing stored
+  smartcity simulate --scenario concert-night --speed max --until 19:00   the simulator alone
 """
 ROLES = ["admin", "operator", "analyst", "agency", "device", "public"]
 DEMO_KEY_FILE = Path("var/demo-admin-key")
@@ -166,9 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="load a district model first (no PATH: the shipped Changdong model)",
     )
     demo = commands.add_parser(
-        "demo", help="run the platform with the whole Changdong district model loaded"
+        "demo",
+        help="run the platform with the Changdong district loaded and its simulator running",
+        description="Load the district, register its simulated devices and serve the platform "
+        "while the simulator drives them through MQTT (Mosquitto at SMARTCITY_INGEST_MQTT_URL) "
+        "and the HTTP southbound.",
     )
     _add_server_options(demo)
+    demo.add_argument("--scenario", default="normal-weekday", help="see smartcity simulate --list")
+    demo.add_argument("--speed", default="1", help="simulated seconds per second, or 'max'")
+    demo.add_argument("--seed", type=int, default=1, help="the simulator's seed")
     commands.add_parser("check", help="validate the configuration and reach the database")
     _add_account_commands(commands)
     _add_deadletter_commands(commands)
@@ -184,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
     )
     _add_adapter_commands(commands)
+    from smartcity.sim.simulate_args import add_simulate_command
+
+    add_simulate_command(commands)
     return parser
 
 
@@ -341,6 +353,23 @@ def _add_district_commands(commands: Any) -> None:
     osm.add_argument("--id", default="district", help="district id (lowercase, digits, '-')")
 
 
+def _demo_simulator(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the settings that run the simulator in the demo."""
+    from smartcity.sim.clock import parse_speed
+
+    try:
+        speed = parse_speed(args.speed)
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
+    return {
+        "sim_enabled": True,
+        "sim_scenario": args.scenario,
+        "sim_speed": speed,
+        "sim_seed": args.seed,
+        "ingest_mqtt_enabled": True,
+    }
+
+
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     overrides = {
         "host": getattr(args, "host", None),
@@ -487,7 +516,11 @@ def serve(
     print(f"\n  창동 스마트시티 플랫폼 · Changdong Smart City Platform {__version__}", flush=True)
     print(f"  Dashboard:  {url}/", flush=True)
     print(f"  API docs:   {url}/docs", flush=True)
-    print(f"  NGSI-LD:    {url}/ngsi-ld/v1/entities\n", flush=True)
+    print(f"  NGSI-LD:    {url}/ngsi-ld/v1/entities", flush=True)
+    if settings.sim_enabled:
+        speed = "max" if settings.sim_speed == float("inf") else f"{settings.sim_speed:g}x"
+        print(f"  Simulator:  {url}/sim/v1/status ({settings.sim_scenario}, {speed})", flush=True)
+    print(flush=True)
     if not settings.auth:
         print("  ACCESS CONTROL IS OFF (--no-auth): development only\n", flush=True)
     elif demo and settings.environment == "development":
@@ -502,7 +535,8 @@ def serve(
         "log_config": None,
     }
     if settings.workers == 1:
-        uvicorn.run(create_app(platform), **options)
+        path = None if district in (None, BUILTIN) else district
+        uvicorn.run(create_app(platform, district=path), **options)
         return
     # Each worker process builds its own platform from the same settings.
     platform.close()
@@ -612,7 +646,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             serve(_settings(args), seed=args.seed, district=args.district)
         elif args.command == "demo":
-            serve(_settings(args), district=BUILTIN, demo=True)
+            serve(_settings(args, **_demo_simulator(args)), district=BUILTIN, demo=True)
+        elif args.command == "simulate":
+            from smartcity.sim.commands_simulate import run_simulate
+
+            return run_simulate(_settings(args), args)
         elif args.command == "check":
             return check(_settings(args))
         elif args.command in ("user", "key"):

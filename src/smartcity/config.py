@@ -176,6 +176,25 @@ class Settings(BaseSettings):
     ingest_device_entity_interval: float = Field(default=60.0, ge=0, le=86400)
     """A device's entity gets its dateLastValueReported at most this often (seconds)."""
 
+    # The simulator (docs/simulator.md): the district's simulated devices publish through the
+    # real ingest path (MQTT to ingest_mqtt_url, the HTTP southbound). Never on a real city's
+    # platform: simulated readings would mix with real ones. `smartcity demo` turns it on.
+    sim_enabled: bool = False
+    sim_autostart: bool = True
+    """Start sim_scenario with the server (else it waits for POST /sim/v1/start)."""
+    sim_scenario: str = "normal-weekday"
+    """A shipped scenario's name (smartcity simulate --list) or a scenario file's path."""
+    sim_speed: float = Field(default=1.0, gt=0)
+    """Simulated seconds per wall second (60: an hour a minute; inf: as fast as it goes)."""
+    sim_seed: int = 1
+    sim_start: str = "now"
+    """'scenario' (its own date), 'today' (its times, today), 'now' (today, from the current
+    time of day) or an ISO 8601 date and time."""
+    sim_tenant: str = ""
+    sim_max_backlog: int = Field(default=1000, ge=10, le=100_000)
+    """Messages sent but not yet taken by the IoT agent before the simulator waits (an MQTT
+    broker drops what it queues past its own limit, 1000 for Mosquitto by default)."""
+
     # Access control: on unless switched off explicitly, which only development allows.
     auth: bool = True
     auth_secret: SecretStr | None = None
@@ -244,6 +263,11 @@ class Settings(BaseSettings):
         ]
         if missing:
             raise ValueError("; ".join(missing))
+        if self.sim_enabled and self.workers > 1:
+            raise ValueError(
+                "sim_enabled runs the simulator in the server process: with workers > 1 each "
+                "process would run its own; set workers=1"
+            )
         secret = self.auth_secret.get_secret_value() if self.auth_secret else ""
         if self.environment != "development" and self.auth and len(secret) < 32:
             raise ValueError(

@@ -50,6 +50,8 @@ class Permission(StrEnum):
     """List and show the input ingestion refused (dead letters), with its raw payload."""
     MANAGE_DEAD_LETTERS = "manage-dead-letters"
     """Replay and discard dead letters."""
+    CONTROL_SIMULATION = "control-simulation"
+    """Start, stop, pause and jump the district simulator (where it is enabled)."""
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -67,6 +69,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.COMMAND_DEVICES,
             Permission.READ_DEAD_LETTERS,
             Permission.MANAGE_DEAD_LETTERS,
+            Permission.CONTROL_SIMULATION,
         }
     ),
     Role.ANALYST: frozenset(

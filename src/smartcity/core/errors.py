@@ -83,6 +83,14 @@ class AlreadyExists(SmartCityError):
     title = "Already exists"
 
 
+class Conflict(SmartCityError):
+    """The request does not fit the current state of what it acts on (NGSI-LD 1.6 Conflict)."""
+
+    status = 409
+    problem_type = NGSI_LD_ERRORS + "Conflict"
+    title = "Conflict"
+
+
 class ResourceNotFound(SmartCityError):
     """The entity, attribute or type asked for does not exist."""
 

@@ -23,9 +23,10 @@ def parse_speed(text: str | float) -> float:
     if isinstance(text, int | float):
         value = float(text)
     else:
-        cleaned = text.strip().lower().removesuffix("x").removesuffix("×")
+        cleaned = text.strip().lower()
         if cleaned in ("max", "inf", "infinite"):
             return math.inf
+        cleaned = cleaned.removesuffix("x").removesuffix("×")
         try:
             value = float(cleaned)
         except ValueError:

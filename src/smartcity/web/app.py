@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -12,6 +13,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from smartcity import __version__
 from smartcity.platform import Platform
+from smartcity.sim.service import attach_simulator
 from smartcity.web import (
     auth,
     contexts,
@@ -19,6 +21,7 @@ from smartcity.web import (
     entities,
     ingest,
     operations,
+    simulation,
     southbound,
     subscriptions,
     temporal,
@@ -37,8 +40,11 @@ NGSI-LD error types.
 """
 
 
-def create_app(platform: Platform) -> FastAPI:
-    """Build the FastAPI application; closing it closes the platform."""
+def create_app(platform: Platform, *, district: Path | None = None) -> FastAPI:
+    """Build the FastAPI application; closing it closes the platform.
+
+    `district` is the folder the simulator simulates (default: Changdong).
+    """
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -60,6 +66,7 @@ def create_app(platform: Platform) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.platform = platform
+    app.state.simulation = attach_simulator(platform, district)
     registry = CollectorRegistry()
     app.add_middleware(MetricsMiddleware, metrics=RequestMetrics(registry))
     app.add_middleware(TrailingSlashMiddleware)
@@ -74,6 +81,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(southbound.router)
     app.include_router(ingest.router)
+    app.include_router(simulation.router)
 
     @app.get("/health", tags=["operations"], summary="Liveness and readiness")
     def health() -> JSONResponse:
