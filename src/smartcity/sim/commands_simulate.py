@@ -98,6 +98,8 @@ def _simulation(district: District, args: argparse.Namespace) -> tuple[Simulatio
     start, skip = resolve_start(args.start, plain.start, zone, datetime.now(zone))
     scenario = load_scenario(args.scenario, district, start=start) if start else plain
     simulation = Simulation(district, scenario, args.seed)
+    if args.jump:
+        skip = resolve_moment(args.jump, scenario.start, zone)
     if skip is not None and scenario.start < skip < scenario.end:
         simulation.skip_to(skip)
     until = resolve_moment(args.until, scenario.start, zone) if args.until else None
@@ -144,8 +146,8 @@ def _summary(
     table = Table("device kind", "messages")
     for kind, count in sorted(kinds.items()):
         table.add_row(kind, f"{count:,}")
-    table.add_row("all", f"{sum(kinds.values()):,}")
     Console().print(table)
+    print(f"messages sent: {sum(kinds.values()):,}")
     if refusals:
         print(
             "malformed on purpose (expected dead letters): "

@@ -37,6 +37,7 @@ def add_simulate_command(commands: Any) -> None:
         default="scenario",
         help="'scenario' (its own date), 'today', 'now' or a date and time (local)",
     )
+    parser.add_argument("--jump", help="skip ahead to 'HH:MM' or a date and time, then send")
     parser.add_argument("--until", help="stop at 'HH:MM' or a date and time (default: its end)")
     parser.add_argument("--district", type=Path, help="a district folder (default: Changdong)")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
