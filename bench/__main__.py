@@ -45,6 +45,12 @@ from bench.notifications import (
 from bench.profile import Breakdown, print_breakdown, profile, threadpool_hop_us
 from bench.report import figure_rows, markdown, print_table
 from bench.scenarios import FIGURES, FULL, QUICK, Advance, Backend, BackendResult, run_backend
+from bench.simulator import FULL as SIMULATOR_FULL
+from bench.simulator import QUICK as SIMULATOR_QUICK
+from bench.simulator import print_results as print_simulator
+from bench.simulator import run_simulator
+from bench.simulator import section as simulator_section
+from bench.simulator import write_section as write_simulator_section
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -80,9 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--only",
-        choices=(*FIGURES, "notifications", "ingest-writer"),
-        help="run one figure only (docs not written, except the notifications and ingest "
-        "writer sections)",
+        choices=(*FIGURES, "notifications", "ingest-writer", "simulator"),
+        help="run one figure only (docs not written, except the notifications, ingest "
+        "writer and simulator sections)",
     )
     parser.add_argument(
         "--quick",
@@ -142,6 +148,17 @@ def ingest_writer(console: Console, args: argparse.Namespace) -> str:
     return writer_section(phases, sizes, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
 
 
+def simulator(console: Console, args: argparse.Namespace) -> str:
+    """Run the simulator benchmark (what the district sends, whether the platform keeps up)."""
+    sizes = SIMULATOR_QUICK if args.quick else SIMULATOR_FULL
+    with console.status("simulator: the district at 1x, 10x, 60x and max through the platform"):
+        production, results = run_simulator(sizes)
+    print_simulator(console, production, results)
+    return simulator_section(
+        production, results, sizes, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks."""
     args = build_parser().parse_args(argv)
@@ -153,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quick:
             write_section(DOCS, text)
             console.print(f"wrote the notifications section of {DOCS}")
+        return 0
+    if args.only == "simulator":
+        text = simulator(console, args)
+        if not args.quick:
+            write_simulator_section(DOCS, text)
+            console.print(f"wrote the simulator section of {DOCS}")
         return 0
     if args.only == "ingest-writer":
         text = ingest_writer(console, args)
@@ -204,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     DOCS.write_text(markdown(machine, sizes, results, rows, duration, notes))
     write_section(DOCS, notification_section)
     write_writer_section(DOCS, ingest_writer(console, args))
+    write_simulator_section(DOCS, simulator(console, args))
     console.print(f"wrote {DOCS}")
     return 0
 

@@ -36,6 +36,8 @@ from smartcity.sim.scenario import Scenario
 from smartcity.sim.traffic import LinkState, TrafficModel
 
 MINUTE = timedelta(minutes=1)
+HEARTBEAT_ONLY = frozenset({"parking-spot", "food-waste-bin"})
+"""Kinds whose periodic report is only a heartbeat, skipped in a minute they report a change."""
 VEHICLE_LENGTH = 7.5
 """Metres a car takes on a detector loop (its length and the loop's)."""
 
@@ -298,20 +300,28 @@ class Simulation:
             sequence += 1
             found.append((at, device.number, sequence, device, values))
 
+        self._events(minute, sun, events, emit)
+        # A report on change stands for the heartbeat of that minute (its state is current).
+        reported = {item[3].number for item in found if item[3].kind.name in HEARTBEAT_ONLY}
         second0 = minute.index * 60
         for device in self.devices:
             interval = device.kind.interval
             first = math.ceil((second0 - device.phase) / interval) * interval + device.phase
-            if first < second0 + 60:
+            if first < second0 + 60 and device.number not in reported:
                 at = minute.start + timedelta(seconds=first - second0)
                 emit(at, device, self._periodic(device, minute, at, sun, noise))
-        self._events(minute, sun, events, emit)
         found.sort(key=lambda item: (item[0], item[1], item[2]))
         emissions = []
+        sent: set[tuple[int, datetime, bytes]] = set()
         for at, _, number, device, values in found:
             emission = self.faults.apply(device, at, values, self.zone, number)
-            if emission is not None:
-                emissions.append(emission)
+            if emission is None:
+                continue
+            key = (device.number, at, emission.payload)
+            if key in sent:
+                continue  # a device does not send the same message twice in one second
+            sent.add(key)
+            emissions.append(emission)
         return emissions
 
     def _periodic(
