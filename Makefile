@@ -9,7 +9,7 @@ STAMP_TEST := $(VENV)/.installed-test
 .PHONY: demo serve test lint typecheck contracts unit bench interop-env clean help
 
 help:
-	@echo "make demo   - install and run the platform with the Changdong district model loaded"
+	@echo "make demo   - install and run the platform with the Changdong district and its simulator"
 	@echo "make test   - lint, type checks, import contracts and the tests"
 	@echo "make bench  - run the benchmarks and write docs/benchmarks.md"
 	@echo "make lint   - ruff (lint and format check)"
@@ -33,8 +33,9 @@ $(INTEROP)/bin/python:
 
 interop-env: $(INTEROP)/bin/python
 
+# make demo SCENARIO=concert-night SPEED=60 picks another scenario and speed.
 demo: $(STAMP_RUN)
-	$(BIN)/smartcity demo
+	$(BIN)/smartcity demo $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(SPEED),--speed $(SPEED))
 
 serve: $(STAMP_RUN)
 	$(BIN)/smartcity serve

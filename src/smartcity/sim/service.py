@@ -118,6 +118,7 @@ class SimulationService:
         self._stop = asyncio.Event()
         self._lock = asyncio.Lock()
         self._sender: RoutingSender | None = None
+        self._mqtt: MqttSender | None = None
 
     @property
     def enabled(self) -> bool:
@@ -215,6 +216,8 @@ class SimulationService:
             self.state, self.error = "starting", None
             try:
                 runner = await asyncio.to_thread(self._prepare, request)
+                if self._mqtt is not None:
+                    await self._mqtt.connect()
             except SmartCityError as error:
                 self.state, self.error = "failed", error.detail
                 raise
@@ -258,6 +261,7 @@ class SimulationService:
             client_id=f"smartcity-simulator-{uuid.uuid4().hex[:8]}",
         )
         http = AgentSender(agent, self.keys)
+        self._mqtt = mqtt
         self._sender = RoutingSender(mqtt, http)
         backlog = None
         if self.platform.iot.mqtt is not None:

@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 import aiomqtt
 import httpx
 
+from smartcity.core.errors import ConfigurationError
 from smartcity.ingest.agent import Inbound, IotAgent
 from smartcity.ingest.device_model import PayloadFormat, Transport
 from smartcity.sim.emission import Emission
@@ -51,6 +52,16 @@ class MqttSender:
         self.client_id = client_id
         self.client: aiomqtt.Client | None = None
         self.sent = 0
+
+    async def connect(self) -> None:
+        """Connect now (ConfigurationError saying what to do if the broker cannot be reached)."""
+        try:
+            await self._connect()
+        except aiomqtt.MqttError as error:
+            raise ConfigurationError(
+                f"the simulator cannot reach the MQTT broker at {_redacted(self.url)} ({error}): "
+                "start Mosquitto (apt-get install mosquitto) or set SMARTCITY_INGEST_MQTT_URL"
+            ) from None
 
     async def _connect(self) -> aiomqtt.Client:
         if self.client is None:
@@ -91,6 +102,12 @@ class MqttSender:
             client, self.client = self.client, None
             with contextlib.suppress(aiomqtt.MqttError):
                 await client.__aexit__(None, None, None)
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}:{parts.port}" if parts.port else f"{parts.scheme}://{host}"
 
 
 class AgentSender:
