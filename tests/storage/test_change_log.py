@@ -57,6 +57,14 @@ def test_heads_name_the_changes_and_whole_changes_come_by_seq(store: EntityStore
     assert whole == [c for c in store.changes_since(start) if c.tenant == ""]
 
 
+def test_a_number_that_becomes_a_boolean_is_a_change(store: EntityStore) -> None:
+    put(store, make_entity(SPOT + "6", "ParkingSpot", occupied=prop(0)))
+    start = store.last_change_seq()
+    put(store, make_entity(SPOT + "6", "ParkingSpot", occupied=prop(False)))
+    (change,) = store.changes_since(start)
+    assert change.changed == [iri("occupied")]
+
+
 def test_tenants_are_logged_apart(store: EntityStore) -> None:
     start = store.last_change_seq()
     put(store, make_entity(SPOT + "2", "ParkingSpot"), tenant="police")
