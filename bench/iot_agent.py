@@ -38,6 +38,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -47,7 +48,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.cpu import machine_cpu_seconds, process_cpu_seconds, wait_for_quiet
+from bench.cpu import (
+    machine_cpu_seconds,
+    process_cpu_seconds,
+    thread_cpu_seconds,
+    wait_for_quiet,
+)
 from smartcity.auth.principal import Caller
 from smartcity.config import Settings
 from smartcity.core.clock import isoformat
@@ -113,6 +119,9 @@ class Cpu:
     wall: float
     machine: float
     platform: float
+    loop: float
+    """The platform's event loop thread (MQTT client, bus, acknowledgements, the writer's
+    decoding and settling)."""
     mosquitto: float
     agent: float
     upserts: float
@@ -129,6 +138,7 @@ def _values(cpu: Cpu) -> tuple[float, ...]:
         cpu.wall,
         cpu.machine,
         cpu.platform,
+        cpu.loop,
         cpu.mosquitto,
         cpu.agent,
         cpu.upserts,
@@ -357,6 +367,8 @@ class Session:
         self.writer = next(w for w in platform.workers if isinstance(w, IngestWriter))
         self.meter = Meter()
         self.meter.install(platform, self.writer)
+        self.loop_thread = threading.get_native_id()
+        """The event loop's thread (sessions run in the thread that builds them)."""
         self.commits: list[tuple[str, float]] = []
         """(observedAt, wall-clock time) of each reading when the writer saw it committed."""
         self.writer.on_stored = self._on_stored
@@ -374,6 +386,7 @@ class Session:
             wall=time.perf_counter(),
             machine=busy,
             platform=process_cpu_seconds(os.getpid()),
+            loop=thread_cpu_seconds(self.loop_thread),
             mosquitto=process_cpu_seconds(self.mosquitto_pid),
             agent=self.meter.agent,
             upserts=self.meter.upserts,
