@@ -21,6 +21,8 @@ from bench.iot_agent import (
 SECTION = "iot-agent"
 """Its section of docs/benchmarks.md (see bench/sections.py)."""
 RATE_GOAL = 10_000
+BUSY = 0.7
+"""Share of a phase the writer's upserts must be in progress to call it the bottleneck."""
 DROP_GOAL = 10.0
 """Percent the throughput may drop with malformed readings."""
 
@@ -135,7 +137,7 @@ def print_result(console: Console, result: IotResult) -> None:
         for phase in _phases(result):
             table.add_row(*cells(phase))
         console.print(table)
-    for line in [*verdicts(result), *limits(result)]:
+    for line in [*verdicts(result), *limits(result), *dead_letter_cost(result)]:
         console.print(line)
 
 
@@ -156,21 +158,7 @@ def verdicts(result: IotResult) -> list[str]:
     """Say, against issue 4's goals, what this run found."""
     flood, bad_flood = _flood(result.clean), _flood(result.malformed)
     sustained = result.sustained
-    lines = []
-    if sustained is None:
-        lines.append(
-            f"- **Sustained**: no paced run kept up with p95 under {LATENCY_GOAL_MS:.0f} ms "
-            f"(lowest tried {result.sizes.rates[0]:,}/s); goal {RATE_GOAL:,}/s missed."
-        )
-    else:
-        met = "met" if (sustained.rate or 0) >= RATE_GOAL else "missed"
-        lines.append(
-            f"- **Sustained: {sustained.rate:,} readings/s** (the fastest paced run that kept "
-            f"up with p95 under {LATENCY_GOAL_MS:.0f} ms: p50 {sustained.latency(0.5):,.0f} ms, "
-            f"p95 {sustained.latency(0.95):,.0f} ms, p99 {sustained.latency(0.99):,.0f} ms; "
-            f"p95 to the commit {sustained.commit_latency(0.95):,.0f} ms); the goal of "
-            f"{RATE_GOAL:,}/s is {met}."
-        )
+    lines = [_sustained(result)]
     lines.append(
         f"- **Capacity** (flood of {flood.sent:,}): {flood.handled_rate:,.0f} messages/s "
         f"handled, {flood.stored_rate:,.0f} readings/s stored; its latencies are queueing "
@@ -189,6 +177,34 @@ def verdicts(result: IotResult) -> list[str]:
         f"(counted one by one, not sampled): {every} reading accounted for."
     )
     return lines
+
+
+def _sustained(result: IotResult) -> str:
+    sustained, to_commit = result.sustained, result.sustained_to_commit
+    if sustained is None:
+        return (
+            f"- **Sustained**: no paced run kept up with p95 under {LATENCY_GOAL_MS:.0f} ms "
+            f"(lowest tried {result.sizes.rates[0]:,}/s); goal {RATE_GOAL:,}/s missed."
+        )
+    met = "met" if (sustained.rate or 0) >= RATE_GOAL else "missed"
+    line = (
+        f"- **Sustained: {sustained.rate:,} readings/s**, the fastest paced run that kept up "
+        f"with p95 under {LATENCY_GOAL_MS:.0f} ms (history: p50 "
+        f"{sustained.latency(0.5):,.0f} ms, p95 {sustained.latency(0.95):,.0f} ms, p99 "
+        f"{sustained.latency(0.99):,.0f} ms); the goal of {RATE_GOAL:,}/s is {met}. "
+    )
+    if to_commit is sustained:
+        return line + (f"Up to the commit as well (p95 {sustained.commit_latency(0.95):,.0f} ms).")
+    if to_commit is None:
+        return line + (
+            f"Up to the commit its p95 is {sustained.commit_latency(0.95):,.0f} ms: counted "
+            "that way, no paced run is within the goal."
+        )
+    return line + (
+        f"Up to the commit its p95 is {sustained.commit_latency(0.95):,.0f} ms; counted that "
+        f"way the sustained rate is {to_commit.rate:,}/s (p95 "
+        f"{to_commit.commit_latency(0.95):,.0f} ms)."
+    )
 
 
 def _malformed(
@@ -216,15 +232,20 @@ def _bound(phase: Phase) -> str:
     cpu = phase.cpu
     assert cpu is not None
     cores = os.cpu_count() or 1
-    if phase.cores(cpu.machine) >= 0.9 * cores:
+    if phase.cores(cpu.machine) >= 0.85 * cores:
         return (
-            "every core of the machine was busy (the platform, Mosquitto, the publisher and "
-            "other work share them), so the platform got "
-            f"{phase.cores(cpu.platform):.2f} cores"
+            f"the machine was nearly full ({phase.cores(cpu.machine):.2f} of {cores} cores "
+            "busy: the platform, Mosquitto, the publisher and other work share them), and the "
+            f"platform got {phase.cores(cpu.platform):.2f} cores"
         )
     if phase.cores(cpu.platform) >= 0.85:
         return "the platform process is CPU-bound (one process: one GIL for the Python work)"
     return "no CPU was saturated: waiting (batching, I/O, hand-offs) bounds it"
+
+
+def _writer_heading(cpu: Cpu) -> str:
+    busy = cpu.upserts_wall / cpu.wall if cpu.wall else 0.0
+    return "The bottleneck is the single writer" if busy >= BUSY else "The writer"
 
 
 def limits(result: IotResult) -> list[str]:
@@ -257,8 +278,39 @@ def limits(result: IotResult) -> list[str]:
         f"{flood.publisher_cpu / flood.sent * 1e6:.0f} µs. With a whole core the platform "
         f"would handle about {1e6 / total_us:,.0f} messages/s (its Python work shares one "
         f"GIL); {RATE_GOAL:,}/s leaves 100 µs per message for all of it, "
-        f"{total_us / 100:.1f} times less than it spends."
+        f"{total_us / 100:.1f} times less than it spends.",
+        f"- **{_writer_heading(cpu)}**: its upserts were in progress "
+        f"{cpu.upserts_wall:,.1f} s of the flood's {cpu.wall:,.1f} s "
+        f"({cpu.upserts_wall / cpu.wall:.0%}), but used only {cpu.upserts:,.1f} s of CPU: "
+        f"{1 - cpu.upserts / cpu.upserts_wall:.0%} of the writer's time is waiting for the "
+        "GIL (the event loop and the agent run Python in the same process) or for a core.",
     ]
+
+
+def dead_letter_cost(result: IotResult) -> list[str]:
+    """Say what the malformed messages cost, from the malformed flood against the clean one."""
+    flood, bad = _flood(result.clean), _flood(result.malformed)
+    if flood.cpu is None or bad.cpu is None or not bad.malformed:
+        return []
+    cpu = bad.cpu
+    return [
+        f"- **What the malformed messages cost** (flood): the platform spent "
+        f"{platform_us(bad):.0f} µs of CPU per message against {platform_us(flood):.0f} "
+        f"clean. Recording the {bad.dead_letters:,} dead letters took "
+        f"{cpu.letters * 1e3:,.0f} ms of CPU and {cpu.letters_wall * 1e3:,.0f} ms of wall "
+        "time in the agent's path (a batch is acknowledged to the broker only once its dead "
+        f"letters are stored){_waits(cpu)}."
+    ]
+
+
+def _waits(cpu: Cpu) -> str:
+    if cpu.letters_wall < 3 * cpu.letters:
+        return ""
+    return (
+        ": mostly waiting, since SQLite has one writer at a time and the ingest writer's "
+        f"upserts held it ({cpu.upserts_wall:,.1f} s of wall time in this phase); meanwhile "
+        "the agent takes no new batch"
+    )
 
 
 def section(result: IotResult, date: str) -> str:
@@ -304,7 +356,8 @@ def section(result: IotResult, date: str) -> str:
         "  time). modifiedAt is taken when the writer's batch upsert begins, before the",
         "  entities are parsed, written and committed, so `p95 to commit` adds the rest: the",
         "  time the writer saw the commit (its `on_stored` hook) minus observedAt, for every",
-        "  reading too. A paced run is within the goal when both p95s are under 250 ms.",
+        "  reading too. The sustained rate is judged by the history's p95 (the latency as",
+        "  defined for this benchmark); the verdict also says what it is up to the commit.",
         "  handled/s: messages stored or dead-lettered / (first send to the last one settled);",
         "  stored/s: good readings / (first send to the last modifiedAt). Good stored and bad",
         "  dead-lettered are counted in the history and the dead-letter table, one by one.",
@@ -329,5 +382,5 @@ def section(result: IotResult, date: str) -> str:
         "| --- |" + " ---: |" * (len(CPU) - 1),
     ]
     lines += ["| " + " | ".join(cpu_cells(p)) + " |" for p in _phases(result)]
-    lines += ["", *verdicts(result), *limits(result)]
+    lines += ["", *verdicts(result), *limits(result), *dead_letter_cost(result)]
     return "\n".join(lines)

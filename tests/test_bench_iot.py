@@ -73,10 +73,13 @@ def test_the_sustained_rate_is_the_fastest_kept_up_within_the_latency_goal() -> 
     sustained = result.sustained
     assert sustained is not None
     assert sustained.rate == 1000
-    # Under the goal by modifiedAt but not up to the commit: not within the goal.
+    assert result.sustained_to_commit is sustained
+    # Under the goal by the history's modifiedAt, not up to the commit.
     late_commit = paced(500, p95=200.0)
     late_commit.commit_latencies = [300.0] * 100
-    assert IotResult(FULL, [late_commit], [], (0, 0, 0), (0, 0, 0), 0.0).sustained is None
+    late = IotResult(FULL, [late_commit], [], (0, 0, 0), (0, 0, 0), 0.0)
+    assert late.sustained is late_commit
+    assert late.sustained_to_commit is None
 
 
 def test_drop_is_the_share_of_handled_messages_per_second_lost() -> None:
