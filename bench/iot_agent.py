@@ -30,6 +30,7 @@ around the agent's work and the writer's upserts (see `Meter`).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -47,6 +48,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from rich.console import Console
 
 from bench.cpu import (
     machine_cpu_seconds,
@@ -595,11 +598,7 @@ def run_iot_agent(sizes: IotSizes, progress: Callable[[str], None] | None = None
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the benchmark and print its figures (docs/benchmarks.md is left alone)."""
-    import argparse
-
-    from rich.console import Console
-
-    from bench.iot_report import print_result
+    from bench.iot_report import print_result  # the report imports this module
 
     parser = argparse.ArgumentParser(prog="python -m bench.iot_agent", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")

@@ -368,9 +368,9 @@ def section(result: IotResult, date: str) -> str:
     lines += ["| " + " | ".join(figure_cells(p)) + " |" for p in _phases(result)]
     lines += [
         "",
-        "CPU in cores (1.0 = one core for the whole phase, of "
-        f"{os.cpu_count()}). `platform`: the platform process (/proc); inside it: `event loop`",
-        "(its thread, /proc: the MQTT client, the bus, acknowledgements, the writer's decoding",
+        f"CPU in cores (1.0 = one core for the whole phase, of {os.cpu_count()}). `platform`:",
+        "the platform process (/proc); inside it: `event loop` (its thread, /proc: the MQTT",
+        "client, the bus, acknowledgements, the writer's decoding",
         "and settling), and from thread CPU clocks around the calls: `agent` (authenticate,",
         "decode, map, standardize, validate), `writer` (the ingest writer's batch upserts into",
         "SQLite, commit included), `of it history` (the history rows, inside the upserts);",
