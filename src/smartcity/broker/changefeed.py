@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections.abc import AsyncIterator, Collection, Iterator
+from collections.abc import AsyncGenerator, Collection, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
@@ -153,7 +153,7 @@ class ChangeFeed:
         types: Collection[str] | None = None,
         *,
         heartbeat: float = 15.0,
-    ) -> AsyncIterator[FeedBatch]:
+    ) -> AsyncGenerator[FeedBatch, None]:
         """Yield batches of changes after `after` as they commit, forever.
 
         A batch comes when there are changes, and at least every `heartbeat` seconds (maybe

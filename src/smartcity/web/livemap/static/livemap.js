@@ -29,7 +29,7 @@
       loading: "Loading", live: "Live", reconnecting: "Reconnecting", failed: "Connection failed",
       updatesPerSecond: "updates/s", anonymous: "Anonymous: only public types are shown.",
       signedIn: "Signed in", rejected: "The credential was refused; only public types are shown.",
-      tenantName: "tenant", defaultTenant: "default", stale: "stale reading", staleAfter: "min without update",
+      tenantName: "tenant", defaultTenant: "default", stale: "stale reading", staleAfter: " min without update",
       observed: "observed", modified: "updated", ago: "ago", justNow: "just now", minutes: "min",
       hours: "h", days: "d", seconds: "s", noPosition: "without a position", roadLanes: "lanes",
       oneway: "one-way", speedLimit: "speed limit", zone: "dong", nothingVisible: "nothing visible",
@@ -52,6 +52,12 @@
     airQualityLevel: ["대기질", "air quality"], serialNumber: ["일련번호", "serial number"],
     roadDirection: ["방향", "direction"], refRoadSegment: ["도로 구간", "road segment"],
     stationType: ["노선 종류", "station type"], capacity: ["수용 인원", "capacity"],
+    allowedVehicleType: ["허용 차종", "vehicles allowed"], layout: ["구조", "layout"],
+    occupancyDetectionType: ["점유 감지 방식", "occupancy detection"],
+    cameraOrientation: ["방향", "orientation"], viewDirection: ["촬영 방향 (°)", "view direction (°)"],
+    cameraNum: ["번호", "number"], lanternHeight: ["등주 높이", "lantern height"],
+    locationCategory: ["설치 위치", "placed at"], binCapacity: ["용량", "capacity"],
+    storedWasteKind: ["폐기물 종류", "waste kind"], storedWasteOrigin: ["배출원", "waste origin"],
   };
   const UNITS = {
     KMH: "km/h", GQ: "µg/m³", CEL: "°C", P1: "%", "2N": "dB", KGM: "kg", MTR: "m", SEC: "s",
@@ -72,7 +78,7 @@
     language: "ko", map: null, style: null, config: null, generation: 0, controller: null,
     layers: [], layerById: new Map(), hidden: new Set(), entities: new Map(), members: new Map(),
     pending: new Map(), buffer: [], loading: true, dirty: new Set(), flushTimer: null, lastFlush: 0,
-    roads: new Map(), labels: [], popup: null, popupId: null, cityClock: null,
+    roads: new Map(), zones: new Map(), labels: [], popup: null, popupId: null, cityClock: null,
     connection: "loading", updates: 0, rate: 0, rejected: false, loaded: 0, total: null,
   };
 
@@ -534,6 +540,12 @@
     return `${local} (${age(time)})`;
   }
 
+  function attributeLabel(name) {
+    const labels = ATTRIBUTE_NAMES[name];
+    if (labels) return labels[state.language === "ko" ? 0 : 1];
+    return state.language === "ko" ? name : name.replace(/([a-z0-9])([A-Z])/g, "$1 $2").toLowerCase();
+  }
+
   function popupContent(entity) {
     const box = element("div", "entity-popup");
     const name = state.language === "ko"
@@ -556,9 +568,11 @@
       const attribute = entity.attributes[attributeName];
       if (isObject(attribute.value) && "coordinates" in attribute.value) continue;
       const row = element("tr");
-      const labels = ATTRIBUTE_NAMES[attributeName];
-      row.append(element("td", "", labels ? labels[state.language === "ko" ? 0 : 1] : attributeName));
-      const cell = element("td", "value", formatValue(attribute.value, attribute.unitCode));
+      row.append(element("td", "", attributeLabel(attributeName)));
+      const shown = attributeName === "areaServed" && state.zones.has(attribute.value)
+        ? bilingual(state.zones.get(attribute.value))
+        : formatValue(attribute.value, attribute.unitCode);
+      const cell = element("td", "value", shown);
       if (attribute.observedAt) {
         const observed = element("div", "observed", `${t("observed")} ${when(attribute.observedAt)}`);
         const time = Date.parse(attribute.observedAt);
@@ -661,6 +675,7 @@
       const zoom = state.map.getZoom();
       const container = $("map");
       container.classList.toggle("far", zoom < 13.5);
+      container.classList.toggle("near", zoom >= 15);
       container.classList.toggle("very-far", zoom < 12);
     };
     state.map.on("zoom", classify);
@@ -857,6 +872,7 @@
       else sessionStorage.removeItem(STORE.tenant);
       $("credential").value = "";
       state.rejected = false;
+      $("panel-body").scrollTop = 0;
       start(false);
     });
     $("sign-out").addEventListener("click", () => {
@@ -885,6 +901,7 @@
       ["zones", "places", "roads"].map(async (name) => (await fetch(style.sources[name].data)).json()),
     );
     for (const road of roads.features) state.roads.set(road.properties.id, road.geometry.coordinates);
+    for (const zone of zones.features) state.zones.set(zone.properties.id, { ko: zone.properties.name_ko, en: zone.properties.name_en });
     state.layers = style.metadata["smartcity:layers"];
     state.layerById = new Map(state.layers.map((layer) => [layer.id, layer]));
     if (localStorage.getItem(LOCAL.hidden) === null) {
