@@ -460,6 +460,7 @@ def serve(
     url = settings.public_url or f"http://{settings.host}:{settings.port}"
     print(f"\n  창동 스마트시티 플랫폼 · Changdong Smart City Platform {__version__}", flush=True)
     print(f"  Dashboard:  {url}/", flush=True)
+    print(f"  Live map:   {url}/map", flush=True)
     print(f"  API docs:   {url}/docs", flush=True)
     print(f"  NGSI-LD:    {url}/ngsi-ld/v1/entities\n", flush=True)
     if not settings.auth:
@@ -584,7 +585,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
-            serve(_settings(args), seed=args.seed, district=args.district)
+            # The live map draws the district the server loads.
+            drawn = str(args.district) if args.district not in (None, BUILTIN) else None
+            serve(_settings(args, map_district=drawn), seed=args.seed, district=args.district)
         elif args.command == "demo":
             serve(_settings(args), district=BUILTIN, demo=True)
         elif args.command == "check":

@@ -136,7 +136,9 @@ def test_the_live_map_shows_the_district_and_its_changes(tmp_path: Path) -> None
                 const map = window.livemap.state.map;
                 const p = map.project(window.livemap.entity(id).position);
                 const hit = map.queryRenderedFeatures(p, {layers: ['live-parking']});
-                return {x: p.x, y: p.y, status: hit.length ? hit[0].properties.status : null};
+                // The colour comes from the feature state, set as the entity changes.
+                const drawn = hit.length ? (hit[0].state.status ?? hit[0].properties.status) : null;
+                return {x: p.x, y: p.y, status: drawn};
             }""",
                 STATION_LOT,
             )

@@ -290,19 +290,19 @@ def _live_layers() -> list[dict[str, Any]]:
                     # A stale reading gets a thick dark ring (see the legend).
                     "circle-stroke-color": [
                         "case",
-                        ["boolean", ["get", "stale"], False],
+                        ["boolean", _state("stale", False), False],
                         "#111827",
                         "#ffffff",
                     ],
                     "circle-stroke-width": [
                         "case",
-                        ["boolean", ["get", "stale"], False],
+                        ["boolean", _state("stale", False), False],
                         3,
                         1,
                     ],
                     "circle-opacity": [
                         "case",
-                        ["boolean", ["get", "stale"], False],
+                        ["boolean", _state("stale", False), False],
                         0.55,
                         0.95,
                     ],
@@ -314,7 +314,13 @@ def _live_layers() -> list[dict[str, Any]]:
 
 def _status_colour(layer: MapLayer) -> list[Any]:
     pairs = {status.id: status.colour for status in layer.statuses}
-    return ["match", ["get", "status"], *_pairs(pairs), "#9ca3af"]
+    return ["match", _state("status", ""), *_pairs(pairs), "#9ca3af"]
+
+
+def _state(name: str, default: Any) -> list[Any]:
+    """Return an expression for a feature's value: its feature state (the page sets it as
+    entities change, without setting the source's data again), else its property."""
+    return ["coalesce", ["feature-state", name], ["get", name], default]
 
 
 def _pairs(mapping: dict[str, str]) -> list[str]:

@@ -78,8 +78,9 @@
     language: "ko", map: null, style: null, config: null, generation: 0, controller: null,
     layers: [], layerById: new Map(), hidden: new Set(), entities: new Map(), members: new Map(),
     pending: new Map(), buffer: [], loading: true, dirty: new Set(), flushTimer: null, lastFlush: 0,
-    roads: new Map(), zones: new Map(), labels: [], popup: null, popupId: null, cityClock: null,
-    connection: "loading", updates: 0, rate: 0, rejected: false, loaded: 0, total: null,
+    roads: new Map(), zones: new Map(), labels: [], keys: new Map(), restyled: new Map(),
+    trafficDirty: false, popup: null, popupId: null, cityClock: null,
+    connection: "loading", updates: 0, received: 0, flushMs: 0, rate: 0, rejected: false, loaded: 0, total: null,
   };
 
   // -- small helpers ----------------------------------------------------------------------------
@@ -320,29 +321,44 @@
     return state.members.get(layerId);
   }
 
+  function keyOf(id) {
+    let key = state.keys.get(id);
+    if (key === undefined) {
+      key = state.keys.size + 1;
+      state.keys.set(id, key);
+    }
+    return key;
+  }
+
+  function forget(old) {
+    members(old.layer.id).delete(old.id);
+    state.dirty.add(old.layer.id);
+  }
+
+  const samePlace = (a, b) => (a && b ? a[0] === b[0] && a[1] === b[1] : a === b);
+
+  // An entity whose place and layer stay gets new colours through feature state (cheap for
+  // the map); one that appears, goes or moves has its layer's data set again.
   function apply(id, raw) {
     const old = state.entities.get(id);
-    if (old) {
-      members(old.layer.id).delete(id);
-      state.dirty.add(old.layer.id);
-    }
-    if (raw === null) {
-      state.entities.delete(id);
-      return;
-    }
-    const entity = parseEntity(raw);
-    const layer = layerOf(entity);
+    const entity = raw === null ? null : parseEntity(raw);
+    const layer = entity && layerOf(entity);
     if (!layer) {
+      if (old) forget(old);
       state.entities.delete(id);
       return;
     }
     entity.layer = layer;
+    entity.key = keyOf(id);
     entity.position = positionOf(entity);
     entity.status = STATUS[layer.id] ? STATUS[layer.id](entity) : layer.statuses[0]?.id;
     entity.stale = isStale(entity, layer);
+    if (old && old.layer !== layer) forget(old);
+    if (!old || old.layer !== layer || !samePlace(old.position, entity.position)) state.dirty.add(layer.id);
+    if (layer.id === "traffic" && old?.status !== entity.status) state.trafficDirty = true;
     state.entities.set(id, entity);
     members(layer.id).set(id, entity);
-    state.dirty.add(layer.id);
+    state.restyled.set(id, entity);
   }
 
   function noteObservations(raw) {
@@ -359,17 +375,20 @@
 
   function flush() {
     state.flushTimer = null;
-    state.lastFlush = performance.now();
+    const began = performance.now();
+    state.lastFlush = began;
     const changed = new Set(state.pending.keys());
     for (const [id, raw] of state.pending) apply(id, raw);
     state.pending.clear();
     redraw();
     if (state.popupId && changed.has(state.popupId)) showPopup(state.popupId);
+    state.flushMs += performance.now() - began;
   }
 
   function feature(entity) {
     return {
       type: "Feature",
+      id: entity.key,
       geometry: { type: "Point", coordinates: entity.position },
       properties: { id: entity.id, status: entity.status, stale: entity.stale },
     };
@@ -377,12 +396,20 @@
 
   function redraw() {
     const map = state.map;
+    for (const entity of state.restyled.values()) {
+      const target = { source: `live-${entity.layer.id}`, id: entity.key };
+      map.setFeatureState(target, { status: entity.status, stale: entity.stale });
+    }
+    state.restyled.clear();
     for (const layerId of state.dirty) {
       if (state.hidden.has(layerId)) continue; // drawn when shown
       const entities = [...members(layerId).values()].filter((e) => e.position);
       map.getSource(`live-${layerId}`)?.setData({ type: "FeatureCollection", features: entities.map(feature) });
-      if (layerId === "traffic") drawTrafficSegments(entities);
       state.dirty.delete(layerId);
+    }
+    if (state.trafficDirty && !state.hidden.has("traffic")) {
+      drawTrafficSegments([...members("traffic").values()]);
+      state.trafficDirty = false;
     }
     renderLayerList();
   }
@@ -406,10 +433,10 @@
       const stale = isStale(entity, entity.layer);
       if (stale !== entity.stale) {
         entity.stale = stale;
-        state.dirty.add(entity.layer.id);
+        state.restyled.set(entity.id, entity);
       }
     }
-    if (state.dirty.size) redraw();
+    if (state.restyled.size) redraw();
   }
 
   // -- the panel: layers, legend, access -----------------------------------------------------------
@@ -469,6 +496,7 @@
     if (layerId === "traffic") state.map.setLayoutProperty("live-traffic-segments", "visibility", visibility);
     if (shown) {
       state.dirty.add(layerId);
+      if (layerId === "traffic") state.trafficDirty = true;
       redraw();
     }
     renderLegend();
@@ -714,6 +742,7 @@
           deliver(change.entity.id, change.entity);
         }
         state.updates += 1;
+        state.received += 1;
       }
     } else if (name === "reset" || name === "denied") {
       cursor.restart = true;
@@ -785,6 +814,8 @@
     state.entities.clear();
     state.pending.clear();
     state.buffer = [];
+    state.restyled.clear();
+    state.trafficDirty = true;
     for (const layer of state.layers) {
       members(layer.id).clear();
       state.dirty.add(layer.id);
