@@ -28,6 +28,7 @@ EPILOG = """examples:
 """
 ROLES = ["admin", "operator", "analyst", "agency", "device", "public"]
 DEMO_KEY_FILE = Path("var/demo-admin-key")
+SHUTDOWN_GRACE_SECONDS = 5
 
 BUILTIN = Path("changdong (built in)")
 DISTRICT_HELP = """A district is a folder of plain files (district.yaml, zones.geojson,
@@ -475,9 +476,19 @@ def serve(
         "log_level": settings.log_level,
         "access_log": settings.log_level == "debug",
         "log_config": None,
+        # Event streams (the live map) end when the server stops, except in worker processes
+        # (--workers) where nothing tells them: connections still open after this are closed.
+        "timeout_graceful_shutdown": SHUTDOWN_GRACE_SECONDS,
     }
     if settings.workers == 1:
-        uvicorn.run(create_app(platform), **options)
+
+        class Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                # Open event streams end first, so that their connections can close.
+                platform.changes.close()
+                super().handle_exit(sig, frame)
+
+        Server(uvicorn.Config(create_app(platform), **options)).run()
         return
     # Each worker process builds its own platform from the same settings.
     platform.close()

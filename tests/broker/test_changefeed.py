@@ -195,3 +195,16 @@ def test_follow_says_when_the_position_was_let_go(platform: Platform) -> None:
     batch = asyncio.run(first())
     assert batch.lost
     assert batch.position == position
+
+
+def test_closing_the_feed_ends_every_follow(platform: Platform) -> None:
+    async def scenario() -> FeedBatch | None:
+        start = await asyncio.to_thread(platform.store.last_change_seq)
+        batches = platform.changes.follow(Caller.system(), start, heartbeat=60)
+        waiting = asyncio.ensure_future(anext(batches, None))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        platform.changes.close()  # the poll interval is 30 s: only closing can end it now
+        return await asyncio.wait_for(waiting, timeout=5)
+
+    assert asyncio.run(scenario()) is None

@@ -219,3 +219,11 @@ def test_a_credential_disabled_meanwhile_ends_the_stream(platform: Platform, url
     assert events[-1].data["reason"]
     again = httpx.get(f"{url}/map/stream", headers={"X-API-Key": key}, timeout=5)
     assert again.status_code == 401
+
+
+def test_stopping_the_server_ends_its_streams(platform: Platform, url: str) -> None:
+    with stream(url) as reader:
+        reader.until(lambda events: beat_after(events, 1))
+        platform.changes.close()  # what `smartcity serve` does on SIGTERM or Ctrl+C
+        with pytest.raises(EOFError):
+            reader.until(lambda events: False)

@@ -59,6 +59,10 @@ class CommitSignal:
         store.add_commit_listener(self._committed)
 
     def _committed(self) -> None:
+        self.wake()
+
+    def wake(self) -> None:
+        """Wake every waiter now (thread-safe)."""
         with self._lock:
             waiters = list(self._waiters)
         for loop, event in waiters:
@@ -104,6 +108,12 @@ class ChangeFeed:
         self.poll_interval = poll_interval
         """The longest time between two reads (changes from other processes are not signalled)."""
         self.signal = CommitSignal(store)
+        self._closed = False
+
+    def close(self) -> None:
+        """End every `follow` soon (the server is stopping: its streams must let go)."""
+        self._closed = True
+        self.signal.wake()
 
     def position(self, caller: Caller) -> int:
         """Return where a reader starting now begins: after the newest logged change."""
@@ -154,7 +164,7 @@ class ChangeFeed:
         *,
         heartbeat: float = 15.0,
     ) -> AsyncGenerator[FeedBatch, None]:
-        """Yield batches of changes after `after` as they commit, forever.
+        """Yield batches of changes after `after` as they commit, until the feed closes.
 
         A batch comes when there are changes, and at least every `heartbeat` seconds (maybe
         empty, with the position reached). If the log lost changes after `after`, the only
@@ -167,9 +177,11 @@ class ChangeFeed:
         position = after
         last_yield = loop.time()
         with self.signal.watch() as committed:
-            while True:
+            while not self._closed:
                 committed.clear()
                 batch = await asyncio.to_thread(self.read, caller, position, types)
+                if self._closed:
+                    return
                 position = batch.position
                 if batch.changes or loop.time() - last_yield >= heartbeat:
                     yield batch
