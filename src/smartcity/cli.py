@@ -468,7 +468,10 @@ def serve(
         print("  ACCESS CONTROL IS OFF (--no-auth): development only\n", flush=True)
     elif demo and settings.environment == "development":
         # Printed to the terminal only, never as a log field.
-        print(f"  Admin API key (demo): {demo_admin_key(platform)}", flush=True)
+        key = demo_admin_key(platform)
+        print(f"  Admin API key (demo): {key}", flush=True)
+        # The fragment stays in the browser: the map keeps the key for the tab.
+        print(f"  Live map, signed in:  {url}/map#key={key}", flush=True)
         print("  Send it as 'Authorization: ApiKey <key>' or 'X-API-Key: <key>'\n", flush=True)
     options: dict[str, Any] = {
         "host": settings.host,

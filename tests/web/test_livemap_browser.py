@@ -174,10 +174,12 @@ def test_the_live_map_shows_the_district_and_its_changes(tmp_path: Path) -> None
             phone = browser.new_page(
                 viewport={"width": 390, "height": 844}, is_mobile=True, locale="ko-KR"
             )
-            phone.goto(url + "/map")
+            phone.goto(f"{url}/map#key={key}")  # a link that signs in, as `smartcity demo` prints
             phone.wait_for_function(
                 "() => window.livemap && window.livemap.loadedAt", timeout=30_000
             )
+            assert phone.evaluate("() => window.livemap.counts().cctv") == 300
+            assert phone.evaluate("() => location.hash") == ""
             panel = phone.locator("#panel").bounding_box()
             assert panel is not None
             assert panel["y"] > 844 * 0.45

@@ -921,7 +921,18 @@
     return phone ? { top: 20, bottom: window.innerHeight * 0.3, left: 10, right: 10 } : { top: 20, bottom: 20, left: 330, right: 50 };
   }
 
+  // A link may carry a credential in its fragment (never sent to the server, so never in a
+  // log): `smartcity demo` prints one. It is kept for the tab and taken out of the address.
+  function takeCredentialFromLink() {
+    const given = new URLSearchParams(location.hash.slice(1));
+    const kind = given.has("token") ? "bearer" : given.has("key") ? "key" : null;
+    if (!kind) return;
+    sessionStorage.setItem(STORE.credential, JSON.stringify({ kind, secret: given.get(kind === "bearer" ? "token" : "key") }));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+
   async function main() {
+    takeCredentialFromLink();
     state.language = chooseLanguage();
     state.hidden = new Set(JSON.parse(localStorage.getItem(LOCAL.hidden) ?? "null") ?? []);
     bindPanel();
