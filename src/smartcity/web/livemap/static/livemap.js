@@ -411,7 +411,7 @@
       drawTrafficSegments([...members("traffic").values()]);
       state.trafficDirty = false;
     }
-    renderLayerList();
+    updateCounts();
   }
 
   function drawTrafficSegments(detectors) {
@@ -460,6 +460,18 @@
       item.dataset.layer = layer.id;
       item.dataset.count = String(count);
       list.append(item);
+    }
+  }
+
+  // Only the numbers change as entities come and go: the list is not built again, so a tap
+  // on a checkbox is never lost to a redraw.
+  function updateCounts() {
+    for (const item of $("layer-list").children) {
+      const count = members(item.dataset.layer).size;
+      if (item.dataset.count === String(count)) continue;
+      item.dataset.count = String(count);
+      item.classList.toggle("empty", count === 0);
+      item.querySelector(".count").textContent = count.toLocaleString();
     }
   }
 
