@@ -7,6 +7,7 @@ It prints, per rate: the changes the broker committed per second, the entity sta
 received per second (the stream sends the newest state of each entity per read), the frames the
 page drew per second and its longest frame, and how late a change reached the page.
 Not part of `python -m bench`: it needs Chromium, and its figures depend on the browser's host.
+`--write` puts the table into docs/benchmarks.md between its markers (replacing the last one).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ import httpx
 
 from bench.server import create_bench_key, free_port
 
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+MARK_START = "<!-- livemap:start -->"
+MARK_END = "<!-- livemap:end -->"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run"]
 LINK = '<urn:smartcity:context:changdong>; rel="http://www.w3.org/ns/json-ld#context"'
@@ -215,28 +219,50 @@ def run(rates: list[int], seconds: float, hidden: bool = False) -> list[RateResu
             browser.close()
 
 
+def table(results: list[RateResult]) -> str:
+    """Return the figures as a markdown table."""
+    lines = [
+        "| changes/s asked | committed/s | states received by the page/s | frames/s "
+        "| longest frame (ms) | page busy applying | lag median (ms) | lag p95 (ms) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        lag = "– | –" if r.target == 0 else f"{r.lag_median_ms:.0f} | {r.lag_p95_ms:.0f}"
+        lines.append(
+            f"| {r.target} | {r.committed_per_second:.0f} | {r.received_per_second:.0f} "
+            f"| {r.frames_per_second:.0f} | {r.longest_frame_ms:.0f} | {r.flush_share:.1%} "
+            f"| {lag} |"
+        )
+    return "\n".join(lines)
+
+
+def write_table(text: str, seconds: float) -> None:
+    """Replace the table between the live map's markers in docs/benchmarks.md."""
+    current = DOCS.read_text()
+    if MARK_START not in current or MARK_END not in current:
+        raise SystemExit(f"{DOCS} has no {MARK_START} ... {MARK_END} section to replace")
+    before, rest = current.split(MARK_START, 1)
+    after = rest.split(MARK_END, 1)[1]
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    heading = f"Measured {when} by `python -m bench.livemap --seconds {seconds:g}`."
+    DOCS.write_text(f"{before}{MARK_START}\n{heading}\n\n{text}\n{MARK_END}{after}")
+
+
 def main() -> None:
-    """Run the measurement and print a table."""
+    """Run the measurement and print a table (and write it with --write)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", type=int, nargs="+", default=[0, 500, 2000, 4000])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument(
         "--hidden", action="store_true", help="hide the streetlights layer (apply, do not draw)"
     )
+    parser.add_argument("--write", action="store_true", help="write the table into the docs")
     args = parser.parse_args()
     results = run(args.rates, args.seconds, args.hidden)
-    print(
-        "| changes/s asked | committed/s | states received by the page/s | frames/s "
-        "| longest frame (ms) | page busy applying | lag median (ms) | lag p95 (ms) |"
-    )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in results:
-        print(
-            f"| {r.target} | {r.committed_per_second:.0f} | {r.received_per_second:.0f} "
-            f"| {r.frames_per_second:.0f} | {r.longest_frame_ms:.0f} | {r.flush_share:.1%} "
-            f"| {r.lag_median_ms:.0f} "
-            f"| {r.lag_p95_ms:.0f} |"
-        )
+    text = table(results)
+    print(text)
+    if args.write and not args.hidden:
+        write_table(text, args.seconds)
 
 
 if __name__ == "__main__":

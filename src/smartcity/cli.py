@@ -20,6 +20,7 @@ EPILOG = """examples:
   smartcity check --config city.toml               validate a configuration and its database
   smartcity user add alice --role admin            a user (the password is asked for)
   smartcity key create --name lamp-7 --role device --entity urn:ngsi-ld:Streetlight:7
+  smartcity device import devices.csv              register devices in bulk (JSON or CSV)
   smartcity deadletters list --reason schema       input ingestion refused, and why
   smartcity district load                          load the Changdong district model
   smartcity district check --district ./my-town    read another district's files, summarise them
@@ -173,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_account_commands(commands)
     _add_deadletter_commands(commands)
     _add_district_commands(commands)
+    _add_device_commands(commands)
     workers = commands.add_parser(
         "workers",
         help="run the background workers (notifications) without the HTTP API, e.g. beside "
@@ -211,6 +213,30 @@ def _add_adapter_commands(commands: Any) -> None:
         help="answer every request (each district, station, stop or link) with this file, "
         "a recorded response: no network, no key",
     )
+
+
+def _add_device_commands(commands: Any) -> None:
+    from smartcity.ingest.device_cli import add_device_commands
+
+    common = argparse.ArgumentParser(add_help=False)
+    _add_tenant_option(common)
+    add_device_commands(commands, common)
+
+
+def device_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Run `smartcity device ...` directly on the database."""
+    from smartcity.core.errors import SmartCityError
+    from smartcity.ingest.device_cli import run_device_command
+    from smartcity.platform import build_platform
+
+    platform = build_platform(settings)
+    try:
+        return run_device_command(platform.iot.devices, args)
+    except SmartCityError as error:
+        print(f"smartcity: {error.detail}", file=sys.stderr)
+        return 1
+    finally:
+        platform.close()
 
 
 DEADLETTER_HELP = """Dead letters are the readings ingestion refused (unknown device, bad key,
@@ -608,6 +634,8 @@ def main(argv: list[str] | None = None) -> int:
             return check(_settings(args))
         elif args.command in ("user", "key"):
             return accounts_command(_settings(args), args)
+        elif args.command == "device":
+            return device_command(_settings(args), args)
         elif args.command == "deadletters":
             return deadletters_command(_settings(args), args)
         elif args.command in ("district", "import"):

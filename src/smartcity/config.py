@@ -149,6 +149,33 @@ class Settings(BaseSettings):
     """Replayed and discarded dead letters are purged after this many days (0: never)."""
     deadletter_purge_interval: float = Field(default=3600.0, gt=0)
 
+    # Devices and the IoT agent: the HTTP southbound (/iot/json, /iot/d) is always on; the MQTT
+    # southbound (FIWARE IoT-Agent topics on a persistent session) when enabled. Run it in one
+    # process only (`smartcity workers`) when servers run several: its client id is fixed.
+    ingest_mqtt_enabled: bool = False
+    ingest_mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", pattern=r"^mqtts?://")
+    """mqtt://[user:password@]host[:port], or mqtts:// for TLS."""
+    ingest_mqtt_client_id: str = Field(
+        default="smartcity-iot-agent", pattern=r"^[A-Za-z0-9_.:\-]{1,64}$"
+    )
+    ingest_mqtt_topic_prefix: str = Field(default="", pattern=r"^(/[^/+#\s]+)*$")
+    """Put before every device topic ('' keeps the convention `/<apikey>/<deviceId>/attrs`)."""
+    ingest_mqtt_session_expiry: int = Field(default=7 * 86400, ge=1)
+    """Seconds the broker keeps what arrives for the agent while it is away."""
+    ingest_mqtt_receive_maximum: int = Field(default=1000, ge=1, le=65535)
+    ingest_mqtt_batch_size: int = Field(default=500, ge=1, le=10_000)
+    ingest_command_timeout: float = Field(default=60.0, gt=0, le=86400)
+    """Seconds a command waits for the device's answer before it is expired."""
+    ingest_device_silent_tolerance: float = Field(default=1.5, ge=1.0, le=100)
+    """A device is silent after its reporting interval times this without a report."""
+    ingest_device_health_interval: float = Field(default=10.0, gt=0, le=3600)
+    ingest_device_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    """How long the agent reuses a device's registration; changes elsewhere wait this."""
+    ingest_last_seen_interval: float = Field(default=2.0, gt=0, le=300)
+    """How often last-seen times are written (batched, never per reading)."""
+    ingest_device_entity_interval: float = Field(default=60.0, ge=0, le=86400)
+    """A device's entity gets its dateLastValueReported at most this often (seconds)."""
+
     # Live change streams (server-sent events of entity changes, read from the change log)
     # and the live map page (/map) that shows them over the district's own roads and zones.
     stream_batch: int = Field(default=2000, ge=1, le=100_000)

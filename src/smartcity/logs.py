@@ -35,7 +35,9 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        cache_logger_on_first_use=True,
+        # Not cached: a process may configure logging more than once (a command run inside a
+        # test, an embedding application), and a cached logger would keep the old processors.
+        cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(

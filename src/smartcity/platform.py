@@ -29,6 +29,9 @@ from smartcity.core.durations import parse_retention
 from smartcity.core.workers import Worker
 from smartcity.ingest.adapters import build_adapters, build_replayer
 from smartcity.ingest.deadletters import DeadLetterRetention, DeadLetterService
+from smartcity.ingest.devices import DeviceOptions
+from smartcity.ingest.iot import Iot, IotOptions, build_iot
+from smartcity.ingest.mqtt import MqttOptions
 from smartcity.ingest.schemas import SchemaCatalog
 from smartcity.ingest.standardize import SmartDataStandardizer
 from smartcity.ingest.writer import IngestWriter, WriterOptions
@@ -104,6 +107,8 @@ class Platform:
     """Live streams of entity changes for a caller (the map's server-sent events)."""
     workers: list[Worker] = field(default_factory=list)
     """Background loops that run while the platform serves (see `run_workers`)."""
+    iot: Iot = field(init=False)
+    """Devices: registry, IoT agent (MQTT and HTTP southbound), commands, health."""
 
     async def start(self) -> None:
         """Connect what needs an event loop (the bus); safe to call twice."""
@@ -208,6 +213,8 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
         ),
         workers=workers,
     )
+    platform.iot = build_device_side(platform)
+    platform.workers.extend(platform.iot.workers())
     if platform.deadletters.retention is not None:
         platform.workers.append(
             DeadLetterRetention(platform.deadletters, settings.deadletter_purge_interval)
@@ -258,6 +265,46 @@ def adapter_worker(platform: Platform) -> Worker:
         timeout=settings.adapters_timeout,
         backoff_cap=settings.adapters_backoff_cap,
     )
+
+
+def build_device_side(platform: Platform) -> Iot:
+    """Build the device registry and the IoT agent; register its dead-letter replayers."""
+    settings = platform.settings
+    mqtt = None
+    if settings.ingest_mqtt_enabled:
+        mqtt = MqttOptions(
+            url=settings.ingest_mqtt_url,
+            client_id=settings.ingest_mqtt_client_id,
+            topic_prefix=settings.ingest_mqtt_topic_prefix,
+            session_expiry=settings.ingest_mqtt_session_expiry,
+            receive_maximum=settings.ingest_mqtt_receive_maximum,
+            batch_size=settings.ingest_mqtt_batch_size,
+        )
+    options = IotOptions(
+        mqtt=mqtt,
+        devices=DeviceOptions(
+            silent_tolerance=settings.ingest_device_silent_tolerance,
+            cache_seconds=settings.ingest_device_cache_seconds,
+        ),
+        command_timeout=settings.ingest_command_timeout,
+        health_interval=settings.ingest_device_health_interval,
+        sightings_interval=settings.ingest_last_seen_interval,
+        device_entity_interval=settings.ingest_device_entity_interval,
+    )
+    iot = build_iot(
+        options,
+        database=platform.store,
+        entities=platform.entities,
+        contexts=platform.contexts,
+        access=platform.access,
+        clock=platform.clock,
+        bus=platform.bus,
+        standardizer=platform.standardizer,
+        dead_letters=platform.deadletters,
+    )
+    for source in ("mqtt", "http"):
+        platform.deadletters.register_replayer(source, iot.agent.replay)
+    return iot
 
 
 def build_standardizer(settings: Settings) -> SmartDataStandardizer:

@@ -40,6 +40,12 @@ class Permission(StrEnum):
     """Manage principals, roles, keys, agency shares and public or restricted types."""
     READ_AUDIT = "read-audit"
     """Read the audit log."""
+    READ_DEVICES = "read-devices"
+    """Read the device registry and devices' commands (never their keys)."""
+    MANAGE_DEVICES = "manage-devices"
+    """Register, change and delete devices (IoT agent provisioning)."""
+    COMMAND_DEVICES = "command-devices"
+    """Send commands to devices (dim a streetlight, open a barrier)."""
     READ_DEAD_LETTERS = "read-dead-letters"
     """List and show the input ingestion refused (dead letters), with its raw payload."""
     MANAGE_DEAD_LETTERS = "manage-dead-letters"
@@ -56,6 +62,9 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.WRITE_HISTORY,
             Permission.MANAGE_SUBSCRIPTIONS,
             Permission.MANAGE_CONTEXTS,
+            Permission.READ_DEVICES,
+            Permission.MANAGE_DEVICES,
+            Permission.COMMAND_DEVICES,
             Permission.READ_DEAD_LETTERS,
             Permission.MANAGE_DEAD_LETTERS,
         }
@@ -65,6 +74,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.READ_ENTITIES,
             Permission.READ_HISTORY,
             Permission.MANAGE_SUBSCRIPTIONS,
+            Permission.READ_DEVICES,
             Permission.READ_DEAD_LETTERS,
         }
     ),

@@ -15,9 +15,11 @@ from smartcity.platform import Platform
 from smartcity.web import (
     auth,
     contexts,
+    devices,
     entities,
     ingest,
     operations,
+    southbound,
     subscriptions,
     temporal,
     types,
@@ -70,6 +72,8 @@ def create_app(platform: Platform) -> FastAPI:
     app.include_router(contexts.router)
     app.include_router(subscriptions.router)
     app.include_router(temporal.router)
+    app.include_router(devices.router)
+    app.include_router(southbound.router)
     app.include_router(ingest.router)
     app.include_router(livemap_router(platform))
 
