@@ -236,7 +236,7 @@ def table(results: list[RateResult]) -> str:
     return "\n".join(lines)
 
 
-def write_table(text: str, seconds: float) -> None:
+def write_table(text: str, seconds: float, load: float) -> None:
     """Replace the table between the live map's markers in docs/benchmarks.md."""
     current = DOCS.read_text()
     if MARK_START not in current or MARK_END not in current:
@@ -244,7 +244,10 @@ def write_table(text: str, seconds: float) -> None:
     before, rest = current.split(MARK_START, 1)
     after = rest.split(MARK_END, 1)[1]
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    heading = f"Measured {when} by `python -m bench.livemap --seconds {seconds:g}`."
+    heading = (
+        f"Measured {when} by `python -m bench.livemap --seconds {seconds:g}`; the machine's "
+        f"load average was {load:.1f} just before (other work on the 2 cores)."
+    )
     DOCS.write_text(f"{before}{MARK_START}\n{heading}\n\n{text}\n{MARK_END}{after}")
 
 
@@ -258,11 +261,12 @@ def main() -> None:
     )
     parser.add_argument("--write", action="store_true", help="write the table into the docs")
     args = parser.parse_args()
+    load = os.getloadavg()[0]
     results = run(args.rates, args.seconds, args.hidden)
     text = table(results)
     print(text)
     if args.write and not args.hidden:
-        write_table(text, args.seconds)
+        write_table(text, args.seconds, load)
 
 
 if __name__ == "__main__":
