@@ -26,6 +26,7 @@ from smartcity.web import (
 )
 from smartcity.web.errors import install_error_handlers
 from smartcity.web.home import home_page
+from smartcity.web.livemap import livemap_router
 from smartcity.web.metrics import MetricsMiddleware, RequestMetrics, TrailingSlashMiddleware
 
 DESCRIPTION = """
@@ -74,6 +75,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(southbound.router)
     app.include_router(ingest.router)
+    app.include_router(livemap_router(platform))
 
     @app.get("/health", tags=["operations"], summary="Liveness and readiness")
     def health() -> JSONResponse:
