@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from smartcity.core.clock import ManualClock
+from smartcity.core.entity import StoredEntity
 from smartcity.core.errors import AlreadyExists
 from smartcity.storage.base import ChangeKind, Changes, EntityStore
 from smartcity.storage.changelog import ChangeLogPruner
@@ -63,6 +64,19 @@ def test_a_number_that_becomes_a_boolean_is_a_change(store: EntityStore) -> None
     put(store, make_entity(SPOT + "6", "ParkingSpot", occupied=prop(False)))
     (change,) = store.changes_since(start)
     assert change.changed == [iri("occupied")]
+
+
+def test_a_write_that_changes_nothing_is_not_logged(store: EntityStore) -> None:
+    put(store, make_entity(SPOT + "7", "ParkingSpot", status=prop("free")))
+    start = store.last_change_seq()
+
+    def plan(current: dict[str, StoredEntity]) -> Changes:
+        entity = current[SPOT + "7"]
+        entity.modified_at = "2026-11-28T02:00:00Z"  # touched, but no attribute differs
+        return Changes(upserts=[entity])
+
+    store.apply("", [SPOT + "7"], plan)
+    assert store.changes_since(start) == []
 
 
 def test_tenants_are_logged_apart(store: EntityStore) -> None:

@@ -408,6 +408,8 @@ class SqlEntityStore(ABC):
                 previous = {n: old.attrs[n] for n in changed if n in old.attrs}
                 kind = ChangeKind.UPDATE
                 types_changed = old.types != entity.types or old.scopes != entity.scopes
+                if not changed and not types_changed:
+                    continue  # nothing changed (an update of attributes it does not have)
             records.append(_change_row(tenant, kind, entity, doc, changed, previous, types_changed))
             changed_records.append(
                 ChangeRecord(
