@@ -32,7 +32,7 @@ from bench.notifications import NotificationResult
 from bench.profile import Breakdown, print_breakdown, profile, threadpool_hop_us
 from bench.report import figure_rows, markdown, print_table
 from bench.scenarios import FIGURES, FULL, QUICK, Advance, Backend, BackendResult, run_backend
-from bench.sections import write_section
+from bench.sections import sections, write_section
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -206,11 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     notification_section = notifications(console, backends, args)
     machine = describe_machine(args.postgres_url)
     DOCS.parent.mkdir(parents=True, exist_ok=True)
+    # Sections this run does not measure (the live map needs a browser) stay as they were.
+    kept = sections(DOCS.read_text()) if DOCS.exists() else {}
     DOCS.write_text(markdown(machine, sizes, results, rows, duration, notes))
     write_section(DOCS, notification_bench.SECTION, notification_section)
     for name, run in SECTIONS.items():
         if name != notification_bench.SECTION:
             write_section(DOCS, name, run(console, backends, args))
+    for name, body in kept.items():
+        if name not in SECTIONS:
+            write_section(DOCS, name, body)
     console.print(f"wrote {DOCS}")
     return 0
 

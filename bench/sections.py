@@ -6,7 +6,15 @@ was; a full run writes the whole file, then adds the sections one by one.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+_SECTION = re.compile(r"<!-- ([\w-]+):start -->\n(.*?)\n<!-- \1:end -->", re.S)
+
+
+def sections(document: str) -> dict[str, str]:
+    """Return the marked sections of a document, by name, in order."""
+    return {match.group(1): match.group(2) for match in _SECTION.finditer(document)}
 
 
 def markers(name: str) -> tuple[str, str]:

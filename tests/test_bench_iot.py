@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from bench.iot_agent import FULL, IotResult, Phase
 from bench.iot_report import drop
-from bench.sections import replace_section, write_section
+from bench.sections import replace_section, sections, write_section
 
 DOCS = """# Benchmarks
 
@@ -86,3 +86,8 @@ def test_drop_is_the_share_of_handled_messages_per_second_lost() -> None:
     clean = Phase("flood", None, 0.0, sent=10_000, settle_seconds=10.0)
     malformed = Phase("flood", None, 0.1, sent=10_000, malformed=1_000, settle_seconds=12.5)
     assert drop(clean, malformed) == pytest.approx(20.0)
+
+
+def test_sections_are_found_by_name_so_a_full_run_keeps_those_it_does_not_measure() -> None:
+    document = replace_section(replace_section("# Benchmarks\n", "livemap", "map"), "a-b", "x\ny")
+    assert sections(document) == {"livemap": "map", "a-b": "x\ny"}
