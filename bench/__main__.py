@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -22,35 +22,18 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from bench import ingest_writer as writer_bench
+from bench import iot_agent as iot_bench
+from bench import iot_report
+from bench import notifications as notification_bench
+from bench import simulator as simulator_bench
 from bench.findings import findings
-from bench.ingest_writer import FULL as WRITER_FULL
-from bench.ingest_writer import QUICK as WRITER_QUICK
-from bench.ingest_writer import print_phases, run_ingest_writer
-from bench.ingest_writer import section as writer_section
-from bench.ingest_writer import write_section as write_writer_section
 from bench.machine import describe_machine
-from bench.notifications import (
-    FULL as NOTIFICATIONS_FULL,
-)
-from bench.notifications import (
-    QUICK as NOTIFICATIONS_QUICK,
-)
-from bench.notifications import (
-    NotificationResult,
-    print_results,
-    run_notifications,
-    section,
-    write_section,
-)
+from bench.notifications import NotificationResult
 from bench.profile import Breakdown, print_breakdown, profile, threadpool_hop_us
 from bench.report import figure_rows, markdown, print_table
 from bench.scenarios import FIGURES, FULL, QUICK, Advance, Backend, BackendResult, run_backend
-from bench.simulator import FULL as SIMULATOR_FULL
-from bench.simulator import QUICK as SIMULATOR_QUICK
-from bench.simulator import print_results as print_simulator
-from bench.simulator import run_simulator
-from bench.simulator import section as simulator_section
-from bench.simulator import write_section as write_simulator_section
+from bench.sections import sections, write_section
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -86,9 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--only",
-        choices=(*FIGURES, "notifications", "ingest-writer", "simulator"),
-        help="run one figure only (docs not written, except the notifications, ingest "
-        "writer and simulator sections)",
+        choices=(*FIGURES, *SECTIONS),
+        help="run one figure only (docs not written, except the sections of the notifications, "
+        "the ingest writer and the IoT agent)",
     )
     parser.add_argument(
         "--quick",
@@ -122,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def notifications(console: Console, backends: list[Backend], args: argparse.Namespace) -> str:
     """Run the notification benchmark on each backend; return its docs section."""
-    sizes = NOTIFICATIONS_QUICK if args.quick else NOTIFICATIONS_FULL
+    sizes = notification_bench.QUICK if args.quick else notification_bench.FULL
     results: list[NotificationResult] = []
     # At the issue's rate in both layouts, then at a lower rate to show the pipeline's own
     # latency when the machine is not saturated.
@@ -133,30 +116,52 @@ def notifications(console: Console, backends: list[Backend], args: argparse.Name
                 f"{backend}: notifications ({run_sizes.subscriptions:,} subscriptions)"
             ):
                 results.append(
-                    run_notifications(backend, args.postgres_url, run_sizes, separate=separate)
+                    notification_bench.run_notifications(
+                        backend, args.postgres_url, run_sizes, separate=separate
+                    )
                 )
-    print_results(console, results)
-    return section(results, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    notification_bench.print_results(console, results)
+    return notification_bench.section(results, _now())
 
 
-def ingest_writer(console: Console, args: argparse.Namespace) -> str:
+def ingest_writer(console: Console, _backends: list[Backend], args: argparse.Namespace) -> str:
     """Run the ingest writer benchmark on the in-process bus and NATS; return its docs section."""
-    sizes = WRITER_QUICK if args.quick else WRITER_FULL
+    sizes = writer_bench.QUICK if args.quick else writer_bench.FULL
     with console.status(f"ingest writer: {sizes.entities:,} entities, memory and NATS buses"):
-        phases = run_ingest_writer(["memory", "nats"], sizes)
-    print_phases(console, phases)
-    return writer_section(phases, sizes, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+        phases = writer_bench.run_ingest_writer(["memory", "nats"], sizes)
+    writer_bench.print_phases(console, phases)
+    return writer_bench.section(phases, sizes, _now())
 
 
-def simulator(console: Console, args: argparse.Namespace) -> str:
+def iot_agent(console: Console, _backends: list[Backend], args: argparse.Namespace) -> str:
+    """Run the IoT agent benchmark (MQTT to SQLite, clean and malformed); return its section."""
+    sizes = iot_bench.QUICK if args.quick else iot_bench.FULL
+    with console.status("IoT agent") as status:
+        result = iot_bench.run_iot_agent(sizes, lambda text: status.update(text))
+    iot_report.print_result(console, result)
+    return iot_report.section(result, _now())
+
+
+def simulator(console: Console, _backends: list[Backend], args: argparse.Namespace) -> str:
     """Run the simulator benchmark (what the district sends, whether the platform keeps up)."""
-    sizes = SIMULATOR_QUICK if args.quick else SIMULATOR_FULL
+    sizes = simulator_bench.QUICK if args.quick else simulator_bench.FULL
     with console.status("simulator: the district at 1x, 10x, 60x and max through the platform"):
-        production, results = run_simulator(sizes)
-    print_simulator(console, production, results)
-    return simulator_section(
-        production, results, sizes, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    )
+        production, results = simulator_bench.run_simulator(sizes)
+    simulator_bench.print_results(console, production, results)
+    return simulator_bench.section(production, results, sizes, _now())
+
+
+SECTIONS: dict[str, Callable[[Console, list[Backend], argparse.Namespace], str]] = {
+    notification_bench.SECTION: notifications,
+    writer_bench.SECTION: ingest_writer,
+    iot_report.SECTION: iot_agent,
+    simulator_bench.SECTION: simulator,
+}
+"""The benchmarks that write a section of docs/benchmarks.md of their own, in run order."""
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,23 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK if args.quick else FULL
     backends: list[Backend] = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     console = Console(width=None if sys.stdout.isatty() else 150)
-    if args.only == "notifications":
-        text = notifications(console, backends, args)
+    if args.only in SECTIONS:
+        text = SECTIONS[args.only](console, backends, args)
         if not args.quick:
-            write_section(DOCS, text)
-            console.print(f"wrote the notifications section of {DOCS}")
-        return 0
-    if args.only == "simulator":
-        text = simulator(console, args)
-        if not args.quick:
-            write_simulator_section(DOCS, text)
-            console.print(f"wrote the simulator section of {DOCS}")
-        return 0
-    if args.only == "ingest-writer":
-        text = ingest_writer(console, args)
-        if not args.quick:
-            write_writer_section(DOCS, text)
-            console.print(f"wrote the ingest writer section of {DOCS}")
+            write_section(DOCS, args.only, text)
+            console.print(f"wrote the {args.only} section of {DOCS}")
         return 0
     started = time.perf_counter()
     results: list[BackendResult] = []
@@ -224,10 +217,16 @@ def main(argv: list[str] | None = None) -> int:
     notification_section = notifications(console, backends, args)
     machine = describe_machine(args.postgres_url)
     DOCS.parent.mkdir(parents=True, exist_ok=True)
+    # Sections this run does not measure (the live map needs a browser) stay as they were.
+    kept = sections(DOCS.read_text()) if DOCS.exists() else {}
     DOCS.write_text(markdown(machine, sizes, results, rows, duration, notes))
-    write_section(DOCS, notification_section)
-    write_writer_section(DOCS, ingest_writer(console, args))
-    write_simulator_section(DOCS, simulator(console, args))
+    write_section(DOCS, notification_bench.SECTION, notification_section)
+    for name, run in SECTIONS.items():
+        if name != notification_bench.SECTION:
+            write_section(DOCS, name, run(console, backends, args))
+    for name, body in kept.items():
+        if name not in SECTIONS:
+            write_section(DOCS, name, body)
     console.print(f"wrote {DOCS}")
     return 0
 

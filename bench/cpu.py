@@ -12,7 +12,17 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def process_cpu_seconds(pid: int) -> float:
     """Return the user + system CPU seconds a process has used (from /proc/<pid>/stat)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
+    return process_cpu_seconds_at(Path(f"/proc/{pid}/stat"))
+
+
+def thread_cpu_seconds(native_id: int) -> float:
+    """Return the user + system CPU seconds one thread of this process has used."""
+    return process_cpu_seconds_at(Path(f"/proc/self/task/{native_id}/stat"))
+
+
+def process_cpu_seconds_at(stat_file: Path) -> float:
+    """Return the user + system CPU seconds in a /proc stat file (a process's or a thread's)."""
+    stat = stat_file.read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 

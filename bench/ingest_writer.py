@@ -35,8 +35,8 @@ from smartcity.ingest.writer import IngestWriter, WriterOptions
 from smartcity.logs import configure_logging
 from smartcity.platform import Platform, build_platform
 
-MARK_START = "<!-- ingest-writer:start -->"
-MARK_END = "<!-- ingest-writer:end -->"
+SECTION = "ingest-writer"
+"""Its section of docs/benchmarks.md (see bench/sections.py)."""
 NATS_URL = os.environ.get("SMARTCITY_BENCH_NATS_URL", "nats://127.0.0.1:4222")
 START = datetime(2026, 11, 28, tzinfo=UTC)
 CHUNK = 1_000
@@ -289,7 +289,6 @@ def _cells(phase: Phase) -> list[str]:
 def section(phases: list[Phase], sizes: WriterSizes, date: str) -> str:
     """Return the markdown section of docs/benchmarks.md for these phases."""
     lines = [
-        MARK_START,
         "## Ingest writer (issue 4)",
         "",
         f"Measured {date} by `python -m bench --only ingest-writer` on the machine above.",
@@ -319,17 +318,5 @@ def section(phases: list[Phase], sizes: WriterSizes, date: str) -> str:
         "",
         f"The writer alone stores about {median:,.0f} readings/s (median of the buses); the",
         "issue's end-to-end goal (10,000 MQTT readings/s) is measured through the IoT agent.",
-        MARK_END,
     ]
     return "\n".join(lines)
-
-
-def write_section(docs: Path, text: str) -> None:
-    """Put the ingest writer section into docs/benchmarks.md (replacing the previous one)."""
-    current = docs.read_text() if docs.exists() else "# Benchmarks\n"
-    if MARK_START in current and MARK_END in current:
-        before, rest = current.split(MARK_START, 1)
-        after = rest.split(MARK_END, 1)[1]
-        docs.write_text(before + text + after)
-    else:
-        docs.write_text(current.rstrip() + "\n\n" + text + "\n")

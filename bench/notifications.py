@@ -34,8 +34,8 @@ from bench.load import percentile
 from bench.server import Server, auth_headers, free_port, postgres_database
 
 ENTITY = "urn:ngsi-ld:Streetlight:bench-{}"
-MARK_START = "<!-- notifications:start -->"
-MARK_END = "<!-- notifications:end -->"
+SECTION = "notifications"
+"""Its section of docs/benchmarks.md (see bench/sections.py)."""
 JSON = {"Content-Type": "application/json"}
 
 
@@ -400,7 +400,6 @@ def section(results: list[NotificationResult], date: str) -> str:
     """Return the markdown section of docs/benchmarks.md for these results."""
     sizes = results[0].sizes
     lines = [
-        MARK_START,
         "## Notifications (issue 3)",
         "",
         f"Measured {date} by `python -m bench --only notifications` on the machine above.",
@@ -439,7 +438,6 @@ def section(results: list[NotificationResult], date: str) -> str:
         "Orion (NGSIv2) published ~170 updates/s with 1,000 subscriptions on 4 cores.",
         "",
         *[f"- {line}" for line in verdicts(results)],
-        MARK_END,
     ]
     return "\n".join(lines)
 
@@ -461,14 +459,3 @@ def verdicts(results: list[NotificationResult]) -> list[str]:
             f"{p95_dead:,.0f} ms ({change:+.0f} %, goal within ±20 %)."
         )
     return lines
-
-
-def write_section(docs: Path, text: str) -> None:
-    """Put the notifications section into docs/benchmarks.md (replacing the previous one)."""
-    current = docs.read_text() if docs.exists() else "# Benchmarks\n"
-    if MARK_START in current and MARK_END in current:
-        before, rest = current.split(MARK_START, 1)
-        after = rest.split(MARK_END, 1)[1]
-        docs.write_text(before + text + after)
-    else:
-        docs.write_text(current.rstrip() + "\n\n" + text + "\n")

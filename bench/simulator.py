@@ -49,8 +49,7 @@ from smartcity.sim.runner import SimulationRunner
 from smartcity.sim.scenario import load_scenario
 from smartcity.sim.transports import AgentSender, MqttSender, RoutingSender
 
-MARK_START = "<!-- simulator:start -->"
-MARK_END = "<!-- simulator:end -->"
+SECTION = "simulator"
 SEOUL = ZoneInfo("Asia/Seoul")
 PEAK = datetime(2026, 11, 27, 18, 30, tzinfo=SEOUL)
 SPEEDS: tuple[float, ...] = (1.0, 10.0, 60.0, math.inf)
@@ -315,7 +314,6 @@ def section(
 ) -> str:
     """Return the simulator section of docs/benchmarks.md."""
     lines = [
-        MARK_START,
         "## Simulator (issue 5)",
         "",
         f"Measured {date} by `python -m bench --only simulator` on the machine above.",
@@ -376,20 +374,8 @@ def section(
             "is the 23:00 and 05:00 dimming step, when all 800 lamps report at once: a burst the",
             f"platform queues and drains in step only up to about {rate / peak:,.0f}x.",
         ]
-    lines.append(MARK_END)
     return "\n".join(lines)
 
 
 def _lag(result: KeepUp) -> str:
     return "n/a" if math.isinf(result.speed) else f"{result.max_lag:.2f} s"
-
-
-def write_section(docs: Path, text: str) -> None:
-    """Put the simulator section into docs/benchmarks.md (replacing the previous one)."""
-    current = docs.read_text() if docs.exists() else "# Benchmarks\n"
-    if MARK_START in current and MARK_END in current:
-        before, rest = current.split(MARK_START, 1)
-        after = rest.split(MARK_END, 1)[1]
-        docs.write_text(before + text + after)
-    else:
-        docs.write_text(current.rstrip() + "\n\n" + text + "\n")

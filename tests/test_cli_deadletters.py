@@ -14,7 +14,9 @@ from smartcity.platform import build_platform
 from tests.serving import TEST_SECRET, create_admin_key, free_port, running_server
 
 
-def _record(database_url: str, *items: tuple[str, bytes, Rejected]) -> list[str]:
+def _record(
+    database_url: str, *items: tuple[str, bytes, Rejected], source: str = "mqtt"
+) -> list[str]:
     """Record dead letters (tenant, payload, refusal) as ingestion would."""
     platform = build_platform(Settings(database_url=database_url, auth_secret=TEST_SECRET))
     try:
@@ -23,7 +25,7 @@ def _record(database_url: str, *items: tuple[str, bytes, Rejected]) -> list[str]
                 (
                     RawInput(
                         tenant=tenant,
-                        source="mqtt",
+                        source=source,
                         payload=payload,
                         received_at="2026-11-28T01:00:00Z",
                         device_id="lamp-7",
@@ -93,7 +95,7 @@ def test_replay_needs_a_key_and_the_servers_replayers(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    (letter,) = _record(database_url, ("", b"t|21.5", UNKNOWN))
+    (letter,) = _record(database_url, ("", b"t|21.5", UNKNOWN), source="modbus")
     monkeypatch.delenv("SMARTCITY_API_KEY", raising=False)
     assert main(["deadletters", "replay", letter]) == 1
     assert "SMARTCITY_API_KEY" in capsys.readouterr().err
@@ -110,9 +112,9 @@ def test_replay_needs_a_key_and_the_servers_replayers(
         code = main(
             ["deadletters", "replay", letter, "--url", url, "--api-key-file", str(key_file)]
         )
-    # This server runs no IoT agent: nothing can replay an mqtt letter, and it says so.
+    # Nothing on this server speaks modbus: nothing can replay the letter, and it says so.
     assert code == 1
-    assert "no replayer for source mqtt" in capsys.readouterr().err
+    assert "no replayer for source modbus" in capsys.readouterr().err
     platform = build_platform(Settings(database_url=database_url, auth_secret=TEST_SECRET))
     try:
         assert platform.deadletters.get(Caller.system(), letter).attempts == 0

@@ -31,6 +31,7 @@ EPILOG = """examples:
 """
 ROLES = ["admin", "operator", "analyst", "agency", "device", "public"]
 DEMO_KEY_FILE = Path("var/demo-admin-key")
+SHUTDOWN_GRACE_SECONDS = 5
 
 BUILTIN = Path("changdong (built in)")
 DISTRICT_HELP = """A district is a folder of plain files (district.yaml, zones.geojson,
@@ -515,6 +516,7 @@ def serve(
     url = settings.public_url or f"http://{settings.host}:{settings.port}"
     print(f"\n  창동 스마트시티 플랫폼 · Changdong Smart City Platform {__version__}", flush=True)
     print(f"  Dashboard:  {url}/", flush=True)
+    print(f"  Live map:   {url}/map", flush=True)
     print(f"  API docs:   {url}/docs", flush=True)
     print(f"  NGSI-LD:    {url}/ngsi-ld/v1/entities", flush=True)
     if settings.sim_enabled:
@@ -525,7 +527,10 @@ def serve(
         print("  ACCESS CONTROL IS OFF (--no-auth): development only\n", flush=True)
     elif demo and settings.environment == "development":
         # Printed to the terminal only, never as a log field.
-        print(f"  Admin API key (demo): {demo_admin_key(platform)}", flush=True)
+        key = demo_admin_key(platform)
+        print(f"  Admin API key (demo): {key}", flush=True)
+        # The fragment stays in the browser: the map keeps the key for the tab.
+        print(f"  Live map, signed in:  {url}/map#key={key}", flush=True)
         print("  Send it as 'Authorization: ApiKey <key>' or 'X-API-Key: <key>'\n", flush=True)
     options: dict[str, Any] = {
         "host": settings.host,
@@ -533,10 +538,20 @@ def serve(
         "log_level": settings.log_level,
         "access_log": settings.log_level == "debug",
         "log_config": None,
+        # Event streams (the live map) end when the server stops, except in worker processes
+        # (--workers) where nothing tells them: connections still open after this are closed.
+        "timeout_graceful_shutdown": SHUTDOWN_GRACE_SECONDS,
     }
     if settings.workers == 1:
+
+        class Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                # Open event streams end first, so that their connections can close.
+                platform.changes.close()
+                super().handle_exit(sig, frame)
+
         path = None if district in (None, BUILTIN) else district
-        uvicorn.run(create_app(platform, district=path), **options)
+        Server(uvicorn.Config(create_app(platform, district=path), **options)).run()
         return
     # Each worker process builds its own platform from the same settings.
     platform.close()
@@ -644,7 +659,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
-            serve(_settings(args), seed=args.seed, district=args.district)
+            # The live map draws the district the server loads.
+            drawn = str(args.district) if args.district not in (None, BUILTIN) else None
+            serve(_settings(args, map_district=drawn), seed=args.seed, district=args.district)
         elif args.command == "demo":
             serve(_settings(args, **_demo_simulator(args)), district=BUILTIN, demo=True)
         elif args.command == "simulate":

@@ -176,6 +176,21 @@ class Settings(BaseSettings):
     ingest_device_entity_interval: float = Field(default=60.0, ge=0, le=86400)
     """A device's entity gets its dateLastValueReported at most this often (seconds)."""
 
+    # Live change streams (server-sent events of entity changes, read from the change log)
+    # and the live map page (/map) that shows them over the district's own roads and zones.
+    stream_batch: int = Field(default=2000, ge=1, le=100_000)
+    """The most logged changes one read of a stream takes (the newest of each entity is sent)."""
+    stream_min_interval: float = Field(default=0.25, ge=0, le=60)
+    """The shortest time between two reads of one stream: a burst of changes goes as one."""
+    stream_poll_interval: float = Field(default=2.0, gt=0, le=60)
+    """How often a stream looks for changes other processes made (this one's wake it at once)."""
+    stream_heartbeat: float = Field(default=15.0, gt=0, le=300)
+    """Seconds between two events of an idle stream (keeps proxies from closing it)."""
+    map_district: str = ""
+    """The district folder whose zones, roads and places the map draws ('': Changdong)."""
+    map_stale_minutes: float = Field(default=15.0, gt=0)
+    """A reading observed longer ago than this is marked stale on the map."""
+
     # The simulator (docs/simulator.md): the district's simulated devices publish through the
     # real ingest path (MQTT to ingest_mqtt_url, the HTTP southbound). Never on a real city's
     # platform: simulated readings would mix with real ones. `smartcity demo` turns it on.

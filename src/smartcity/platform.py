@@ -12,6 +12,7 @@ import structlog
 from smartcity.auth.accounts import AccountService
 from smartcity.auth.policy import AccessControl
 from smartcity.auth.tokens import TokenIssuer, load_or_create_secret
+from smartcity.broker.changefeed import ChangeFeed
 from smartcity.broker.context_hosting import ContextHostingService, HostedContextLookup
 from smartcity.broker.contexts import ContextResolver, LocalContexts
 from smartcity.broker.delivery import Delivery, DeliveryOptions
@@ -102,6 +103,8 @@ class Platform:
     """Normalizes and checks what ingestion accepts (the Standardizer port)."""
     deadletters: DeadLetterService
     """Keeps what ingestion refuses (the DeadLetterSink port); list, replay, discard."""
+    changes: ChangeFeed
+    """Live streams of entity changes for a caller (the map's server-sent events)."""
     workers: list[Worker] = field(default_factory=list)
     """Background loops that run while the platform serves (see `run_workers`)."""
     iot: Iot = field(init=False)
@@ -201,6 +204,13 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
         bus=open_bus(settings),
         standardizer=build_standardizer(settings),
         deadletters=build_deadletters(settings, store, clock),
+        changes=ChangeFeed(
+            store,
+            access,
+            batch=settings.stream_batch,
+            min_interval=settings.stream_min_interval,
+            poll_interval=settings.stream_poll_interval,
+        ),
         workers=workers,
     )
     platform.iot = build_device_side(platform)

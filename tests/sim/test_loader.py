@@ -125,3 +125,16 @@ def test_a_frozen_asset_file_replaces_the_generator(tmp_path: Path) -> None:
         assert "Streetlight" not in _counts(platform)
     finally:
         platform.close()
+
+
+def test_a_platform_with_a_small_query_limit_loads_in_smaller_batches(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'small.db'}", context_offline=True, max_limit=100
+    )
+    platform = build_platform(settings)
+    try:
+        report = load_district_into(platform)
+        assert report.created > 2000
+        assert report.created + report.updated + report.unchanged == report.created
+    finally:
+        platform.close()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from smartcity.core.clock import ManualClock
+from smartcity.core.entity import StoredEntity
 from smartcity.core.errors import AlreadyExists
 from smartcity.storage.base import ChangeKind, Changes, EntityStore
 from smartcity.storage.changelog import ChangeLogPruner
@@ -55,6 +56,27 @@ def test_heads_name_the_changes_and_whole_changes_come_by_seq(store: EntityStore
     assert [c.seq for c in whole] == [heads[0].seq, heads[2].seq]
     assert whole[1].entity.attrs[iri("status")] == [prop("occupied")]
     assert whole == [c for c in store.changes_since(start) if c.tenant == ""]
+
+
+def test_a_number_that_becomes_a_boolean_is_a_change(store: EntityStore) -> None:
+    put(store, make_entity(SPOT + "6", "ParkingSpot", occupied=prop(0)))
+    start = store.last_change_seq()
+    put(store, make_entity(SPOT + "6", "ParkingSpot", occupied=prop(False)))
+    (change,) = store.changes_since(start)
+    assert change.changed == [iri("occupied")]
+
+
+def test_a_write_that_changes_nothing_is_not_logged(store: EntityStore) -> None:
+    put(store, make_entity(SPOT + "7", "ParkingSpot", status=prop("free")))
+    start = store.last_change_seq()
+
+    def plan(current: dict[str, StoredEntity]) -> Changes:
+        entity = current[SPOT + "7"]
+        entity.modified_at = "2026-11-28T02:00:00Z"  # touched, but no attribute differs
+        return Changes(upserts=[entity])
+
+    store.apply("", [SPOT + "7"], plan)
+    assert store.changes_since(start) == []
 
 
 def test_tenants_are_logged_apart(store: EntityStore) -> None:

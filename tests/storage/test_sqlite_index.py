@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from smartcity.core.entity import StoredEntity
@@ -39,6 +39,8 @@ def stored_rows(store: SqliteEntityStore) -> set[tuple[str, float | None, str | 
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(versions=st.lists(st.tuples(attributes, places), min_size=1, max_size=5))
+@example(versions=[({"a": 0}, None), ({"a": False}, None)])  # 0 == False in Python
+@example(versions=[({"a": 1.0}, None), ({"a": True}, None)])
 def test_index_matches_the_entity_after_every_update(
     tmp_path: Path, versions: list[tuple[dict[str, Any], tuple[float, float] | None]]
 ) -> None:

@@ -28,10 +28,16 @@ def settings(settings: Settings, shared_data: Path) -> Settings:
     return settings.model_copy(update={"ingest_schema_dirs": [folder]})
 
 
-def raw(tenant: str = "", *, device: str = "lamp-7", payload: bytes = b'{"t": 21.5}') -> RawInput:
+def raw(
+    tenant: str = "",
+    *,
+    device: str = "lamp-7",
+    payload: bytes = b'{"t": 21.5}',
+    source: str = "http",
+) -> RawInput:
     return RawInput(
         tenant=tenant,
-        source="http",
+        source=source,
         payload=payload,
         received_at="2026-11-28T10:00:00+09:00",
         device_id=device,
@@ -54,8 +60,9 @@ def key_client(
 
 @dataclass
 class Devices:
-    """The part of an IoT agent replay needs: a device's mapping, then the real pipeline
-    (decode, standardize through the platform's standardizer, write through the broker)."""
+    """A gateway of a protocol the platform has no agent for (here 'modbus'), replaying the
+    way an agent would: a device's mapping, then the real pipeline (decode, standardize
+    through the platform's standardizer, write through the broker)."""
 
     platform: Platform
     mappings: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -163,12 +170,12 @@ def test_credentials_roles_and_tenants(platform: Platform, app_client: TestClien
 
 
 def test_fix_the_device_then_replay_over_http(platform: Platform, client: TestClient) -> None:
-    no_replayer = platform.deadletters.record(raw(device="aq-1"), UNKNOWN)
+    no_replayer = platform.deadletters.record(raw(device="aq-1", source="modbus"), UNKNOWN)
     refused = client.post(f"{BASE}/replay", json={"ids": [no_replayer]})
     assert refused.status_code == 422
-    assert "no replayer for source http" in refused.json()["detail"]
+    assert "no replayer for source modbus" in refused.json()["detail"]
     devices = Devices(platform)
-    platform.deadletters.register_replayer("http", devices.replay)
+    platform.deadletters.register_replayer("modbus", devices.replay)
     still = client.post(f"{BASE}/replay", json={"filter": {"deviceId": "aq-1"}}).json()
     assert (still["matched"], still["failed"], still["outcomes"][0]["reason"]) == (
         1,
@@ -196,8 +203,9 @@ def test_a_replay_that_fails_again_records_the_new_reason(
     platform: Platform, client: TestClient
 ) -> None:
     devices = Devices(platform, {"aq-2": {"h": "relativeHumidity"}})
-    platform.deadletters.register_replayer("http", devices.replay)
-    letter_id = platform.deadletters.record(raw(device="aq-2", payload=b'{"h": 140}'), UNKNOWN)
+    platform.deadletters.register_replayer("modbus", devices.replay)
+    bad = raw(device="aq-2", payload=b'{"h": 140}', source="modbus")
+    letter_id = platform.deadletters.record(bad, UNKNOWN)
     report = client.post(f"{BASE}/replay", json={"ids": [letter_id]}).json()
     assert report["outcomes"][0]["reason"] == "unit"
     letter = client.get(f"{BASE}/{letter_id}").json()

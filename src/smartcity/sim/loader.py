@@ -72,6 +72,8 @@ def load_district_into(
     ctx = platform.contexts.resolve(CHANGDONG_CONTEXT_URL)
     entities = build_entities(district)
     report = LoadReport(district.id)
+    # A batch is also one query by ids: no larger than the platform lets one query be.
+    batch_size = max(1, min(batch_size, platform.settings.max_limit))
     for start in range(0, len(entities), batch_size):
         batch = entities[start : start + batch_size]
         wanted = [parse_entity(raw, ctx, "") for raw in batch]

@@ -157,7 +157,17 @@ def geo_rows(entity: StoredEntity) -> list[tuple[str, BBox]]:
 def changed_names(old: StoredEntity, new: StoredEntity) -> list[str]:
     """Return the attributes whose instances differ between two versions of an entity."""
     names = dict.fromkeys([*old.attrs, *new.attrs])
-    return [name for name in names if old.attrs.get(name) != new.attrs.get(name)]
+    return [name for name in names if not _same(old.attrs.get(name), new.attrs.get(name))]
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Tell whether two JSON values are the same; Python's == takes 0 for False and 1 for True."""
+    if old != new:
+        return False
+    return bool(orjson.dumps(old, option=_SORTED) == orjson.dumps(new, option=_SORTED))
+
+
+_SORTED = orjson.OPT_SORT_KEYS
 
 
 def _has_geo(entity: StoredEntity, name: str) -> bool:
@@ -398,6 +408,8 @@ class SqlEntityStore(ABC):
                 previous = {n: old.attrs[n] for n in changed if n in old.attrs}
                 kind = ChangeKind.UPDATE
                 types_changed = old.types != entity.types or old.scopes != entity.scopes
+                if not changed and not types_changed:
+                    continue  # nothing changed (an update of attributes it does not have)
             records.append(_change_row(tenant, kind, entity, doc, changed, previous, types_changed))
             changed_records.append(
                 ChangeRecord(

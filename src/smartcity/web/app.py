@@ -29,6 +29,7 @@ from smartcity.web import (
 )
 from smartcity.web.errors import install_error_handlers
 from smartcity.web.home import home_page
+from smartcity.web.livemap import livemap_router
 from smartcity.web.metrics import MetricsMiddleware, RequestMetrics, TrailingSlashMiddleware
 
 DESCRIPTION = """
@@ -81,6 +82,7 @@ def create_app(platform: Platform, *, district: Path | None = None) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(southbound.router)
     app.include_router(ingest.router)
+    app.include_router(livemap_router(platform))
     app.include_router(simulation.router)
 
     @app.get("/health", tags=["operations"], summary="Liveness and readiness")

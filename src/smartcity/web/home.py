@@ -26,6 +26,9 @@ header .en{{color:#c9d6e8}}
 <header><h1>창동 스마트시티 통합플랫폼 <span class="en">Changdong Smart City Platform</span></h1>
 <p>NGSI-LD 컨텍스트 브로커 · NGSI-LD context broker · v{version}</p></header>
 <main>
+<section><h2>실시간 지도 <span class="en">Live map</span></h2>
+<p><a href="/map">지역의 기기와 최신 측정값 보기</a>
+<span class="en">the district's devices and their latest readings, live</span></p></section>
 <section><h2>API <span class="en">interfaces</span></h2><ul>
 <li><a href="/docs">API 문서 (OpenAPI)</a> <span class="en">API documentation</span></li>
 <li><a href="/ngsi-ld/v1/types">/ngsi-ld/v1/types</a> — 엔터티 유형
