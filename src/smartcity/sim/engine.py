@@ -377,7 +377,8 @@ class Simulation:
         link = self.traffic.links[number].link
         count = poisson(rng, state.volume / 60)
         if count == 0:
-            return {"vol": 0, "spd": 0.0, "occ": 0.0, "jam": False}
+            # No vehicle, no speed: a speed of 0 would read as a standstill.
+            return {"vol": 0, "occ": 0.0, "jam": False}
         speed = max(3.0, state.speed * rng.gauss(1, 0.04))
         per_lane = count * 60 / link.lanes
         occupancy = min(95.0, per_lane / 3600 * VEHICLE_LENGTH / (speed / 3.6) * 100)
