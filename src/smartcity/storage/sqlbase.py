@@ -635,9 +635,11 @@ class SqlEntityStore(ABC):
     def _selective(self, cursor: Cursor, candidates: list[_Candidate]) -> _Candidate | None:
         """Return the candidate that matches the fewest index rows, if it is selective."""
         best: tuple[int, _Candidate] | None = None
-        # Geo boxes first: they are cheap to count and usually the most selective. Each probe
-        # counts no further than the best so far: beyond that it cannot win.
-        for candidate in sorted(candidates, key=lambda c: c.test is not None):
+        # Geo boxes first: they are cheap to count and usually the most selective; then the
+        # tests with the most parameters (a range with both bounds before each bound alone, a
+        # type test last). Each probe counts no further than the best so far: beyond that it
+        # cannot win, so a selective first probe makes the others cheap.
+        for candidate in sorted(candidates, key=lambda c: (c.test is not None, -len(c.params))):
             limit = PROBE_LIMIT if best is None else best[0]
             cursor.execute(
                 f"SELECT COUNT(*) FROM ({candidate.sql} LIMIT {limit}) probe", candidate.params
