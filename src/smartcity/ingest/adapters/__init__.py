@@ -46,7 +46,7 @@ def build_adapter(settings: Settings, name: str, *, require_key: bool = True) ->
     if name == "parking":
         return ParkingAdapter(
             base_url=settings.seoul_open_api_url,
-            key=_key(name, settings.seoul_open_api_key, "seoul_open_api_key"),
+            key=_key(name, settings),
             districts=settings.adapter_parking_districts,
             lots=settings.adapter_parking_lots,
             interval=settings.adapter_parking_interval,
@@ -56,7 +56,7 @@ def build_adapter(settings: Settings, name: str, *, require_key: bool = True) ->
     if name == "subway":
         return SubwayAdapter(
             base_url=settings.seoul_subway_api_url,
-            key=_key(name, settings.seoul_subway_api_key, "seoul_subway_api_key"),
+            key=_key(name, settings),
             stations=settings.adapter_subway_stations,
             interval=settings.adapter_subway_interval,
             tenant=tenant,
@@ -64,7 +64,7 @@ def build_adapter(settings: Settings, name: str, *, require_key: bool = True) ->
     if name == "bus":
         return BusAdapter(
             base_url=settings.seoul_bus_api_url,
-            key=_key(name, settings.seoul_bus_api_key, "seoul_bus_api_key"),
+            key=_key(name, settings),
             stops=settings.adapter_bus_stops,
             interval=settings.adapter_bus_interval,
             tenant=tenant,
@@ -72,7 +72,7 @@ def build_adapter(settings: Settings, name: str, *, require_key: bool = True) ->
     if name == "traffic":
         return TrafficAdapter(
             base_url=settings.seoul_open_api_url,
-            key=_key(name, settings.seoul_open_api_key, "seoul_open_api_key"),
+            key=_key(name, settings),
             links=settings.adapter_traffic_links,
             interval=settings.adapter_traffic_interval,
             tenant=tenant,
@@ -82,7 +82,10 @@ def build_adapter(settings: Settings, name: str, *, require_key: bool = True) ->
     )
 
 
-def _key(adapter: str, secret: SecretStr | None, setting: str) -> str:
+def _key(adapter: str, settings: Settings) -> str:
+    """Return the adapter's key from the setting ADAPTER_KEYS names for it."""
+    setting = ADAPTER_KEYS[adapter]
+    secret: SecretStr | None = getattr(settings, setting)
     if secret is None or not secret.get_secret_value():
         raise ConfigurationError(
             f"the {adapter} adapter needs its key: set {setting} (SMARTCITY_{setting.upper()})"
