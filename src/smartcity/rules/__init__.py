@@ -1,0 +1,1 @@
+"""The convergence-event engine: rules across services, windows, patterns, actions, backtests."""

@@ -1,0 +1,97 @@
+"""What the rule engine decides and hands to its actions: firings, their actions and evidence.
+
+This is the seam between the engine (pure: changes in, firings out, deterministic for the same
+input) and the runtime around it (the bus worker, the action executors, checkpoints, backtests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from smartcity.core.entity import StoredEntity
+from smartcity.storage.base import ChangeRecord
+
+ActionKind = Literal["alert", "update", "command", "webhook", "incident"]
+FiringKind = Literal["raise", "clear", "fire"]
+"""`raise`/`clear` for conditions that hold for a while (thresholds, absence); `fire` for one-off
+matches (a sequence completed, N occurrences)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One entity change that contributed to a firing (a link of the causal chain)."""
+
+    tenant: str
+    entity_id: str
+    entity_type: str
+    """Local type name ("Camera"), not the expanded IRI."""
+    seq: int
+    """The change log's sequence number of the change; 0 when replayed from history."""
+    observed_at: str
+    """Event time of the change, ISO 8601 UTC."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    """One action of a firing, with the rule's templates already rendered for it."""
+
+    kind: ActionKind
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """A rule that matched (or stopped matching) for one key at one event time."""
+
+    rule_id: str
+    rule_version: int
+    tenant: str
+    key: str
+    """What the rule's state is kept by: an entity id, a zone, a grid cell, a related entity."""
+    kind: FiringKind
+    at: str
+    """Event time of the firing, ISO 8601 UTC (never the time it was computed)."""
+    severity: str
+    actions: tuple[ActionSpec, ...]
+    evidence: tuple[Evidence, ...]
+    """The changes behind the firing, oldest first."""
+    values: Mapping[str, Any] = field(default_factory=dict)
+    """Aggregates and matched values, for messages and the alert's description."""
+    location: Mapping[str, Any] | None = None
+    """A GeoJSON geometry for the firing (the entity's location, the zone, the cell)."""
+
+    @property
+    def firing_id(self) -> str:
+        """Return an id that is the same every time the same input produces this firing."""
+        text = "\n".join(
+            (self.rule_id, str(self.rule_version), self.tenant, self.key, self.kind, self.at)
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class RuleEngine(Protocol):
+    """Changes in, firings out; deterministic for the same input and the same rules."""
+
+    def prime(self, tenant: str, entities: Iterable[StoredEntity]) -> None:
+        """Load the current state of entities the rules join with (run before the first change)."""
+        ...
+
+    def process(self, change: ChangeRecord) -> list[Firing]:
+        """Take one committed change; return what fired because of it."""
+        ...
+
+    def advance(self, now: datetime) -> list[Firing]:
+        """Move time to `now` (timers: absences, windows closing); return what fired."""
+        ...
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the engine's state (windows, pending patterns) as JSON-ready data."""
+        ...
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back a state that `snapshot` returned."""
+        ...
