@@ -26,6 +26,7 @@ from bench import ingest_writer as writer_bench
 from bench import iot_agent as iot_bench
 from bench import iot_report
 from bench import notifications as notification_bench
+from bench import reading_ceiling as ceiling_bench
 from bench import simulator as simulator_bench
 from bench.findings import findings
 from bench.machine import describe_machine
@@ -151,10 +152,20 @@ def simulator(console: Console, _backends: list[Backend], args: argparse.Namespa
     return simulator_bench.section(production, results, sizes, _now())
 
 
+def reading_ceiling(console: Console, _backends: list[Backend], args: argparse.Namespace) -> str:
+    """Measure SQLite's own cost of storing readings (one writer); return its docs section."""
+    sizes = ceiling_bench.QUICK if args.quick else ceiling_bench.FULL
+    with console.status("reading ceiling") as status:
+        results = ceiling_bench.run_reading_ceiling(sizes, lambda text: status.update(text))
+    ceiling_bench.print_results(console, results)
+    return ceiling_bench.section(results, sizes, _now())
+
+
 SECTIONS: dict[str, Callable[[Console, list[Backend], argparse.Namespace], str]] = {
     notification_bench.SECTION: notifications,
     writer_bench.SECTION: ingest_writer,
     iot_report.SECTION: iot_agent,
+    ceiling_bench.SECTION: reading_ceiling,
     simulator_bench.SECTION: simulator,
 }
 """The benchmarks that write a section of docs/benchmarks.md of their own, in run order."""
