@@ -219,6 +219,11 @@ class Settings(BaseSettings):
     token_lifetime_minutes: int = Field(default=480, ge=1, le=60 * 24 * 30)
     auth_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     """How long a process reuses what a credential grants; changes made elsewhere wait this."""
+    audit_retention_days: float = Field(default=730.0, ge=0)
+    """Audit records older than this are deleted (0: never). Korea's rules for systems that
+    process personal information ask for access records kept at least one year (two for
+    large ones): keep this at 365 or more."""
+    audit_prune_interval: float = Field(default=3600.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

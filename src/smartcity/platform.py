@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import structlog
@@ -26,7 +27,7 @@ from smartcity.bus.factory import open_bus
 from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
 from smartcity.core.durations import parse_retention
-from smartcity.core.workers import Worker
+from smartcity.core.workers import Periodic, Worker
 from smartcity.ingest.adapters import build_adapters, build_replayer
 from smartcity.ingest.deadletters import DeadLetterRetention, DeadLetterService
 from smartcity.ingest.devices import DeviceOptions
@@ -213,6 +214,13 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
         ),
         workers=workers,
     )
+    if settings.audit_retention_days > 0:
+        keep = timedelta(days=settings.audit_retention_days)
+        platform.workers.append(
+            Periodic(
+                "audit-retention", partial(access.prune_audit, keep), settings.audit_prune_interval
+            )
+        )
     platform.iot = build_device_side(platform)
     platform.workers.extend(platform.iot.workers())
     if platform.deadletters.retention is not None:

@@ -22,7 +22,7 @@ from smartcity.auth.principal import Caller, PrincipalKind, Role
 from smartcity.core.clock import ManualClock, isoformat
 from smartcity.core.entity import StoredEntity
 from smartcity.core.errors import Forbidden, Unauthorized
-from smartcity.storage.accounts import ShareRecord
+from smartcity.storage.accounts import AuditFilter, ShareRecord
 from smartcity.storage.base import EVERYTHING
 from smartcity.storage.sqlaccounts import SqlAccountStore
 from smartcity.storage.sqlite import SqliteEntityStore
@@ -117,3 +117,29 @@ def test_type_marks_are_read_again_after_a_change(access: AccessControl) -> None
     access.accounts.mark_type("dobong", PARKING, PUBLIC_MARK)
     access.forget_marks("dobong")
     assert access.visibility(Caller.anonymous("dobong")).types == {PARKING}
+
+
+def test_a_batch_of_the_platform_is_one_audit_record_per_outcome(access: AccessControl) -> None:
+    targets = [("urn:a", "ok"), ("urn:b", "ok"), ("urn:c", "BadRequestData"), ("urn:d", "ok")]
+    access.record(Caller.system("dobong"), "entity.upsert", targets)
+    access.record(caller(Role.OPERATOR), "entity.upsert", targets)
+    records = access.accounts.audit(AuditFilter("dobong"))
+    assert [(r.principal, r.target, r.outcome) for r in records] == [
+        ("system", "3 entities: urn:a .. urn:d", "ok"),
+        ("system", "urn:c", "BadRequestData"),
+        ("someone", "urn:a", "ok"),
+        ("someone", "urn:b", "ok"),
+        ("someone", "urn:c", "BadRequestData"),
+        ("someone", "urn:d", "ok"),
+    ]
+
+
+def test_audit_records_older_than_the_retention_are_deleted(access: AccessControl) -> None:
+    clock = access.clock
+    assert isinstance(clock, ManualClock)
+    for _ in range(5):
+        access.record(caller(Role.OPERATOR), "entity.update", [("urn:a", "ok")])
+        clock.advance(timedelta(days=100))
+    assert access.prune_audit(timedelta(days=250), chunk=2) == 3
+    left = access.accounts.audit(AuditFilter("dobong"))
+    assert [r.at[:10] for r in left] == ["2027-09-23", "2028-01-01"]

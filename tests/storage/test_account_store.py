@@ -144,6 +144,23 @@ def test_the_audit_log_filters_by_tenant_time_and_principal(accounts: SqlAccount
     assert accounts.audit(AuditFilter("gangnam")) == []
 
 
+def test_old_audit_records_are_pruned_oldest_first_up_to_the_limit(
+    accounts: SqlAccountStore,
+) -> None:
+    accounts.record_audit(
+        [
+            AuditRecord(f"2026-11-2{day}T09:00:00.000000Z", "dobong", "kim", "a", f"t{day}", "ok")
+            for day in (5, 3, 4, 6)
+        ]
+    )
+    cutoff = "2026-11-26T00:00:00.000000Z"
+    assert accounts.prune_audit(cutoff, 2) == 2
+    assert [r.target for r in accounts.audit(AuditFilter("dobong"))] == ["t5", "t6"]
+    assert accounts.prune_audit(cutoff, 2) == 1
+    assert accounts.prune_audit(cutoff, 2) == 0
+    assert [r.target for r in accounts.audit(AuditFilter("dobong"))] == ["t6"]
+
+
 def test_the_tables_survive_reopening(accounts: SqlAccountStore, store: EntityStore) -> None:
     accounts.add_principal(principal("kim"))
     assert isinstance(store, SqlEntityStore)

@@ -192,6 +192,10 @@ class AccountStore(Protocol):
         """Append records to the audit log within a write transaction of the same database."""
         ...
 
+    def prune_audit(self, older_than: str, limit: int) -> int:
+        """Delete up to `limit` of the oldest audit records made before `older_than`."""
+        ...
+
     def audit(self, query: AuditFilter) -> list[AuditRecord]:
         """Return audit records of one tenant, oldest first."""
         ...

@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
     outcome TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_log_tenant_at ON audit_log (tenant, at);
+CREATE INDEX IF NOT EXISTS audit_log_at ON audit_log (at);
 """
 
 POSTGRES_SCHEMA = SQLITE_SCHEMA.replace(
@@ -386,6 +387,17 @@ class SqlAccountStore:
         """Append records to the audit log within a write transaction of the same database."""
         if records:
             _insert_audit(cursor, self._p, records)
+
+    def prune_audit(self, older_than: str, limit: int) -> int:
+        """Delete up to `limit` of the oldest audit records made before `older_than`."""
+        p = self._p
+        with self._store.writing() as cursor:
+            cursor.execute(
+                f"DELETE FROM audit_log WHERE seq IN (SELECT seq FROM audit_log "
+                f"WHERE at < {p} ORDER BY at LIMIT {p})",
+                [older_than, limit],
+            )
+            return int(max(cursor.rowcount, 0))
 
     def audit(self, query: AuditFilter) -> list[AuditRecord]:
         """Return audit records of one tenant, oldest first."""
