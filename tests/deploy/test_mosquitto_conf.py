@@ -94,19 +94,21 @@ class Broker:
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
-    check_service("mosquitto", lambda: shutil.which("mosquitto") or _missing("mosquitto"))
+    check_service("mosquitto", _installed)
     running = Broker(tmp_path)
     running.start()
     yield running
     running.stop()
 
 
-def _missing(program: str) -> None:
-    raise FileNotFoundError(f"{program} is not installed")
+def _installed() -> None:
+    for program in ("mosquitto", "mosquitto_passwd"):
+        if shutil.which(program) is None:
+            raise FileNotFoundError(f"{program} is not installed")
 
 
 def _client(broker: Broker, user: str, *, session: bool = False) -> aiomqtt.Client:
-    properties = Properties(PacketTypes.CONNECT)
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     properties.SessionExpiryInterval = 3600 if session else 0
     return aiomqtt.Client(
         "127.0.0.1",
