@@ -52,6 +52,37 @@ def test_repeated_failed_logins_lock_the_name_for_a_while(
     assert accounts.caller_for_token(token, "dobong").roles == {Role.OPERATOR}
 
 
+def test_failed_logins_count_across_processes_and_old_ones_are_forgotten(
+    tmp_path: Path, accounts: AccountService, clock: ManualClock
+) -> None:
+    # A second server process: its own store connection and services on the same database.
+    store = SqliteEntityStore(tmp_path / "accounts.db")
+    other = AccountService(
+        AccessControl(SqlAccountStore(store), clock),
+        TokenIssuer("x" * 40, clock, lifetime=timedelta(hours=1)),
+    )
+    try:
+        for attempt in range(MAX_FAILED_LOGINS):
+            service = accounts if attempt % 2 else other
+            with pytest.raises(Unauthorized, match="wrong"):
+                service.login("kim", "a wrong password")
+        for service in (accounts, other):
+            with pytest.raises(Unauthorized, match="too many"):
+                service.login("kim", PASSWORD)
+        # Names that do not exist are counted too, and forgotten after the window.
+        for number in range(50):
+            with pytest.raises(Unauthorized):
+                other.login(f"guess-{number}", "x")
+        clock.advance(timedelta(minutes=16))
+        with pytest.raises(Unauthorized, match="wrong"):
+            other.login("guess-last", "x")
+        store_rows = SqlAccountStore(store)._read("SELECT COUNT(*) FROM login_failures", [])
+        assert store_rows == [(1,)]
+        assert other.login("kim", PASSWORD).token
+    finally:
+        store.close()
+
+
 def test_later_work_sees_the_principal_as_it_is_now(accounts: AccountService) -> None:
     admin = Caller.system("dobong")
     kim = accounts.principal(admin, "kim")

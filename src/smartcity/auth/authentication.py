@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import structlog
 
@@ -13,6 +13,7 @@ from smartcity.auth import keys, passwords
 from smartcity.auth.policy import AccessControl
 from smartcity.auth.principal import Caller, PrincipalKind, Role
 from smartcity.auth.tokens import IssuedToken, TokenIssuer
+from smartcity.core.clock import isoformat
 from smartcity.core.errors import Unauthorized
 from smartcity.storage.accounts import PrincipalAccess
 
@@ -39,8 +40,6 @@ class Authenticator:
         self.store = access.accounts
         self.tokens = tokens
         self.cache_seconds = cache_seconds
-        self._failed_logins: dict[str, list[datetime]] = {}
-        self._failed_lock = threading.Lock()
         self._callers: dict[tuple[str, str], tuple[float, Caller]] = {}
         self._callers_lock = threading.Lock()
 
@@ -69,26 +68,23 @@ class Authenticator:
     def login(self, name: str, password: str) -> IssuedToken:
         """Return a bearer token for a user name and password; Unauthorized otherwise.
 
-        After MAX_FAILED_LOGINS failures for one name within FAILED_LOGIN_WINDOW (in this
-        process), further attempts fail without a check until the window has passed.
+        After MAX_FAILED_LOGINS failures for one name within FAILED_LOGIN_WINDOW, further
+        attempts fail without a check until the window has passed. Failures are kept in the
+        database, so every server process on it counts the same attempts.
         """
         now = self.access.clock.now()
-        with self._failed_lock:
-            recent = [t for t in self._failed_logins.get(name, []) if now - t < FAILED_LOGIN_WINDOW]
-            self._failed_logins[name] = recent
-        if len(recent) >= MAX_FAILED_LOGINS:
+        window_start = isoformat(now - FAILED_LOGIN_WINDOW)
+        if self.store.login_failures(name, window_start) >= MAX_FAILED_LOGINS:
             log.warning("login refused: too many failed attempts", name=name)
             raise Unauthorized("too many failed logins for this name; try again later")
         principal = self.store.principal_by_name(name)
         stored = principal.password_hash if principal is not None else None
         matches = passwords.verify_password(stored, password)
         if not matches or principal is None or principal.disabled:
-            with self._failed_lock:
-                self._failed_logins.setdefault(name, []).append(now)
+            self.store.record_login_failure(name, isoformat(now), window_start)
             log.info("login failed", name=name)
             raise Unauthorized(LOGIN_FAILED)
-        with self._failed_lock:
-            self._failed_logins.pop(name, None)
+        self.store.clear_login_failures(name)
         if stored is not None and passwords.needs_rehash(stored):
             self.store.set_password_hash(principal.id, passwords.hash_password(password))
         return self.tokens.issue(principal.id)

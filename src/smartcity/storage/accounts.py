@@ -192,6 +192,18 @@ class AccountStore(Protocol):
         """Append records to the audit log within a write transaction of the same database."""
         ...
 
+    def record_login_failure(self, name: str, at: str, forget_before: str) -> int:
+        """Record a failed login for `name`; return its failures since `forget_before`."""
+        ...
+
+    def login_failures(self, name: str, since: str) -> int:
+        """Return how many failed logins `name` had since `since`."""
+        ...
+
+    def clear_login_failures(self, name: str) -> None:
+        """Forget the failed logins of `name` (after a successful one)."""
+        ...
+
     def prune_audit(self, older_than: str, limit: int) -> int:
         """Delete up to `limit` of the oldest audit records made before `older_than`."""
         ...

@@ -74,6 +74,12 @@ CREATE TABLE IF NOT EXISTS audit_log (
 );
 CREATE INDEX IF NOT EXISTS audit_log_tenant_at ON audit_log (tenant, at);
 CREATE INDEX IF NOT EXISTS audit_log_at ON audit_log (at);
+CREATE TABLE IF NOT EXISTS login_failures (
+    name TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_failures_name_at ON login_failures (name, at);
+CREATE INDEX IF NOT EXISTS login_failures_at ON login_failures (at);
 """
 
 POSTGRES_SCHEMA = SQLITE_SCHEMA.replace(
@@ -387,6 +393,36 @@ class SqlAccountStore:
         """Append records to the audit log within a write transaction of the same database."""
         if records:
             _insert_audit(cursor, self._p, records)
+
+    # -- failed logins (shared by every process on the database) ------------------------------
+
+    def record_login_failure(self, name: str, at: str, forget_before: str) -> int:
+        """Record a failed login for `name`; return its failures since `forget_before`.
+
+        Failures older than `forget_before` (of every name) are deleted on the way, so the
+        table holds one window's worth whatever names are tried.
+        """
+        p = self._p
+        with self._store.writing() as cursor:
+            cursor.execute(f"DELETE FROM login_failures WHERE at < {p}", [forget_before])
+            cursor.execute(f"INSERT INTO login_failures (name, at) VALUES ({p}, {p})", [name, at])
+            cursor.execute(
+                f"SELECT COUNT(*) FROM login_failures WHERE name = {p} AND at >= {p}",
+                [name, forget_before],
+            )
+            return int(cursor.fetchone()[0])
+
+    def login_failures(self, name: str, since: str) -> int:
+        """Return how many failed logins `name` had since `since`."""
+        rows = self._read(
+            "SELECT COUNT(*) FROM login_failures WHERE name = ? AND at >= ?", [name, since]
+        )
+        return int(rows[0][0])
+
+    def clear_login_failures(self, name: str) -> None:
+        """Forget the failed logins of `name` (after a successful one)."""
+        with self._store.writing() as cursor:
+            cursor.execute(f"DELETE FROM login_failures WHERE name = {self._p}", [name])
 
     def prune_audit(self, older_than: str, limit: int) -> int:
         """Delete up to `limit` of the oldest audit records made before `older_than`."""
