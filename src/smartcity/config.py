@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     # Devices and the IoT agent: the HTTP southbound (/iot/json, /iot/d) is always on; the MQTT
     # southbound (FIWARE IoT-Agent topics on a persistent session) when enabled. Run it in one
     # process only (`smartcity workers`) when servers run several: its client id is fixed.
+    ingest_http_rate: float = Field(default=5.0, ge=0)
+    """Requests a second one device may send to /iot/json and /iot/d, per process (0: no limit)."""
+    ingest_http_burst: float = Field(default=20.0, ge=1)
     ingest_mqtt_enabled: bool = False
     ingest_mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", pattern=r"^mqtts?://")
     """mqtt://[user:password@]host[:port], or mqtts:// for TLS."""

@@ -298,6 +298,8 @@ def build_device_side(platform: Platform) -> Iot:
         health_interval=settings.ingest_device_health_interval,
         sightings_interval=settings.ingest_last_seen_interval,
         device_entity_interval=settings.ingest_device_entity_interval,
+        http_rate=settings.ingest_http_rate,
+        http_burst=settings.ingest_http_burst,
     )
     iot = build_iot(
         options,

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 import pytest
@@ -77,9 +77,7 @@ def letters(platform: Platform, **where: str) -> list[DeadLetter]:
     return page.letters
 
 
-def post(
-    client: TestClient, path: str, body: bytes, key: str = KEY, device: str = "ws-1"
-) -> object:
+def post(client: TestClient, path: str, body: bytes, key: str = KEY, device: str = "ws-1") -> Any:
     return client.post(
         path, params={"k": key, "i": device}, content=body, headers={"X-API-Key": ""}
     )
@@ -250,3 +248,25 @@ def test_devices_are_seen_fall_silent_and_recover(
     assert recovered["event"] == "device.recovered"
     clock.advance(timedelta(seconds=80))
     assert portal.call(platform.iot.health.check) == []  # 80 s < 90 s since the last report
+
+
+def test_a_device_posting_faster_than_its_limit_is_told_to_wait(
+    settings: Settings, clock: ManualClock
+) -> None:
+    platform = build_platform(
+        settings.model_copy(update={"ingest_http_rate": 1.0, "ingest_http_burst": 2.0}), clock
+    )
+    with TestClient(create_app(platform)) as client:
+        client.headers["X-API-Key"] = admin_key(platform)
+        assert client.post("/iot/v1/devices", json=air_sensor("ws-1", KEY)).status_code == 201
+        assert client.post("/iot/v1/devices", json=air_sensor("ws-2", KEY)).status_code == 201
+        answers = [post(client, "/iot/json", b'{"t": 21.5}') for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        refused = answers[2]
+        assert refused.headers["Retry-After"] == "1"
+        problem = refused.json()
+        assert problem["status"] == 429
+        assert "ws-1" in problem["detail"]
+        assert 0 < problem["retryAfter"] <= 1
+        # Another device of the same key has its own allowance.
+        assert post(client, "/iot/json", b'{"t": 3}', device="ws-2").status_code == 200

@@ -75,6 +75,18 @@ class TooManyResults(SmartCityError):
     title = "Too many results"
 
 
+class TooManyRequests(SmartCityError):
+    """The caller sends faster than it may; it should wait `retry_after` seconds."""
+
+    status = 429
+    problem_type = SMARTCITY_ERRORS + "TooManyRequests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: float, **extra: Any) -> None:
+        super().__init__(detail, retryAfter=round(retry_after, 3), **extra)
+        self.retry_after = retry_after
+
+
 class AlreadyExists(SmartCityError):
     """The entity (or attribute) to create exists already."""
 

@@ -9,6 +9,7 @@ from smartcity.broker.contexts import ContextResolver
 from smartcity.broker.service import EntityService
 from smartcity.bus.base import EventBus
 from smartcity.core.clock import Clock
+from smartcity.core.ratelimit import RateLimiter
 from smartcity.core.workers import Worker
 from smartcity.ingest.agent import IotAgent
 from smartcity.ingest.commands import CommandBook, CommandExpiry
@@ -33,6 +34,9 @@ class IotOptions:
     health_interval: float = 10.0
     sightings_interval: float = 2.0
     device_entity_interval: float = 60.0
+    http_rate: float = 5.0
+    """Requests a second one device may send to the HTTP southbound (0: no limit)."""
+    http_burst: float = 20.0
 
 
 @dataclass
@@ -46,6 +50,8 @@ class Iot:
     health: HealthWatch
     expiry: CommandExpiry
     mqtt: MqttSouthbound | None
+    http_limiter: RateLimiter | None = None
+    """Per device, in this process: a device posting faster is answered 429."""
 
     def workers(self) -> list[Worker]:
         """The loops to run beside the server (the MQTT southbound only when enabled)."""
@@ -103,4 +109,7 @@ def build_iot(
         health=health,
         expiry=CommandExpiry(commands, options.command_expiry_interval),
         mqtt=mqtt,
+        http_limiter=RateLimiter(options.http_rate, options.http_burst)
+        if options.http_rate > 0
+        else None,
     )

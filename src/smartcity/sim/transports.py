@@ -27,6 +27,8 @@ from smartcity.ingest.agent import Inbound, IotAgent
 from smartcity.ingest.device_model import PayloadFormat, Transport
 from smartcity.sim.emission import Emission
 
+HTTP_ATTEMPTS: Final = 4
+"""Tries of one request answered 429 before it counts as a failure."""
 HTTP_PATHS: Final = {PayloadFormat.JSON: "/iot/json", PayloadFormat.ULTRALIGHT: "/iot/d"}
 PUBLISH_CONCURRENCY: Final = 200
 HTTP_CONCURRENCY: Final = 16
@@ -152,19 +154,27 @@ class HttpSender:
         self.limit = asyncio.Semaphore(HTTP_CONCURRENCY)
         self.sent = 0
         self.refused = 0
+        self.throttled = 0
+        """Requests answered 429 (too fast for the platform's per-device limit) and retried."""
         self.failures: list[str] = []
 
     async def _post(self, emission: Emission) -> None:
         path = HTTP_PATHS[emission.kind.protocol]
         params = {"k": self.keys[emission.kind.name], "i": emission.device.id}
         media = "application/json" if emission.kind.protocol == PayloadFormat.JSON else "text/plain"
-        async with self.limit:
-            response = await self.client.post(
-                self.base_url + path,
-                params=params,
-                content=emission.payload,
-                headers={"Content-Type": media},
-            )
+        for attempt in range(HTTP_ATTEMPTS):
+            async with self.limit:
+                response = await self.client.post(
+                    self.base_url + path,
+                    params=params,
+                    content=emission.payload,
+                    headers={"Content-Type": media},
+                )
+            if response.status_code != 429 or attempt == HTTP_ATTEMPTS - 1:
+                break
+            # Too fast for the platform's per-device limit: wait as told, as a device would.
+            self.throttled += 1
+            await asyncio.sleep(min(float(response.headers.get("Retry-After", "1")), 5.0))
         if response.status_code == 400:
             self.refused += 1  # kept as a dead letter by the platform
         elif response.status_code >= 300:

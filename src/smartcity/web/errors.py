@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import orjson
 import structlog
 from fastapi import FastAPI, Request
@@ -9,7 +11,12 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from smartcity.core.errors import NGSI_LD_ERRORS, InvalidRequest, SmartCityError
+from smartcity.core.errors import (
+    NGSI_LD_ERRORS,
+    InvalidRequest,
+    SmartCityError,
+    TooManyRequests,
+)
 
 PROBLEM = "application/problem+json"
 log = structlog.get_logger(__name__)
@@ -21,6 +28,8 @@ CHALLENGE = 'Bearer realm="smartcity", ApiKey realm="smartcity"'
 def problem_response(error: SmartCityError) -> Response:
     """Return the ProblemDetails response for one error (a 401 says how to authenticate)."""
     headers = {"WWW-Authenticate": CHALLENGE} if error.status == 401 else None
+    if isinstance(error, TooManyRequests):
+        headers = {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
     return Response(
         orjson.dumps(error.to_problem()),
         status_code=error.status,

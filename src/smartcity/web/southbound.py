@@ -15,7 +15,12 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from smartcity.core.errors import BadRequestData, ResourceNotFound, Unauthorized
+from smartcity.core.errors import (
+    BadRequestData,
+    ResourceNotFound,
+    TooManyRequests,
+    Unauthorized,
+)
 from smartcity.ingest.agent import Inbound
 from smartcity.ingest.device_model import PayloadFormat
 from smartcity.web.deps import PlatformDep
@@ -32,6 +37,15 @@ async def _accept(
     device_id = request.query_params.get("i", "")
     if not key or not device_id:
         raise Unauthorized("send the device's key and id as ?k=<apikey>&i=<deviceId>")
+    limiter = platform.iot.http_limiter
+    if limiter is not None:
+        wait = limiter.take(f"{key}\x00{device_id}")
+        if wait > 0:
+            raise TooManyRequests(
+                f"device {device_id} sends faster than {limiter.rate:g} requests a second; "
+                "send several measures in one request, or slow down",
+                retry_after=wait,
+            )
     payload = await request.body()
     if len(payload) > MAX_BYTES:
         raise BadRequestData(f"the body is larger than {MAX_BYTES} bytes")
