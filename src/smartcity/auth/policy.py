@@ -100,9 +100,15 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
         }
     ),
     Role.PUBLIC: frozenset({Permission.READ_ENTITIES}),
-    Role.PARKING_TERMINAL: frozenset({Permission.POST_PARKING_TRANSACTIONS}),
+    Role.PARKING_TERMINAL: frozenset(
+        {Permission.READ_ENTITIES, Permission.POST_PARKING_TRANSACTIONS}
+    ),
     Role.PARKING_OPERATOR: frozenset(
-        {Permission.READ_PARKING_REVENUE, Permission.MANAGE_PARKING_PAYMENTS}
+        {
+            Permission.READ_ENTITIES,
+            Permission.READ_PARKING_REVENUE,
+            Permission.MANAGE_PARKING_PAYMENTS,
+        }
     ),
 }
 """What each role may do in its tenant; a principal with several roles may do the union."""
