@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from smartcity.auth.policy import Permission
+from smartcity.auth.policy import Permission, denied
 from smartcity.auth.principal import Caller
 from smartcity.core.clock import isoformat
 from smartcity.core.errors import BadRequestData, Conflict, ResourceNotFound
@@ -61,9 +61,13 @@ def _session(row: Any) -> tuple[ParkingSession, str]:
 
 
 def load_session(
-    service: PaymentService, cursor: Cursor, caller: Caller, session_id: str, permission: Permission
+    service: PaymentService,
+    cursor: Cursor,
+    caller: Caller,
+    session_id: str,
+    allowed: frozenset[str] | None,
 ) -> tuple[ParkingSession, str]:
-    """Return a session and its operator, if the caller may act on that operator's lots."""
+    """Return a session and its operator, if `allowed` (the caller's operators) holds it."""
     p = service.p
     cursor.execute(
         f"SELECT {SESSION_COLUMNS} FROM parking_pay_sessions "
@@ -74,16 +78,16 @@ def load_session(
     if row is None:
         raise ResourceNotFound(f"no parking session {session_id}")
     session, operator_id = _session(row)
-    service.grants.require_operator(caller, operator_id, permission)
+    if allowed is not None and operator_id not in allowed:
+        raise denied(caller, f"see parking session {session_id}")
     return session, operator_id
 
 
 def session(service: PaymentService, caller: Caller, session_id: str) -> ParkingSession:
     """Return one parking session."""
+    allowed = service.grants.operators(caller, Permission.READ_PARKING_REVENUE)
     with service.store.reading() as cursor:
-        found, _ = load_session(
-            service, cursor, caller, session_id, Permission.READ_PARKING_REVENUE
-        )
+        found, _ = load_session(service, cursor, caller, session_id, allowed)
     return found
 
 
@@ -110,10 +114,9 @@ def refund(
     if amount is not None and (type(amount) is not int or amount <= 0):
         raise BadRequestData("a refund amount is a positive number of won")
     key = f"refund|{session_id}|{request_id}"
+    allowed = service.grants.operators(caller, Permission.MANAGE_PARKING_PAYMENTS)
     with service.store.writing() as cursor:
-        stay, operator_id = load_session(
-            service, cursor, caller, session_id, Permission.MANAGE_PARKING_PAYMENTS
-        )
+        stay, operator_id = load_session(service, cursor, caller, session_id, allowed)
         processor = service.processor(cursor, caller.tenant)
         first = processor.one(
             "SELECT result FROM parking_pay_transactions WHERE tenant = ? AND idem_key = ?",
@@ -244,10 +247,9 @@ def close_flagged(
     service: PaymentService, caller: Caller, session_id: str, at: datetime | None = None
 ) -> ParkingSession:
     """Close an incomplete session as if it left at `at` (default now) and charge it."""
+    allowed = service.grants.operators(caller, Permission.MANAGE_PARKING_PAYMENTS)
     with service.store.writing() as cursor:
-        stay, _operator_id = load_session(
-            service, cursor, caller, session_id, Permission.MANAGE_PARKING_PAYMENTS
-        )
+        stay, _operator_id = load_session(service, cursor, caller, session_id, allowed)
         if stay.status not in (SessionStatus.FLAGGED, SessionStatus.OPEN):
             raise Conflict(f"session {session_id} is {stay.status.value}, not open")
         exit_at = at or service.clock.now()
@@ -278,17 +280,14 @@ def close_flagged(
             stay.plate,
         )
         processor.charge(tx, lot, session_id, quote, payer, stay.plate, online=False)
-        return load_session(
-            service, cursor, caller, session_id, Permission.MANAGE_PARKING_PAYMENTS
-        )[0]
+        return load_session(service, cursor, caller, session_id, allowed)[0]
 
 
 def void_session(service: PaymentService, caller: Caller, session_id: str) -> ParkingSession:
     """Close an incomplete session without a charge (a gate fault, a test car)."""
+    allowed = service.grants.operators(caller, Permission.MANAGE_PARKING_PAYMENTS)
     with service.store.writing() as cursor:
-        stay, _ = load_session(
-            service, cursor, caller, session_id, Permission.MANAGE_PARKING_PAYMENTS
-        )
+        stay, _ = load_session(service, cursor, caller, session_id, allowed)
         if stay.status not in (SessionStatus.FLAGGED, SessionStatus.OPEN):
             raise Conflict(f"session {session_id} is {stay.status.value}, not open")
         processor = Processor(cursor, service.p, caller.tenant, service.clock.now())
@@ -297,6 +296,4 @@ def void_session(service: PaymentService, caller: Caller, session_id: str) -> Pa
             "WHERE tenant = ? AND session_id = ?",
             [SessionStatus.VOID.value, caller.tenant, session_id],
         )
-        return load_session(
-            service, cursor, caller, session_id, Permission.MANAGE_PARKING_PAYMENTS
-        )[0]
+        return load_session(service, cursor, caller, session_id, allowed)[0]
