@@ -367,19 +367,32 @@ def transaction_json(tx: Transaction) -> dict[str, Any]:
     return body
 
 
-def transaction_from_json(body: dict[str, Any]) -> Transaction:
+def transaction_from_json(body: Any) -> Transaction:
     """Rebuild a transaction from its JSON (raise BadRequestData when it is not one)."""
+    if not isinstance(body, dict):
+        raise BadRequestData("a transaction is a JSON object")
+    counter, amount = body.get("counter"), body.get("amount")
+    if type(counter) is not int:
+        raise BadRequestData("counter must be a whole number")
+    if amount is not None and type(amount) is not int:
+        raise BadRequestData("amount must be a whole number of won")
+    for name in ("cardId", "plate"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise BadRequestData(f"{name} must be a string")
     try:
+        at = datetime.fromisoformat(str(body["at"]).replace("Z", "+00:00"))
         return Transaction(
             kind=TransactionKind(body["kind"]),
             lot_id=str(body["lotId"]),
             terminal_id=str(body["terminalId"]),
-            counter=int(body["counter"]),
-            at=datetime.fromisoformat(str(body["at"]).replace("Z", "+00:00")),
+            counter=counter,
+            at=at,
             card_id=body.get("cardId"),
             plate=body.get("plate"),
-            amount=body.get("amount"),
+            amount=amount,
             classes=tuple(DiscountClass(c) for c in body.get("classes", ())),
         )
-    except (KeyError, ValueError, TypeError) as error:
+    except KeyError as error:
+        raise BadRequestData(f"a transaction needs {error.args[0]}") from error
+    except (ValueError, TypeError) as error:
         raise BadRequestData(f"not a parking transaction: {error}") from error
