@@ -148,7 +148,7 @@ def payment_router(service: PaymentService) -> APIRouter:
     async def issue_card(request: Request, caller: CallerDep) -> Response:
         body = _object(await _body(request))
         try:
-            kind = CardKind(body.get("kind"))
+            kind = CardKind(str(body.get("kind")))
             classes = [DiscountClass(c) for c in body.get("classes", [])]
         except (ValueError, TypeError) as error:
             raise BadRequestData(f"not a card: {error}") from None
