@@ -115,10 +115,10 @@ def post(
             isoformat(now),
         ],
     )
-    cursor.executemany(
-        "INSERT INTO parking_pay_postings (tenant, journal_id, account, amount) "
-        f"VALUES ({p}, {p}, {p}, {p})",
-        [(tenant, journal_id, account, amount) for account, amount in lines],
+    rows = ", ".join([f"({p}, {p}, {p}, {p})"] * len(lines))
+    cursor.execute(
+        f"INSERT INTO parking_pay_postings (tenant, journal_id, account, amount) VALUES {rows}",
+        [value for account, amount in lines for value in (tenant, journal_id, account, amount)],
     )
     return journal_id
 

@@ -114,17 +114,13 @@ class Processor:
 
     def change_balance(self, card_id: str, delta: int) -> int:
         """Add `delta` won to a prepaid card's stored value; refuse to go below zero."""
-        self.run(
+        row = self.one(
             "UPDATE parking_pay_cards SET balance = balance + ? "
-            "WHERE tenant = ? AND card_id = ? AND balance + ? >= 0",
+            "WHERE tenant = ? AND card_id = ? AND balance + ? >= 0 RETURNING balance",
             [delta, self.tenant, card_id, delta],
         )
-        if self.cursor.rowcount != 1:
+        if row is None:
             raise Conflict(f"card {card_id} cannot take {delta} won")
-        row = self.one(
-            "SELECT balance FROM parking_pay_cards WHERE tenant = ? AND card_id = ?",
-            [self.tenant, card_id],
-        )
         return int(row[0])
 
     # -- transactions --------------------------------------------------------------------------

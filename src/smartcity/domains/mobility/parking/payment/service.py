@@ -1,9 +1,11 @@
 """Parking payment: lots and cards, and entries, exits and top-ups from terminals, exactly once.
 
-Every transaction carries an idempotency key (card + terminal + counter). A batch claims its
-keys first (a unique row per key: a concurrent duplicate waits for the first to commit and then
-gets its result), then applies the new transactions in time order, each inside a savepoint so a
-refused item leaves nothing behind and the rest of the batch still counts.
+Every transaction carries an idempotency key (card + terminal + counter). A batch reads which of
+its keys were processed before (their first results are returned, nothing is charged again),
+then applies the new transactions in time order, each inside a savepoint so a refused item
+leaves nothing behind and the rest still counts, and stores each result under its key (a unique
+row). On PostgreSQL the batch first locks its cards and plates, so concurrent batches touching
+the same card run one after the other; SQLite has one writer at a time anyway.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from smartcity.storage.sqlbase import Cursor, SqlEntityStore
 
 TariffLookup = Callable[[str, str], Tariff | None]
 """(tenant, lot id) -> the lot's tariff, when another part of the platform owns tariffs."""
-RETRYABLE = frozenset({"40001", "40P01"})
-"""PostgreSQL serialization failure and deadlock: the whole batch is retried."""
+RETRYABLE = frozenset({"40001", "40P01", "23505"})
+"""PostgreSQL serialization failure, deadlock and unique violation: the batch is retried."""
 ATTEMPTS = 5
 
 
@@ -181,29 +183,62 @@ class PaymentService:
         self, cursor: Cursor, tenant: str, todo: list[tuple[int, Transaction]], online: bool
     ) -> dict[int, TransactionResult]:
         processor = self.processor(cursor, tenant)
+        if self.store.dialect.name == "postgresql":
+            self._lock_holders(processor, todo)
         lots = self.lots(cursor, tenant, [tx.lot_id for _, tx in todo])
-        claimed = self._claim(processor, todo)
+        first = self._processed(processor, sorted({tx.key for _, tx in todo}))
         done: dict[int, TransactionResult] = {}
-        first: dict[str, TransactionResult] = {}
         for index, tx in todo:
-            key = tx.key
-            if key in first:
-                done[index] = _duplicate(first[key])
+            if tx.key in first:
+                done[index] = _duplicate(first[tx.key])
                 continue
-            if key not in claimed:
-                stored = self._stored(processor, key)
-                first[key] = stored
-                done[index] = _duplicate(stored)
-                continue
-            lot = lots.get(tx.lot_id)
-            result = self._apply_one(processor, tx, lot, online)
-            first[key] = result
+            result = self._apply_one(processor, tx, lots.get(tx.lot_id), online)
+            if result.outcome is not Outcome.REFUSED:
+                first[tx.key] = result
             done[index] = result
         return done
+
+    def _lock_holders(self, processor: Processor, todo: list[tuple[int, Transaction]]) -> None:
+        """Lock each card or plate of the batch for the transaction, in one order.
+
+        Under READ COMMITTED an exit could miss an entry that a concurrent batch is writing
+        (and that batch miss the exit it keeps pending); with one lock per holder the two run
+        one after the other, and a concurrent duplicate finds the first result stored. Taking
+        the locks sorted keeps two batches from waiting on each other in a circle.
+        """
+        holders = sorted({tx.key.split("|", 1)[0] for _, tx in todo})
+        for holder in holders:
+            processor.run(
+                "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))",
+                [f"parking|{processor.tenant}|{holder}"],
+            )
+
+    def _processed(self, processor: Processor, keys: list[str]) -> dict[str, TransactionResult]:
+        """Return the stored results of the keys processed before."""
+        found: dict[str, TransactionResult] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            processor.cursor.execute(
+                processor.sql(
+                    "SELECT result FROM parking_pay_transactions "
+                    f"WHERE tenant = ? AND idem_key IN ({marks})"
+                ),
+                [processor.tenant, *chunk],
+            )
+            for (text,) in processor.cursor.fetchall():
+                result = TransactionResult.from_json(orjson.loads(text))
+                found[result.key] = result
+        return found
 
     def _apply_one(
         self, processor: Processor, tx: Transaction, lot: Lot | None, online: bool
     ) -> TransactionResult:
+        """Apply one new transaction inside a savepoint and keep its result under its key.
+
+        The key's row is unique: should two transactions ever store the same key, the second
+        fails, its whole batch is rolled back and retried, and then finds the first result.
+        """
         processor.run("SAVEPOINT parking_item", [])
         try:
             if lot is None:
@@ -211,50 +246,28 @@ class PaymentService:
             result = processor.apply(tx, lot, online)
         except SmartCityError as error:
             processor.run("ROLLBACK TO SAVEPOINT parking_item", [])
-            processor.run(
-                "DELETE FROM parking_pay_transactions WHERE tenant = ? AND idem_key = ?",
-                [processor.tenant, tx.key],
-            )
             processor.run("RELEASE SAVEPOINT parking_item", [])
             if online:
                 raise
             return _refused(tx, error.detail)
-        processor.store_result(result)
+        processor.run(
+            "INSERT INTO parking_pay_transactions (tenant, idem_key, kind, lot_id, "
+            "terminal_id, occurred_at, received_at, outcome, result) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                processor.tenant,
+                tx.key,
+                tx.kind.value,
+                tx.lot_id,
+                tx.terminal_id,
+                isoformat(tx.at),
+                isoformat(processor.now),
+                result.outcome.value,
+                orjson.dumps(result.as_json()).decode(),
+            ],
+        )
         processor.run("RELEASE SAVEPOINT parking_item", [])
         return result
-
-    def _claim(self, processor: Processor, todo: list[tuple[int, Transaction]]) -> set[str]:
-        """Claim each new key (in key order, so two batches never wait on each other in a
-        circle); return the keys this batch claimed."""
-        claimed: set[str] = set()
-        received = isoformat(processor.now)
-        for tx in sorted({tx.key: tx for _, tx in todo}.values(), key=lambda tx: tx.key):
-            processor.run(
-                "INSERT INTO parking_pay_transactions (tenant, idem_key, kind, lot_id, "
-                "terminal_id, occurred_at, received_at, outcome, result) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, idem_key) DO NOTHING",
-                [
-                    processor.tenant,
-                    tx.key,
-                    tx.kind.value,
-                    tx.lot_id,
-                    tx.terminal_id,
-                    isoformat(tx.at),
-                    received,
-                    "claimed",
-                    "{}",
-                ],
-            )
-            if processor.cursor.rowcount == 1:
-                claimed.add(tx.key)
-        return claimed
-
-    def _stored(self, processor: Processor, key: str) -> TransactionResult:
-        row = processor.one(
-            "SELECT result FROM parking_pay_transactions WHERE tenant = ? AND idem_key = ?",
-            [processor.tenant, key],
-        )
-        return TransactionResult.from_json(orjson.loads(row[0]))
 
     def result(self, caller: Caller, key: str) -> TransactionResult:
         """Return the stored result of a transaction key."""
