@@ -153,7 +153,7 @@ def simulator(console: Console, _backends: list[Backend], args: argparse.Namespa
 
 
 def parking_payment(console: Console, backends: list[Backend], args: argparse.Namespace) -> str:
-    """Run the parking payment benchmark (offline batches through the ledger); return its section."""
+    """Run the parking payment benchmark (offline batches through the ledger); return it."""
     sizes = payment_bench.QUICK if args.quick else payment_bench.FULL
     with console.status(f"parking payment: {sizes.transactions:,} transactions per phase"):
         results = payment_bench.run_payment(sizes, args.postgres_url, list(backends))

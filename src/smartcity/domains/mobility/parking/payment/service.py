@@ -166,13 +166,22 @@ class PaymentService:
             todo.append((index, tx))
         todo.sort(key=lambda item: (item[1].at, ORDER[item[1].kind], item[0]))
         done: dict[int, TransactionResult] = {}
-        for attempt in range(ATTEMPTS):
+        careful, attempt = False, 0
+        while True:
             try:
                 with self.store.writing() as cursor:
-                    done = self._apply(cursor, caller.tenant, todo, online)
+                    if self.store.dialect.name == "postgresql":
+                        # Statements whose results are not read go out without waiting.
+                        with cursor.connection.pipeline():
+                            done = self._apply(cursor, caller.tenant, todo, online, careful)
+                    else:
+                        done = self._apply(cursor, caller.tenant, todo, online, careful)
                 break
+            except _Redo:
+                careful = True  # an item was refused: again, each item in a savepoint
             except Exception as error:
-                if getattr(error, "sqlstate", None) in RETRYABLE and attempt < ATTEMPTS - 1:
+                attempt += 1
+                if getattr(error, "sqlstate", None) in RETRYABLE and attempt < ATTEMPTS:
                     continue
                 raise
         for index, result in done.items():
@@ -180,7 +189,12 @@ class PaymentService:
         return [result for result in results if result is not None]
 
     def _apply(
-        self, cursor: Cursor, tenant: str, todo: list[tuple[int, Transaction]], online: bool
+        self,
+        cursor: Cursor,
+        tenant: str,
+        todo: list[tuple[int, Transaction]],
+        online: bool,
+        careful: bool,
     ) -> dict[int, TransactionResult]:
         processor = self.processor(cursor, tenant)
         if self.store.dialect.name == "postgresql":
@@ -192,7 +206,7 @@ class PaymentService:
             if tx.key in first:
                 done[index] = _duplicate(first[tx.key])
                 continue
-            result = self._apply_one(processor, tx, lots.get(tx.lot_id), online)
+            result = self._apply_one(processor, tx, lots.get(tx.lot_id), online, careful)
             if result.outcome is not Outcome.REFUSED:
                 first[tx.key] = result
             done[index] = result
@@ -206,12 +220,14 @@ class PaymentService:
         one after the other, and a concurrent duplicate finds the first result stored. Taking
         the locks sorted keeps two batches from waiting on each other in a circle.
         """
-        holders = sorted({tx.key.split("|", 1)[0] for _, tx in todo})
-        for holder in holders:
-            processor.run(
-                "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))",
-                [f"parking|{processor.tenant}|{holder}"],
-            )
+        holders = sorted(
+            {f"parking|{processor.tenant}|{tx.key.split('|', 1)[0]}" for _, tx in todo}
+        )
+        processor.run(
+            "SELECT COUNT(pg_advisory_xact_lock(hashtextextended(h, 0))) "
+            "FROM (SELECT h FROM unnest(?::text[]) AS h ORDER BY h) AS holders",
+            [holders],
+        )
 
     def _processed(self, processor: Processor, keys: list[str]) -> dict[str, TransactionResult]:
         """Return the stored results of the keys processed before."""
@@ -232,23 +248,34 @@ class PaymentService:
         return found
 
     def _apply_one(
-        self, processor: Processor, tx: Transaction, lot: Lot | None, online: bool
+        self,
+        processor: Processor,
+        tx: Transaction,
+        lot: Lot | None,
+        online: bool,
+        careful: bool,
     ) -> TransactionResult:
-        """Apply one new transaction inside a savepoint and keep its result under its key.
+        """Apply one new transaction and keep its result under its key.
 
-        The key's row is unique: should two transactions ever store the same key, the second
-        fails, its whole batch is rolled back and retried, and then finds the first result.
+        A batch first runs without savepoints (fewer round trips); when an item is refused
+        the whole batch is rolled back and run again `careful`ly, each item in a savepoint, so
+        a refused item leaves nothing behind and the others still count. The key's row is
+        unique: should two transactions ever store the same key, the second fails, its batch
+        is rolled back and retried, and then finds the first result.
         """
-        processor.run("SAVEPOINT parking_item", [])
+        if careful:
+            processor.run("SAVEPOINT parking_item", [])
         try:
             if lot is None:
                 raise ResourceNotFound(f"lot {tx.lot_id} is not registered for payment")
             result = processor.apply(tx, lot, online)
         except SmartCityError as error:
-            processor.run("ROLLBACK TO SAVEPOINT parking_item", [])
-            processor.run("RELEASE SAVEPOINT parking_item", [])
             if online:
                 raise
+            if not careful:
+                raise _Redo from error
+            processor.run("ROLLBACK TO SAVEPOINT parking_item", [])
+            processor.run("RELEASE SAVEPOINT parking_item", [])
             return _refused(tx, error.detail)
         processor.run(
             "INSERT INTO parking_pay_transactions (tenant, idem_key, kind, lot_id, "
@@ -266,7 +293,8 @@ class PaymentService:
                 orjson.dumps(result.as_json()).decode(),
             ],
         )
-        processor.run("RELEASE SAVEPOINT parking_item", [])
+        if careful:
+            processor.run("RELEASE SAVEPOINT parking_item", [])
         return result
 
     def result(self, caller: Caller, key: str) -> TransactionResult:
@@ -308,6 +336,10 @@ class PaymentService:
             "unbalancedJournals": unbalanced,
             "cardMismatches": mismatched,
         }
+
+
+class _Redo(Exception):
+    """An item of a batch run without savepoints was refused: run the batch carefully."""
 
 
 def _refused(tx: Transaction, detail: str) -> TransactionResult:
