@@ -8,6 +8,7 @@ import pytest
 
 from smartcity.auth.principal import Caller
 from smartcity.core.errors import Forbidden
+from smartcity.domains.mobility.parking.payment import settlement
 from smartcity.domains.mobility.parking.payment.model import (
     InsufficientBalance,
     Outcome,
@@ -180,3 +181,27 @@ def test_a_terminal_posts_only_for_its_granted_lots(
     assert refused.outcome is Outcome.REFUSED
     with pytest.raises(Forbidden):
         service.submit(caller, [tap(ENTRY, "card-1", START, 3, lot="lot-arena")], online=True)
+
+
+@pytest.mark.parametrize("order", [(0, 3, 1, 2), (0, 3, 2, 1), (3, 0, 1, 2), (2, 3, 0, 1)])
+def test_two_stays_uploaded_out_of_order_are_paired_right(
+    service: PaymentService, order: tuple[int, ...]
+) -> None:
+    top_up(service, "card-1", 10000)
+    stays = [
+        tap(ENTRY, "card-1", START, 1, terminal="in"),
+        tap(EXIT, "card-1", START + minutes(30), 1, terminal="out"),
+        tap(ENTRY, "card-1", START + minutes(60), 2, terminal="in"),
+        tap(EXIT, "card-1", START + minutes(115), 2, terminal="out"),
+    ]
+    for index in order:  # each upload on its own, as two gates' logs arriving separately
+        service.submit(SYSTEM, [stays[index]])
+    first, second = service.result(SYSTEM, stays[1].key), service.result(SYSTEM, stays[3].key)
+    assert (first.outcome, first.fee) == (Outcome.ACCEPTED, 1000)
+    assert (second.outcome, second.fee) == (Outcome.ACCEPTED, 2500)
+    assert first.session_id == service.result(SYSTEM, stays[0].key).session_id
+    assert second.session_id == service.result(SYSTEM, stays[2].key).session_id
+    assert service.card(SYSTEM, "card-1").balance == 10000 - 3500
+    day = settlement.settle(service, SYSTEM, "op-dobong", START.date()).figures
+    assert (day.gross, day.charges, day.net) == (3500, 2, 3500)
+    assert_ledger_sound(service)

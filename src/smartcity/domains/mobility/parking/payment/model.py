@@ -55,6 +55,8 @@ class SessionStatus(StrEnum):
 
 
 ORDER = {TransactionKind.ENTRY: 0, TransactionKind.TOPUP: 1, TransactionKind.EXIT: 2}
+MAX_TOPUP = 1_000_000
+"""Most won one top-up may load (a T-money card holds at most 500,000원)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +92,21 @@ class Transaction:
             raise BadRequestData("the transaction time needs a time zone")
         if self.card_id is None and self.plate is None:
             raise BadRequestData("a transaction needs a card or a plate")
+        for name, value in (
+            ("card", self.card_id),
+            ("plate", self.plate),
+            ("terminal", self.terminal_id),
+        ):
+            if value is not None and ("|" in value or not value.strip() or len(value) > 100):
+                raise BadRequestData(f"a {name} id is 1 to 100 characters without '|'")
         if self.kind is TransactionKind.TOPUP:
             if self.card_id is None:
                 raise BadRequestData("a top-up needs a card")
-            if not isinstance(self.amount, int) or self.amount <= 0 or self.amount % 10:
-                raise BadRequestData("a top-up amount is a positive multiple of 10 won")
+            amount = self.amount
+            if type(amount) is not int or not 0 < amount <= MAX_TOPUP or amount % 10:
+                raise BadRequestData(
+                    f"a top-up amount is a multiple of 10 won from 10 to {MAX_TOPUP:,}"
+                )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import orjson
 
 from smartcity.core.clock import isoformat
 from smartcity.core.errors import BadRequestData, Conflict, ResourceNotFound
-from smartcity.domains.mobility.parking.payment import ledger
+from smartcity.domains.mobility.parking.payment import ledger, pairing
 from smartcity.domains.mobility.parking.payment.model import (
     Card,
     CardKind,
@@ -157,7 +157,11 @@ class Processor:
             ],
         )
         result = TransactionResult(tx.key, tx.kind, Outcome.ACCEPTED, session_id=session_id)
-        self._close_pending(tx, lot)
+        taken = pairing.take_exit_from_earlier_stay(self, tx, lot)
+        if taken is not None:
+            self.store_result(self._charge_session(taken, lot, session_id, online=False))
+        else:
+            self._close_pending(tx, lot)
         return result
 
     def _close_pending(self, entry: Transaction, lot: Lot) -> None:
@@ -178,19 +182,47 @@ class Processor:
         self.store_result(result)
 
     def exit(self, tx: Transaction, lot: Lot, online: bool) -> TransactionResult:
-        """Close the open session and charge its fee; keep the exit if no entry matches yet."""
+        """Close the session this exit ends and charge it; keep the exit if none matches yet.
+
+        The exit ends the holder's latest stay that entered before it. When that stay was
+        closed by a later exit (uploads out of order), it is paired again with this exit and
+        the later exit waits for its own entry (see `pairing`).
+        """
         column, holder = ("card_id", tx.card_id) if tx.card_id else ("plate", tx.plate)
         row = self.one(
-            "SELECT session_id, card_id, plate, entry_at, classes FROM parking_pay_sessions "
-            f"WHERE tenant = ? AND lot_id = ? AND {column} = ? AND status IN (?, ?) "
-            "AND entry_at <= ? ORDER BY entry_at DESC LIMIT 1",
-            [self.tenant, lot.lot_id, holder, *OPEN_STATES, isoformat(tx.at)],
+            "SELECT session_id, card_id, plate, entry_at, classes, status, exit_at, refunded "
+            f"FROM parking_pay_sessions WHERE tenant = ? AND lot_id = ? AND {column} = ? "
+            "AND status <> ? AND entry_at <= ? ORDER BY entry_at DESC LIMIT 1",
+            [self.tenant, lot.lot_id, holder, SessionStatus.VOID.value, isoformat(tx.at)],
         )
+        later_exit: Transaction | None = None
+        if row is not None and row[5] not in OPEN_STATES:
+            closed_by_later = str(row[6]) > isoformat(tx.at) and not int(row[7])
+            later_exit = pairing.unpair(self, row[0]) if closed_by_later else None
+            if later_exit is None:
+                row = None
         if row is None:
             self._keep_pending(tx, lot)
             detail = "no open session for this exit yet: kept until its entry arrives"
             return TransactionResult(tx.key, tx.kind, Outcome.PENDING, detail)
-        session_id, card_id, plate, entry_at, classes = row
+        result = self._charge_session(tx, lot, row[0], online)
+        if later_exit is not None:
+            self._keep_pending(later_exit, lot)
+            detail = "its stay was paired again with an earlier exit: waiting for its entry"
+            self.store_result(
+                TransactionResult(later_exit.key, later_exit.kind, Outcome.PENDING, detail)
+            )
+        return result
+
+    def _charge_session(
+        self, tx: Transaction, lot: Lot, session_id: str, online: bool
+    ) -> TransactionResult:
+        """Charge an open session for an exit."""
+        card_id, plate, entry_at, classes = self.one(
+            "SELECT card_id, plate, entry_at, classes FROM parking_pay_sessions "
+            "WHERE tenant = ? AND session_id = ?",
+            [self.tenant, session_id],
+        )
         payer = self._payer(tx.card_id or card_id, plate)
         wanted = {*classes_of(classes), *tx.classes, *(payer.classes if payer else ())}
         entry = datetime.fromisoformat(str(entry_at))
@@ -253,13 +285,14 @@ class Processor:
         status = SessionStatus.ARREARS if arrears else SessionStatus.PAID
         self.run(
             "UPDATE parking_pay_sessions SET status = ?, exit_at = ?, exit_terminal = ?, "
-            "exit_key = ?, fee = ?, paid = ?, arrears = ?, journal_id = ?, quote = ?, "
-            "card_id = COALESCE(card_id, ?) WHERE tenant = ? AND session_id = ?",
+            "exit_key = ?, exit_payload = ?, fee = ?, paid = ?, arrears = ?, journal_id = ?, "
+            "quote = ?, card_id = COALESCE(card_id, ?) WHERE tenant = ? AND session_id = ?",
             [
                 status.value,
                 isoformat(tx.at),
                 tx.terminal_id,
                 tx.key,
+                orjson.dumps(transaction_json(tx)).decode(),
                 total,
                 paid,
                 arrears,

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS parking_pay_sessions (
     exit_at {text},
     exit_terminal TEXT,
     exit_key TEXT,
+    exit_payload TEXT,
     classes TEXT NOT NULL,
     fee BIGINT,
     paid BIGINT,

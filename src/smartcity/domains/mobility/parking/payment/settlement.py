@@ -23,7 +23,8 @@ from smartcity.domains.mobility.parking.payment.service import PaymentService
 from smartcity.domains.mobility.parking.tariff import KST
 from smartcity.storage.sqlbase import Cursor
 
-SETTLED_KINDS = ("charge", "refund")
+SETTLED_KINDS = ("charge", "refund", "reversal")
+"""Journals a settlement takes (a reversal undoes a charge paired with the wrong exit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,7 @@ class Settlement:
 def _figures(operator_id: str, day: str, rows: Any) -> DayFigures:
     gross = discounts = refunds = 0
     charges: set[str] = set()
+    reversals: set[str] = set()
     for journal_id, kind, account, amount in rows:
         if account == ledger.revenue_account(operator_id):
             gross -= int(amount)
@@ -92,7 +94,9 @@ def _figures(operator_id: str, day: str, rows: Any) -> DayFigures:
             refunds += int(amount)
         if kind == "charge":
             charges.add(journal_id)
-    return DayFigures(operator_id, day, gross, discounts, refunds, len(charges))
+        elif kind == "reversal":
+            reversals.add(journal_id)
+    return DayFigures(operator_id, day, gross, discounts, refunds, len(charges) - len(reversals))
 
 
 def settle(service: PaymentService, caller: Caller, operator_id: str, day: date) -> Settlement:
@@ -110,7 +114,7 @@ def settle(service: PaymentService, caller: Caller, operator_id: str, day: date)
             "SELECT j.journal_id, j.kind, t.account, t.amount FROM parking_pay_journals j "
             "JOIN parking_pay_postings t ON t.tenant = j.tenant AND t.journal_id = j.journal_id "
             f"WHERE j.tenant = {p} AND j.operator_id = {p} AND j.business_day = {p} "
-            f"AND j.kind IN ({p}, {p}) AND j.settlement_id IS NULL",
+            f"AND j.kind IN ({p}, {p}, {p}) AND j.settlement_id IS NULL",
             [tenant, operator_id, day_text, *SETTLED_KINDS],
         )
         rows = cursor.fetchall()
@@ -183,7 +187,7 @@ def settle_day(service: PaymentService, caller: Caller, day: date) -> list[Settl
     with service.store.reading() as cursor:
         cursor.execute(
             "SELECT DISTINCT operator_id FROM parking_pay_journals "
-            f"WHERE tenant = {p} AND business_day = {p} AND kind IN ({p}, {p}) "
+            f"WHERE tenant = {p} AND business_day = {p} AND kind IN ({p}, {p}, {p}) "
             "ORDER BY operator_id",
             [caller.tenant, day.isoformat(), *SETTLED_KINDS],
         )
@@ -204,11 +208,12 @@ def revenue(service: PaymentService, caller: Caller, first: date, last: date) ->
     with service.store.reading() as cursor:
         cursor.execute(
             "SELECT j.operator_id, j.business_day, t.account, SUM(t.amount), "
-            "COUNT(DISTINCT CASE WHEN j.kind = 'charge' THEN j.journal_id END) "
+            "COUNT(DISTINCT CASE WHEN j.kind = 'charge' THEN j.journal_id END) - "
+            "COUNT(DISTINCT CASE WHEN j.kind = 'reversal' THEN j.journal_id END) "
             "FROM parking_pay_journals j JOIN parking_pay_postings t "
             "ON t.tenant = j.tenant AND t.journal_id = j.journal_id "
             f"WHERE j.tenant = {p} AND j.business_day >= {p} AND j.business_day <= {p} "
-            f"AND j.kind IN ({p}, {p}) GROUP BY j.operator_id, j.business_day, t.account",
+            f"AND j.kind IN ({p}, {p}, {p}) GROUP BY j.operator_id, j.business_day, t.account",
             [caller.tenant, first.isoformat(), last.isoformat(), *SETTLED_KINDS],
         )
         rows = cursor.fetchall()
@@ -220,7 +225,7 @@ def revenue(service: PaymentService, caller: Caller, first: date, last: date) ->
         gross = -int(amount) if account == ledger.revenue_account(operator_id) else 0
         discounts = int(amount) if account == ledger.discount_account(operator_id) else 0
         refunds = int(amount) if account == ledger.refund_account(operator_id) else 0
-        count = int(charges) if gross else 0
+        count = int(charges) if account == ledger.revenue_account(operator_id) else 0
         figures[(operator_id, day)] = current.plus(
             DayFigures(operator_id, day, gross, discounts, refunds, count)
         )
