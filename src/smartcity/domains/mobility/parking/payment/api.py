@@ -16,13 +16,13 @@ from starlette.responses import Response
 
 from smartcity.core.errors import BadRequestData, InvalidRequest
 from smartcity.domains.mobility.parking.payment import operations, receipts, settlement
+from smartcity.domains.mobility.parking.payment.codec import transaction_from_json
 from smartcity.domains.mobility.parking.payment.model import (
     CardKind,
     ParkingSession,
     Transaction,
     TransactionKind,
 )
-from smartcity.domains.mobility.parking.payment.processing import transaction_from_json
 from smartcity.domains.mobility.parking.payment.service import PaymentService
 from smartcity.domains.mobility.parking.tariff import DiscountClass, Tariff
 from smartcity.platform import Platform

@@ -16,6 +16,7 @@ import orjson
 
 from smartcity.core.clock import isoformat
 from smartcity.domains.mobility.parking.payment import ledger
+from smartcity.domains.mobility.parking.payment.codec import transaction_from_json
 from smartcity.domains.mobility.parking.payment.model import SessionStatus, Transaction
 
 if TYPE_CHECKING:
@@ -26,8 +27,6 @@ CLOSED = (SessionStatus.PAID.value, SessionStatus.ARREARS.value)
 
 def unpair(processor: Processor, session_id: str) -> Transaction | None:
     """Reverse a closed stay's charge and open it again; return the exit it had."""
-    from smartcity.domains.mobility.parking.payment.processing import transaction_from_json
-
     row = processor.one(
         "SELECT journal_id, exit_payload, lot_id, operator_id, card_id, refunded "
         "FROM parking_pay_sessions WHERE tenant = ? AND session_id = ?",
