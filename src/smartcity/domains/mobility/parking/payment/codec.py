@@ -39,12 +39,15 @@ def transaction_from_json(body: Any) -> Transaction:
     for name in ("cardId", "plate"):
         if body.get(name) is not None and not isinstance(body[name], str):
             raise BadRequestData(f"{name} must be a string")
+    for name in ("lotId", "terminalId", "at", "kind"):
+        if name in body and not isinstance(body[name], str):
+            raise BadRequestData(f"{name} must be a string")
     try:
-        at = datetime.fromisoformat(str(body["at"]).replace("Z", "+00:00"))
+        at = datetime.fromisoformat(body["at"].replace("Z", "+00:00"))
         return Transaction(
             kind=TransactionKind(body["kind"]),
-            lot_id=str(body["lotId"]),
-            terminal_id=str(body["terminalId"]),
+            lot_id=body["lotId"],
+            terminal_id=body["terminalId"],
             counter=counter,
             at=at,
             card_id=body.get("cardId"),
