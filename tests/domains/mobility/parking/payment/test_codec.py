@@ -63,6 +63,7 @@ def test_transactions_round_trip(
         ({"amount": 10.0}, "amount"),
         ({"at": "2026-11-27T09:00:00"}, "time zone"),
         ({"cardId": "a|b"}, "without '|'"),
+        ({"lotId": 7}, "lotId must be a string"),
         ({"amount": 10**12}, "multiple of 10"),
     ],
 )
