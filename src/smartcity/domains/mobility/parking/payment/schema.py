@@ -57,10 +57,10 @@ CREATE TABLE IF NOT EXISTS parking_pay_sessions (
     quote TEXT,
     PRIMARY KEY (tenant, session_id)
 );
-CREATE INDEX IF NOT EXISTS parking_pay_sessions_card
-    ON parking_pay_sessions (tenant, lot_id, card_id, status);
-CREATE INDEX IF NOT EXISTS parking_pay_sessions_plate
-    ON parking_pay_sessions (tenant, lot_id, plate, status);
+CREATE INDEX IF NOT EXISTS parking_pay_sessions_card_entry
+    ON parking_pay_sessions (tenant, lot_id, card_id, entry_at);
+CREATE INDEX IF NOT EXISTS parking_pay_sessions_plate_entry
+    ON parking_pay_sessions (tenant, lot_id, plate, entry_at);
 CREATE INDEX IF NOT EXISTS parking_pay_sessions_status
     ON parking_pay_sessions (tenant, status, entry_at);
 CREATE TABLE IF NOT EXISTS parking_pay_transactions (
