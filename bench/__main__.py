@@ -26,6 +26,7 @@ from bench import ingest_writer as writer_bench
 from bench import iot_agent as iot_bench
 from bench import iot_report
 from bench import notifications as notification_bench
+from bench import parking_payment as payment_bench
 from bench import reading_ceiling as ceiling_bench
 from bench import simulator as simulator_bench
 from bench.findings import findings
@@ -161,12 +162,22 @@ def reading_ceiling(console: Console, _backends: list[Backend], args: argparse.N
     return ceiling_bench.section(results, sizes, _now())
 
 
+def parking_payment(console: Console, backends: list[Backend], args: argparse.Namespace) -> str:
+    """Run the parking payment benchmark (offline batches through the ledger); return it."""
+    sizes = payment_bench.QUICK if args.quick else payment_bench.FULL
+    with console.status(f"parking payment: {sizes.transactions:,} transactions per phase"):
+        results = payment_bench.run_payment(sizes, args.postgres_url, list(backends))
+    payment_bench.print_results(console, results)
+    return payment_bench.section(results, sizes, _now())
+
+
 SECTIONS: dict[str, Callable[[Console, list[Backend], argparse.Namespace], str]] = {
     notification_bench.SECTION: notifications,
     writer_bench.SECTION: ingest_writer,
     iot_report.SECTION: iot_agent,
     ceiling_bench.SECTION: reading_ceiling,
     simulator_bench.SECTION: simulator,
+    payment_bench.SECTION: parking_payment,
 }
 """The benchmarks that write a section of docs/benchmarks.md of their own, in run order."""
 

@@ -53,6 +53,14 @@ class Permission(StrEnum):
     """Replay and discard dead letters."""
     CONTROL_SIMULATION = "control-simulation"
     """Start, stop, pause and jump the district simulator (where it is enabled)."""
+    POST_PARKING_TRANSACTIONS = "post-parking-transactions"
+    """Post parking entries, exits and top-ups (a terminal: only for its granted lots)."""
+    READ_PARKING_REVENUE = "read-parking-revenue"
+    """See parking sessions, receipts, revenue and settlements (an operator: its own lots)."""
+    MANAGE_PARKING_PAYMENTS = "manage-parking-payments"
+    """Refund, settle and reconcile parking payments (an operator: its own lots)."""
+    ADMINISTER_PARKING_PAYMENTS = "administer-parking-payments"
+    """Register lots and their operators, issue cards, grant terminals and operators lots."""
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -71,6 +79,8 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.READ_DEAD_LETTERS,
             Permission.MANAGE_DEAD_LETTERS,
             Permission.CONTROL_SIMULATION,
+            Permission.READ_PARKING_REVENUE,
+            Permission.MANAGE_PARKING_PAYMENTS,
         }
     ),
     Role.ANALYST: frozenset(
@@ -91,6 +101,16 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
         }
     ),
     Role.PUBLIC: frozenset({Permission.READ_ENTITIES}),
+    Role.PARKING_TERMINAL: frozenset(
+        {Permission.READ_ENTITIES, Permission.POST_PARKING_TRANSACTIONS}
+    ),
+    Role.PARKING_OPERATOR: frozenset(
+        {
+            Permission.READ_ENTITIES,
+            Permission.READ_PARKING_REVENUE,
+            Permission.MANAGE_PARKING_PAYMENTS,
+        }
+    ),
 }
 """What each role may do in its tenant; a principal with several roles may do the union."""
 

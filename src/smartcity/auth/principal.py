@@ -15,6 +15,10 @@ class Role(StrEnum):
     AGENCY = "agency"
     DEVICE = "device"
     PUBLIC = "public"
+    PARKING_TERMINAL = "parking-terminal"
+    """A parking gate or payment terminal: posts transactions for the lots it is granted."""
+    PARKING_OPERATOR = "parking-operator"
+    """A lot operator (운영사): sees and settles only the lots it is granted."""
 
 
 class PrincipalKind(StrEnum):
