@@ -84,6 +84,10 @@ def create_app(platform: Platform, *, district: Path | None = None) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(livemap_router(platform))
     app.include_router(simulation.router)
+    for module in platform.modules:
+        if module.spec.routers is not None and module.spec.name in platform.services:
+            for router in module.spec.routers(platform.services[module.spec.name]):
+                app.include_router(router)
 
     @app.get("/health", tags=["operations"], summary="Liveness and readiness")
     def health() -> JSONResponse:
