@@ -1,0 +1,1 @@
+"""District service modules: mobility, safety, environment, tourism, economy."""

@@ -1,0 +1,1 @@
+"""Mobility: traffic, transit, and shared parking with payment."""

@@ -1,0 +1,1 @@
+"""Shared parking: lots, availability, guidance, forecasts, reservations, tariffs, payment."""
