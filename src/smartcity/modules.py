@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from smartcity.auth.policy import AccessControl
+    from smartcity.auth.principal import Caller
+    from smartcity.broker.contexts import ContextResolver
     from smartcity.broker.service import EntityService
     from smartcity.bus.base import EventBus
     from smartcity.config import Settings
@@ -61,6 +63,16 @@ class ModuleHost(Protocol):
     def bus(self) -> EventBus: ...
     @property
     def iot(self) -> Iot: ...
+    @property
+    def contexts(self) -> ContextResolver: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WebHooks:
+    """What the web layer lends a module's routers (modules sit below it and cannot import it)."""
+
+    caller: Callable[..., Awaitable[Caller]]
+    """A FastAPI dependency that returns the request's authenticated `Caller`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +115,7 @@ class ModuleSpec(Generic[Service]):
     """Build the module's service on the platform (after the platform's own parts exist)."""
     teardown: Callable[[Service], None] | None = None
     """Release what setup took (called when the platform closes)."""
-    routers: Callable[[Service], Sequence[APIRouter]] | None = None
+    routers: Callable[[Service, WebHooks], Sequence[APIRouter]] | None = None
     """Its HTTP endpoints, built over its service (the web layer includes them)."""
     rules_files: tuple[Path, ...] = ()
     """YAML files of the convergence rules it contributes."""
@@ -153,7 +165,9 @@ def load_spec(reference: str) -> tuple[ModuleSpec[Any], str]:
     try:
         imported = importlib.import_module(module_path)
     except ImportError as error:
-        raise ConfigurationError(f"module {reference!r}: cannot import {module_path}: {error}")
+        raise ConfigurationError(
+            f"module {reference!r}: cannot import {module_path}: {error}"
+        ) from None
     spec = getattr(imported, attribute, None)
     if not isinstance(spec, ModuleSpec):
         got = "nothing" if spec is None else type(spec).__name__

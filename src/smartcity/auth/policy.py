@@ -52,6 +52,11 @@ class Permission(StrEnum):
     """Replay and discard dead letters."""
     CONTROL_SIMULATION = "control-simulation"
     """Start, stop, pause and jump the district simulator (where it is enabled)."""
+    RESERVE_PARKING = "reserve-parking"
+    """Reserve a shared parking space; see and cancel one's own reservations (with a
+    credential: the public role of an anonymous caller is not enough)."""
+    MANAGE_RESERVATIONS = "manage-reservations"
+    """See and cancel everyone's parking reservations, check cars in."""
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -70,6 +75,8 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.READ_DEAD_LETTERS,
             Permission.MANAGE_DEAD_LETTERS,
             Permission.CONTROL_SIMULATION,
+            Permission.RESERVE_PARKING,
+            Permission.MANAGE_RESERVATIONS,
         }
     ),
     Role.ANALYST: frozenset(
@@ -89,7 +96,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.WRITE_HISTORY,
         }
     ),
-    Role.PUBLIC: frozenset({Permission.READ_ENTITIES}),
+    Role.PUBLIC: frozenset({Permission.READ_ENTITIES, Permission.RESERVE_PARKING}),
 }
 """What each role may do in its tenant; a principal with several roles may do the union."""
 

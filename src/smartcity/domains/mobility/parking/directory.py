@@ -138,9 +138,7 @@ def read_event(entity: StoredEntity) -> Event | None:
         return None
     kind = value(entity, "eventType")
     name = value(entity, "name")
-    return Event(
-        entity.id, str(name or entity.id), str(kind or "event"), start, end, where, entity
-    )
+    return Event(entity.id, str(name or entity.id), str(kind or "event"), start, end, where, entity)
 
 
 def _time(raw: object) -> datetime | None:

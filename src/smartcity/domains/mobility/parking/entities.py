@@ -105,7 +105,8 @@ def _centre(geometry: Mapping[str, Any]) -> tuple[float, float] | None:
     points: list[tuple[float, float]] = []
 
     def walk(node: Any) -> None:
-        if isinstance(node, list) and len(node) >= 2 and all(isinstance(x, int | float) for x in node[:2]):
+        numbers = isinstance(node, list) and len(node) >= 2
+        if numbers and all(isinstance(x, int | float) for x in node[:2]):
             points.append((float(node[0]), float(node[1])))
         elif isinstance(node, list):
             for child in node:

@@ -88,7 +88,8 @@ class WeeklyHours:
         """Tell whether every moment of [start, end) is inside the spans."""
         if end <= start:
             return False
-        return any(low <= start and high >= end for low, high in self.intervals(start, end, holidays))
+        spans = self.intervals(start, end, holidays)
+        return any(low <= start and high >= end for low, high in spans)
 
 
 def _merged(intervals: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:

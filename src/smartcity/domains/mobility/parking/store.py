@@ -154,8 +154,11 @@ class ReservationStore:
         p, r = self._p, reservation
         with self._store.writing() as cursor:
             self._lock_site(cursor, r.tenant, r.site_id)
-            taken = peak(self._windows(cursor, r.tenant, r.site_id, r.starts_at, r.ends_at),
-                         r.starts_at, r.ends_at)  # fmt: skip
+            taken = peak(
+                self._windows(cursor, r.tenant, r.site_id, r.starts_at, r.ends_at),
+                r.starts_at,
+                r.ends_at,
+            )
             if taken >= capacity:
                 return Refusal("full", f"all {capacity} shareable spaces are reserved then")
             cursor.execute(
@@ -170,9 +173,18 @@ class ReservationStore:
             cursor.execute(
                 f"INSERT INTO parking_reservations ({_COLUMNS}) VALUES "
                 f"({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})",
-                [r.id, r.tenant, r.site_id, r.holder, r.starts_at, r.ends_at, r.status,
-                 r.created_at, r.updated_at],
-            )  # fmt: skip
+                [
+                    r.id,
+                    r.tenant,
+                    r.site_id,
+                    r.holder,
+                    r.starts_at,
+                    r.ends_at,
+                    r.status,
+                    r.created_at,
+                    r.updated_at,
+                ],
+            )
             if audit is not None:
                 audit(cursor)
         return reservation
@@ -193,7 +205,9 @@ class ReservationStore:
             row = cursor.fetchone()
         return None if row is None else Reservation(*row)
 
-    def list(self, tenant: str, holder: str | None, limit: int, offset: int) -> list[Reservation]:
+    def list_reservations(
+        self, tenant: str, holder: str | None, limit: int, offset: int
+    ) -> list[Reservation]:
         """Return a tenant's reservations (one holder's, or all), newest window first."""
         p = self._p
         condition, params = f"tenant = {p}", [tenant]

@@ -10,6 +10,7 @@ segments the estimate is the great-circle distance times `DETOUR` (the method sa
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,9 +35,10 @@ SNAP_DIGITS: Final = 6
 def great_circle(a: Position, b: Position) -> float:
     """Return the haversine distance in metres between two (longitude, latitude) positions."""
     lon1, lat1, lon2, lat2 = map(math.radians, (a[0], a[1], b[0], b[1]))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(
-        (lon2 - lon1) / 2
-    ) ** 2
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
     return 2 * EARTH_RADIUS * math.asin(min(1.0, math.sqrt(h)))
 
 
@@ -56,7 +58,7 @@ class WalkingGraph:
         self.graph: nx.Graph[Position] = nx.Graph()
         for line in lines:
             points = [(round(p[0], SNAP_DIGITS), round(p[1], SNAP_DIGITS)) for p in line]
-            for a, b in zip(points, points[1:], strict=False):
+            for a, b in itertools.pairwise(points):
                 if a != b:
                     self.graph.add_edge(a, b, length=great_circle(a, b))
         self.nodes: list[Position] = list(self.graph.nodes)
