@@ -11,11 +11,12 @@ from typing import Any
 from smartcity.auth.principal import Caller
 from smartcity.config import Settings
 from smartcity.core.clock import ManualClock, isoformat
+from smartcity.domains.mobility.parking.entities import TYPE_IRIS
 from smartcity.domains.mobility.parking.service import ParkingService
 from smartcity.domains.mobility.parking.tariff import KST
 from smartcity.platform import Platform, build_platform
-from smartcity.sim.entities import CHANGDONG_CONTEXT_URL
 from smartcity.sim.district import load_district
+from smartcity.sim.entities import CHANGDONG_CONTEXT_URL
 from smartcity.sim.loader import build_entities
 from smartcity.sim.seed import data_path
 from tests.conftest import postgres_url
@@ -101,3 +102,10 @@ def add_concert(platform: Platform, start: datetime, hours: float = 3.0) -> str:
     }
     platform.entities.create(Caller.system(), body, ctx)
     return event_id
+
+
+def make_parking_public(platform: Platform, tenant: str = "") -> None:
+    """Mark the parking site types public in a tenant (as a district's admin would)."""
+    for name in ("OffStreetParking", "OnStreetParking", "ParkingGroup"):
+        platform.accounts.mark_type(Caller.system(tenant), TYPE_IRIS[name], "public")
+    platform.access.forget_marks(tenant)

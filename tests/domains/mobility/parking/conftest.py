@@ -1,4 +1,4 @@
-"""A platform with the Changdong district loaded, on a manual clock (Friday 27 Nov 2026, 18:00 KST)."""
+"""Fixtures: Changdong's parking on a platform with a manual clock (Fri 27 Nov 2026, 18:00 KST)."""
 
 from __future__ import annotations
 
