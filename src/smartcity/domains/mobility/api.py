@@ -1,9 +1,9 @@
 """The mobility module's HTTP API (/mobility/v1/parking/...) and its mobile guidance page.
 
-A thin adapter: every decision is taken by `ParkingService` and `ReservationService`.
+A thin adapter: every decision is taken by `ParkingService` and `ReservationService`. No
+`from __future__ import annotations` here: FastAPI reads the endpoints' annotations, which name
+`CallerDep`, an alias local to `routers` (the caller dependency comes from the web layer).
 """
-
-from __future__ import annotations
 
 import re
 from collections.abc import Sequence
