@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from smartcity.core.errors import ConfigurationError
 from smartcity.domains.mobility.parking.directory import Directory
@@ -37,6 +38,7 @@ def setup(host: ModuleHost, settings: MobilitySettings | None) -> Started[Mobili
     directory = Directory(host.store, settings.parking_cache_seconds)
     store = ReservationStore(host.store)
     holidays = frozenset(settings.parking_holidays)
+    zone = ZoneInfo(settings.time_zone)
     reservations = ReservationService(
         store,
         directory,
@@ -48,6 +50,7 @@ def setup(host: ModuleHost, settings: MobilitySettings | None) -> Started[Mobili
             horizon=timedelta(days=settings.parking_reservation_horizon_days),
             holder_limit=settings.parking_reservation_holder_limit,
             holidays=holidays,
+            zone=zone,
         ),
     )
     options = GuidanceOptions(
@@ -58,6 +61,7 @@ def setup(host: ModuleHost, settings: MobilitySettings | None) -> Started[Mobili
         event_before=timedelta(hours=settings.parking_event_before_hours),
         event_after=timedelta(hours=settings.parking_event_after_hours),
         holidays=holidays,
+        zone=zone,
     )
     parking = ParkingService(
         host,

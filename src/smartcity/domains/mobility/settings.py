@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -24,6 +25,8 @@ class MobilitySettings(BaseModel):
     parking_event_avoid_radius: float = Field(default=700.0, ge=0)
     parking_event_before_hours: float = Field(default=3.0, ge=0, le=24)
     parking_event_after_hours: float = Field(default=1.0, ge=0, le=24)
+    time_zone: str = "Asia/Seoul"
+    """Where opening hours, shared windows and permit hours are told (IANA name)."""
     parking_holidays: list[date] = Field(default_factory=list)
     """Public holidays (공휴일), when 'PH' opening hours apply."""
     parking_forecast: str = "persistence"
@@ -38,6 +41,15 @@ class MobilitySettings(BaseModel):
     parking_sign_tenants: list[str] = Field(default_factory=lambda: [""])
     parking_sign_interval: float = Field(default=60.0, gt=0, le=3600)
     parking_gate_repeat_seconds: float = Field(default=60.0, ge=0, le=3600)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Asia/Seoul)") from None
+        return value
 
     @field_validator("parking_stale_after")
     @classmethod

@@ -10,7 +10,7 @@ from typing import Any
 
 from smartcity.auth.principal import Caller
 from smartcity.config import Settings
-from smartcity.core.clock import ManualClock, isoformat
+from smartcity.core.clock import Clock, isoformat
 from smartcity.domains.mobility.parking.entities import TYPE_IRIS
 from smartcity.domains.mobility.parking.service import ParkingService
 from smartcity.domains.mobility.parking.tariff import KST
@@ -53,7 +53,7 @@ def parking_entities() -> list[dict[str, Any]]:
     return [e for e in build_entities(load_district()) if e["type"] in PARKING_TYPES]
 
 
-def city_platform(settings: Settings, clock: ManualClock) -> Platform:
+def city_platform(settings: Settings, clock: Clock) -> Platform:
     """Build the platform and load Changdong's parking and roads into it."""
     platform = build_platform(settings, clock)
     platform.contexts.preload_file(CHANGDONG_CONTEXT_URL, data_path("changdong-context.jsonld"))
@@ -95,6 +95,7 @@ def add_concert(platform: Platform, start: datetime, hours: float = 3.0) -> str:
         "id": event_id,
         "type": "Event",
         "name": {"type": "Property", "value": "서울아레나 공연"},
+        "alternateName": {"type": "Property", "value": "Concert at the Seoul Arena"},
         "eventType": {"type": "Property", "value": "concert"},
         "startDate": {"type": "Property", "value": start.isoformat()},
         "endDate": {"type": "Property", "value": (start + timedelta(hours=hours)).isoformat()},

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -94,3 +95,10 @@ def test_any_text_parses_or_is_refused_clearly(text: str) -> None:
     else:
         problem = "" if hours.spans else "parsed to nothing"
     assert problem != "parsed to nothing"
+
+
+def test_clock_times_are_local_to_the_district() -> None:
+    office = parse_hours("Mo-Fr 09:00-18:00")
+    assert office.is_open(datetime(2026, 11, 27, 0, 30, tzinfo=UTC))  # 09:30 in Seoul
+    assert not office.is_open(datetime(2026, 11, 27, 10, 0, tzinfo=UTC))  # 19:00 in Seoul
+    assert office.is_open(datetime(2026, 11, 27, 10, 0, tzinfo=UTC), zone=ZoneInfo("Europe/Paris"))

@@ -34,8 +34,9 @@
   const state = {
     lang: params.get("lang") === "en" ? "en" : "ko",
     near: params.get("near") ? params.get("near").split(",").map(Number) : ARENA,
-    map: null, answer: null,
+    map: null, answer: null, ready: false,
   };
+  window.parkingGuidance = { state };  // for tests and the curious
   const $ = (id) => document.getElementById(id);
   const t = (key) => TEXT[state.lang][key];
 
@@ -164,7 +165,7 @@
 
   function drawSites(answer) {
     const map = state.map;
-    if (!map || !map.isStyleLoaded()) return;
+    if (!map || !state.ready) return;
     const features = answer.sites.map((site, index) => ({
       type: "Feature", geometry: site.location,
       properties: { label: String(index + 1), colour: COLOURS[site.group] },
@@ -188,6 +189,7 @@
         paint: { "circle-radius": 9, "circle-color": ["get", "colour"], "circle-stroke-width": 2, "circle-stroke-color": "#fff" } });
       state.map.addLayer({ id: "destination", type: "circle", source: "destination",
         paint: { "circle-radius": 7, "circle-color": "#111827", "circle-stroke-width": 3, "circle-stroke-color": "#fbbf24" } });
+      state.ready = true;
       if (state.answer) drawSites(state.answer);
       document.body.dataset.map = "ready";
     });

@@ -40,6 +40,7 @@ class Event:
 
     id: str
     name: str
+    name_en: str
     kind: str
     start: datetime
     end: datetime
@@ -137,8 +138,9 @@ def read_event(entity: StoredEntity) -> Event | None:
     if start is None or end is None or where is None or end <= start:
         return None
     kind = value(entity, "eventType")
-    name = value(entity, "name")
-    return Event(entity.id, str(name or entity.id), str(kind or "event"), start, end, where, entity)
+    name = str(value(entity, "name") or entity.id)
+    name_en = str(value(entity, "alternateName") or name)
+    return Event(entity.id, name, name_en, str(kind or "event"), start, end, where, entity)
 
 
 def _time(raw: object) -> datetime | None:

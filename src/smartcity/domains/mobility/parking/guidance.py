@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Final, Literal, Protocol
+from zoneinfo import ZoneInfo
 
 from smartcity.core.entity import StoredEntity
 from smartcity.domains.mobility.parking.availability import Availability, site_availability
@@ -56,6 +57,8 @@ class GuidanceOptions:
     event_before: timedelta
     event_after: timedelta
     holidays: Collection[date]
+    zone: ZoneInfo
+    """Where the clock times of opening hours and windows are (the district's time zone)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,27 +164,29 @@ def _evaluate(
 ) -> Candidate | None:
     if site.position is None:
         return None
-    lang, start, holidays = query.lang, query.at, options.holidays
+    lang, start, holidays, zone = query.lang, query.at, options.holidays, options.zone
     walk = planner.walk(site.position)
     park_and_ride = event is not None and bool(site.transit)
     if walk.metres > options.max_walk and not park_and_ride:
         return None
     notes: list[dict[str, str]] = []
     hours = site.opening_hours
-    if hours is not None and not hours.covers(start, end, holidays):
-        if not hours.is_open(start, holidays):
+    if hours is not None and not hours.covers(start, end, holidays, zone):
+        if not hours.is_open(start, holidays, zone):
             return None
         notes.append(note("closes-during-stay", lang))
     reservable: int | None = None
     if site.shared is not None:
         windows = site.shared.windows
-        if not windows.is_open(start, holidays):
+        if not windows.is_open(start, holidays, zone):
             return None
-        if not windows.covers(start, end, holidays):
+        if not windows.covers(start, end, holidays, zone):
             notes.append(note("shared-window-ends", lang))
         taken = reserved_peak(query.tenant, site.id, start, end)
         reservable = max(0, site.shared.spaces - taken)
-    if site.resident_hours is not None and any(site.resident_hours.intervals(start, end, holidays)):
+    if site.resident_hours is not None and any(
+        site.resident_hours.intervals(start, end, holidays, zone)
+    ):
         return None  # residents' permit hours: visitors may not park then
     availability = site_availability(
         entity, snapshot.spots.get(site.id, []), now, options.stale_after
@@ -222,7 +227,7 @@ def _evaluate(
 def _event_json(event: Event, lang: Lang) -> dict[str, Any]:
     return {
         "id": event.id,
-        "name": event.name,
+        "name": event.name if lang == "ko" else event.name_en,
         "type": event.kind,
         "start": event.start.isoformat(),
         "end": event.end.isoformat(),

@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from smartcity.core.errors import BadRequestData
 
@@ -25,6 +26,7 @@ _RULE: Final = re.compile(
     r"\s*(?P<start>\d{2}:\d{2})-(?P<end>\d{2}:\d{2})$"
 )
 MAX_TEXT: Final = 1000
+SEOUL: Final = ZoneInfo("Asia/Seoul")
 
 
 class HoursError(BadRequestData):
@@ -62,14 +64,20 @@ class WeeklyHours:
         return DAYS[day.weekday()]
 
     def intervals(
-        self, start: datetime, end: datetime, holidays: Collection[date] = ()
+        self,
+        start: datetime,
+        end: datetime,
+        holidays: Collection[date] = (),
+        zone: ZoneInfo = SEOUL,
     ) -> Iterator[tuple[datetime, datetime]]:
-        """Yield the open intervals that meet [start, end), clipped to it, in time order."""
+        """Yield the open intervals that meet [start, end), clipped to it, in time order (local
+        to `zone`, where the spans' clock times are)."""
+        start, end = start.astimezone(zone), end.astimezone(zone)
         day = start.date() - timedelta(days=1)  # a span after midnight began the day before
         found: list[tuple[datetime, datetime]] = []
         while day <= end.date():
             code = self._day_code(day, holidays)
-            midnight = datetime.combine(day, time(0), tzinfo=start.tzinfo)
+            midnight = datetime.combine(day, time(0), tzinfo=zone)
             for span in self.spans:
                 if code not in span.days:
                     continue
@@ -80,15 +88,23 @@ class WeeklyHours:
             day += timedelta(days=1)
         yield from _merged(sorted(found))
 
-    def is_open(self, at: datetime, holidays: Collection[date] = ()) -> bool:
+    def is_open(
+        self, at: datetime, holidays: Collection[date] = (), zone: ZoneInfo = SEOUL
+    ) -> bool:
         """Tell whether `at` falls inside a span."""
-        return any(True for _ in self.intervals(at, at + timedelta(minutes=1), holidays))
+        return any(True for _ in self.intervals(at, at + timedelta(minutes=1), holidays, zone))
 
-    def covers(self, start: datetime, end: datetime, holidays: Collection[date] = ()) -> bool:
+    def covers(
+        self,
+        start: datetime,
+        end: datetime,
+        holidays: Collection[date] = (),
+        zone: ZoneInfo = SEOUL,
+    ) -> bool:
         """Tell whether every moment of [start, end) is inside the spans."""
         if end <= start:
             return False
-        spans = self.intervals(start, end, holidays)
+        spans = self.intervals(start, end, holidays, zone)
         return any(low <= start and high >= end for low, high in spans)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -38,6 +39,7 @@ class ReservationOptions:
     horizon: timedelta
     holder_limit: int
     holidays: Collection[date]
+    zone: ZoneInfo
 
 
 def holder_of(caller: Caller) -> str:
@@ -80,7 +82,7 @@ class ReservationService:
         site = found[0]
         if site.shared is None or site.shared.spaces == 0:
             raise BadRequestData(f"{site_id} is not a shared-parking site: no reservations")
-        if not site.shared.windows.covers(start, end, self.options.holidays):
+        if not site.shared.windows.covers(start, end, self.options.holidays, self.options.zone):
             raise BadRequestData(
                 f"{start.isoformat()} to {end.isoformat()} is not inside the site's shared "
                 f"windows ({site.shared.windows.text}); reserve within one of them"
