@@ -26,6 +26,7 @@ from bench import ingest_writer as writer_bench
 from bench import iot_agent as iot_bench
 from bench import iot_report
 from bench import notifications as notification_bench
+from bench import parking_guidance as parking_bench
 from bench import simulator as simulator_bench
 from bench.findings import findings
 from bench.machine import describe_machine
@@ -151,11 +152,20 @@ def simulator(console: Console, _backends: list[Backend], args: argparse.Namespa
     return simulator_bench.section(production, results, sizes, _now())
 
 
+def parking_guidance(console: Console, backends: list[Backend], args: argparse.Namespace) -> str:
+    """Run the parking guidance benchmark (warm and cold snapshot, forecast included)."""
+    with console.status("parking guidance: the 5 best sites near random destinations"):
+        figures = parking_bench.run(backends, args.postgres_url, args.quick)
+    parking_bench.print_figures(console, figures)
+    return parking_bench.section(figures, _now())
+
+
 SECTIONS: dict[str, Callable[[Console, list[Backend], argparse.Namespace], str]] = {
     notification_bench.SECTION: notifications,
     writer_bench.SECTION: ingest_writer,
     iot_report.SECTION: iot_agent,
     simulator_bench.SECTION: simulator,
+    parking_bench.SECTION: parking_guidance,
 }
 """The benchmarks that write a section of docs/benchmarks.md of their own, in run order."""
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
 
 from smartcity.core.entity import StoredEntity
+from smartcity.domains.mobility.parking.availability import Availability, site_availability
 from smartcity.domains.mobility.parking.entities import (
     EVENT_TYPE_IRIS,
     ROAD_SEGMENT_IRI,
@@ -58,6 +60,24 @@ class Snapshot:
     """ParkingSpot entities by the site they belong to (refParkingSite)."""
     graph: WalkingGraph
     events: list[Event] = field(default_factory=list)
+    _live: dict[tuple[str, datetime], Availability] = field(default_factory=dict)
+    _by_id: dict[str, tuple[Site, StoredEntity]] = field(default_factory=dict)
+
+    def availability(
+        self, site_id: str, now: datetime, stale_after: Mapping[str, float]
+    ) -> Availability | None:
+        """Return a site's availability at `now` (worked out once per moment)."""
+        key = (site_id, now)
+        found = self._live.get(key)
+        if found is None:
+            pair = self.site(site_id)
+            if pair is None:
+                return None
+            found = site_availability(pair[1], self.spots.get(site_id, []), now, stale_after)
+            if len(self._live) > 10_000:
+                self._live.clear()
+            self._live[key] = found
+        return found
 
     def visible_sites(self, visibility: Visibility) -> list[tuple[Site, StoredEntity]]:
         """Return the sites a reader may see."""
@@ -65,7 +85,9 @@ class Snapshot:
 
     def site(self, site_id: str) -> tuple[Site, StoredEntity] | None:
         """Return one site by id."""
-        return next((pair for pair in self.sites if pair[0].id == site_id), None)
+        if not self._by_id:
+            self._by_id.update((pair[0].id, pair) for pair in self.sites)
+        return self._by_id.get(site_id)
 
 
 class Directory:
@@ -78,12 +100,14 @@ class Directory:
         self._graphs: dict[str, tuple[float, int, WalkingGraph]] = {}
         self._lock = threading.Lock()
 
-    def snapshot(self, tenant: str) -> Snapshot:
-        """Return the tenant's snapshot, reading it again when older than cache_seconds."""
+    def snapshot(self, tenant: str, max_age: float | None = None) -> Snapshot:
+        """Return the tenant's snapshot, reading it again when older than cache_seconds (or
+        `max_age`, for a caller that wants the one a query has just read)."""
         now = time.monotonic()
+        limit = self.cache_seconds if max_age is None else max(max_age, self.cache_seconds)
         with self._lock:
             cached = self._snapshots.get(tenant)
-            if cached is not None and now - cached.taken < self.cache_seconds:
+            if cached is not None and now - cached.taken < limit:
                 return cached
         fresh = self._read(tenant, now)
         with self._lock:

@@ -188,7 +188,7 @@ def _evaluate(
         site.resident_hours.intervals(start, end, holidays, zone)
     ):
         return None  # residents' permit hours: visitors may not park then
-    availability = site_availability(
+    availability = snapshot.availability(site.id, now, options.stale_after) or site_availability(
         entity, snapshot.spots.get(site.id, []), now, options.stale_after
     )
     predicted = None

@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
 
-from smartcity.domains.mobility.parking.availability import site_availability
 from smartcity.domains.mobility.parking.directory import Directory
 
 SPREAD: Final = 0.15
+SAME_QUERY: Final = 1.0
+"""Seconds: reuse the snapshot the guidance query has just read, even without a cache."""
 
 
 class PersistenceForecast:
@@ -29,12 +30,9 @@ class PersistenceForecast:
         self, tenant: str, lot_id: str, now: datetime, at: datetime
     ) -> tuple[float, float, float] | None:
         """Return (value, low, high) free spaces at `at`, or None without a live count."""
-        snapshot = self.directory.snapshot(tenant)
-        found = snapshot.site(lot_id)
-        if found is None:
-            return None
-        live = site_availability(found[1], snapshot.spots.get(lot_id, []), now, self.stale_after)
-        if live.free is None:
+        snapshot = self.directory.snapshot(tenant, max_age=SAME_QUERY)
+        live = snapshot.availability(lot_id, now, self.stale_after)
+        if live is None or live.free is None:
             return None
         total = live.total if live.total is not None else live.free
         hours = max(0.0, (at - now).total_seconds() / 3600)

@@ -30,6 +30,7 @@ MAX_DETOUR: Final = 1.6
 WALKING_SPEED: Final = 1.25
 """Metres per second (4.5 km/h)."""
 SNAP_DIGITS: Final = 6
+MAX_REMEMBERED: Final = 10_000
 
 
 def great_circle(a: Position, b: Position) -> float:
@@ -62,6 +63,7 @@ class WalkingGraph:
                 if a != b:
                     self.graph.add_edge(a, b, length=great_circle(a, b))
         self.nodes: list[Position] = list(self.graph.nodes)
+        self._nearest: dict[Position, tuple[Position, float]] = {}
 
     @classmethod
     def from_entities(cls, segments: Iterable[StoredEntity]) -> WalkingGraph:
@@ -76,9 +78,15 @@ class WalkingGraph:
         return cls(lines)
 
     def nearest(self, position: Position) -> tuple[Position, float]:
-        """Return the graph node nearest a position and its great-circle distance."""
-        best = min(self.nodes, key=lambda node: _flat(node, position))
-        return best, great_circle(best, position)
+        """Return the graph node nearest a position and its great-circle distance (sites do
+        not move: each one's answer is kept)."""
+        found = self._nearest.get(position)
+        if found is None:
+            best = min(self.nodes, key=lambda node: _flat(node, position))
+            found = (best, great_circle(best, position))
+            if len(self._nearest) < MAX_REMEMBERED:
+                self._nearest[position] = found
+        return found
 
     def from_destination(self, destination: Position) -> WalkPlanner:
         """Return a planner that measures walks to one destination (one shortest-path run)."""
