@@ -130,9 +130,10 @@ def detail_attributes(details: ParkingDetails, raw: dict[str, Any]) -> dict[str,
     tariff = raw.get("tariff")
     if tariff is not None:
         attributes["tariff"] = {"type": "JsonProperty", "json": details.tariffs[tariff]}
-    for name in ("openingHours", "provider"):
-        if raw.get(name) is not None:
-            attributes[name] = {"type": "Property", "value": str(raw[name])}
+    if raw.get("openingHours") is not None:
+        attributes["openingHours"] = {"type": "Property", "value": str(raw["openingHours"])}
+    if raw.get("provider") is not None:  # schema.org provider: an organisation
+        attributes["provider"] = {"type": "Property", "value": {"name": str(raw["provider"])}}
     if raw.get("transitConnection"):
         attributes["transitConnection"] = {
             "type": "Property",

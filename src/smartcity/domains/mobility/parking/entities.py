@@ -40,7 +40,11 @@ SDM_PARKING: Final = SDM + "dataModel.Parking/"
 SITE_TYPES: Final = ("OffStreetParking", "OnStreetParking", "ParkingGroup")
 SPOT_TYPE: Final = "ParkingSpot"
 TYPE_IRIS: Final = {name: SDM_PARKING + name for name in (*SITE_TYPES, SPOT_TYPE)}
-EVENT_TYPE_IRIS: Final = (DEFAULT_CONTEXT_VOCAB + "Event", "https://schema.org/Event")
+EVENT_TYPE_IRIS: Final = (
+    DEFAULT_CONTEXT_VOCAB + "Event",
+    "urn:smartcity:vocab:Event",
+    "https://schema.org/Event",
+)
 ROAD_SEGMENT_IRI: Final = SDM + "dataModel.Transportation/RoadSegment"
 RESIDENT_PERMIT: Final = "residentPermit"
 SHARED_HOSTS: Final = frozenset({"apartment", "church", "school", "office", "other"})
