@@ -49,7 +49,7 @@ def _copy(tmp_path: Path) -> Path:
             '{tariff: river, openingHours: "Mo-Su 00:00-24:00"}\n  jungnangcheon',
             "tariff: no tariff 'river'",
         ),
-        ('"Mo-Sa 08:00-22:00"', '"Mo-Sa 8:00-22:00"', "sharedParking.windows"),
+        ('windows: "Mo-Sa 08', 'windows: "Mo-Sa 8', "sharedParking.windows"),
         (
             'permitActiveHours: "Mo-Fr 09:00-18:00"',
             'permitHours: "Mo-Fr 09:00-18:00"',
