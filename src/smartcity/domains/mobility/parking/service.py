@@ -18,7 +18,12 @@ from smartcity.core.clock import isoformat
 from smartcity.core.errors import BadRequestData, ResourceNotFound
 from smartcity.domains.mobility.parking.availability import site_availability
 from smartcity.domains.mobility.parking.directory import Directory
-from smartcity.domains.mobility.parking.entities import WRITE_CONTEXT, value
+from smartcity.domains.mobility.parking.entities import (
+    SITE_TYPES,
+    WRITE_CONTEXT,
+    local_type,
+    value,
+)
 from smartcity.domains.mobility.parking.gate import GateRead, PlateDeduplicator
 from smartcity.domains.mobility.parking.guidance import (
     ForecastSource,
@@ -99,11 +104,8 @@ class ParkingService:
         require_write(caller, site_id)
         if not reads or len(reads) > MAX_GATE_READS:
             raise BadRequestData(f"send 1 to {MAX_GATE_READS} gate reads at a time")
-        found = self.directory.snapshot(caller.tenant).site(site_id)
-        entity = found[1] if found is not None else None
-        if found is None or entity is None:
-            entity = self.host.store.get(caller.tenant, site_id)
-        if entity is None:
+        entity = self.host.store.get(caller.tenant, site_id)
+        if entity is None or local_type(entity) not in SITE_TYPES:
             raise ResourceNotFound(f"no parking site {site_id}", instance=site_id)
         total = value(entity, "totalSpotNumber")
         if not isinstance(total, int) or total <= 0:
@@ -159,11 +161,6 @@ class ParkingService:
                 ],
             }
         return {"mode": "normal"}
-
-    def event_mode(self, tenant: str, near: tuple[float, float], at: datetime) -> bool:
-        """Tell whether guidance near a place at a time is in event mode."""
-        snapshot = self.directory.snapshot(tenant)
-        return active_event(snapshot.events, near, at, self.options) is not None
 
     def site_names(self, tenant: str, lang: Lang) -> dict[str, str]:
         """Return every site's name in a language (for pages and signs)."""
