@@ -13,6 +13,7 @@ from smartcity.core.errors import BadRequestData
 from smartcity.domains.mobility.parking.entities import TYPE_IRIS
 from smartcity.domains.mobility.parking.tariff import KST
 from smartcity.platform import Platform
+from smartcity.sim.entities import CHANGDONG_CONTEXT_URL
 from tests.domains.mobility.parking.city import ARENA, add_concert, lot, parking, set_free
 
 SYSTEM = Caller.system()
@@ -178,3 +179,27 @@ def test_readers_see_only_the_sites_they_may_see(city: Platform) -> None:
 def test_bad_questions_are_refused(city: Platform, changes: dict[str, Any], message: str) -> None:
     with pytest.raises(BadRequestData, match=message):
         parking(city).guidance(SYSTEM, ARENA, **changes)
+
+
+def test_a_parking_group_stands_where_its_lot_stands(city: Platform) -> None:
+    emart = lot("emart-changdong")
+    group = "urn:ngsi-ld:ParkingGroup:emart-rooftop-shared"
+    body = {
+        "id": group,
+        "type": "ParkingGroup",
+        "name": {"type": "Property", "value": "이마트 창동점 옥상 공유주차"},
+        "refParkingSite": {"type": "Relationship", "object": emart},
+        "totalSpotNumber": {"type": "Property", "value": 50},
+        "category": {"type": "Property", "value": ["private"]},
+        "sharedParking": {
+            "type": "JsonProperty",
+            "json": {"host": "other", "spaces": 50, "windows": "Mo-Su 00:00-24:00"},
+        },
+    }
+    city.entities.create(SYSTEM, body, city.contexts.resolve(CHANGDONG_CONTEXT_URL))
+    answer = parking(city).guidance(SYSTEM, ARENA, limit=25)
+    found = by_id(answer, group)
+    assert found["type"] == "ParkingGroup"
+    assert found["location"] == by_id(answer, emart)["location"]
+    assert found["shared"]["reservable"] == 50
+    assert found["group"] == "space"
