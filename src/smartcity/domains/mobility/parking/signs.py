@@ -61,7 +61,8 @@ class GuidanceSigns:
             except SmartCityError as error:  # one broken sign must not stop the others
                 log.warning("guidance sign refused", device=device_id, problem=error.detail)
         self._shown[tenant] = advice
-        log.info("guidance signs updated", tenant=tenant, mode=advice.get("mode"), signs=sent)
+        if sent:
+            log.info("guidance signs updated", tenant=tenant, mode=advice.get("mode"), signs=sent)
         return sent
 
 
