@@ -26,6 +26,7 @@ from bench import ingest_writer as writer_bench
 from bench import iot_agent as iot_bench
 from bench import iot_report
 from bench import notifications as notification_bench
+from bench import parking_guidance as parking_bench
 from bench import parking_payment as payment_bench
 from bench import reading_ceiling as ceiling_bench
 from bench import simulator as simulator_bench
@@ -171,6 +172,14 @@ def parking_payment(console: Console, backends: list[Backend], args: argparse.Na
     return payment_bench.section(results, sizes, _now())
 
 
+def parking_guidance(console: Console, backends: list[Backend], args: argparse.Namespace) -> str:
+    """Run the parking guidance benchmark (warm and cold snapshot, forecast included)."""
+    with console.status("parking guidance: the 5 best sites near random destinations"):
+        figures = parking_bench.run(backends, args.postgres_url, args.quick)
+    parking_bench.print_figures(console, figures)
+    return parking_bench.section(figures, _now())
+
+
 SECTIONS: dict[str, Callable[[Console, list[Backend], argparse.Namespace], str]] = {
     notification_bench.SECTION: notifications,
     writer_bench.SECTION: ingest_writer,
@@ -178,6 +187,7 @@ SECTIONS: dict[str, Callable[[Console, list[Backend], argparse.Namespace], str]]
     ceiling_bench.SECTION: reading_ceiling,
     simulator_bench.SECTION: simulator,
     payment_bench.SECTION: parking_payment,
+    parking_bench.SECTION: parking_guidance,
 }
 """The benchmarks that write a section of docs/benchmarks.md of their own, in run order."""
 

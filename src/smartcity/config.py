@@ -103,6 +103,11 @@ class Settings(BaseSettings):
 
     seed_demo_data: bool = False
 
+    # Domain modules (docs/modules.md): short names of built-ins or entry points, or dotted
+    # paths; None enables the built-ins. Each module's own settings live under its name.
+    modules: list[str] | None = None
+    module_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
     # Open-data adapters: pollers of Seoul's public APIs (docs/adapters.md). All are off until
     # named in adapters_enabled, and each needs its key; the defaults poll Changdong and Nowon.
     adapters_enabled: list[Literal["parking", "subway", "bus", "traffic"]] = Field(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -36,6 +37,7 @@ from smartcity.ingest.mqtt import MqttOptions
 from smartcity.ingest.schemas import SchemaCatalog
 from smartcity.ingest.standardize import SmartDataStandardizer
 from smartcity.ingest.writer import IngestWriter, WriterOptions
+from smartcity.modules import LoadedModule, load_modules
 from smartcity.storage.changelog import ChangeLogPruner
 from smartcity.storage.deadletters import SqlDeadLetterStore
 from smartcity.storage.history import SqlHistoryStore
@@ -110,6 +112,10 @@ class Platform:
     """Background loops that run while the platform serves (see `run_workers`)."""
     iot: Iot = field(init=False)
     """Devices: registry, IoT agent (MQTT and HTTP southbound), commands, health."""
+    modules: list[LoadedModule] = field(default_factory=list)
+    """The enabled domain modules, set up in this order."""
+    services: dict[str, Any] = field(default_factory=dict)
+    """Each set-up module's service, by module name (its routers are built over it)."""
 
     async def start(self) -> None:
         """Connect what needs an event loop (the bus); safe to call twice."""
@@ -125,7 +131,10 @@ class Platform:
         await asyncio.gather(*(_supervise(worker, stop) for worker in self.workers))
 
     def close(self) -> None:
-        """Release what the platform holds."""
+        """Release what the platform holds (the modules' first, in reverse order)."""
+        for module in reversed(self.modules):
+            if module.spec.teardown is not None and module.spec.name in self.services:
+                module.spec.teardown(self.services.pop(module.spec.name))
         self.contexts.close()
         self.store.close()
 
@@ -247,7 +256,20 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
         "adapter:",
         build_replayer(settings, platform.standardizer, platform.bus, platform.deadletters),
     )
+    set_up_modules(platform, load_modules(settings.modules, settings.module_settings))
     return platform
+
+
+def set_up_modules(platform: Platform, modules: list[LoadedModule]) -> None:
+    """Run each enabled module's setup on the built platform; keep its service and workers."""
+    for module in modules:
+        platform.modules.append(module)
+        if module.spec.setup is None:
+            continue
+        started = module.spec.setup(platform, module.settings)
+        platform.services[module.spec.name] = started.service
+        platform.workers.extend(started.workers)
+        log.info("module set up", module=module.spec.name, workers=len(started.workers))
 
 
 def adapter_worker(platform: Platform) -> Worker:

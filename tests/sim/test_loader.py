@@ -22,7 +22,8 @@ EXPECTED = {
     "Camera": 300,
     "Streetlight": 800,
     "WasteContainer": 200,
-    "OffStreetParking": 25,
+    "OffStreetParking": 29,  # 25 lots and 4 shared-parking sites (parking_details.yaml)
+    "OnStreetParking": 2,  # resident-priority zones
     "ParkingSpot": 285,
     "TransportStation": 3,
 }

@@ -19,13 +19,14 @@ STATION_LOT = "urn:ngsi-ld:OffStreetParking:changdong-station-public"
 DISTRICT_COUNTS = {
     "cctv": 300,
     "traffic": 150,
-    "parking": 25,
+    "parking": 31,
     "streetlights": 800,
     "waste": 200,
     "air": 30,
     "beacons": 50,
 }
-"""What the Changdong model holds (district.yaml and parking.csv), by map layer."""
+"""What the Changdong model holds (district.yaml, parking.csv with its 25 lots and
+parking_details.yaml with 4 shared sites and 2 resident-priority zones), by map layer."""
 
 
 def iso(moment: datetime) -> str:
@@ -85,8 +86,8 @@ def test_the_live_map_shows_the_district_and_its_changes(tmp_path: Path) -> None
 
             # Without a credential: the public types only.
             counts = page.evaluate("() => window.livemap.counts()")
-            assert counts["parking"] == 25
-            assert sum(counts.values()) == 25
+            assert counts["parking"] == 29  # OffStreetParking is public, OnStreetParking not
+            assert sum(counts.values()) == 29
             assert "공개된 유형만" in page.locator("#who").inner_text()
 
             # A key given once, kept for the tab (sessionStorage), shows everything.

@@ -61,6 +61,11 @@ class Permission(StrEnum):
     """Refund, settle and reconcile parking payments (an operator: its own lots)."""
     ADMINISTER_PARKING_PAYMENTS = "administer-parking-payments"
     """Register lots and their operators, issue cards, grant terminals and operators lots."""
+    RESERVE_PARKING = "reserve-parking"
+    """Reserve a shared parking space; see and cancel one's own reservations (with a
+    credential: the public role of an anonymous caller is not enough)."""
+    MANAGE_RESERVATIONS = "manage-reservations"
+    """See and cancel everyone's parking reservations, check cars in."""
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -81,6 +86,8 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CONTROL_SIMULATION,
             Permission.READ_PARKING_REVENUE,
             Permission.MANAGE_PARKING_PAYMENTS,
+            Permission.RESERVE_PARKING,
+            Permission.MANAGE_RESERVATIONS,
         }
     ),
     Role.ANALYST: frozenset(
@@ -100,7 +107,6 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.WRITE_HISTORY,
         }
     ),
-    Role.PUBLIC: frozenset({Permission.READ_ENTITIES}),
     Role.PARKING_TERMINAL: frozenset(
         {Permission.READ_ENTITIES, Permission.POST_PARKING_TRANSACTIONS}
     ),
@@ -111,6 +117,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_PARKING_PAYMENTS,
         }
     ),
+    Role.PUBLIC: frozenset({Permission.READ_ENTITIES, Permission.RESERVE_PARKING}),
 }
 """What each role may do in its tenant; a principal with several roles may do the union."""
 

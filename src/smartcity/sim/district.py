@@ -30,6 +30,7 @@ from smartcity.sim.model import (
     RoadNode,
     Zone,
 )
+from smartcity.sim.parking_details import read_parking_details
 
 
 def builtin_district_path(name: str = "changdong") -> Path:
@@ -86,6 +87,11 @@ def load_district(path: Path | None = None) -> District:
     nodes = read_road_nodes(_required(file("road_nodes")))
     parking_file = file("parking", required=False)
     places_file = file("places", required=False)
+    details_file = file("parking_details", required=False)
+    parking = read_parking(parking_file) if parking_file else []
+    details = None
+    if details_file is not None:
+        details = read_parking_details(details_file, {lot.id for lot in parking})
     return District(
         id=district_id,
         name_ko=str(document.get("name_ko", district_id)),
@@ -97,8 +103,9 @@ def load_district(path: Path | None = None) -> District:
         places=read_places(places_file) if places_file else [],
         nodes=nodes,
         links=read_road_links(_required(file("road_links")), nodes),
-        parking=read_parking(parking_file) if parking_file else [],
+        parking=parking,
         timezone=timezone,
+        parking_details=details,
     )
 
 

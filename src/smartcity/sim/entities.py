@@ -17,6 +17,7 @@ from typing import Any
 from smartcity.sim.generate import Asset
 from smartcity.sim.geodesy import rounded
 from smartcity.sim.model import District, Place
+from smartcity.sim.parking_details import detail_attributes
 
 CHANGDONG_CONTEXT_URL = "urn:smartcity:context:changdong"
 APPROXIMATE = "Coordinates approximate."
@@ -150,9 +151,48 @@ def parking_entities(district: District, spots: list[Asset]) -> list[Entity]:
                 location=geo(point(lot.position)),
                 **({"areaServed": prop(zone.id)} if zone else {}),
                 source=prop(f"district:{district.id}"),
+                **_details(district, district_lot_details(district, lot.id)),
             )
         )
-    return lots + entities
+    return lots + _detail_sites(district) + entities
+
+
+def district_lot_details(district: District, lot_id: str) -> dict[str, Any]:
+    """Return what the district's parking details say of one lot (empty if nothing)."""
+    details = district.parking_details
+    return {} if details is None else details.lots.get(lot_id, {})
+
+
+def _details(district: District, raw: dict[str, Any]) -> dict[str, Any]:
+    if district.parking_details is None or not raw:
+        return {}
+    return detail_attributes(district.parking_details, raw)
+
+
+def _detail_sites(district: District) -> list[Entity]:
+    """Return the shared-parking sites and resident-priority zones of the parking details."""
+    details = district.parking_details
+    if details is None:
+        return []
+    sites = []
+    for raw in details.sites:
+        position = (float(raw["position"][0]), float(raw["position"][1]))
+        zone = district.zone_at(position)
+        sites.append(
+            _entity(
+                raw["type"],
+                raw["id"],
+                **_named(raw["name_ko"], raw["name_en"], "Invented site for the demo."),
+                category=prop(list(raw.get("category", []))),
+                allowedVehicleType=prop(["car"]),
+                totalSpotNumber=prop(raw["total"]),
+                location=geo(point(position)),
+                **({"areaServed": prop(zone.id)} if zone else {}),
+                source=prop(f"district:{district.id}"),
+                **detail_attributes(details, raw),
+            )
+        )
+    return sites
 
 
 def road_entities(district: District) -> list[Entity]:

@@ -8,9 +8,12 @@ car), subway riders (from the two nearest stations, by distance) and walkers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from smartcity.sim.entities import CHANGDONG_CONTEXT_URL
 from smartcity.sim.geodesy import Position, distance
 from smartcity.sim.model import District
 from smartcity.sim.scenario import Concert
@@ -106,3 +109,30 @@ class ConcertModel:
     def active(self, moment: datetime) -> bool:
         """Tell whether the concert moves anyone at a moment."""
         return self.concert.arrive_from <= moment < self.concert.leave_until
+
+
+def concert_entities(concerts: Sequence[Concert], district: District) -> list[dict[str, Any]]:
+    """Return an `Event` entity per concert: where and when, so services can plan for it."""
+    entities = []
+    for concert in concerts:
+        venue = next(place for place in district.places if place.id == concert.place)
+        start = concert.show_start.isoformat()
+        entities.append(
+            {
+                "@context": CHANGDONG_CONTEXT_URL,
+                "id": f"urn:ngsi-ld:Event:{district.id}-{concert.place}-{start[:16]}",
+                "type": "Event",
+                "name": {"type": "Property", "value": f"{venue.name_ko} 공연"},
+                "alternateName": {"type": "Property", "value": f"Concert at {venue.name_en}"},
+                "eventType": {"type": "Property", "value": "concert"},
+                "startDate": {"type": "Property", "value": start},
+                "endDate": {"type": "Property", "value": concert.leave_until.isoformat()},
+                "doorTime": {"type": "Property", "value": concert.arrive_from.isoformat()},
+                "expectedAttendance": {"type": "Property", "value": concert.visitors},
+                "location": {
+                    "type": "GeoProperty",
+                    "value": {"type": "Point", "coordinates": list(venue.anchor)},
+                },
+            }
+        )
+    return entities

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shapely.geometry import Point, Polygon, shape
 from shapely.prepared import PreparedGeometry, prep
 
 from smartcity.core.errors import ConfigurationError
 from smartcity.sim.geodesy import Position, line_length
+
+if TYPE_CHECKING:
+    from smartcity.sim.parking_details import ParkingDetails
 
 ASSET_KINDS = (
     "cctv_cameras",
@@ -142,6 +145,8 @@ class District:
     parking: list[ParkingLot]
     timezone: str = "UTC"
     """The IANA time zone of local clocks there (daily patterns, vendors' timestamps)."""
+    parking_details: ParkingDetails | None = None
+    """Tariffs, hours and park-and-ride of the lots, and the shared and resident sites."""
     _zone_shapes: list[tuple[Zone, PreparedGeometry]] = field(default_factory=list, repr=False)
 
     def zone_at(self, position: Position) -> Zone | None:

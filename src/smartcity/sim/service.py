@@ -31,10 +31,13 @@ from smartcity.platform import Platform
 from smartcity.sim.clock import SimClock, parse_speed
 from smartcity.sim.district import load_district
 from smartcity.sim.engine import Simulation
+from smartcity.sim.entities import CHANGDONG_CONTEXT_URL
+from smartcity.sim.events import concert_entities
 from smartcity.sim.model import District
 from smartcity.sim.provision import new_keys, prepare_contexts, provision
 from smartcity.sim.runner import SimulationRunner
 from smartcity.sim.scenario import (
+    Scenario,
     ScenarioError,
     load_scenario,
     scenario_names,
@@ -253,6 +256,7 @@ class SimulationService:
             simulation.devices,
             self.keys,
         )
+        publish_events(self.platform, Caller.system(self.tenant), scenario, district)
         agent = self.platform.iot.agent
         mqtt = MqttSender(
             self.settings.ingest_mqtt_url,
@@ -392,6 +396,20 @@ class SimulatorWorker:
             log.error("the simulator did not start", error=error.detail)
         await stop.wait()
         await self.service.shutdown()
+
+
+def publish_events(
+    platform: Platform, caller: Caller, scenario: Scenario, district: District
+) -> None:
+    """Write the scenario's planned events (concerts) as `Event` entities."""
+    entities = concert_entities(scenario.concerts, district)
+    if not entities:
+        return
+    ctx = platform.contexts.resolve(CHANGDONG_CONTEXT_URL)
+    result, _ = platform.entities.batch_upsert(caller, entities, lambda _: ctx)
+    if result.errors:
+        problems = "; ".join(f"{e.entity_id}: {e.error.detail}" for e in result.errors)
+        raise BadRequestData(f"the scenario's events could not be written: {problems}")
 
 
 def attach_simulator(platform: Platform, district_path: Path | None = None) -> SimulationService:

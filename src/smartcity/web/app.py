@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from smartcity import __version__
+from smartcity.modules import WebHooks
 from smartcity.platform import Platform
 from smartcity.sim.service import attach_simulator
 from smartcity.web import (
@@ -27,6 +28,7 @@ from smartcity.web import (
     temporal,
     types,
 )
+from smartcity.web.deps import get_caller
 from smartcity.web.errors import install_error_handlers
 from smartcity.web.home import home_page
 from smartcity.web.livemap import livemap_router
@@ -84,6 +86,11 @@ def create_app(platform: Platform, *, district: Path | None = None) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(livemap_router(platform))
     app.include_router(simulation.router)
+    hooks = WebHooks(caller=get_caller)
+    for module in platform.modules:
+        if module.spec.routers is not None and module.spec.name in platform.services:
+            for router in module.spec.routers(platform.services[module.spec.name], hooks):
+                app.include_router(router)
 
     @app.get("/health", tags=["operations"], summary="Liveness and readiness")
     def health() -> JSONResponse:
