@@ -466,7 +466,8 @@ def _reading(results: list[RunResult]) -> list[str]:
         cores, how = (1, "one core (one writer)") if backend == "sqlite" else (2, "two cores")
         notes.append(
             f"- {backend}: {cpu:.2f} ms of CPU per transaction (service and database), so "
-            f"{how}, otherwise idle, bound it near {cores * 1000 / cpu:,.0f} transactions/s; during this "
+            f"{how}, otherwise idle, bound it near {cores * 1000 / cpu:,.0f} transactions/s; "
+            "during this "
             f"run {busy:.2f} of 2 cores were already busy with other work before each phase, "
             "so the wall figures above measure the sharing, not the code."
         )
