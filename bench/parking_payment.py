@@ -451,4 +451,24 @@ def section(results: list[RunResult], sizes: PaymentSizes, date: str) -> str:
         "| --- | " + " | ".join("---:" for _ in HEADERS[1:]) + " |",
     ]
     lines += ["| " + " | ".join(_cells(result)) + " |" for result in results]
+    lines += ["", *_reading(results)]
     return "\n".join(lines)
+
+
+def _reading(results: list[RunResult]) -> list[str]:
+    """Return how to read the figures: the CPU bound next to what this run got."""
+    notes = []
+    for backend in sorted({result.backend for result in results}):
+        mine = [result for result in results if result.backend == backend]
+        cpu = statistics.median(result.cpu_ms_per_transaction for result in mine)
+        busy = max(result.busy_before for result in mine)
+        # SQLite has one writer and nearly all the work runs inside its write transaction.
+        cores, how = (1, "one core (one writer)") if backend == "sqlite" else (2, "two cores")
+        notes.append(
+            f"- {backend}: {cpu:.2f} ms of CPU per transaction (service and database), so "
+            f"{how}, otherwise idle, bound it near {cores * 1000 / cpu:,.0f} transactions/s; "
+            "during this "
+            f"run {busy:.2f} of 2 cores were already busy with other work before each phase, "
+            "so the wall figures above measure the sharing, not the code."
+        )
+    return notes
