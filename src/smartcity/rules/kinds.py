@@ -62,8 +62,13 @@ class Hysteresis(RuleRuntime):
         cold: bool,
         moment: float,
         values: dict[str, Any],
+        start: float | None = None,
     ) -> list[Firing]:
-        """Move a key's state on one evaluation; return the raise or clear it caused."""
+        """Move a key's state on one evaluation; return the raise or clear it caused.
+
+        `start` is when the evaluated readings began (a tumbling block's start): a condition
+        that holds over a whole block has held since then.
+        """
         if state.get("raised"):
             if not cold:
                 return []
@@ -77,7 +82,7 @@ class Hysteresis(RuleRuntime):
             state.pop("since", None)
             return []
         if self.hold_for:
-            since = state.setdefault("since", moment)
+            since = state.setdefault("since", moment if start is None else start)
             if moment - since < self.hold_for:
                 return []
         if not self.armed(subject, moment):
@@ -147,8 +152,9 @@ class WindowedRule(Hysteresis):
         fired: list[Firing] = []
         for items in blocks:
             end = self.block_end(items)
+            start = end - self.windowing.size if self.windowing.size is not None else items[0][0]
             subject.evidence = items
-            fired.extend(self.evaluate(subject, state, self.windowing.values(items), end))
+            fired.extend(self.evaluate(subject, state, self.windowing.values(items), end, start))
         return fired
 
     def block_end(self, items: list[Item]) -> float:
@@ -158,7 +164,12 @@ class WindowedRule(Hysteresis):
         return float(items[-1][0])
 
     def evaluate(
-        self, subject: Subject, state: dict[str, Any], values: dict[str, Any], moment: float
+        self,
+        subject: Subject,
+        state: dict[str, Any],
+        values: dict[str, Any],
+        moment: float,
+        start: float | None = None,
     ) -> list[Firing]:
         """Evaluate the rule's condition on a window's values."""
         raise NotImplementedError
@@ -250,14 +261,19 @@ class ThresholdRule(WindowedRule):
         return [("when", self.when)]
 
     def evaluate(
-        self, subject: Subject, state: dict[str, Any], values: dict[str, Any], moment: float
+        self,
+        subject: Subject,
+        state: dict[str, Any],
+        values: dict[str, Any],
+        moment: float,
+        start: float | None = None,
     ) -> list[Firing]:
         value = values.get(self.value_name)
         if value.__class__ not in (int, float):
             return []
         hot = self.hot[0](value, self.hot[1])
         cold = self.cold[0](value, self.cold[1]) if self.cold else not hot
-        return self.transition(subject, state, hot, cold, moment, values)
+        return self.transition(subject, state, hot, cold, moment, values, start)
 
 
 class AggregateRule(WindowedRule):
@@ -273,7 +289,12 @@ class AggregateRule(WindowedRule):
         return [("when", self.when)]
 
     def evaluate(
-        self, subject: Subject, state: dict[str, Any], values: dict[str, Any], moment: float
+        self,
+        subject: Subject,
+        state: dict[str, Any],
+        values: dict[str, Any],
+        moment: float,
+        start: float | None = None,
     ) -> list[Firing]:
         entity, names = values_entity(values)
         hot = self.having(entity, names)

@@ -223,8 +223,9 @@ class CompiledJoin:
             if entity is None or names is None:
                 return False
             target = attribute_value(entity, names, self.via)
-            joined = state.get(tenant, target) if isinstance(target, str) else None
-            found = self._filter([joined] if joined is not None else [])
+            wanted = target if isinstance(target, list) else [target]
+            joined = [state.get(tenant, t) for t in wanted if isinstance(t, str)]
+            found = self._filter([e for e in joined if e is not None])
         else:
             found = self.selection.select(state, zones, tenant, point)
         if self.active is not None:
