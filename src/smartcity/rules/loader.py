@@ -29,6 +29,7 @@ from smartcity.rules.model import (
 )
 
 PathPart = str | int
+_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +77,18 @@ class RuleSetError(InvalidRequest):
 class Locator:
     """Find the line of a path (``rules[2].when.q``) in the YAML text it was read from."""
 
-    def __init__(self, root: yaml.Node | None) -> None:
-        self.root = root
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._root: yaml.Node | None = None
+        self._composed = False
+
+    @property
+    def root(self) -> yaml.Node | None:
+        """Return the YAML node tree (composed only when a problem needs a line)."""
+        if not self._composed:
+            self._root = yaml.compose(self.text, Loader=yaml.SafeLoader)
+            self._composed = True
+        return self._root
 
     def node(self, path: Iterable[PathPart]) -> yaml.Node | None:
         """Return the deepest node along a path."""
@@ -161,8 +172,7 @@ def _clean(loc: tuple[PathPart, ...]) -> tuple[PathPart, ...]:
 def parse_rule_set(text: str, source: str = "<rules>") -> tuple[RuleSet, Locator]:
     """Return the rule set a YAML text holds (not yet compiled) and its locator."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_FAST_LOADER)  # noqa: S506 (a safe loader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         problem = Problem(
@@ -173,7 +183,7 @@ def parse_rule_set(text: str, source: str = "<rules>") -> tuple[RuleSet, Locator
             mark.column + 1 if mark else None,
         )
         raise RuleSetError(source, [problem]) from None
-    locator = Locator(root)
+    locator = Locator(text)
     if data is None:
         data = {}
     if isinstance(data, list):

@@ -327,18 +327,20 @@ class RuleRuntime:
             "kind": kind,
             "values": values,
             "entity": _entity_scope(subject),
+            "targets": [],
         }
         specs = []
         for action in self.actions:
             if kind not in action.on:
                 continue
-            targets = self._targets(action, subject)
-            scope["targets"] = targets
+            targeted = action.target is not None or bool(action.ids)
+            if targeted:  # later actions may name these targets too ({{ targets }})
+                scope["targets"] = self._targets(action, subject)
             params = render(action.body, scope)
             if action.kind == "alert":
                 params = _alert(params, self, subject, kind, evidence)
-            if action.target is not None or action.ids:
-                params["targets"] = targets
+            if targeted:
+                params["targets"] = scope["targets"]
             specs.append(ActionSpec(action.kind, params))  # type: ignore[arg-type]
         self.metrics.firings += 1
         self.metrics.actions += len(specs)
