@@ -98,8 +98,11 @@ def _evaluate(expression: str, scope: Mapping[str, Any]) -> Any:
         match = _FILTER.fullmatch(item)
         if match is None or match.group(1) not in FILTERS:
             raise TemplateError(f"unknown filter {item!r}")
-        args = [a.strip() for a in match.group(2).split(",")] if match.group(2) else []
-        value = FILTERS[match.group(1)](value, *args)
+        args = [match.group(2).strip()] if match.group(2) else []
+        try:
+            value = FILTERS[match.group(1)](value, *args)
+        except (TypeError, ValueError, OverflowError):
+            pass  # a filter that does not fit the value leaves it as it is
     return value
 
 
