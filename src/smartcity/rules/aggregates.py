@@ -13,9 +13,12 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from smartcity.rules.model import Window
+
+if TYPE_CHECKING:
+    from smartcity.rules.accumulators import Accumulators
 
 _CALL: Final = re.compile(r"\s*([a-z]+)\s*\(\s*([A-Za-z_][\w.:/#-]*)?\s*(?:,\s*([0-9.]+)\s*)?\)\s*")
 _ATTR: Final = re.compile(r"\s*([A-Za-z_][\w.:/#-]*)\s*")
@@ -156,12 +159,17 @@ class Windowing:
         self.size = window.size if window else None
         self.count = window.count if window else None
         self.tumbling = bool(window and window.tumbling)
+        self.running: Accumulators | None = None
+        if window is not None and not self.tumbling:
+            from smartcity.rules.accumulators import Accumulators
 
-    def values(self, items: Sequence[Item]) -> dict[str, Any]:
-        """Return every aggregate over some items."""
-        span = self.size if self.size and not self.tumbling else None
-        if self.tumbling and self.size:
-            span = self.size
+            self.running = Accumulators(self.plan)
+
+    def values(self, items: Sequence[Item], state: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Return every aggregate over some items (a sliding window's from its accumulators)."""
+        span = self.size
+        if self.running is not None and state is not None:
+            return self.running.values(state["acc"], items, span)
         return {name: compute(agg, column, items, span) for name, agg, column in self.plan}
 
     def block_of(self, moment: float) -> float:
@@ -185,26 +193,35 @@ class Windowing:
                 state["block"] = start
             elif start < current:
                 return closed  # older than the open block: its block already closed
-        _insert(items, item)
+        in_order = _insert(items, item)
         if self.tumbling and self.count is not None and len(items) >= self.count:
             closed.append(items)
             state["items"] = []
-        elif not self.tumbling:
-            self.evict(state, items[-1][0])
+        elif self.running is not None:
+            if in_order and "acc" in state:
+                self.running.add(state["acc"], item)
+                self.evict(state, items[-1][0])
+            else:
+                self.evict(state, items[-1][0])
+                state["acc"] = self.running.rebuild(state["items"])
         return closed
 
     def evict(self, state: dict[str, Any], newest: float) -> None:
-        """Drop what fell out of a sliding window."""
+        """Drop what fell out of a sliding window (and from its accumulators)."""
         items: list[Item] = state.get("items", [])
+        first = 0
         if self.size is not None:
             cut = newest - self.size
-            first = 0
             while first < len(items) and items[first][0] <= cut:
                 first += 1
-            if first:
-                del items[:first]
         elif self.count is not None and len(items) > self.count:
-            del items[: len(items) - self.count]
+            first = len(items) - self.count
+        if first:
+            acc = state.get("acc")
+            if self.running is not None and acc is not None:
+                for gone in items[:first]:
+                    self.running.remove(acc, gone)
+            del items[:first]
 
     def close_due(self, state: dict[str, Any], watermark: float) -> list[Item] | None:
         """Close the open tumbling time block if the watermark passed its end."""
@@ -217,9 +234,10 @@ class Windowing:
         return items or None
 
 
-def _insert(items: list[Item], item: Item) -> None:
-    """Insert an item in event-time order (after equal times: arrival order breaks ties)."""
+def _insert(items: list[Item], item: Item) -> bool:
+    """Insert an item in event-time order; tell whether it went at the end."""
     if not items or items[-1][0] <= item[0]:
         items.append(item)
-    else:
-        items.insert(bisect.bisect_right([i[0] for i in items], item[0]), item)
+        return True
+    items.insert(bisect.bisect_right([i[0] for i in items], item[0]), item)
+    return False

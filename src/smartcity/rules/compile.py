@@ -153,8 +153,23 @@ def _unknown_zone(zone: str, rule_set: RuleSet) -> str:
     return f"unknown zone {zone!r}: add it under zones: (known: {known}) or use @attribute"
 
 
+_SLOTS: dict[str, int] = {}
+
+
+def memo_slot(signature: str) -> int:
+    """Return the number under which changes remember a test's result (same test, same slot)."""
+    found = _SLOTS.get(signature)
+    if found is None:
+        found = _SLOTS[signature] = len(_SLOTS) + 1
+    return found
+
+
 class CompiledFilter:
-    """A filter ready to test changes."""
+    """A filter ready to test changes.
+
+    Rules often share a filter (``when: {type: TrafficFlowObserved}``), so a change remembers
+    each filter's answer under its slot, and the next rule with the same filter reads it.
+    """
 
     def __init__(self, item: Filter, reads: set[str]) -> None:
         self.types = frozenset(item.type or ())
@@ -171,6 +186,9 @@ class CompiledFilter:
             watched = sorted(names | reads)
             self.watch = tuple(watched) if watched else None
         self.spatial = self.inside is not None or self.outside is not None
+        signature = repr((item.id, item.q, self.watch, self.inside, self.outside))
+        self.slot = memo_slot("passes" + signature)
+        self.hold_slot = memo_slot("holds" + signature)
 
     def describe(self) -> dict[str, Any]:
         """Return what the filter looks at (for metrics and docs)."""

@@ -272,7 +272,7 @@ class Engine:
                     and runtime.version == version
                     and self.enabled.get(rule_id, True)
                 ):
-                    started = time.process_time()
+                    started = time.perf_counter()
                     fired.extend(runtime.on_timer(state_key, tag, due))
                     runtime.timed(started)
                 continue
@@ -313,13 +313,19 @@ class Engine:
                 change.seq,
                 type_name,
             )
+            clock = time.perf_counter
+            started = clock()
             for runtime, role, _ in rules:
                 if runtime.tenants is not None and change.tenant not in runtime.tenants:
                     continue
-                started = time.process_time()
-                runtime.metrics.events += 1
-                fired.extend(runtime.on_event(role, event))
-                runtime.metrics.seconds += time.process_time() - started
+                metrics = runtime.metrics
+                metrics.events += 1
+                found = runtime.on_event(role, event)
+                if found:
+                    fired.extend(found)
+                ended = clock()
+                metrics.seconds += ended - started
+                started = ended
         return fired
 
     # -- state -----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ _process_time = time.process_time
 
 
 def _subject(event: Event, key: str, geometry: dict[str, Any] | None) -> Subject:
-    return Subject(event.tenant, key, event.entity, event.names, event.point, geometry)
+    return Subject(event.tenant, key, geometry=geometry, event=event)
 
 
 class MatchRule(RuleRuntime):
@@ -131,6 +131,8 @@ class WindowedRule(Hysteresis):
 
     windowing: Windowing
     when: CompiledFilter
+    plain = ""
+    """The attribute a threshold without a window reads."""
 
     def setup_window(self, rule: Rule, extra: dict[str, Aggregate]) -> CompiledFilter:
         """Compile the window and return the `when` filter that watches its attributes."""
@@ -184,11 +186,11 @@ class WindowedRule(Hysteresis):
         subject = _subject(event, *keyed)
         state = self.state(event.tenant, subject.key)
         windowing = self.windowing
-        item = self.read(event)
-        if windowing.window is None:
-            subject.evidence = [item]
-            values = windowing.values([item])
+        if windowing.window is None:  # a reading's own value: no window to keep
+            subject.evidence = [event.item()]
+            values = {"value": attribute_value(event.entity, event.names, self.plain)}
             return self.evaluate(subject, state, values, event.t)
+        item = self.read(event)
         if windowing.tumbling:
             had_block = state.get("block")
             blocks = windowing.add(state, item)
@@ -202,7 +204,7 @@ class WindowedRule(Hysteresis):
         windowing.add(state, item)
         items = state["items"]
         subject.evidence = items
-        return self.evaluate(subject, state, windowing.values(items), event.t)
+        return self.evaluate(subject, state, windowing.values(items, state), event.t)
 
     def on_timer(self, state_key: str, tag: str, due: float) -> list[Firing]:
         state = self.states.get(state_key)
@@ -249,6 +251,8 @@ class ThresholdRule(WindowedRule):
         self.value_name = rule.value if rule.value in rule.aggregates else "value"
         extra = {} if rule.value in rule.aggregates else {"value": parse_aggregate(rule.value)}
         self.when = self.setup_window(rule, extra)
+        plain = extra.get("value")
+        self.plain = plain.attribute if plain is not None and plain.function == "last" else ""
         op, number = parse_threshold(rule.raise_)
         self.hot = (OPERATORS[op], number)
         self.cold = None
@@ -420,7 +424,9 @@ class AbsenceRule(RuleRuntime):
         state["last"] = event.t
         state["where"] = _where(subject)
         state["seen"] = event.item()
-        self.timer(event.t + self.after, event.tenant + "\x1f" + subject.key, "silent")
+        if not state.get("armed"):  # one timer per key at a time, moved on when it comes due
+            state["armed"] = True
+            self.timer(event.t + self.after, event.tenant + "\x1f" + subject.key, "silent")
         if not state.get("raised"):
             return []
         state["raised"] = False
@@ -447,11 +453,20 @@ class AbsenceRule(RuleRuntime):
         state["last"] = moment
         state["where"] = _where(_subject(event, *keyed))
         state["seen"] = event.item()
+        state["armed"] = True
         self.timer(moment + self.after, tenant + "\x1f" + keyed[0], "silent")
 
     def on_timer(self, state_key: str, tag: str, due: float) -> list[Firing]:
         state = self.states.get(state_key)
-        if state is None or state.get("raised") or state.get("last", 0.0) + self.after != due:
+        if state is None:
+            return []
+        state["armed"] = False
+        silent_from = state.get("last", 0.0) + self.after
+        if silent_from > due:  # heard from since the timer was set: wait on
+            state["armed"] = True
+            self.timer(silent_from, state_key, "silent")
+            return []
+        if state.get("raised"):
             return []
         tenant, key = state_key.split("\x1f", 1)
         subject = _restored_subject(self, tenant, key, state)

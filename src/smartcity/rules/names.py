@@ -95,13 +95,16 @@ def event_time(entity: StoredEntity, changed: list[str], fallback: str) -> float
     """
     newest: float | None = None
     attrs = entity.attrs
+    last_text = None
     for name in changed:
         for instance in attrs.get(name, ()):
             observed = instance.get("observedAt")
-            if observed is not None:
-                moment = parse_moment(observed)
-                if moment is not None and (newest is None or moment > newest):
-                    newest = moment
+            if observed is None or observed == last_text:
+                continue  # the attributes of one reading usually share their observedAt
+            last_text = observed
+            moment = parse_moment(observed)
+            if moment is not None and (newest is None or moment > newest):
+                newest = moment
     if newest is None:
         newest = parse_moment(fallback)
     return newest if newest is not None else 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,7 +13,7 @@ import shapely
 
 from smartcity.core.entity import StoredEntity, instance_value
 from smartcity.rules.calendars import CompiledSchedule, Sun
-from smartcity.rules.compile import CompiledFilter
+from smartcity.rules.compile import CompiledFilter, memo_slot
 from smartcity.rules.firing import ActionSpec, Evidence, Firing, FiringKind
 from smartcity.rules.model import Action, KeyBy, Rule
 from smartcity.rules.names import NameMap, format_moment, local_name
@@ -54,6 +54,7 @@ class Event:
         "changed",
         "created",
         "entity",
+        "memo",
         "names",
         "seq",
         "t",
@@ -81,6 +82,8 @@ class Event:
         self.seq = seq
         self.type_name = type_name
         self._point: Any = _UNSET
+        self.memo: dict[int, Any] = {}
+        """Answers of filters and keys, by slot, shared by the rules this change meets."""
 
     @property
     def point(self) -> Point | None:
@@ -97,6 +100,14 @@ class Event:
 
 def passes(check: CompiledFilter, event: Event, zones: Zones) -> bool:
     """Tell whether a change passes a filter (its type was checked by the engine's index)."""
+    memo = event.memo
+    found = memo.get(check.slot)
+    if found is None:
+        found = memo[check.slot] = _passes(check, event, zones)
+    return bool(found)
+
+
+def _passes(check: CompiledFilter, event: Event, zones: Zones) -> bool:
     if check.watch is not None and not event.created:
         iris = event.names.iris
         changed = event.changed
@@ -111,6 +122,14 @@ def passes(check: CompiledFilter, event: Event, zones: Zones) -> bool:
 
 def holds(check: CompiledFilter, event: Event, zones: Zones) -> bool:
     """Tell whether a changed entity meets a filter's id, q and zones (not its watch list)."""
+    memo = event.memo
+    found = memo.get(check.hold_slot)
+    if found is None:
+        found = memo[check.hold_slot] = _holds(check, event, zones)
+    return bool(found)
+
+
+def _holds(check: CompiledFilter, event: Event, zones: Zones) -> bool:
     if check.id is not None and check.id.fullmatch(event.entity.id) is None:
         return False
     if check.q is not None and not check.q(event.entity, event.names):
@@ -144,9 +163,20 @@ class Keyer:
         self.by = key if isinstance(key, KeyBy) else None
         if self.by is not None and self.by.zone is not None:
             self.zone_names = list(env.zones.names) if "*" in self.by.zone else list(self.by.zone)
+        self.slot = memo_slot("key" + repr(key))
 
     def key(self, event: Event) -> tuple[str, dict[str, Any] | None] | None:
         """Return the key of a change and the key's own geometry (zone, cell), if any."""
+        if self.kind == "entity":
+            return event.entity.id, None
+        memo = event.memo
+        found = memo.get(self.slot, _UNSET)
+        if found is _UNSET:
+            found = memo[self.slot] = self._key(event)
+        keyed: tuple[str, dict[str, Any] | None] | None = found
+        return keyed
+
+    def _key(self, event: Event) -> tuple[str, dict[str, Any] | None] | None:
         if self.kind == "entity":
             return event.entity.id, None
         if self.kind == "global":
@@ -181,7 +211,7 @@ class RuleMetrics:
     actions: int = 0
     suppressed: int = 0
     seconds: float = 0.0
-    """Time spent evaluating it (process time of the calling thread)."""
+    """Time spent evaluating it (wall time)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Return the metrics as JSON-ready data."""
@@ -214,17 +244,48 @@ class CompiledAction:
             self.limit = action.target.limit
 
 
-@dataclass(slots=True)
 class Subject:
-    """Who a firing is about: the last change behind it, where, and its key's geometry."""
+    """Who a firing is about: the last change behind it, where, and its key's geometry.
 
-    tenant: str
-    key: str
-    entity: StoredEntity | None = None
-    names: NameMap | None = None
-    point: Point | None = None
-    geometry: dict[str, Any] | None = None
-    evidence: list[Item] = field(default_factory=list)
+    Made for every evaluation but read only when something fires, so what it takes from the
+    change (the entity's position) is worked out only when asked.
+    """
+
+    __slots__ = ("_entity", "_event", "_names", "_point", "evidence", "geometry", "key", "tenant")
+
+    def __init__(
+        self,
+        tenant: str,
+        key: str,
+        entity: StoredEntity | None = None,
+        names: NameMap | None = None,
+        point: Point | None = None,
+        geometry: dict[str, Any] | None = None,
+        event: Event | None = None,
+    ) -> None:
+        self.tenant = tenant
+        self.key = key
+        self.geometry = geometry
+        self.evidence: list[Item] = []
+        self._event = event
+        self._entity = entity
+        self._names = names
+        self._point = point
+
+    @property
+    def entity(self) -> StoredEntity | None:
+        """Return the entity of the last change behind the firing."""
+        return self._event.entity if self._event is not None else self._entity
+
+    @property
+    def names(self) -> NameMap | None:
+        """Return the name map of that entity."""
+        return self._event.names if self._event is not None else self._names
+
+    @property
+    def point(self) -> Point | None:
+        """Return where that entity is."""
+        return self._event.point if self._event is not None else self._point
 
 
 class RuleRuntime:
@@ -372,8 +433,8 @@ class RuleRuntime:
         return found[: action.limit]
 
     def timed(self, started: float) -> None:
-        """Add the time since `started` (process time) to the rule's evaluation time."""
-        self.metrics.seconds += time.process_time() - started
+        """Add the time since `started` (perf_counter) to the rule's evaluation time."""
+        self.metrics.seconds += time.perf_counter() - started
 
 
 def _entity_scope(subject: Subject) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from typing import Any, Final
 
 import shapely
 from shapely.geometry import shape
-from shapely.prepared import prep
 
 from smartcity.core.entity import StoredEntity
 from smartcity.rules.names import NameMap
@@ -92,23 +91,38 @@ def entity_geometry(entity: StoredEntity, names: NameMap, attribute: str) -> Any
 
 
 class Zones:
-    """Named polygons, tested by prepared geometries."""
+    """Named polygons, tested with a bounding-box check first, then the prepared geometry."""
 
     def __init__(self, geometries: dict[str, dict[str, Any]]) -> None:
         self.geojson = dict(geometries)
         self.shapes = {name: shape(geometry) for name, geometry in geometries.items()}
-        self._prepared = {name: prep(geometry) for name, geometry in self.shapes.items()}
+        for geometry in self.shapes.values():
+            shapely.prepare(geometry)
+        self.boxes = {name: geometry.bounds for name, geometry in self.shapes.items()}
         self.names = list(geometries)
+        self._known: dict[tuple[str, float, float], bool] = {}
 
     def contains(self, name: str, point: Point) -> bool:
-        """Tell whether a zone holds a position (on its edge counts)."""
-        return bool(self._prepared[name].covers(shapely.Point(point)))
+        """Tell whether a zone holds a position (on its edge counts).
+
+        Answers are remembered: most things that report stand still (a detector, a camera).
+        """
+        x, y = point
+        west, south, east, north = self.boxes[name]
+        if x < west or x > east or y < south or y > north:
+            return False
+        probe = (name, x, y)
+        found = self._known.get(probe)
+        if found is None:
+            if len(self._known) > 100_000:
+                self._known.clear()
+            found = self._known[probe] = bool(shapely.intersects_xy(self.shapes[name], x, y))
+        return found
 
     def zone_of(self, point: Point, names: Iterable[str]) -> str | None:
         """Return the first of the zones that holds a position."""
-        probe = shapely.Point(point)
         for name in names:
-            if self._prepared[name].covers(probe):
+            if self.contains(name, point):
                 return name
         return None
 
