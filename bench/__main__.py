@@ -26,6 +26,7 @@ from bench import ingest_writer as writer_bench
 from bench import iot_agent as iot_bench
 from bench import iot_report
 from bench import notifications as notification_bench
+from bench import rules as rules_bench
 from bench import simulator as simulator_bench
 from bench.findings import findings
 from bench.machine import describe_machine
@@ -71,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         choices=(*FIGURES, *SECTIONS),
         help="run one figure only (docs not written, except the sections of the notifications, "
-        "the ingest writer and the IoT agent)",
+        "the ingest writer, the IoT agent, the simulator and the rule engine)",
     )
     parser.add_argument(
         "--quick",
@@ -151,11 +152,21 @@ def simulator(console: Console, _backends: list[Backend], args: argparse.Namespa
     return simulator_bench.section(production, results, sizes, _now())
 
 
+def rules(console: Console, _backends: list[Backend], args: argparse.Namespace) -> str:
+    """Run the rule engine benchmark (changes/s with 100 rules and none); return its section."""
+    sizes = rules_bench.QUICK if args.quick else rules_bench.FULL
+    with console.status(f"rule engine: {sizes.changes:,} changes, {sizes.rules} rules"):
+        result = rules_bench.run_rules(sizes)
+    rules_bench.print_result(console, result)
+    return rules_bench.section(result, _now())
+
+
 SECTIONS: dict[str, Callable[[Console, list[Backend], argparse.Namespace], str]] = {
     notification_bench.SECTION: notifications,
     writer_bench.SECTION: ingest_writer,
     iot_report.SECTION: iot_agent,
     simulator_bench.SECTION: simulator,
+    rules_bench.SECTION: rules,
 }
 """The benchmarks that write a section of docs/benchmarks.md of their own, in run order."""
 

@@ -185,24 +185,79 @@ def _step(levels: dict[str, float], entity_id: str, rng: random.Random) -> float
 
 _TEMPLATES: list[str] = [
     # thresholds
-    """- {{id: t{n}, kind: threshold, when: {{type: WasteContainer}}, value: fillingLevel, raise: ">= {a}", clear: "< {b}"}}""",
-    """- {{id: t{n}, kind: threshold, when: {{type: AirQualityObserved}}, window: {{size: 30m}}, value: avg(pm10), raise: ">= {p}", clear: "< {q}", for: 10m}}""",
-    """- {{id: t{n}, kind: threshold, when: {{type: TrafficFlowObserved}}, value: averageVehicleSpeed, raise: "< {s}", clear: ">= {u}"}}""",
-    """- {{id: t{n}, kind: threshold, when: {{type: NoiseLevelObserved}}, window: {{count: 5}}, value: max(LAeq), raise: ">= {l}", clear: "< 60"}}""",
-    """- {{id: t{n}, kind: threshold, when: {{type: OffStreetParking}}, value: availableSpotNumber, raise: "< {f}", clear: ">= 30", suppress: 15m}}""",
+    (
+        "- {{id: t{n}, kind: threshold, when: {{type: WasteContainer}}, "
+        'value: fillingLevel, raise: ">= {a}", clear: "< {b}"}}'
+    ),
+    (
+        "- {{id: t{n}, kind: threshold, when: {{type: AirQualityObserved}}, "
+        'window: {{size: 30m}}, value: avg(pm10), raise: ">= {p}", clear: "< {q}", '
+        "for: 10m}}"
+    ),
+    (
+        "- {{id: t{n}, kind: threshold, when: {{type: TrafficFlowObserved}}, "
+        'value: averageVehicleSpeed, raise: "< {s}", clear: ">= {u}"}}'
+    ),
+    (
+        "- {{id: t{n}, kind: threshold, when: {{type: NoiseLevelObserved}}, "
+        'window: {{count: 5}}, value: max(LAeq), raise: ">= {l}", clear: "< 60"}}'
+    ),
+    (
+        "- {{id: t{n}, kind: threshold, when: {{type: OffStreetParking}}, "
+        'value: availableSpotNumber, raise: "< {f}", clear: ">= 30", suppress: 15m}}'
+    ),
     # windows
-    """- {{id: a{n}, kind: aggregate, when: {{type: TrafficFlowObserved, inside: bench-zone}}, key: {{zone: [bench-zone]}}, window: {{size: 10m}}, aggregates: {{v: avg(averageVehicleSpeed), d: distinct(id)}}, having: "v<{s};d>=3"}}""",
-    """- {{id: a{n}, kind: aggregate, when: {{type: TrafficFlowObserved, q: congested==true}}, key: {{grid: 500}}, window: {{size: 5m}}, aggregates: {{c: count()}}, having: "c>={c}"}}""",
-    """- {{id: a{n}, kind: aggregate, when: {{type: CrowdFlowObserved}}, key: {{grid: 300}}, window: {{size: 15m, tumbling: true}}, aggregates: {{p: sum(peopleCount), x: "percentile(peopleCount, 90)"}}, having: "p>={pp}"}}""",
-    """- {{id: a{n}, kind: aggregate, when: {{type: ParkingSpot, q: status=="occupied"}}, key: global, window: {{size: 10m}}, aggregates: {{taken: distinct(id)}}, having: "taken>={k}"}}""",
+    (
+        "- {{id: a{n}, kind: aggregate, when: {{type: TrafficFlowObserved, "
+        "inside: bench-zone}}, key: {{zone: [bench-zone]}}, window: {{size: 10m}}, "
+        "aggregates: {{v: avg(averageVehicleSpeed), d: distinct(id)}}, "
+        'having: "v<{s};d>=3"}}'
+    ),
+    (
+        "- {{id: a{n}, kind: aggregate, when: {{type: TrafficFlowObserved, "
+        "q: congested==true}}, key: {{grid: 500}}, window: {{size: 5m}}, "
+        'aggregates: {{c: count()}}, having: "c>={c}"}}'
+    ),
+    (
+        "- {{id: a{n}, kind: aggregate, when: {{type: CrowdFlowObserved}}, "
+        "key: {{grid: 300}}, window: {{size: 15m, tumbling: true}}, "
+        'aggregates: {{p: sum(peopleCount), x: "percentile(peopleCount, 90)"}}, '
+        'having: "p>={pp}"}}'
+    ),
+    (
+        "- {{id: a{n}, kind: aggregate, when: {{type: ParkingSpot, "
+        'q: status=="occupied"}}, key: global, window: {{size: 10m}}, '
+        'aggregates: {{taken: distinct(id)}}, having: "taken>={k}"}}'
+    ),
     # matches with joins and schedules
-    """- {{id: m{n}, kind: match, when: {{type: CrowdFlowObserved, q: detectedEvent=="violence";eventConfidence>=0.{g}}}, require: [{{type: Streetlight, near: 60, q: powerState=="off"}}], suppress: 10m, actions: [{{command: {{command: brighten}}, target: {{type: Streetlight, near: 50}}}}]}}""",
-    """- {{id: m{n}, kind: match, when: {{type: CrowdFlowObserved, q: detectedEvent=="fall"}}, schedule: {{night: true}}, suppress: 5m, actions: [{{alert: {{category: health, description: "{{{{ entity.id }}}}"}}}}]}}""",
+    (
+        "- {{id: m{n}, kind: match, when: {{type: CrowdFlowObserved, "
+        'q: detectedEvent=="violence";eventConfidence>=0.{g}}}, '
+        'require: [{{type: Streetlight, near: 60, q: powerState=="off"}}], '
+        "suppress: 10m, actions: [{{command: {{command: brighten}}, "
+        "target: {{type: Streetlight, near: 50}}}}]}}"
+    ),
+    (
+        "- {{id: m{n}, kind: match, when: {{type: CrowdFlowObserved, "
+        'q: detectedEvent=="fall"}}, schedule: {{night: true}}, suppress: 5m, '
+        'actions: [{{alert: {{category: health, description: "{{{{ entity.id }}}}"}}}}]}}'
+    ),
     # sequences, absences, states
-    """- {{id: s{n}, kind: sequence, sequence: {{first: {{type: CrowdFlowObserved, q: detectedEvent=="violence"}}, then: {{type: CrowdFlowObserved, q: detectedEvent=="running"}}, within: {w}m}}}}""",
-    """- {{id: s{n}, kind: sequence, sequence: {{first: {{type: CrowdFlowObserved, q: detectedEvent=="smoke"}}, then: {{type: CrowdFlowObserved, q: peopleCount>=60}}, within: {w}m, distance: 300}}}}""",
-    """- {{id: b{n}, kind: absence, when: {{type: {absent}}}, after: {ab}m}}""",
-    """- {{id: z{n}, kind: state, when: {{type: Streetlight}}, condition: {{q: powerState=="off";illuminanceLevel<0.{g}}}}}""",
+    (
+        "- {{id: s{n}, kind: sequence, sequence: {{first: {{type: CrowdFlowObserved, "
+        'q: detectedEvent=="violence"}}, then: {{type: CrowdFlowObserved, '
+        'q: detectedEvent=="running"}}, within: {w}m}}}}'
+    ),
+    (
+        "- {{id: s{n}, kind: sequence, sequence: {{first: {{type: CrowdFlowObserved, "
+        'q: detectedEvent=="smoke"}}, then: {{type: CrowdFlowObserved, '
+        "q: peopleCount>=60}}, within: {w}m, distance: 300}}}}"
+    ),
+    ("- {{id: b{n}, kind: absence, when: {{type: {absent}}}, after: {ab}m}}"),
+    (
+        "- {{id: z{n}, kind: state, when: {{type: Streetlight}}, "
+        'condition: {{q: powerState=="off";illuminanceLevel<0.{g}}}}}'
+    ),
 ]
 _ABSENT = [
     "TrafficFlowObserved",
@@ -241,7 +296,8 @@ def generated_rules(count: int, seed: int = 11) -> RuleSet:
                 ab=rng.randrange(3, 20),
             )
         )
-    zone = "[[[127.040, 37.648], [127.055, 37.648], [127.055, 37.658], [127.040, 37.658], [127.040, 37.648]]]"
+    corners = [(127.040, 37.648), (127.055, 37.648), (127.055, 37.658), (127.040, 37.658)]
+    zone = str([[list(corner) for corner in [*corners, corners[0]]]])
     text = f"zones:\n  bench-zone: {{type: Polygon, coordinates: {zone}}}\nrules:\n" + "\n".join(
         lines
     )
@@ -312,7 +368,9 @@ def print_result(console: Console, result: RulesResult) -> None:
         )
     console.print(table)
     console.print(
-        f"share of pass-through (CPU): {share(result):.0%}; rules met per change: {result.rules_met_per_change:.1f}; load average before: {result.load_before:.1f}"
+        f"share of pass-through (CPU): {share(result):.0%}; "
+        f"rules met per change: {result.rules_met_per_change:.1f}; "
+        f"load average before: {result.load_before:.1f}"
     )
 
 
@@ -334,17 +392,20 @@ def section(result: RulesResult, now: str) -> str:
         f"Each change met {result.rules_met_per_change:.1f} rules on average (the type index keeps "
         "the others away).",
         "",
-        "| run | rules | changes | firings | changes/s per CPU second | changes/s (wall) | µs per change (CPU) |",
+        "| run | rules | changes | firings | changes/s per CPU second | changes/s (wall) "
+        "| µs per change (CPU) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for run in result.runs:
         lines.append(
             f"| {run.label} | {run.rules} | {run.changes:,} | {run.firings:,} | "
-            f"{run.per_cpu_second:,.0f} | {run.per_wall_second:,.0f} | {1e6 * run.cpu / run.changes:.1f} |"
+            f"{run.per_cpu_second:,.0f} | {run.per_wall_second:,.0f} | "
+            f"{1e6 * run.cpu / run.changes:.1f} |"
         )
     lines += [
         "",
-        f"With the rules the engine runs at {share(result):.0%} of its own pass-through rate (CPU figures).",
+        f"With the rules the engine runs at {share(result):.0%} of its own pass-through rate "
+        "(CPU figures).",
     ]
     return "\n".join(lines)
 

@@ -24,7 +24,7 @@ T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 
 def expand(name: str) -> str:
     """Return the IRI the district's @context gives a name (the NGSI-LD default vocabulary else)."""
-    if name == "location" or name.endswith("Zone") and name[0].islower():
+    if name == "location" or (name.endswith("Zone") and name[0].islower()):
         return LOCATION if name == "location" else DEFAULT_VOCAB + name
     term = _CONTEXT.get(name)
     if isinstance(term, dict):

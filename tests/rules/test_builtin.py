@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from smartcity.rules.engine import Engine
 from smartcity.rules.firing import Firing
 from smartcity.rules.loader import builtin_rule_set
+from smartcity.storage.base import ChangeRecord
 from tests.rules.support import T0, Feed, Rel, entity, iso, point, run
 
 MINUTE = timedelta(minutes=1)
@@ -58,7 +60,7 @@ def concert_state(engine: Engine, *, with_event: bool = True) -> None:
     engine.prime("changdong", entities)
 
 
-def egress_traffic(feed: Feed, start: datetime, speeds: list[float]) -> list:
+def egress_traffic(feed: Feed, start: datetime, speeds: Sequence[float]) -> list[ChangeRecord]:
     changes = []
     for minute, speed in enumerate(speeds):
         for number, where in enumerate([(127.0500, 37.6525), (127.0535, 37.6500)]):
@@ -85,7 +87,8 @@ def test_concert_egress_raises_alert_signal_plan_and_parking_guidance(engine: En
     raised = fired[0]
     assert raised.values["avg_speed"] < 15
     assert raised.values["detectors"] == 2
-    assert raised.location is not None and raised.location["type"] == "Polygon"
+    assert raised.location is not None
+    assert raised.location["type"] == "Polygon"
     alert = action(raised, "alert")
     assert (alert["category"], alert["subCategory"], alert["severity"]) == (
         "traffic",
@@ -346,7 +349,7 @@ def test_waste_bin_over_ninety_percent(engine: Engine) -> None:
     )
 
 
-def air(feed: Feed, start: datetime, hours: float, pm10: float, pm25: float) -> list:
+def air(feed: Feed, start: datetime, hours: float, pm10: float, pm25: float) -> list[ChangeRecord]:
     sensor = "urn:ngsi-ld:AirQualityObserved:env-007"
     return [
         feed.change(
@@ -526,7 +529,7 @@ def rain(engine: Engine, mm: float) -> None:
     )
 
 
-def gauge(feed: Feed, levels: list[float]) -> list:
+def gauge(feed: Feed, levels: list[float]) -> list[ChangeRecord]:
     station = "urn:ngsi-ld:FloodMonitoring:jungnangcheon-changdong-bridge"
     return [
         feed.change(

@@ -17,7 +17,8 @@ from tests.rules.support import T0, Feed, brief, engine_for, point, run
 MINUTE = timedelta(minutes=1)
 RULES = """
 zones:
-  west: {type: Polygon, coordinates: [[[127.00, 37.60], [127.05, 37.60], [127.05, 37.70], [127.00, 37.70], [127.00, 37.60]]]}
+  west: {type: Polygon, coordinates: [[[127.00, 37.60], [127.05, 37.60],
+      [127.05, 37.70], [127.00, 37.70], [127.00, 37.60]]]}
 rules:
   - id: bin-full
     kind: threshold

@@ -45,7 +45,8 @@ def test_a_bad_q_condition_names_its_line() -> None:
 
 def test_unknown_zone_and_calendar_say_what_is_known() -> None:
     text = """zones:
-  arena: {type: Polygon, coordinates: [[[127.05, 37.65], [127.06, 37.65], [127.06, 37.66], [127.05, 37.65]]]}
+  arena: {type: Polygon, coordinates: [[[127.05, 37.65], [127.06, 37.65],
+      [127.06, 37.66], [127.05, 37.65]]]}
 rules:
   - id: a
     kind: match
@@ -129,9 +130,12 @@ def test_durations_in_short_and_iso_form_agree(number: int, unit: str) -> None:
 @given(st.text(max_size=12))
 def test_duration_parser_accepts_or_explains(text: str) -> None:
     try:
-        assert to_seconds(text) >= 0
+        seconds = to_seconds(text)
     except ValueError as error:
-        assert str(error)
+        message = str(error)
+        assert message
+    else:
+        assert seconds >= 0
 
 
 @given(st.sampled_from([">=", "<=", ">", "<", "==", "!="]), st.floats(-1e6, 1e6, allow_nan=False))

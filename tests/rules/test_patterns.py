@@ -160,8 +160,10 @@ rules:
 def test_keys_by_relationship_zone_and_grid() -> None:
     engine = engine_for("""
 zones:
-  west: {type: Polygon, coordinates: [[[127.00, 37.60], [127.05, 37.60], [127.05, 37.70], [127.00, 37.70], [127.00, 37.60]]]}
-  east: {type: Polygon, coordinates: [[[127.05, 37.60], [127.10, 37.60], [127.10, 37.70], [127.05, 37.70], [127.05, 37.60]]]}
+  west: {type: Polygon, coordinates: [[[127.00, 37.60], [127.05, 37.60],
+      [127.05, 37.70], [127.00, 37.70], [127.00, 37.60]]]}
+  east: {type: Polygon, coordinates: [[[127.05, 37.60], [127.10, 37.60],
+      [127.10, 37.70], [127.05, 37.70], [127.05, 37.60]]]}
 rules:
   - id: lot-filling
     kind: aggregate
@@ -198,7 +200,8 @@ rules:
     assert ("zone-crowd", "east") in keys
     cell = next(f for f in fired if f.rule_id == "cell-crowd")
     assert cell.key.startswith("grid:250:")
-    assert cell.location is not None and cell.location["type"] == "Polygon"
+    assert cell.location is not None
+    assert cell.location["type"] == "Polygon"
 
 
 def test_suppression_keeps_one_firing_per_key_per_period() -> None:
@@ -233,7 +236,8 @@ rules:
     schedule: {calendar: arena-event-days, hours: "18:00-02:00", days: [fri]}
 """)
     feed = Feed()
-    # 2026-11-27 is a Friday; 10:00Z is 19:00 in Seoul, 16:30Z is 01:30 Saturday (still Friday's evening).
+    # 2026-11-27 is a Friday; 10:00Z is 19:00 in Seoul, 16:30Z is 01:30 on Saturday
+    # (still Friday evening).
     moments = [
         T0,
         T0 + timedelta(hours=6, minutes=30),

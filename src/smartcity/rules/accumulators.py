@@ -11,28 +11,16 @@ Their state is JSON-ready data kept beside the window's items.
 from __future__ import annotations
 
 import bisect
-import json
 from collections.abc import Sequence
 from typing import Any
 
-from smartcity.rules.aggregates import Aggregate, Item, compute
+from smartcity.rules.aggregates import Aggregate, Item, compute, distinct_key
 
 _RUNNING = frozenset({"count", "sum", "avg", "min", "max", "distinct", "percentile"})
 
 
 def _number(value: Any) -> bool:
     return value.__class__ in (int, float) and value == value  # not NaN, not bool
-
-
-def distinct_key(value: Any) -> str:
-    """Return the key a value counts under in distinct() (JSON object keys are strings)."""
-    if value.__class__ is str:
-        return "s" + value
-    if value.__class__ in (int, float):
-        return "n" + repr(float(value))
-    if value.__class__ is bool:
-        return "b" + str(value)
-    return "j" + json.dumps(value, sort_keys=True, default=str)
 
 
 class Accumulators:

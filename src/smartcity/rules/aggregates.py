@@ -9,6 +9,7 @@ count windows keep the last `count` readings (sliding) or blocks of `count` (tum
 from __future__ import annotations
 
 import bisect
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -108,7 +109,7 @@ def compute(
         return (points[-1][1] - points[0][1]) / ((points[-1][0] - points[0][0]) / 3600)
     assert column is not None
     if function == "distinct":
-        return len({_hashable(item[column]) for item in items if item[column] is not None})
+        return len({distinct_key(item[column]) for item in items if item[column] is not None})
     if function in ("first", "last"):
         present = [item[column] for item in items if item[column] is not None]
         return (present[0] if function == "first" else present[-1]) if present else None
@@ -131,8 +132,15 @@ def _numeric(value: Any) -> bool:
     return value.__class__ in (int, float) and not math.isnan(value)
 
 
-def _hashable(value: Any) -> Any:
-    return repr(value) if isinstance(value, list | dict) else value
+def distinct_key(value: Any) -> str:
+    """Return the key a value counts under in distinct() (JSON object keys are strings)."""
+    if value.__class__ is str:
+        return "s" + value
+    if value.__class__ in (int, float):
+        return "n" + repr(float(value))
+    if value.__class__ is bool:
+        return "b" + str(value)
+    return "j" + json.dumps(value, sort_keys=True, default=str)
 
 
 def _spread(items: Sequence[Item]) -> float:

@@ -13,7 +13,7 @@ from smartcity.rules.match import compile_q, values_entity
 from smartcity.rules.model import Rule, parse_threshold
 from smartcity.rules.names import name_map, parse_moment
 from smartcity.rules.runtime import Env, Event, RuleRuntime, Subject, Timer, holds, passes
-from smartcity.rules.state import OPERATORS, attribute_value
+from smartcity.rules.state import OPERATORS
 
 _process_time = time.process_time
 
@@ -144,8 +144,8 @@ class WindowedRule(Hysteresis):
 
     def read(self, event: Event) -> Item:
         """Return a change as a window item (its time, origin and the watched values)."""
-        entity, names = event.entity, event.names
-        return event.item(*(attribute_value(entity, names, c) for c in self.windowing.columns))
+        value = event.value
+        return event.item(*[value(column) for column in self.windowing.columns])
 
     def close_blocks(
         self, subject: Subject, state: dict[str, Any], blocks: list[list[Item]]
@@ -177,19 +177,25 @@ class WindowedRule(Hysteresis):
         raise NotImplementedError
 
     def on_event(self, role: str, event: Event) -> list[Firing]:
-        if not passes(self.when, event, self.env.zones):
+        when = self.when
+        passed = event.memo.get(when.slot)
+        if passed is None:
+            passed = passes(when, event, self.env.zones)
+        if not passed:
             return []
         self.metrics.matches += 1
         keyed = self.keyer.key(event)
         if keyed is None:
             return []
-        subject = _subject(event, *keyed)
-        state = self.state(event.tenant, subject.key)
+        subject = Subject(event.tenant, keyed[0], geometry=keyed[1], event=event)
+        state_key = event.tenant + "\x1f" + keyed[0]
+        state = self.states.get(state_key)
+        if state is None:
+            state = self.states[state_key] = {}
         windowing = self.windowing
         if windowing.window is None:  # a reading's own value: no window to keep
             subject.evidence = [event.item()]
-            values = {"value": attribute_value(event.entity, event.names, self.plain)}
-            return self.evaluate(subject, state, values, event.t)
+            return self.evaluate(subject, state, {"value": event.value(self.plain)}, event.t)
         item = self.read(event)
         if windowing.tumbling:
             had_block = state.get("block")
@@ -199,7 +205,7 @@ class WindowedRule(Hysteresis):
                 self.timer(
                     state["block"] + windowing.size, event.tenant + "\x1f" + subject.key, "block"
                 )
-            state["where"] = _where(subject)
+            _remember_where(state, subject, event)
             return fired
         windowing.add(state, item)
         items = state["items"]
@@ -216,6 +222,17 @@ class WindowedRule(Hysteresis):
         tenant, key = state_key.split("\x1f", 1)
         subject = _restored_subject(self, tenant, key, state)
         return self.close_blocks(subject, state, [items])
+
+
+def _remember_where(state: dict[str, Any], subject: Subject, event: Event) -> None:
+    """Keep where a key's entity is, for timers; again only when its location changed."""
+    where = state.get("where")
+    if where is None or where.get("entity") != event.entity.id or event.created:
+        state["where"] = _where(subject)
+        return
+    location = event.names.iris.get("location")
+    if location is not None and location in event.changed:
+        state["where"] = _where(subject)
 
 
 def _where(subject: Subject) -> dict[str, Any]:
@@ -252,7 +269,9 @@ class ThresholdRule(WindowedRule):
         extra = {} if rule.value in rule.aggregates else {"value": parse_aggregate(rule.value)}
         self.when = self.setup_window(rule, extra)
         plain = extra.get("value")
-        self.plain = plain.attribute if plain is not None and plain.function == "last" else ""
+        self.plain = (
+            (plain.attribute or "") if plain is not None and plain.function == "last" else ""
+        )
         op, number = parse_threshold(rule.raise_)
         self.hot = (OPERATORS[op], number)
         self.cold = None
@@ -422,7 +441,7 @@ class AbsenceRule(RuleRuntime):
         if event.t < state.get("last", float("-inf")):
             return []
         state["last"] = event.t
-        state["where"] = _where(subject)
+        _remember_where(state, subject, event)
         state["seen"] = event.item()
         if not state.get("armed"):  # one timer per key at a time, moved on when it comes due
             state["armed"] = True

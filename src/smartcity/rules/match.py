@@ -124,6 +124,9 @@ def condition_id() -> int:
     return next(_ids)
 
 
+_VALUE_NAMES: dict[tuple[str, ...], NameMap] = {}
+
+
 def values_entity(values: dict[str, Any]) -> tuple[StoredEntity, NameMap]:
     """Return aggregates as an entity of Properties, so a q condition can test them."""
     attrs = {
@@ -131,7 +134,12 @@ def values_entity(values: dict[str, Any]) -> tuple[StoredEntity, NameMap]:
         for name, value in values.items()
         if value is not None
     }
-    entity = StoredEntity(id="urn:smartcity:rules:values", types=[], attrs=attrs)
-    names = NameMap(())
-    names.iris = {name: name for name in attrs}
+    entity = StoredEntity("urn:smartcity:rules:values", [], attrs)
+    shape = tuple(attrs)
+    names = _VALUE_NAMES.get(shape)
+    if names is None:
+        names = NameMap(())
+        names.iris = {name: name for name in shape}
+        if len(_VALUE_NAMES) < 10_000:
+            _VALUE_NAMES[shape] = names
     return entity, names

@@ -60,6 +60,7 @@ class Event:
         "t",
         "tenant",
         "type_name",
+        "values",
     )
 
     def __init__(
@@ -84,6 +85,15 @@ class Event:
         self._point: Any = _UNSET
         self.memo: dict[int, Any] = {}
         """Answers of filters and keys, by slot, shared by the rules this change meets."""
+        self.values: dict[str, Any] = {}
+
+    def value(self, name: str) -> Any:
+        """Return an attribute's value (a relationship's object), read once per change."""
+        values = self.values
+        if name in values:
+            return values[name]
+        found = values[name] = attribute_value(self.entity, self.names, name)
+        return found
 
     @property
     def point(self) -> Point | None:

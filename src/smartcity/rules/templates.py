@@ -8,6 +8,7 @@ cannot call anything else, so a rule author cannot run code. A string that is on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -99,10 +100,9 @@ def _evaluate(expression: str, scope: Mapping[str, Any]) -> Any:
         if match is None or match.group(1) not in FILTERS:
             raise TemplateError(f"unknown filter {item!r}")
         args = [match.group(2).strip()] if match.group(2) else []
-        try:
+        # A filter that does not fit the value leaves it as it is.
+        with contextlib.suppress(TypeError, ValueError, OverflowError):
             value = FILTERS[match.group(1)](value, *args)
-        except (TypeError, ValueError, OverflowError):
-            pass  # a filter that does not fit the value leaves it as it is
     return value
 
 
