@@ -90,11 +90,17 @@ class Locator:
             self._composed = True
         return self._root
 
-    def node(self, path: Iterable[PathPart]) -> yaml.Node | None:
-        """Return the deepest node along a path."""
+    def node(self, path: Iterable[PathPart], key: bool = False) -> yaml.Node | None:
+        """Return the deepest node along a path (the last key itself, with `key`)."""
         node = self.root
-        for part in path:
+        parts = list(path)
+        for number, part in enumerate(parts):
             if isinstance(node, yaml.MappingNode):
+                if key and number == len(parts) - 1:
+                    found = next(
+                        (k for k, _ in node.value if getattr(k, "value", None) == part), None
+                    )
+                    return found or node
                 child = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
                 if child is None:
                     key = next(
@@ -112,9 +118,9 @@ class Locator:
                 break
         return node
 
-    def problem(self, path: Sequence[PathPart], message: str) -> Problem:
+    def problem(self, path: Sequence[PathPart], message: str, key: bool = False) -> Problem:
         """Return a problem with the line and column of its path."""
-        node = self.node(path)
+        node = self.node(path, key)
         line = node.start_mark.line + 1 if node is not None else None
         column = node.start_mark.column + 1 if node is not None else None
         return Problem(render_path(path), message, line, column)
@@ -199,7 +205,7 @@ def parse_rule_set(text: str, source: str = "<rules>") -> tuple[RuleSet, Locator
         seen = set()
         for item in error.errors():
             path = _clean(tuple(item["loc"]))
-            problem = locator.problem(path, _fix(item, path))
+            problem = locator.problem(path, _fix(item, path), item["type"] == "extra_forbidden")
             if (problem.path, problem.message) not in seen:
                 seen.add((problem.path, problem.message))
                 problems.append(problem)
