@@ -95,6 +95,8 @@ class RulesResult:
     kinds: dict[str, int]
     load_before: float
     rules_met_per_change: float
+    reference_ns: float
+    """CPU nanoseconds per step of a plain Python loop just before: how fast this core is now."""
 
 
 def _attrs(kind: str, rng: random.Random, level: float) -> dict[str, object]:
@@ -326,9 +328,23 @@ def _timed(
     return Run(label, len(rule_set.rules), len(changes), wall, cpu, firings), engine
 
 
+def reference_loop_ns(steps: int = 2_000_000) -> float:
+    """Return the CPU time of one step of a plain Python loop (a yardstick of the core's speed).
+
+    On a quiet machine CPython 3.11 takes some 25-40 ns; a machine shared with other work
+    shows more, and every figure of the run scales with it.
+    """
+    started = time.process_time()
+    total = 0
+    for step in range(steps):
+        total += step
+    return (time.process_time() - started) / steps * 1e9
+
+
 def run_rules(sizes: RulesSizes, profile: bool = False) -> RulesResult:
     """Run the changes with no rules and with the rule mix; return the figures."""
     load_before = os.getloadavg()[0]
+    reference = reference_loop_ns()
     changes = build_changes(sizes.changes)
     rule_set = generated_rules(sizes.rules)
     kinds: dict[str, int] = {}
@@ -340,7 +356,8 @@ def run_rules(sizes: RulesSizes, profile: bool = False) -> RulesResult:
     full, engine = _timed(f"{len(rule_set.rules)} rules", rule_set, changes, profile)
     runs.append(full)
     met = sum(m["events"] for m in engine.metrics()["rules"].values()) / len(changes)
-    return RulesResult(sizes, runs, dict(sorted(kinds.items())), load_before, met)
+    reference = (reference + reference_loop_ns()) / 2
+    return RulesResult(sizes, runs, dict(sorted(kinds.items())), load_before, met, reference)
 
 
 def print_result(console: Console, result: RulesResult) -> None:
@@ -370,7 +387,8 @@ def print_result(console: Console, result: RulesResult) -> None:
     console.print(
         f"share of pass-through (CPU): {share(result):.0%}; "
         f"rules met per change: {result.rules_met_per_change:.1f}; "
-        f"load average before: {result.load_before:.1f}"
+        f"load average before: {result.load_before:.1f}; "
+        f"reference loop: {result.reference_ns:.0f} ns per step"
     )
 
 
@@ -390,7 +408,9 @@ def section(result: RulesResult, now: str) -> str:
         "food-waste bins) through `rules.engine.Engine` in one process (allowed lateness 30 s); "
         f"the rules: {kinds} (the built-in ones and generated ones over the same types). "
         f"Each change met {result.rules_met_per_change:.1f} rules on average (the type index keeps "
-        "the others away).",
+        "the others away). A plain Python loop step took "
+        f"{result.reference_ns:.0f} ns of CPU during the run (some 25-40 ns on a quiet machine): "
+        "the machine was shared, and every figure below scales with it.",
         "",
         "| run | rules | changes | firings | changes/s per CPU second | changes/s (wall) "
         "| µs per change (CPU) |",

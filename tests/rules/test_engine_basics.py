@@ -115,3 +115,22 @@ def test_same_input_gives_the_same_firings() -> None:
     first = once()
     assert first
     assert once() == first
+
+
+def test_a_deleted_device_is_not_reported_silent() -> None:
+    from smartcity.storage.base import ChangeKind, ChangeRecord
+
+    engine = engine_for(
+        """
+rules:
+  - {id: silent, kind: absence, when: {type: WasteContainer}, after: 10m}
+"""
+    )
+    feed = Feed()
+    first = feed.change("WasteContainer", "b1", T0, fillingLevel=0.2)
+    other = feed.change("WasteContainer", "b2", T0, fillingLevel=0.2)
+    gone = ChangeRecord(
+        9, "changdong", ChangeKind.DELETE, "2026-11-27T10:01:00Z", first.entity, [], {}
+    )
+    fired = run(engine, [first, other, gone], until=T0 + timedelta(minutes=30))
+    assert [(f.key, f.kind) for f in fired] == [("b2", "raise")]

@@ -292,6 +292,9 @@ class Engine:
     def _apply(self, change: ChangeRecord, moment: float) -> list[Firing]:
         self._apply_state(change)
         if change.kind == ChangeKind.DELETE:
+            for type_iri in change.entity.types:
+                for runtime, _, _ in self.by_type.get(local_name(type_iri), ()):
+                    runtime.forget(change.tenant, change.entity)
             return []
         entity = change.entity
         fired: list[Firing] = []

@@ -9,7 +9,7 @@ from smartcity.core.entity import StoredEntity
 from smartcity.rules.aggregates import Aggregate, Item, Windowing, parse_aggregate
 from smartcity.rules.compile import CompiledFilter
 from smartcity.rules.firing import Firing
-from smartcity.rules.match import compile_q, values_entity
+from smartcity.rules.match import compile_values_q
 from smartcity.rules.model import Rule, parse_threshold
 from smartcity.rules.names import name_map, parse_moment
 from smartcity.rules.runtime import Env, Event, RuleRuntime, Subject, Timer, holds, passes
@@ -306,7 +306,7 @@ class AggregateRule(WindowedRule):
         super().__init__(rule, version, env, timer)
         assert rule.having is not None
         self.when = self.setup_window(rule, {})
-        self.having, _ = compile_q(rule.having)
+        self.having = compile_values_q(rule.having)
 
     def triggers(self) -> list[tuple[str, CompiledFilter]]:
         return [("when", self.when)]
@@ -319,8 +319,7 @@ class AggregateRule(WindowedRule):
         moment: float,
         start: float | None = None,
     ) -> list[Firing]:
-        entity, names = values_entity(values)
-        hot = self.having(entity, names)
+        hot = self.having(values)
         if self.windowing.tumbling:
             if not hot or not self.armed(subject, moment):
                 return []

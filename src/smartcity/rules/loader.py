@@ -103,10 +103,10 @@ class Locator:
                     return found or node
                 child = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
                 if child is None:
-                    key = next(
+                    named = next(
                         (k for k, _ in node.value if getattr(k, "value", None) == part), None
                     )
-                    return key or node
+                    return named or node
                 node = child
             elif (
                 isinstance(node, yaml.SequenceNode)

@@ -20,6 +20,7 @@ from smartcity.core.qeval import (
     instance_keys,
     match_predicate,
     resolve,
+    value_keys,
 )
 from smartcity.core.qlang import And, AttrPath, Compare, Exists, Match, Node, Or, parse_q
 from smartcity.rules.names import NameMap
@@ -117,6 +118,51 @@ def _leaf(path: AttrPath, predicate: Callable[[Any], bool], negated: bool) -> Co
         return False
 
     return deep
+
+
+ValuesCondition = Callable[[dict[str, Any]], bool]
+
+
+def compile_values_q(text: str) -> ValuesCondition:
+    """Return a test of a q condition over named values (aggregates), each a Property's value.
+
+    Leaves keep `core.qeval`'s meaning for a Property that holds the value; paths into values
+    (``x[k]``, ``x.observedAt``) go through an entity made of the values.
+    """
+    return _compile_values(parse_q(text))
+
+
+def _compile_values(expr: Node) -> ValuesCondition:
+    if isinstance(expr, And):
+        parts = tuple(_compile_values(item) for item in expr.items)
+        return lambda values: all(part(values) for part in parts)
+    if isinstance(expr, Or):
+        parts = tuple(_compile_values(item) for item in expr.items)
+        return lambda values: any(part(values) for part in parts)
+    if not isinstance(expr, Compare | Match | Exists):
+        raise TypeError(f"not a q expression: {expr!r}")
+    path = expr.path
+    if not path.top_level:
+        condition = _compile(expr)
+        return lambda values: condition(*values_entity(values))
+    name = path.attr
+    if isinstance(expr, Exists):
+        negated = expr.negated
+        return lambda values: (values.get(name) is not None) != negated
+    if isinstance(expr, Compare):
+        predicate, negated = compare_predicate(expr), expr.op == "!="
+    else:
+        predicate, negated = match_predicate(expr), expr.negated
+
+    def leaf(values: dict[str, Any]) -> bool:
+        value = values.get(name)
+        if value is None:
+            return False
+        if value.__class__ in (int, float):
+            return predicate(("num", as_number(value))) != negated
+        return any(predicate(key) for key in value_keys(value)) != negated
+
+    return leaf
 
 
 def condition_id() -> int:

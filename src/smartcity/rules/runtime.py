@@ -339,6 +339,11 @@ class RuleRuntime:
     def prime(self, tenant: str, entity: StoredEntity, moment: float) -> None:
         """Learn of an entity that exists before the first change."""
 
+    def forget(self, tenant: str, entity: StoredEntity) -> None:
+        """Drop what is kept for an entity that was deleted (its own key's state)."""
+        if self.keyer.kind == "entity":
+            self.states.pop(tenant + "\x1f" + entity.id, None)
+
     def state(self, tenant: str, key: str) -> dict[str, Any]:
         """Return a key's state (made when first asked)."""
         state_key = tenant + "\x1f" + key
