@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from smartcity.core.entity import StoredEntity
 
@@ -63,8 +63,10 @@ def name_map(entity: StoredEntity) -> NameMap:
     return found
 
 
-def parse_moment(text: str) -> float | None:
+def parse_moment(text: Any) -> float | None:
     """Return an ISO 8601 date-time as POSIX seconds (naive ones are UTC); None if not one."""
+    if not isinstance(text, str):
+        return None
     found = _moments.get(text)
     if found is None:
         try:
