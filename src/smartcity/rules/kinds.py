@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from smartcity.core.entity import StoredEntity
@@ -16,6 +17,15 @@ from smartcity.rules.runtime import Env, Event, RuleRuntime, Subject, Timer, hol
 from smartcity.rules.state import OPERATORS
 
 _process_time = time.process_time
+
+
+SubjectSource = Subject | Callable[[], Subject]
+"""A subject, or how to make it (most evaluations fire nothing and never need one)."""
+
+
+def resolve(source: SubjectSource) -> Subject:
+    """Return the subject a source stands for."""
+    return source if isinstance(source, Subject) else source()
 
 
 def _subject(event: Event, key: str, geometry: dict[str, Any] | None) -> Subject:
@@ -56,7 +66,7 @@ class Hysteresis(RuleRuntime):
 
     def transition(
         self,
-        subject: Subject,
+        source: SubjectSource,
         state: dict[str, Any],
         hot: bool,
         cold: bool,
@@ -76,7 +86,7 @@ class Hysteresis(RuleRuntime):
             state.pop("since", None)
             if state.pop("silent", False):
                 return []
-            firing = self.emit("clear", subject, moment, values, state)
+            firing = self.emit("clear", resolve(source), moment, values, state)
             return [firing] if firing else []
         if not hot:
             state.pop("since", None)
@@ -85,6 +95,7 @@ class Hysteresis(RuleRuntime):
             since = state.setdefault("since", moment if start is None else start)
             if moment - since < self.hold_for:
                 return []
+        subject = resolve(source)
         if not self.armed(subject, moment):
             return []
         state["raised"] = True
@@ -119,11 +130,16 @@ class StateRule(Hysteresis):
         keyed = self.keyer.key(event)
         if keyed is None:
             return []
-        subject = _subject(event, *keyed)
-        subject.evidence = [event.item()]
+        key, geometry = keyed
+
+        def reading() -> Subject:
+            subject = _subject(event, key, geometry)
+            subject.evidence = [event.item()]
+            return subject
+
         hot = holds(self.condition, event, self.env.zones)
-        state = self.state(event.tenant, subject.key)
-        return self.transition(subject, state, hot, not hot, event.t, {})
+        state = self.state(event.tenant, key)
+        return self.transition(reading, state, hot, not hot, event.t, {})
 
 
 class WindowedRule(Hysteresis):
@@ -167,7 +183,7 @@ class WindowedRule(Hysteresis):
 
     def evaluate(
         self,
-        subject: Subject,
+        subject: SubjectSource,
         state: dict[str, Any],
         values: dict[str, Any],
         moment: float,
@@ -187,30 +203,40 @@ class WindowedRule(Hysteresis):
         keyed = self.keyer.key(event)
         if keyed is None:
             return []
-        subject = Subject(event.tenant, keyed[0], geometry=keyed[1], event=event)
-        state_key = event.tenant + "\x1f" + keyed[0]
+        tenant = event.tenant
+        key, geometry = keyed
+        state_key = tenant + "\x1f" + key
         state = self.states.get(state_key)
         if state is None:
             state = self.states[state_key] = {}
         windowing = self.windowing
         if windowing.window is None:  # a reading's own value: no window to keep
-            subject.evidence = [event.item()]
-            return self.evaluate(subject, state, {"value": event.value(self.plain)}, event.t)
+
+            def reading() -> Subject:
+                subject = Subject(tenant, key, geometry=geometry, event=event)
+                subject.evidence = [event.item()]
+                return subject
+
+            return self.evaluate(reading, state, {"value": event.value(self.plain)}, event.t)
         item = self.read(event)
         if windowing.tumbling:
+            subject = Subject(tenant, key, geometry=geometry, event=event)
             had_block = state.get("block")
             blocks = windowing.add(state, item)
             fired = self.close_blocks(subject, state, blocks) if blocks else []
             if windowing.size is not None and state.get("block") != had_block:
-                self.timer(
-                    state["block"] + windowing.size, event.tenant + "\x1f" + subject.key, "block"
-                )
+                self.timer(state["block"] + windowing.size, state_key, "block")
             _remember_where(state, subject, event)
             return fired
         windowing.add(state, item)
         items = state["items"]
-        subject.evidence = items
-        return self.evaluate(subject, state, windowing.values(items, state), event.t)
+
+        def window() -> Subject:
+            subject = Subject(tenant, key, geometry=geometry, event=event)
+            subject.evidence = items
+            return subject
+
+        return self.evaluate(window, state, windowing.values(items, state), event.t)
 
     def on_timer(self, state_key: str, tag: str, due: float) -> list[Firing]:
         state = self.states.get(state_key)
@@ -285,7 +311,7 @@ class ThresholdRule(WindowedRule):
 
     def evaluate(
         self,
-        subject: Subject,
+        subject: SubjectSource,
         state: dict[str, Any],
         values: dict[str, Any],
         moment: float,
@@ -313,7 +339,7 @@ class AggregateRule(WindowedRule):
 
     def evaluate(
         self,
-        subject: Subject,
+        subject: SubjectSource,
         state: dict[str, Any],
         values: dict[str, Any],
         moment: float,
@@ -321,9 +347,12 @@ class AggregateRule(WindowedRule):
     ) -> list[Firing]:
         hot = self.having(values)
         if self.windowing.tumbling:
-            if not hot or not self.armed(subject, moment):
+            if not hot:
                 return []
-            firing = self.emit("fire", subject, moment, values, state)
+            whom = resolve(subject)
+            if not self.armed(whom, moment):
+                return []
+            firing = self.emit("fire", whom, moment, values, state)
             return [firing] if firing else []
         return self.transition(subject, state, hot, not hot, moment, values)
 
