@@ -12,7 +12,7 @@ from smartcity.rules.compile import CompiledFilter
 from smartcity.rules.firing import Firing
 from smartcity.rules.match import compile_values_q
 from smartcity.rules.model import Rule, parse_threshold
-from smartcity.rules.names import name_map, parse_moment
+from smartcity.rules.names import local_name, name_map, parse_moment
 from smartcity.rules.runtime import Env, Event, RuleRuntime, Subject, Timer, holds, passes
 from smartcity.rules.state import OPERATORS
 
@@ -485,7 +485,7 @@ class AbsenceRule(RuleRuntime):
 
     def prime(self, tenant: str, entity: StoredEntity, moment: float) -> None:
         names = name_map(entity)
-        type_names = [t for t in self.when.types if any(x.endswith(t) for x in entity.types)]
+        type_names = [name for x in entity.types if (name := local_name(x)) in self.when.types]
         if not type_names:
             return
         event = Event(tenant, entity, names, [], True, moment, 0, type_names[0])
