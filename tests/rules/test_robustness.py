@@ -106,7 +106,7 @@ def changes(draw: st.DrawFn) -> list[ChangeRecord]:
 RULES = builtin_rule_set()
 
 
-@settings(max_examples=80)
+@settings(max_examples=150)
 @given(changes())
 def test_the_built_in_rules_take_any_changes(batch: list[ChangeRecord]) -> None:
     engine = Engine(RULES, lateness=30)

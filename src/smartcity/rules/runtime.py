@@ -160,7 +160,10 @@ def _in(zone: str, point: Point, event: Event, zones: Zones) -> bool:
         own = entity_geometry(event.entity, event.names, zone[1:])
         if own is None:
             return False
-        return bool(own.covers(shapely.Point(point)))
+        try:
+            return bool(own.covers(shapely.Point(point)))
+        except shapely.errors.ShapelyError:  # an invalid polygon from a device
+            return False
     return zones.contains(zone, point)
 
 

@@ -8,6 +8,7 @@ and it keeps "near" cheap enough to run on every change.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
@@ -19,6 +20,15 @@ from smartcity.rules.names import NameMap
 
 EARTH_RADIUS: Final = 6_371_008.8
 Point = tuple[float, float]
+_BAD_GEOMETRY = (
+    ValueError,
+    TypeError,
+    AttributeError,
+    KeyError,
+    IndexError,
+    shapely.errors.ShapelyError,
+)
+"""What shapely raises for GeoJSON that is not a geometry (data from devices is not trusted)."""
 
 
 class Plane:
@@ -45,24 +55,45 @@ class Plane:
         return math.hypot((a[0] - b[0]) * self.x_scale, (a[1] - b[1]) * self.y_scale)
 
 
+def safe_shape(geometry: Any) -> Any:
+    """Return a GeoJSON geometry as a shapely one, None if it is not one (quietly)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NaN coordinates warn in numpy
+        try:
+            return shape(geometry)
+        except _BAD_GEOMETRY:
+            return None
+
+
 def geometry_point(geometry: Any) -> Point | None:
     """Return a representative position of a GeoJSON geometry (a Point's own, else a centroid)."""
     if not isinstance(geometry, dict):
         return None
     if geometry.get("type") == "Point":
         coordinates = geometry.get("coordinates")
-        if (
-            isinstance(coordinates, list | tuple)
-            and len(coordinates) >= 2
-            and all(isinstance(c, int | float) for c in coordinates[:2])
-        ):
-            return (float(coordinates[0]), float(coordinates[1]))
+        if coordinates.__class__ in (list, tuple) and len(coordinates) >= 2:
+            x, y = coordinates[0], coordinates[1]
+            if (
+                x.__class__ in (float, int)
+                and y.__class__ in (float, int)
+                and -180.0 <= x <= 180.0
+                and -90.0 <= y <= 90.0
+            ):
+                return (float(x), float(y))
         return None
-    try:
-        centroid = shape(geometry).centroid
-    except (ValueError, TypeError, AttributeError, shapely.errors.GEOSException):
+    made = safe_shape(geometry)
+    if made is None:
         return None
-    return None if centroid.is_empty else (float(centroid.x), float(centroid.y))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            centroid = made.centroid
+        except _BAD_GEOMETRY:
+            return None
+    if centroid.is_empty:
+        return None
+    x, y = float(centroid.x), float(centroid.y)
+    return (x, y) if -180.0 <= x <= 180.0 and -90.0 <= y <= 90.0 else None
 
 
 def entity_point(entity: StoredEntity, names: NameMap, attribute: str = "location") -> Point | None:
@@ -83,10 +114,7 @@ def entity_geometry(entity: StoredEntity, names: NameMap, attribute: str) -> Any
     iri = names.get(attribute)
     for instance in entity.attrs.get(iri, ()) if iri else ():
         if instance.get("type") == "GeoProperty" and isinstance(instance.get("value"), dict):
-            try:
-                return shape(instance["value"])
-            except (ValueError, TypeError, AttributeError, shapely.errors.GEOSException):
-                return None
+            return safe_shape(instance["value"])
     return None
 
 
@@ -131,10 +159,9 @@ def valid_zone(geometry: Any) -> str | None:
     """Return what is wrong with a zone's geometry, None if it is a usable polygon."""
     if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
         return "a zone is a GeoJSON Polygon or MultiPolygon ({type: Polygon, coordinates: ...})"
-    try:
-        polygon = shape(geometry)
-    except (ValueError, TypeError, AttributeError, IndexError, shapely.errors.GEOSException) as e:
-        return f"not a usable polygon: {e}; coordinates are [[[lon, lat], ...]], ring closed"
+    polygon = safe_shape(geometry)
+    if polygon is None:
+        return "not a usable polygon: coordinates are [[[lon, lat], ...]] with the ring closed"
     if polygon.is_empty or not polygon.is_valid:
         return "the polygon is empty or crosses itself; close the ring and keep it simple"
     return None
