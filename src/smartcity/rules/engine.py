@@ -21,14 +21,16 @@ from zoneinfo import ZoneInfo
 from smartcity.core.entity import StoredEntity
 from smartcity.rules.calendars import Sun
 from smartcity.rules.compile import CompiledFilter
+from smartcity.rules.events import Env, Event
 from smartcity.rules.firing import Firing
-from smartcity.rules.kinds import KINDS, last_seen
 from smartcity.rules.loader import load_rule_set_text
 from smartcity.rules.model import Rule, RuleSet
 from smartcity.rules.names import event_time, local_name, name_map, parse_moment
-from smartcity.rules.runtime import Env, Event, RuleRuntime
+from smartcity.rules.patterns import KINDS, last_seen
+from smartcity.rules.runtime import RuleRuntime
+from smartcity.rules.snapshots import change_data, change_from, copy_data, finite, moment_or_never
 from smartcity.rules.spatial import Plane, Zones
-from smartcity.rules.state import WorldState, entity_data, entity_from_data
+from smartcity.rules.state import WorldState
 from smartcity.storage.base import ChangeKind, ChangeRecord
 
 SNAPSHOT_FORMAT = 1
@@ -337,21 +339,19 @@ class Engine:
         """Return the engine's state (windows, pending patterns, timers, joined state)."""
         return {
             "format": SNAPSHOT_FORMAT,
-            "watermark": _number(self.watermark),
-            "newest": _number(self.newest),
+            "watermark": finite(self.watermark),
+            "newest": finite(self.newest),
             "order": self.order,
             "tooLate": self.too_late,
             "changes": self.changes,
-            "buffer": [
-                [t, order, _change_data(change)] for t, order, change in sorted(self.buffer)
-            ],
+            "buffer": [[t, order, change_data(change)] for t, order, change in sorted(self.buffer)],
             "timers": [list(timer) for timer in sorted(self.timers)],
             "rules": {
                 rule_id: {
                     "version": runtime.version,
                     "fingerprint": self.fingerprints[rule_id],
                     "enabled": self.enabled.get(rule_id, True),
-                    "states": _copy(runtime.states),
+                    "states": copy_data(runtime.states),
                 }
                 for rule_id, runtime in sorted(self.rules.items())
             },
@@ -362,12 +362,12 @@ class Engine:
         """Take back a snapshot; rules whose definition changed since start afresh."""
         if state.get("format") != SNAPSHOT_FORMAT:
             raise ValueError(f"not a rule engine snapshot of format {SNAPSHOT_FORMAT}")
-        self.watermark = _moment(state["watermark"])
-        self.newest = _moment(state["newest"])
+        self.watermark = moment_or_never(state["watermark"])
+        self.newest = moment_or_never(state["newest"])
         self.order = int(state["order"])
         self.too_late = int(state.get("tooLate", 0))
         self.changes = int(state.get("changes", 0))
-        self.buffer = [(t, order, _change_from(data)) for t, order, data in state["buffer"]]
+        self.buffer = [(t, order, change_from(data)) for t, order, data in state["buffer"]]
         heapq.heapify(self.buffer)
         saved = state["rules"]
         timers = []
@@ -380,7 +380,7 @@ class Engine:
                 runtime.version = old_version
                 runtime.timer = self._timer_for(rule_id, old_version)
                 self.versions[rule_id] = old_version
-            runtime.states = _copy(item["states"])
+            runtime.states = copy_data(item["states"])
             self.enabled[rule_id] = bool(item["enabled"])
         for due, order, rule_id, version, state_key, tag in state["timers"]:
             owner = self.rules.get(rule_id)
@@ -405,42 +405,3 @@ def _kept_types(rule_set: RuleSet) -> set[str]:
             ):
                 kept.update(action.target.type)
     return kept
-
-
-def _number(value: float) -> float | None:
-    return value if value not in (float("inf"), float("-inf")) else None
-
-
-def _moment(value: float | None) -> float:
-    return float("-inf") if value is None else float(value)
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
-def _change_data(change: ChangeRecord) -> dict[str, Any]:
-    return {
-        "seq": change.seq,
-        "tenant": change.tenant,
-        "kind": change.kind.value,
-        "at": change.at,
-        "entity": entity_data(change.entity),
-        "changed": list(change.changed),
-    }
-
-
-def _change_from(data: dict[str, Any]) -> ChangeRecord:
-    return ChangeRecord(
-        seq=int(data["seq"]),
-        tenant=data["tenant"],
-        kind=ChangeKind(data["kind"]),
-        at=data["at"],
-        entity=entity_from_data(data["entity"]),
-        changed=list(data["changed"]),
-        previous={},
-    )
