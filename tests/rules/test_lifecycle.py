@@ -225,3 +225,9 @@ def test_a_snapshot_of_an_engine_with_other_rules_keeps_only_what_still_fits() -
     other.restore(saved)
     assert other.rules["bin-full"].states == {}
     assert other.rules["silent-bin"].states != {}
+
+
+def test_prime_types_are_the_joined_and_the_watched_for_silence() -> None:
+    engine = engine_for(RULES)
+    assert engine.kept_types == {"Streetlight"}
+    assert engine.prime_types == {"Streetlight", "WasteContainer"}

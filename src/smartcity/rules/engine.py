@@ -208,6 +208,17 @@ class Engine:
         """Return the entity types whose current state the rules join with (local names)."""
         return self.env.state.kept
 
+    @property
+    def prime_types(self) -> frozenset[str]:
+        """Return the types `prime` wants: joined ones and those absence rules watch."""
+        watched = {
+            name
+            for runtime in self.rules.values()
+            if runtime.rule.kind == "absence" and runtime.rule.when is not None
+            for name in runtime.rule.when.type or ()
+        }
+        return self.env.state.kept | watched
+
     # -- changes ---------------------------------------------------------------------------
 
     def prime(self, tenant: str, entities: Iterable[StoredEntity]) -> None:
