@@ -29,6 +29,7 @@ from bench import notifications as notification_bench
 from bench import parking_guidance as parking_bench
 from bench import parking_payment as payment_bench
 from bench import reading_ceiling as ceiling_bench
+from bench import rules as rules_bench
 from bench import simulator as simulator_bench
 from bench.findings import findings
 from bench.machine import describe_machine
@@ -74,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         choices=(*FIGURES, *SECTIONS),
         help="run one figure only (docs not written, except the sections of the notifications, "
-        "the ingest writer and the IoT agent)",
+        "the ingest writer, the IoT agent, the simulator and the rule engine)",
     )
     parser.add_argument(
         "--quick",
@@ -180,6 +181,15 @@ def parking_guidance(console: Console, backends: list[Backend], args: argparse.N
     return parking_bench.section(figures, _now())
 
 
+def rules(console: Console, _backends: list[Backend], args: argparse.Namespace) -> str:
+    """Run the rule engine benchmark (changes/s with 100 rules and none); return its section."""
+    sizes = rules_bench.QUICK if args.quick else rules_bench.FULL
+    with console.status(f"rule engine: {sizes.changes:,} changes, {sizes.rules} rules"):
+        result = rules_bench.run_rules(sizes)
+    rules_bench.print_result(console, result)
+    return rules_bench.section(result, _now())
+
+
 SECTIONS: dict[str, Callable[[Console, list[Backend], argparse.Namespace], str]] = {
     notification_bench.SECTION: notifications,
     writer_bench.SECTION: ingest_writer,
@@ -188,6 +198,7 @@ SECTIONS: dict[str, Callable[[Console, list[Backend], argparse.Namespace], str]]
     simulator_bench.SECTION: simulator,
     payment_bench.SECTION: parking_payment,
     parking_bench.SECTION: parking_guidance,
+    rules_bench.SECTION: rules,
 }
 """The benchmarks that write a section of docs/benchmarks.md of their own, in run order."""
 

@@ -1,0 +1,418 @@
+"""The convergence-event engine: changes in, firings out, in event-time order, deterministic.
+
+Changes wait in a reorder buffer until the watermark (the newest event time seen minus the
+allowed lateness) passes them, then meet only the rules indexed under their entity type, in
+event-time order together with the rules' timers (absences, windows closing, sequences running
+out). A change later than the watermark is too late for the rules (counted, and still applied to
+the joined state). Nothing here reads a clock: the same changes give the same firings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from smartcity.core.entity import StoredEntity
+from smartcity.rules.calendars import Sun
+from smartcity.rules.compile import CompiledFilter
+from smartcity.rules.events import Env, Event
+from smartcity.rules.firing import Firing
+from smartcity.rules.loader import load_rule_set_text
+from smartcity.rules.model import Rule, RuleSet
+from smartcity.rules.names import event_time, local_name, name_map, parse_moment
+from smartcity.rules.patterns import KINDS, last_seen
+from smartcity.rules.runtime import RuleRuntime
+from smartcity.rules.snapshots import change_data, change_from, copy_data, finite, moment_or_never
+from smartcity.rules.spatial import Plane, Zones
+from smartcity.rules.state import WorldState
+from smartcity.storage.base import ChangeKind, ChangeRecord
+
+SNAPSHOT_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInfo:
+    """A loaded rule, as the engine holds it."""
+
+    id: str
+    version: int
+    kind: str
+    enabled: bool
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoadReport:
+    """What a load changed: rules added, changed (new version, fresh state), kept, removed."""
+
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    kept: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+def fingerprint(rule: Rule, rule_set: RuleSet) -> str:
+    """Return a digest of a rule's definition and of the shared parts it names."""
+    text = rule.model_dump_json(by_alias=True, exclude={"enabled"})
+    shared = [rule_set.timezone, repr(rule_set.location)]
+    shared += [f"{n}={rule_set.zones[n]}" for n in sorted(rule_set.zones) if f'"{n}"' in text]
+    shared += [
+        f"{n}={rule_set.calendars[n]}" for n in sorted(rule_set.calendars) if f'"{n}"' in text
+    ]
+    if '"*"' in text:
+        shared += [f"{n}={rule_set.zones[n]}" for n in sorted(rule_set.zones)]
+    return hashlib.sha256("\n".join([text, *shared]).encode()).hexdigest()[:24]
+
+
+class Engine:
+    """The rule engine (implements `firing.RuleEngine`)."""
+
+    def __init__(self, rule_set: RuleSet | None = None, *, lateness: float | None = None) -> None:
+        self._lateness_override = lateness
+        self.lateness = lateness if lateness is not None else 60.0
+        self.rules: dict[str, RuleRuntime] = {}
+        self.enabled: dict[str, bool] = {}
+        self.fingerprints: dict[str, str] = {}
+        self.versions: dict[str, int] = {}
+        self.by_type: dict[str, list[tuple[RuleRuntime, str, CompiledFilter]]] = {}
+        self.watermark = float("-inf")
+        self.newest = float("-inf")
+        self.buffer: list[tuple[float, int, ChangeRecord]] = []
+        self.timers: list[tuple[float, int, str, int, str, str]] = []
+        self.order = 0
+        self.too_late = 0
+        self.changes = 0
+        self.rule_set = RuleSet()
+        self.env = self._env(self.rule_set, WorldState(Plane(self.rule_set.location), ()))
+        if rule_set is not None:
+            self.load(rule_set)
+
+    # -- rules ---------------------------------------------------------------------------
+
+    def _env(self, rule_set: RuleSet, state: WorldState) -> Env:
+        zone = ZoneInfo(rule_set.timezone)
+        return Env(
+            plane=state.plane,
+            zones=Zones(rule_set.zones),
+            sun=Sun(rule_set.location, zone),
+            zone_info=zone,
+            calendars={name: list(days) for name, days in rule_set.calendars.items()},
+            state=state,
+        )
+
+    def load(self, rule_set: RuleSet) -> LoadReport:
+        """Replace the rule set; rules whose definition did not change keep their state."""
+        kept_types = _kept_types(rule_set)
+        old_state = self.env.state
+        state = WorldState(Plane(rule_set.location), kept_types)
+        if old_state.plane.origin == state.plane.origin:
+            for (tenant, _), entities in old_state.entities.items():
+                for entity in entities.values():
+                    state.put(tenant, entity)
+        env = self._env(rule_set, state)
+        added: list[str] = []
+        changed: list[str] = []
+        kept: list[str] = []
+        rules: dict[str, RuleRuntime] = {}
+        for rule in rule_set.rules:
+            digest = fingerprint(rule, rule_set)
+            old = self.rules.get(rule.id)
+            if old is not None and self.fingerprints.get(rule.id) == digest:
+                version = old.version
+                kept.append(rule.id)
+            else:
+                version = self.versions.get(rule.id, 0) + 1
+                (changed if rule.id in self.versions else added).append(rule.id)
+            runtime = KINDS[rule.kind](rule, version, env, self._timer_for(rule.id, version))
+            if old is not None and old.version == version:
+                runtime.states = old.states
+                runtime.metrics = old.metrics
+            rules[rule.id] = runtime
+            self.versions[rule.id] = version
+            self.fingerprints[rule.id] = digest
+            self.enabled[rule.id] = (
+                self.enabled.get(rule.id, rule.enabled) if rule.id in kept else rule.enabled
+            )
+        removed = sorted(set(self.rules) - set(rules))
+        for rule_id in removed:
+            self.enabled.pop(rule_id, None)
+            self.fingerprints.pop(rule_id, None)
+        self.rules = rules
+        self.rule_set = rule_set
+        self.env = env
+        if self._lateness_override is None:
+            self.lateness = rule_set.lateness
+        self._index()
+        return LoadReport(tuple(added), tuple(changed), tuple(kept), tuple(removed))
+
+    def load_yaml(self, text: str, source: str = "<rules>") -> LoadReport:
+        """Replace the rule set with one given as YAML text (RuleSetError if it is wrong)."""
+        return self.load(load_rule_set_text(text, source))
+
+    def _timer_for(self, rule_id: str, version: int) -> Any:
+        def timer(due: float, state_key: str, tag: str) -> None:
+            heapq.heappush(self.timers, (due, self.order, rule_id, version, state_key, tag))
+            self.order += 1
+
+        return timer
+
+    def _index(self) -> None:
+        self.by_type = {}
+        for rule_id in sorted(self.rules):
+            if not self.enabled.get(rule_id, True):
+                continue
+            runtime = self.rules[rule_id]
+            for role, check in runtime.triggers():
+                for type_name in sorted(check.types):
+                    self.by_type.setdefault(type_name, []).append((runtime, role, check))
+
+    def enable(self, rule_id: str, enabled: bool = True) -> None:
+        """Turn a rule on or off (off forgets its state: it starts afresh when turned on)."""
+        if rule_id not in self.rules:
+            raise KeyError(rule_id)
+        if not enabled:
+            self.rules[rule_id].states.clear()
+        self.enabled[rule_id] = enabled
+        self._index()
+
+    def rule_infos(self) -> list[RuleInfo]:
+        """Return the loaded rules, by id."""
+        return [
+            RuleInfo(
+                r.id, r.version, r.rule.kind, self.enabled.get(r.id, True), self.fingerprints[r.id]
+            )
+            for r in sorted(self.rules.values(), key=lambda r: r.id)
+        ]
+
+    def metrics(self) -> dict[str, Any]:
+        """Return the engine's counters and each rule's metrics."""
+        return {
+            "changes": self.changes,
+            "tooLate": self.too_late,
+            "buffered": len(self.buffer),
+            "timers": len(self.timers),
+            "watermark": self.watermark if self.watermark > float("-inf") else None,
+            "rules": {
+                r.id: {"version": r.version, **r.metrics.as_dict()} for r in self.rules.values()
+            },
+        }
+
+    @property
+    def kept_types(self) -> frozenset[str]:
+        """Return the entity types whose current state the rules join with (local names)."""
+        return self.env.state.kept
+
+    @property
+    def prime_types(self) -> frozenset[str]:
+        """Return the types `prime` wants: joined ones and those absence rules watch."""
+        watched = {
+            name
+            for runtime in self.rules.values()
+            if runtime.rule.kind == "absence" and runtime.rule.when is not None
+            for name in runtime.rule.when.type or ()
+        }
+        return self.env.state.kept | watched
+
+    # -- changes ---------------------------------------------------------------------------
+
+    def prime(self, tenant: str, entities: Iterable[StoredEntity]) -> None:
+        """Load the current state of entities (joined types; devices absence rules watch)."""
+        absences = [
+            r
+            for r in self.rules.values()
+            if r.rule.kind == "absence" and self.enabled.get(r.id, True)
+        ]
+        state = self.env.state
+        for entity in entities:
+            if state.types_of(entity):
+                state.put(tenant, entity)
+            if absences:
+                moment = last_seen(entity)
+                if moment is None:
+                    continue
+                for runtime in absences:
+                    if runtime.tenants is None or tenant in runtime.tenants:
+                        runtime.prime(tenant, entity, moment)
+
+    def process(self, change: ChangeRecord) -> list[Firing]:
+        """Take one committed change; return what fired (maybe for earlier, buffered changes)."""
+        self.changes += 1
+        if change.kind == ChangeKind.DELETE:
+            moment = parse_moment(change.at) or self.newest
+        else:
+            moment = event_time(change.entity, change.changed, change.at)
+        if moment < self.watermark:
+            self.too_late += 1
+            self._apply_state(change)
+            return []
+        if moment > self.newest:
+            self.newest = moment
+        heapq.heappush(self.buffer, (moment, self.order, change))
+        self.order += 1
+        self.watermark = max(self.watermark, self.newest - self.lateness)
+        return self._drain()
+
+    def advance(self, now: datetime) -> list[Firing]:
+        """Move the watermark to `now` minus the lateness; return what came due."""
+        self.watermark = max(self.watermark, now.timestamp() - self.lateness)
+        return self._drain()
+
+    def flush(self) -> list[Firing]:
+        """Process every buffered change and due timer up to the newest event time (backtests)."""
+        self.watermark = max(self.watermark, self.newest)
+        return self._drain()
+
+    def _drain(self) -> list[Firing]:
+        fired: list[Firing] = []
+        buffer, timers, watermark = self.buffer, self.timers, self.watermark
+        while True:
+            change_at = buffer[0][0] if buffer and buffer[0][0] <= watermark else None
+            if (
+                timers
+                and timers[0][0] <= watermark
+                and (change_at is None or timers[0][0] < change_at)
+            ):
+                due, _, rule_id, version, state_key, tag = heapq.heappop(timers)
+                runtime = self.rules.get(rule_id)
+                if (
+                    runtime is not None
+                    and runtime.version == version
+                    and self.enabled.get(rule_id, True)
+                ):
+                    started = time.perf_counter()
+                    fired.extend(runtime.on_timer(state_key, tag, due))
+                    runtime.timed(started)
+                continue
+            if change_at is None:
+                return fired
+            moment, _, change = heapq.heappop(buffer)
+            fired.extend(self._apply(change, moment))
+
+    def _apply_state(self, change: ChangeRecord) -> None:
+        state = self.env.state
+        if state.kept and state.types_of(change.entity):
+            if change.kind == ChangeKind.DELETE:
+                state.remove(change.tenant, change.entity)
+            else:
+                state.put(change.tenant, change.entity)
+
+    def _apply(self, change: ChangeRecord, moment: float) -> list[Firing]:
+        self._apply_state(change)
+        if change.kind == ChangeKind.DELETE:
+            for type_iri in change.entity.types:
+                for runtime, _, _ in self.by_type.get(local_name(type_iri), ()):
+                    runtime.forget(change.tenant, change.entity)
+            return []
+        entity = change.entity
+        fired: list[Firing] = []
+        names = None
+        for type_iri in entity.types:
+            type_name = local_name(type_iri)
+            rules = self.by_type.get(type_name)
+            if not rules:
+                continue
+            if names is None:
+                names = name_map(entity)
+            event = Event(
+                change.tenant,
+                entity,
+                names,
+                change.changed,
+                change.kind == ChangeKind.CREATE,
+                moment,
+                change.seq,
+                type_name,
+            )
+            clock = time.perf_counter
+            started = clock()
+            for runtime, role, _ in rules:
+                if runtime.tenants is not None and change.tenant not in runtime.tenants:
+                    continue
+                metrics = runtime.metrics
+                metrics.events += 1
+                found = runtime.on_event(role, event)
+                if found:
+                    fired.extend(found)
+                ended = clock()
+                metrics.seconds += ended - started
+                started = ended
+        return fired
+
+    # -- state -----------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the engine's state (windows, pending patterns, timers, joined state)."""
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "watermark": finite(self.watermark),
+            "newest": finite(self.newest),
+            "order": self.order,
+            "tooLate": self.too_late,
+            "changes": self.changes,
+            "buffer": [[t, order, change_data(change)] for t, order, change in sorted(self.buffer)],
+            "timers": [list(timer) for timer in sorted(self.timers)],
+            "rules": {
+                rule_id: {
+                    "version": runtime.version,
+                    "fingerprint": self.fingerprints[rule_id],
+                    "enabled": self.enabled.get(rule_id, True),
+                    "states": copy_data(runtime.states),
+                }
+                for rule_id, runtime in sorted(self.rules.items())
+            },
+            "world": self.env.state.snapshot(),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back a snapshot; rules whose definition changed since start afresh."""
+        if state.get("format") != SNAPSHOT_FORMAT:
+            raise ValueError(f"not a rule engine snapshot of format {SNAPSHOT_FORMAT}")
+        self.watermark = moment_or_never(state["watermark"])
+        self.newest = moment_or_never(state["newest"])
+        self.order = int(state["order"])
+        self.too_late = int(state.get("tooLate", 0))
+        self.changes = int(state.get("changes", 0))
+        self.buffer = [(t, order, change_from(data)) for t, order, data in state["buffer"]]
+        heapq.heapify(self.buffer)
+        saved = state["rules"]
+        timers = []
+        for rule_id, runtime in self.rules.items():
+            item = saved.get(rule_id)
+            if item is None or item["fingerprint"] != self.fingerprints[rule_id]:
+                continue
+            old_version = int(item["version"])
+            if old_version != runtime.version:
+                runtime.version = old_version
+                runtime.timer = self._timer_for(rule_id, old_version)
+                self.versions[rule_id] = old_version
+            runtime.states = copy_data(item["states"])
+            self.enabled[rule_id] = bool(item["enabled"])
+        for due, order, rule_id, version, state_key, tag in state["timers"]:
+            owner = self.rules.get(rule_id)
+            if owner is not None and owner.version == version:
+                timers.append((due, order, rule_id, version, state_key, tag))
+        heapq.heapify(timers)
+        self.timers = timers
+        self.env.state.restore(state["world"])
+        self._index()
+
+
+def _kept_types(rule_set: RuleSet) -> set[str]:
+    kept: set[str] = set()
+    for rule in rule_set.rules:
+        for join in rule.require:
+            kept.update(join.type)
+        for action in rule.actions:
+            if (
+                action.target is not None
+                and not isinstance(action.target, str)
+                and action.target.type
+            ):
+                kept.update(action.target.type)
+    return kept

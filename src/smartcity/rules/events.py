@@ -1,0 +1,294 @@
+"""A change as rules see it (its event time, entity and names), filters, keys and subjects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import shapely
+
+from smartcity.core.entity import StoredEntity
+from smartcity.rules.calendars import Sun
+from smartcity.rules.compile import CompiledFilter, memo_slot
+from smartcity.rules.model import KeyBy
+from smartcity.rules.names import NameMap, name_map
+from smartcity.rules.spatial import Plane, Point, Zones, entity_geometry, entity_point, grid_cell
+from smartcity.rules.state import WorldState, attribute_value
+
+_UNSET: Any = object()
+Item = list[Any]
+"""A remembered change: ``[t, seq, entity_id, type, ...]`` (JSON-ready)."""
+Timer = Callable[[float, str, str], None]
+"""Ask to be called back at an event time: (due, state key, tag)."""
+
+
+@dataclass(slots=True)
+class Env:
+    """What the rules of one rule set share."""
+
+    plane: Plane
+    zones: Zones
+    sun: Sun
+    zone_info: ZoneInfo
+    calendars: dict[str, list[date]]
+    state: WorldState
+
+
+class Event:
+    """One change as the rules see it, at its event time."""
+
+    __slots__ = (
+        "_point",
+        "changed",
+        "created",
+        "entity",
+        "memo",
+        "names",
+        "seq",
+        "t",
+        "tenant",
+        "type_name",
+        "values",
+    )
+
+    def __init__(
+        self,
+        tenant: str,
+        entity: StoredEntity,
+        names: NameMap,
+        changed: list[str],
+        created: bool,
+        t: float,
+        seq: int,
+        type_name: str,
+    ) -> None:
+        self.tenant = tenant
+        self.entity = entity
+        self.names = names
+        self.changed = changed
+        self.created = created
+        self.t = t
+        self.seq = seq
+        self.type_name = type_name
+        self._point: Any = _UNSET
+        self.memo: dict[int, Any] = {}
+        """Answers of filters and keys, by slot, shared by the rules this change meets."""
+        self.values: dict[str, Any] = {}
+
+    def value(self, name: str) -> Any:
+        """Return an attribute's value (a relationship's object), read once per change."""
+        values = self.values
+        if name in values:
+            return values[name]
+        found = values[name] = attribute_value(self.entity, self.names, name)
+        return found
+
+    @property
+    def point(self) -> Point | None:
+        """Return where the changed entity is (its location)."""
+        if self._point is _UNSET:
+            self._point = entity_point(self.entity, self.names)
+        point: Point | None = self._point
+        return point
+
+    def item(self, *values: Any) -> Item:
+        """Return the change as a window or pattern item."""
+        return [self.t, self.seq, self.entity.id, self.type_name, *values]
+
+
+def passes(check: CompiledFilter, event: Event, zones: Zones) -> bool:
+    """Tell whether a change passes a filter (its type was checked by the engine's index)."""
+    memo = event.memo
+    found = memo.get(check.slot)
+    if found is None:
+        found = memo[check.slot] = _passes(check, event, zones)
+    return bool(found)
+
+
+def _passes(check: CompiledFilter, event: Event, zones: Zones) -> bool:
+    if check.watch is not None and not event.created:
+        iris = event.names.iris
+        changed = event.changed
+        for name in check.watch:
+            iri = iris.get(name)
+            if iri is not None and iri in changed:
+                break
+        else:
+            return False
+    return holds(check, event, zones)
+
+
+def holds(check: CompiledFilter, event: Event, zones: Zones) -> bool:
+    """Tell whether a changed entity meets a filter's id, q and zones (not its watch list)."""
+    memo = event.memo
+    found = memo.get(check.hold_slot)
+    if found is None:
+        found = memo[check.hold_slot] = _holds(check, event, zones)
+    return bool(found)
+
+
+def _holds(check: CompiledFilter, event: Event, zones: Zones) -> bool:
+    if check.id is not None and check.id.fullmatch(event.entity.id) is None:
+        return False
+    if check.q is not None and not check.q(event.entity, event.names):
+        return False
+    if check.spatial:
+        point = event.point
+        if point is None:
+            return False
+        if check.inside is not None and not _in(check.inside, point, event, zones):
+            return False
+        if check.outside is not None and _in(check.outside, point, event, zones):
+            return False
+    return True
+
+
+def _in(zone: str, point: Point, event: Event, zones: Zones) -> bool:
+    if zone.startswith("@"):
+        own = entity_geometry(event.entity, event.names, zone[1:])
+        if own is None:
+            return False
+        try:
+            return bool(own.covers(shapely.Point(point)))
+        except shapely.errors.ShapelyError:  # an invalid polygon from a device
+            return False
+    return zones.contains(zone, point)
+
+
+class Keyer:
+    """What a rule keeps its state by: entity, relationship, attribute, zone, grid cell, one."""
+
+    def __init__(self, key: str | KeyBy, env: Env) -> None:
+        self.env = env
+        self.kind = key if isinstance(key, str) else "by"
+        self.by = key if isinstance(key, KeyBy) else None
+        if self.by is not None and self.by.zone is not None:
+            self.zone_names = list(env.zones.names) if "*" in self.by.zone else list(self.by.zone)
+        self.slot = memo_slot("key" + repr(key))
+
+    def key(self, event: Event) -> tuple[str, dict[str, Any] | None] | None:
+        """Return the key of a change and the key's own geometry (zone, cell), if any."""
+        if self.kind == "entity":
+            return event.entity.id, None
+        memo = event.memo
+        found = memo.get(self.slot, _UNSET)
+        if found is _UNSET:
+            found = memo[self.slot] = self._key(event)
+        keyed: tuple[str, dict[str, Any] | None] | None = found
+        return keyed
+
+    def _key(self, event: Event) -> tuple[str, dict[str, Any] | None] | None:
+        if self.kind == "entity":
+            return event.entity.id, None
+        if self.kind == "global":
+            return "*", None
+        by = self.by
+        assert by is not None
+        if by.relationship is not None or by.attribute is not None:
+            value = attribute_value(
+                event.entity, event.names, by.relationship or by.attribute or ""
+            )
+            if value is None or isinstance(value, dict | list):
+                return None
+            return str(value), None
+        point = event.point
+        if point is None:
+            return None
+        if by.grid is not None:
+            return grid_cell(self.env.plane, point, by.grid)
+        zone = self.env.zones.zone_of(point, self.zone_names)
+        return (zone, self.env.zones.geojson[zone]) if zone is not None else None
+
+
+class Subject:
+    """Who a firing is about: the last change behind it, where, and its key's geometry.
+
+    Made for every evaluation but read only when something fires, so what it takes from the
+    change (the entity's position) is worked out only when asked.
+    """
+
+    __slots__ = ("_entity", "_event", "_names", "_point", "evidence", "geometry", "key", "tenant")
+
+    def __init__(
+        self,
+        tenant: str,
+        key: str,
+        entity: StoredEntity | None = None,
+        names: NameMap | None = None,
+        point: Point | None = None,
+        geometry: dict[str, Any] | None = None,
+        event: Event | None = None,
+    ) -> None:
+        self.tenant = tenant
+        self.key = key
+        self.geometry = geometry
+        self.evidence: list[Item] = []
+        self._event = event
+        self._entity = entity
+        self._names = names
+        self._point = point
+
+    @property
+    def entity(self) -> StoredEntity | None:
+        """Return the entity of the last change behind the firing."""
+        return self._event.entity if self._event is not None else self._entity
+
+    @property
+    def names(self) -> NameMap | None:
+        """Return the name map of that entity."""
+        return self._event.names if self._event is not None else self._names
+
+    @property
+    def point(self) -> Point | None:
+        """Return where that entity is."""
+        return self._event.point if self._event is not None else self._point
+
+
+SubjectSource = Subject | Callable[[], Subject]
+"""A subject, or how to make it (most evaluations fire nothing and never need one)."""
+
+
+def resolve(source: SubjectSource) -> Subject:
+    """Return the subject a source stands for."""
+    return source if isinstance(source, Subject) else source()
+
+
+def subject_of(event: Event, key: str, geometry: dict[str, Any] | None) -> Subject:
+    return Subject(event.tenant, key, geometry=geometry, event=event)
+
+
+def remember_where(state: dict[str, Any], subject: Subject, event: Event) -> None:
+    """Keep where a key's entity is, for timers; again only when its location changed."""
+    where = state.get("where")
+    if where is None or where.get("entity") != event.entity.id or event.created:
+        state["where"] = where_of(subject)
+        return
+    location = event.names.iris.get("location")
+    if location is not None and location in event.changed:
+        state["where"] = where_of(subject)
+
+
+def where_of(subject: Subject) -> dict[str, Any]:
+    return {
+        "entity": subject.entity.id if subject.entity is not None else None,
+        "point": list(subject.point) if subject.point is not None else None,
+        "geometry": subject.geometry,
+    }
+
+
+def restored_subject(env: Env, tenant: str, key: str, state: dict[str, Any]) -> Subject:
+    """Return the subject of a key when a timer (not a change) fires it."""
+    where = state.get("where") or {}
+    entity = env.state.get(tenant, where.get("entity") or "")
+    point = where.get("point")
+    return Subject(
+        tenant,
+        key,
+        entity,
+        name_map(entity) if entity is not None else None,
+        (point[0], point[1]) if point else None,
+        where.get("geometry"),
+    )

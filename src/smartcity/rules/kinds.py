@@ -1,0 +1,131 @@
+"""Rules that look at one change at a time: match, and state with its hysteresis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smartcity.rules.compile import CompiledFilter
+from smartcity.rules.events import (
+    Env,
+    Event,
+    Subject,
+    SubjectSource,
+    Timer,
+    holds,
+    passes,
+    resolve,
+    subject_of,
+)
+from smartcity.rules.firing import Firing
+from smartcity.rules.model import Rule
+from smartcity.rules.runtime import RuleRuntime
+
+
+class MatchRule(RuleRuntime):
+    """Fire on every change that passes the filter (while armed, at most once per `suppress`)."""
+
+    def __init__(self, rule: Rule, version: int, env: Env, timer: Timer) -> None:
+        super().__init__(rule, version, env, timer)
+        assert rule.when is not None
+        self.when = CompiledFilter(rule.when, set())
+
+    def triggers(self) -> list[tuple[str, CompiledFilter]]:
+        return [("when", self.when)]
+
+    def on_event(self, role: str, event: Event) -> list[Firing]:
+        if not passes(self.when, event, self.env.zones):
+            return []
+        self.metrics.matches += 1
+        keyed = self.keyer.key(event)
+        if keyed is None:
+            return []
+        subject = subject_of(event, *keyed)
+        if not self.armed(subject, event.t):
+            return []
+        subject.evidence = [event.item()]
+        state = self.state(event.tenant, subject.key)
+        firing = self.emit("fire", subject, event.t, {}, state)
+        return [firing] if firing else []
+
+
+class Hysteresis(RuleRuntime):
+    """Raise when a condition starts to hold (for long enough, while armed); clear when it ends."""
+
+    hold_for: float | None = None
+
+    def transition(
+        self,
+        source: SubjectSource,
+        state: dict[str, Any],
+        hot: bool,
+        cold: bool,
+        moment: float,
+        values: dict[str, Any],
+        start: float | None = None,
+    ) -> list[Firing]:
+        """Move a key's state on one evaluation; return the raise or clear it caused.
+
+        `start` is when the evaluated readings began (a tumbling block's start): a condition
+        that holds over a whole block has held since then.
+        """
+        if state.get("raised"):
+            if not cold:
+                return []
+            state["raised"] = False
+            state.pop("since", None)
+            if state.pop("silent", False):
+                return []
+            firing = self.emit("clear", resolve(source), moment, values, state)
+            return [firing] if firing else []
+        if not hot:
+            state.pop("since", None)
+            return []
+        if self.hold_for:
+            since = state.setdefault("since", moment if start is None else start)
+            if moment - since < self.hold_for:
+                return []
+        subject = resolve(source)
+        if not self.armed(subject, moment):
+            return []
+        state["raised"] = True
+        firing = self.emit("raise", subject, moment, values, state)
+        if firing is None:
+            state["silent"] = True
+            return []
+        return [firing]
+
+
+class StateRule(Hysteresis):
+    """Raised while the changed entity meets `condition` (illegal parking, out of safe zone)."""
+
+    def __init__(self, rule: Rule, version: int, env: Env, timer: Timer) -> None:
+        super().__init__(rule, version, env, timer)
+        assert rule.when is not None
+        assert rule.condition is not None
+        self.condition = CompiledFilter(rule.condition, set())
+        reads = set(self.condition.watch or ())
+        if rule.condition.inside or rule.condition.outside:
+            reads.add("location")
+        self.when = CompiledFilter(rule.when, reads)
+        self.hold_for = rule.for_
+
+    def triggers(self) -> list[tuple[str, CompiledFilter]]:
+        return [("when", self.when)]
+
+    def on_event(self, role: str, event: Event) -> list[Firing]:
+        if not passes(self.when, event, self.env.zones):
+            return []
+        self.metrics.matches += 1
+        keyed = self.keyer.key(event)
+        if keyed is None:
+            return []
+        key, geometry = keyed
+
+        def reading() -> Subject:
+            subject = subject_of(event, key, geometry)
+            subject.evidence = [event.item()]
+            return subject
+
+        hot = holds(self.condition, event, self.env.zones)
+        state = self.state(event.tenant, key)
+        return self.transition(reading, state, hot, not hot, event.t, {})

@@ -1,0 +1,191 @@
+"""Precompiled conditions: NGSI-LD ``q`` over a changed entity, by the names rules use.
+
+Conditions are parsed by the broker's parser (`core.qlang.parse_q`) and keep its meaning exactly:
+leaves compare through the broker's own predicates and keys (`core.qeval`). What this module adds
+is speed: each leaf's predicate is built once, not at every evaluation, and attribute names are
+found through the entity's cached name map (`names.py`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from smartcity.core.entity import StoredEntity
+from smartcity.core.qeval import (
+    as_number,
+    compare_predicate,
+    instance_keys,
+    match_predicate,
+    resolve,
+    value_keys,
+)
+from smartcity.core.qlang import And, AttrPath, Compare, Exists, Match, Node, Or, parse_q
+from smartcity.rules.names import NameMap
+
+Condition = Callable[[StoredEntity, NameMap], bool]
+_ids = itertools.count(1)
+
+
+def q_names(expr: Node) -> set[str]:
+    """Return the attribute names a q tree reads."""
+    if isinstance(expr, And | Or):
+        return set().union(*(q_names(item) for item in expr.items))
+    if isinstance(expr, Compare | Match | Exists):
+        return {expr.path.attr}
+    return set()
+
+
+def compile_q(text: str) -> tuple[Condition, set[str]]:
+    """Return a fast test for a q condition and the attribute names it reads."""
+    expr = parse_q(text)
+    return _compile(expr), q_names(expr)
+
+
+def _compile(expr: Node) -> Condition:
+    if isinstance(expr, And):
+        parts = tuple(_compile(item) for item in expr.items)
+        return lambda entity, names: all(part(entity, names) for part in parts)
+    if isinstance(expr, Or):
+        parts = tuple(_compile(item) for item in expr.items)
+        return lambda entity, names: any(part(entity, names) for part in parts)
+    if isinstance(expr, Exists):
+        return _exists(expr)
+    if isinstance(expr, Compare):
+        return _leaf(expr.path, compare_predicate(expr), expr.op == "!=")
+    if isinstance(expr, Match):
+        return _leaf(expr.path, match_predicate(expr), expr.negated)
+    raise TypeError(f"not a q expression: {expr!r}")
+
+
+def _exists(expr: Exists) -> Condition:
+    path, negated = expr.path, expr.negated
+    if path.top_level:
+
+        def top(entity: StoredEntity, names: NameMap) -> bool:
+            iri = names.iris.get(path.attr)
+            return bool(iri is not None and entity.attrs.get(iri)) != negated
+
+        return top
+
+    def deep(entity: StoredEntity, names: NameMap) -> bool:
+        iri = names.iris.get(path.attr)
+        if iri is None:
+            return negated
+        found = any(present for present, _ in resolve(replace(path, attr=iri), entity))
+        return found != negated
+
+    return deep
+
+
+def _leaf(path: AttrPath, predicate: Callable[[Any], bool], negated: bool) -> Condition:
+    """Return the test of one comparison, as `core.qeval._holds` defines it."""
+    attr = path.attr
+    if path.top_level:
+
+        def top(entity: StoredEntity, names: NameMap) -> bool:
+            iri = names.iris.get(attr)
+            if iri is None:
+                return False
+            for instance in entity.attrs.get(iri, ()):
+                value = instance.get("value")
+                if (
+                    value.__class__ in (int, float)
+                    and instance.get("type", "Property") == "Property"
+                ):
+                    hit = predicate(("num", as_number(value)))  # the common case, without a list
+                else:
+                    hit = any(predicate(key) for key in instance_keys(instance))
+                if hit != negated:
+                    return True
+            return False
+
+        return top
+    paths: dict[str, AttrPath] = {}
+
+    def deep(entity: StoredEntity, names: NameMap) -> bool:
+        iri = names.iris.get(attr)
+        if iri is None:
+            return False
+        expanded = paths.get(iri)
+        if expanded is None:
+            expanded = paths[iri] = replace(path, attr=iri)
+        for present, keys in resolve(expanded, entity):
+            if present and any(predicate(key) for key in keys) != negated:
+                return True
+        return False
+
+    return deep
+
+
+ValuesCondition = Callable[[dict[str, Any]], bool]
+
+
+def compile_values_q(text: str) -> ValuesCondition:
+    """Return a test of a q condition over named values (aggregates), each a Property's value.
+
+    Leaves keep `core.qeval`'s meaning for a Property that holds the value; paths into values
+    (``x[k]``, ``x.observedAt``) go through an entity made of the values.
+    """
+    return _compile_values(parse_q(text))
+
+
+def _compile_values(expr: Node) -> ValuesCondition:
+    if isinstance(expr, And):
+        parts = tuple(_compile_values(item) for item in expr.items)
+        return lambda values: all(part(values) for part in parts)
+    if isinstance(expr, Or):
+        parts = tuple(_compile_values(item) for item in expr.items)
+        return lambda values: any(part(values) for part in parts)
+    if not isinstance(expr, Compare | Match | Exists):
+        raise TypeError(f"not a q expression: {expr!r}")
+    path = expr.path
+    if not path.top_level:
+        condition = _compile(expr)
+        return lambda values: condition(*values_entity(values))
+    name = path.attr
+    if isinstance(expr, Exists):
+        negated = expr.negated
+        return lambda values: (values.get(name) is not None) != negated
+    if isinstance(expr, Compare):
+        predicate, negated = compare_predicate(expr), expr.op == "!="
+    else:
+        predicate, negated = match_predicate(expr), expr.negated
+
+    def leaf(values: dict[str, Any]) -> bool:
+        value = values.get(name)
+        if value is None:
+            return False
+        if value.__class__ in (int, float):
+            return predicate(("num", as_number(value))) != negated
+        return any(predicate(key) for key in value_keys(value)) != negated
+
+    return leaf
+
+
+def condition_id() -> int:
+    """Return a fresh id for a compiled condition (its cache slot in name maps)."""
+    return next(_ids)
+
+
+_VALUE_NAMES: dict[tuple[str, ...], NameMap] = {}
+
+
+def values_entity(values: dict[str, Any]) -> tuple[StoredEntity, NameMap]:
+    """Return aggregates as an entity of Properties, so a q condition can test them."""
+    attrs = {
+        name: [{"type": "Property", "value": value}]
+        for name, value in values.items()
+        if value is not None
+    }
+    entity = StoredEntity("urn:smartcity:rules:values", [], attrs)
+    shape = tuple(attrs)
+    names = _VALUE_NAMES.get(shape)
+    if names is None:
+        names = NameMap(())
+        names.iris = {name: name for name in shape}
+        if len(_VALUE_NAMES) < 10_000:
+            _VALUE_NAMES[shape] = names
+    return entity, names

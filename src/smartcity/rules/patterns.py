@@ -1,0 +1,226 @@
+"""Rules over time: sequences (A then B, A without B) and absences (silent devices)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smartcity.core.entity import StoredEntity
+from smartcity.rules.compile import CompiledFilter
+from smartcity.rules.events import (
+    Env,
+    Event,
+    Subject,
+    Timer,
+    passes,
+    remember_where,
+    restored_subject,
+    subject_of,
+    where_of,
+)
+from smartcity.rules.firing import Firing
+from smartcity.rules.kinds import MatchRule, StateRule
+from smartcity.rules.model import Rule
+from smartcity.rules.names import format_moment, local_name, name_map, parse_moment
+from smartcity.rules.runtime import RuleRuntime
+from smartcity.rules.windowed import AggregateRule, ThresholdRule
+
+
+class SequenceRule(RuleRuntime):
+    """A followed by B within a time (same key, or within a distance); or A without B."""
+
+    def __init__(self, rule: Rule, version: int, env: Env, timer: Timer) -> None:
+        super().__init__(rule, version, env, timer)
+        assert rule.sequence is not None
+        self.spec = rule.sequence
+        self.first = CompiledFilter(rule.sequence.first, set())
+        self.then = CompiledFilter(rule.sequence.then, set())
+
+    def triggers(self) -> list[tuple[str, CompiledFilter]]:
+        return [("then", self.then), ("first", self.first)]
+
+    def _slot(self, event: Event, key: str) -> str:
+        return "*" if self.spec.distance is not None else key
+
+    def on_event(self, role: str, event: Event) -> list[Firing]:
+        check = self.then if role == "then" else self.first
+        if not passes(check, event, self.env.zones):
+            return []
+        self.metrics.matches += 1
+        keyed = self.keyer.key(event)
+        if keyed is None:
+            return []
+        key, geometry = keyed
+        state = self.state(event.tenant, self._slot(event, key))
+        pending: list[list[Any]] = state.setdefault("pending", [])
+        within = self.spec.within
+        if role == "first":
+            point = event.point
+            pending.append([*event.item(), key, list(point) if point else None])
+            if self.spec.absent:
+                self.timer(event.t + within, event.tenant + "\x1f" + self._slot(event, key), "due")
+            return []
+        matched = [
+            a for a in pending if a[0] <= event.t <= a[0] + within and self._near(a, event, key)
+        ]
+        if self.spec.absent:
+            for a in matched:
+                pending.remove(a)
+            return []
+        pending[:] = [a for a in pending if a[0] + within >= event.t]
+        if not matched:
+            return []
+        first = matched[0]
+        pending.remove(first)
+        subject = subject_of(event, first[4], geometry)
+        if not self.armed(subject, event.t):
+            return []
+        subject.evidence = [first[:4], event.item()]
+        values = {"gap": event.t - first[0], "first": first[2], "then": event.entity.id}
+        firing = self.emit("fire", subject, event.t, values, self.state(event.tenant, first[4]))
+        return [firing] if firing else []
+
+    def _near(self, first: list[Any], event: Event, key: str) -> bool:
+        if self.spec.distance is None:
+            return bool(first[4] == key)
+        point = event.point
+        if point is None or first[5] is None:
+            return False
+        return self.env.plane.distance((first[5][0], first[5][1]), point) <= self.spec.distance
+
+    def on_timer(self, state_key: str, tag: str, due: float) -> list[Firing]:
+        state = self.states.get(state_key)
+        if state is None:
+            return []
+        pending = state.get("pending", [])
+        due_now = [a for a in pending if a[0] + self.spec.within <= due]
+        pending[:] = [a for a in pending if a[0] + self.spec.within > due]
+        tenant = state_key.split("\x1f", 1)[0]
+        fired: list[Firing] = []
+        for first in due_now:
+            entity = self.env.state.get(tenant, first[2])
+            point = (first[5][0], first[5][1]) if first[5] else None
+            subject = Subject(tenant, first[4], entity, name_map(entity) if entity else None, point)
+            subject.evidence = [first[:4]]
+            moment = first[0] + self.spec.within
+            if self.schedule is not None and not self.schedule.armed(moment):
+                continue
+            firing = self.emit(
+                "fire", subject, moment, {"first": first[2]}, self.state(tenant, first[4])
+            )
+            if firing:
+                fired.append(firing)
+        return fired
+
+
+class AbsenceRule(RuleRuntime):
+    """Raise when nothing was heard from a key for `after`; clear when it speaks again."""
+
+    def __init__(self, rule: Rule, version: int, env: Env, timer: Timer) -> None:
+        super().__init__(rule, version, env, timer)
+        assert rule.when is not None
+        assert rule.after is not None
+        self.when = CompiledFilter(rule.when, set())
+        self.after = rule.after
+
+    def triggers(self) -> list[tuple[str, CompiledFilter]]:
+        return [("when", self.when)]
+
+    def on_event(self, role: str, event: Event) -> list[Firing]:
+        if not passes(self.when, event, self.env.zones):
+            return []
+        self.metrics.matches += 1
+        keyed = self.keyer.key(event)
+        if keyed is None:
+            return []
+        subject = subject_of(event, *keyed)
+        state = self.state(event.tenant, subject.key)
+        if event.t < state.get("last", float("-inf")):
+            return []
+        state["last"] = event.t
+        remember_where(state, subject, event)
+        state["seen"] = event.item()
+        if not state.get("armed"):  # one timer per key at a time, moved on when it comes due
+            state["armed"] = True
+            self.timer(event.t + self.after, event.tenant + "\x1f" + subject.key, "silent")
+        if not state.get("raised"):
+            return []
+        state["raised"] = False
+        if state.pop("silent", False):
+            return []
+        subject.evidence = [event.item()]
+        firing = self.emit("clear", subject, event.t, {"silentSeconds": 0}, state)
+        return [firing] if firing else []
+
+    def prime(self, tenant: str, entity: StoredEntity, moment: float) -> None:
+        names = name_map(entity)
+        type_names = [name for x in entity.types if (name := local_name(x)) in self.when.types]
+        if not type_names:
+            return
+        event = Event(tenant, entity, names, [], True, moment, 0, type_names[0])
+        if self.when.q is not None and not self.when.q(entity, names):
+            return
+        keyed = self.keyer.key(event)
+        if keyed is None:
+            return
+        state = self.state(tenant, keyed[0])
+        if "last" in state:
+            return
+        state["last"] = moment
+        state["where"] = where_of(subject_of(event, *keyed))
+        state["seen"] = event.item()
+        state["armed"] = True
+        self.timer(moment + self.after, tenant + "\x1f" + keyed[0], "silent")
+
+    def on_timer(self, state_key: str, tag: str, due: float) -> list[Firing]:
+        state = self.states.get(state_key)
+        if state is None:
+            return []
+        state["armed"] = False
+        silent_from = state.get("last", 0.0) + self.after
+        if silent_from > due:  # heard from since the timer was set: wait on
+            state["armed"] = True
+            self.timer(silent_from, state_key, "silent")
+            return []
+        if state.get("raised"):
+            return []
+        tenant, key = state_key.split("\x1f", 1)
+        subject = restored_subject(self.env, tenant, key, state)
+        subject.evidence = [state["seen"]] if state.get("seen") else []
+        if not self.armed(subject, due) and (self.joins or self.schedule):
+            return []
+        state["raised"] = True
+        values = {"silentSeconds": self.after, "lastSeen": _iso(state["last"])}
+        firing = self.emit("raise", subject, due, values, state)
+        if firing is None:
+            state["silent"] = True
+            return []
+        return [firing]
+
+
+def _iso(moment: float) -> str:
+
+    return format_moment(moment)
+
+
+KINDS: dict[str, type[RuleRuntime]] = {
+    "match": MatchRule,
+    "state": StateRule,
+    "threshold": ThresholdRule,
+    "aggregate": AggregateRule,
+    "sequence": SequenceRule,
+    "absence": AbsenceRule,
+}
+
+
+def last_seen(entity: StoredEntity) -> float | None:
+    """Return the newest observedAt (else modifiedAt) of an entity, for priming absences."""
+    newest = None
+    for instances in entity.attrs.values():
+        for instance in instances:
+            observed = instance.get("observedAt")
+            moment = parse_moment(observed) if isinstance(observed, str) else None
+            if moment is not None and (newest is None or moment > newest):
+                newest = moment
+    if newest is None and entity.modified_at:
+        newest = parse_moment(entity.modified_at)
+    return newest

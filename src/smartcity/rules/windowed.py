@@ -1,0 +1,205 @@
+"""Rules over windows of readings: thresholds (with hysteresis) and aggregates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smartcity.rules.aggregates import Aggregate, Item, Windowing, parse_aggregate
+from smartcity.rules.compile import CompiledFilter
+from smartcity.rules.events import (
+    Env,
+    Event,
+    Subject,
+    SubjectSource,
+    Timer,
+    passes,
+    remember_where,
+    resolve,
+    restored_subject,
+)
+from smartcity.rules.firing import Firing
+from smartcity.rules.kinds import Hysteresis
+from smartcity.rules.match import compile_values_q
+from smartcity.rules.model import Rule, parse_threshold
+from smartcity.rules.state import OPERATORS
+
+
+class WindowedRule(Hysteresis):
+    """A rule that keeps a window of readings per key (threshold and aggregate rules)."""
+
+    windowing: Windowing
+    when: CompiledFilter
+    plain = ""
+    """The attribute a threshold without a window reads."""
+
+    def setup_window(self, rule: Rule, extra: dict[str, Aggregate]) -> CompiledFilter:
+        """Compile the window and return the `when` filter that watches its attributes."""
+        aggregates = {name: parse_aggregate(text) for name, text in rule.aggregates.items()}
+        aggregates.update(extra)
+        self.windowing = Windowing(rule.window, aggregates)
+        assert rule.when is not None
+        return CompiledFilter(rule.when, set(self.windowing.columns))
+
+    def read(self, event: Event) -> Item:
+        """Return a change as a window item (its time, origin and the watched values)."""
+        value = event.value
+        return event.item(*[value(column) for column in self.windowing.columns])
+
+    def close_blocks(
+        self, subject: Subject, state: dict[str, Any], blocks: list[list[Item]]
+    ) -> list[Firing]:
+        """Evaluate closed tumbling blocks (at the end of each)."""
+        fired: list[Firing] = []
+        for items in blocks:
+            end = self.block_end(items)
+            start = end - self.windowing.size if self.windowing.size is not None else items[0][0]
+            subject.evidence = items
+            fired.extend(self.evaluate(subject, state, self.windowing.values(items), end, start))
+        return fired
+
+    def block_end(self, items: list[Item]) -> float:
+        """Return when a tumbling block ended (time blocks) or its last reading (count blocks)."""
+        if self.windowing.size is not None:
+            return self.windowing.block_of(items[0][0]) + self.windowing.size
+        return float(items[-1][0])
+
+    def evaluate(
+        self,
+        subject: SubjectSource,
+        state: dict[str, Any],
+        values: dict[str, Any],
+        moment: float,
+        start: float | None = None,
+    ) -> list[Firing]:
+        """Evaluate the rule's condition on a window's values."""
+        raise NotImplementedError
+
+    def on_event(self, role: str, event: Event) -> list[Firing]:
+        when = self.when
+        passed = event.memo.get(when.slot)
+        if passed is None:
+            passed = passes(when, event, self.env.zones)
+        if not passed:
+            return []
+        self.metrics.matches += 1
+        keyed = self.keyer.key(event)
+        if keyed is None:
+            return []
+        tenant = event.tenant
+        key, geometry = keyed
+        state_key = tenant + "\x1f" + key
+        state = self.states.get(state_key)
+        if state is None:
+            state = self.states[state_key] = {}
+        windowing = self.windowing
+        if windowing.window is None:  # a reading's own value: no window to keep
+
+            def reading() -> Subject:
+                subject = Subject(tenant, key, geometry=geometry, event=event)
+                subject.evidence = [event.item()]
+                return subject
+
+            return self.evaluate(reading, state, {"value": event.value(self.plain)}, event.t)
+        item = self.read(event)
+        if windowing.tumbling:
+            subject = Subject(tenant, key, geometry=geometry, event=event)
+            had_block = state.get("block")
+            blocks = windowing.add(state, item)
+            fired = self.close_blocks(subject, state, blocks) if blocks else []
+            if windowing.size is not None and state.get("block") != had_block:
+                self.timer(state["block"] + windowing.size, state_key, "block")
+            remember_where(state, subject, event)
+            return fired
+        windowing.add(state, item)
+        items = state["items"]
+
+        def window() -> Subject:
+            subject = Subject(tenant, key, geometry=geometry, event=event)
+            subject.evidence = items
+            return subject
+
+        return self.evaluate(window, state, windowing.values(items, state), event.t)
+
+    def on_timer(self, state_key: str, tag: str, due: float) -> list[Firing]:
+        state = self.states.get(state_key)
+        if state is None:
+            return []
+        items = self.windowing.close_due(state, due)
+        if not items:
+            return []
+        tenant, key = state_key.split("\x1f", 1)
+        subject = restored_subject(self.env, tenant, key, state)
+        return self.close_blocks(subject, state, [items])
+
+
+class ThresholdRule(WindowedRule):
+    """Raise when a value (a reading or an aggregate) crosses `raise`; clear at `clear`."""
+
+    def __init__(self, rule: Rule, version: int, env: Env, timer: Timer) -> None:
+        super().__init__(rule, version, env, timer)
+        assert rule.value is not None
+        assert rule.raise_ is not None
+        self.value_name = rule.value if rule.value in rule.aggregates else "value"
+        extra = {} if rule.value in rule.aggregates else {"value": parse_aggregate(rule.value)}
+        self.when = self.setup_window(rule, extra)
+        plain = extra.get("value")
+        self.plain = (
+            (plain.attribute or "") if plain is not None and plain.function == "last" else ""
+        )
+        op, number = parse_threshold(rule.raise_)
+        self.hot = (OPERATORS[op], number)
+        self.cold = None
+        if rule.clear is not None:
+            op, number = parse_threshold(rule.clear)
+            self.cold = (OPERATORS[op], number)
+        self.hold_for = rule.for_
+
+    def triggers(self) -> list[tuple[str, CompiledFilter]]:
+        return [("when", self.when)]
+
+    def evaluate(
+        self,
+        subject: SubjectSource,
+        state: dict[str, Any],
+        values: dict[str, Any],
+        moment: float,
+        start: float | None = None,
+    ) -> list[Firing]:
+        value = values.get(self.value_name)
+        if value.__class__ not in (int, float):
+            return []
+        hot = self.hot[0](value, self.hot[1])
+        cold = self.cold[0](value, self.cold[1]) if self.cold else not hot
+        return self.transition(subject, state, hot, cold, moment, values, start)
+
+
+class AggregateRule(WindowedRule):
+    """Aggregates over a window, tested by `having`: at each block's end, or raised while true."""
+
+    def __init__(self, rule: Rule, version: int, env: Env, timer: Timer) -> None:
+        super().__init__(rule, version, env, timer)
+        assert rule.having is not None
+        self.when = self.setup_window(rule, {})
+        self.having = compile_values_q(rule.having)
+
+    def triggers(self) -> list[tuple[str, CompiledFilter]]:
+        return [("when", self.when)]
+
+    def evaluate(
+        self,
+        subject: SubjectSource,
+        state: dict[str, Any],
+        values: dict[str, Any],
+        moment: float,
+        start: float | None = None,
+    ) -> list[Firing]:
+        hot = self.having(values)
+        if self.windowing.tumbling:
+            if not hot:
+                return []
+            whom = resolve(subject)
+            if not self.armed(whom, moment):
+                return []
+            firing = self.emit("fire", whom, moment, values, state)
+            return [firing] if firing else []
+        return self.transition(subject, state, hot, not hot, moment, values)
