@@ -35,6 +35,9 @@ from smartcity.ingest.mqtt import MqttOptions
 from smartcity.ingest.schemas import SchemaCatalog
 from smartcity.ingest.standardize import SmartDataStandardizer
 from smartcity.ingest.writer import IngestWriter, WriterOptions
+from smartcity.rules.assembly import RuleParts, build_rules
+from smartcity.rules.plug import EnginePlug, engine_plug
+from smartcity.rules.service import RuleService
 from smartcity.storage.changelog import ChangeLogPruner
 from smartcity.storage.deadletters import SqlDeadLetterStore
 from smartcity.storage.history import SqlHistoryStore
@@ -109,6 +112,10 @@ class Platform:
     """Background loops that run while the platform serves (see `run_workers`)."""
     iot: Iot = field(init=False)
     """Devices: registry, IoT agent (MQTT and HTTP southbound), commands, health."""
+    rules: RuleService = field(init=False)
+    """Convergence-event rules: stored rules, firings, validation, backtests."""
+    rule_parts: RuleParts = field(init=False)
+    """The change relay and the engine worker (when `rules_enabled`), their state."""
 
     async def start(self) -> None:
         """Connect what needs an event loop (the bus); safe to call twice."""
@@ -144,8 +151,13 @@ async def _supervise(worker: Worker, stop: asyncio.Event) -> None:
             return
 
 
-def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
-    """Build the platform from settings; nothing here reads the environment."""
+def build_platform(
+    settings: Settings, clock: Clock | None = None, rules_engine: EnginePlug | None = None
+) -> Platform:
+    """Build the platform from settings; nothing here reads the environment.
+
+    `rules_engine` runs the rules with another engine than the installed one (tests, benches).
+    """
     clock = clock or SystemClock()
     store = open_store(settings.database_url, settings.database_schema)
     log.info("store opened", database=settings.redacted_database_url())
@@ -239,7 +251,28 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
         "adapter:",
         build_replayer(settings, platform.standardizer, platform.bus, platform.deadletters),
     )
+    attach_rules(platform, rules_engine or engine_plug())
     return platform
+
+
+def attach_rules(platform: Platform, plug: EnginePlug | None) -> None:
+    """Build the rules' parts; with `rules_enabled`, run the relay and the engine worker here."""
+    parts = build_rules(
+        platform.settings,
+        store=platform.store,
+        entities=platform.entities,
+        resolve=platform.contexts.resolve,
+        bus=platform.bus,
+        clock=platform.clock,
+        history=platform.history,
+        access=platform.access,
+        devices=platform.iot.devices,
+        plug=plug,
+    )
+    platform.rules, platform.rule_parts = parts.service, parts
+    for reader, position in parts.positions.items():
+        platform.change_log.register(reader, position)
+    platform.workers.extend(parts.workers)
 
 
 def adapter_worker(platform: Platform) -> Worker:

@@ -52,6 +52,10 @@ class Permission(StrEnum):
     """Replay and discard dead letters."""
     CONTROL_SIMULATION = "control-simulation"
     """Start, stop, pause and jump the district simulator (where it is enabled)."""
+    READ_RULES = "read-rules"
+    """Read convergence-event rules, their firings and metrics; validate and backtest rules."""
+    MANAGE_RULES = "manage-rules"
+    """Create, change, enable, disable and delete convergence-event rules."""
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -70,6 +74,8 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.READ_DEAD_LETTERS,
             Permission.MANAGE_DEAD_LETTERS,
             Permission.CONTROL_SIMULATION,
+            Permission.READ_RULES,
+            Permission.MANAGE_RULES,
         }
     ),
     Role.ANALYST: frozenset(
@@ -79,6 +85,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_SUBSCRIPTIONS,
             Permission.READ_DEVICES,
             Permission.READ_DEAD_LETTERS,
+            Permission.READ_RULES,
         }
     ),
     Role.AGENCY: frozenset({Permission.READ_ENTITIES, Permission.READ_HISTORY}),
