@@ -52,6 +52,13 @@ class ThresholdEngine:
         return [rule for rule in self.rules if rule.tenant == tenant]
 
     @staticmethod
+    def _observed(rule: RuleRecord, change: ChangeRecord) -> str:
+        """Return the event time of a change: the attribute's observedAt, else the change's."""
+        instances = change.entity.attrs.get(str(rule.doc["attribute"])) or []
+        observed = instances[0].get("observedAt") if instances else None
+        return str(observed) if observed else change.at
+
+    @staticmethod
     def _value(rule: RuleRecord, entity: StoredEntity) -> float | None:
         instances = entity.attrs.get(str(rule.doc["attribute"])) or []
         value = instance_value(instances[0]) if instances else None
@@ -65,14 +72,15 @@ class ThresholdEngine:
             value = None if change.kind == ChangeKind.DELETE else self._value(rule, change.entity)
             if value is None:
                 continue
-            self.last_seen[state] = change.at
+            at = self._observed(rule, change)
+            self.last_seen[state] = at
             above = value > float(rule.doc["above"])
             if above and state not in self.raised:
                 self.raised.add(state)
-                fired.append(self._firing(rule, change, "raise", value))
+                fired.append(self._firing(rule, change, "raise", value, at))
             elif not above and state in self.raised:
                 self.raised.discard(state)
-                fired.append(self._firing(rule, change, "clear", value))
+                fired.append(self._firing(rule, change, "clear", value, at))
         return fired
 
     def advance(self, now: datetime) -> list[Firing]:
@@ -109,7 +117,7 @@ class ThresholdEngine:
         )
 
     def _firing(
-        self, rule: RuleRecord, change: ChangeRecord, kind: FiringKind, value: float
+        self, rule: RuleRecord, change: ChangeRecord, kind: FiringKind, value: float, at: str
     ) -> Firing:
         entity = change.entity
         location = entity.attrs.get("https://uri.etsi.org/ngsi-ld/location")
@@ -119,7 +127,7 @@ class ThresholdEngine:
             tenant=change.tenant,
             key=entity.id,
             kind=kind,
-            at=change.at,
+            at=at,
             severity=str(rule.doc.get("severity", "medium")),
             actions=self._actions(rule),
             evidence=(
@@ -128,7 +136,7 @@ class ThresholdEngine:
                     entity.id,
                     _local(entity.types[0]) if entity.types else "",
                     change.seq,
-                    change.at,
+                    at,
                 ),
             ),
             values={"value": value, "above": rule.doc["above"]},
