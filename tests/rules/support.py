@@ -49,23 +49,22 @@ def open_platform(settings: Settings, plug: EnginePlug | None = None) -> Platfor
     return build_platform(settings, rules_engine=plug or ThresholdPlug())
 
 
-def threshold_rule(above: float = 30.0, actions: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Return a threshold rule on `temperature` that raises an alert."""
+HEAT_ALERT = {"kind": "alert", "params": {"category": "environment", "subCategory": "heatWave"}}
+
+
+def threshold_rule(
+    above: float = 30.0, actions: Sequence[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Return a threshold rule on `temperature` (raising an alert unless `actions` say)."""
     return {
         "attribute": TEMPERATURE,
         "above": above,
         "severity": "high",
-        "actions": list(
-            actions
-            if actions is not None
-            else [{"kind": "alert", "params": {"category": "environment", "subCategory": "heatWave"}}]
-        ),
+        "actions": list(actions if actions is not None else [HEAT_ALERT]),
     }
 
 
-def write_reading(
-    platform: Platform, tenant: str, entity_id: str, value: float, at: str
-) -> None:
+def write_reading(platform: Platform, tenant: str, entity_id: str, value: float, at: str) -> None:
     """Store one temperature reading of an entity (created if new)."""
     body = {
         "id": entity_id,

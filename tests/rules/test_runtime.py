@@ -17,7 +17,7 @@ from smartcity.platform import Platform
 from smartcity.rules.alerts import ALERT_VOCAB, raised_alert
 from smartcity.rules.checkpoints import DONE
 from tests.bus.conftest import run
-from tests.rules.threshold_engine import ThresholdPlug
+from tests.rules.support import eventually as wait_for
 from tests.rules.support import (
     open_platform,
     postgres_settings,
@@ -26,7 +26,7 @@ from tests.rules.support import (
     threshold_rule,
     write_reading,
 )
-from tests.rules.support import eventually as wait_for
+from tests.rules.threshold_engine import ThresholdPlug
 
 SYSTEM = Caller.system("")
 

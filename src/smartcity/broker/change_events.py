@@ -44,9 +44,9 @@ def tenant_token(tenant: str) -> str:
     return tenant or "_"
 
 
-def subject_for(tenant: str) -> str:
+def subject_for(tenant: str, prefix: str = SUBJECT_PREFIX) -> str:
     """Return the subject a tenant's entity changes are published on."""
-    return f"{SUBJECT_PREFIX}.{tenant_token(tenant)}"
+    return f"{prefix}.{tenant_token(tenant)}"
 
 
 def message_id(database: str, seq: int) -> str:
@@ -130,6 +130,7 @@ class ChangeRelay:
         poll_interval: float = 0.5,
         lease_seconds: float = 15.0,
         holder: str | None = None,
+        subject_prefix: str = SUBJECT_PREFIX,
     ) -> None:
         self.store = store
         self.coordination = coordination
@@ -139,6 +140,7 @@ class ChangeRelay:
         """How often the log is read without a local commit (other processes' changes)."""
         self.lease_seconds = lease_seconds
         self.holder = holder or holder_name()
+        self.subject_prefix = subject_prefix
         self.database = coordination.identity()
         self.published = 0
         self._epoch: int | None = None
@@ -194,7 +196,7 @@ class ChangeRelay:
         """Return the message of one logged change."""
         context = change_context(self.database, change.seq)
         return Outgoing(
-            subject_for(change.tenant),
+            subject_for(change.tenant, self.subject_prefix),
             encode_change(change),
             msg_id=message_id(self.database, change.seq),
             headers=context.headers(),

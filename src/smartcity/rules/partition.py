@@ -66,6 +66,8 @@ class RuntimeOptions:
     reload_interval: float = 2.0
     catch_up_batch: int = 500
     group_prefix: str = "rules"
+    changes_filter: str = SUBJECT_FILTER
+    """The subjects the relay publishes changes on."""
 
 
 def partition_of(tenant: str, rule_id: str, partitions: int) -> int:
@@ -305,7 +307,7 @@ class PartitionRunner:
         options = self.options
         await self.start()
         consumer = await self.services.bus.consumer(
-            SUBJECT_FILTER,
+            options.changes_filter,
             f"{options.group_prefix}-p{self.partition}",
             ack_wait=options.ack_wait,
             max_deliver=options.max_deliver,
