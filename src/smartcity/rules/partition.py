@@ -207,7 +207,7 @@ class PartitionRunner:
 
     async def handle(self, change: ChangeRecord, parent: Context | None) -> None:
         """Feed one change to the engine and act on what fired (skip what the position covers)."""
-        if change.seq <= self.position:
+        if change.seq <= self.position or self.lost:
             return
         if change.tenant in self._tenants:
             try:
@@ -219,6 +219,7 @@ class PartitionRunner:
         self.position = change.seq
         self.handled += 1
         self._unsaved += 1
+        await self.renew()  # a long catch-up or batch must not let the lease lapse
 
     async def _act(self, firings: list[Firing], parent: Context | None) -> None:
         for firing in firings:
@@ -277,20 +278,27 @@ class PartitionRunner:
             log.warning("rule partition lost", partition=self.partition, reason=why)
         self.lost = True
 
+    async def renew(self) -> None:
+        """Renew the lease if a third of its time has passed; note its loss."""
+        now = time.monotonic()
+        if self.lost or now - self._renewed_at < self.options.lease_seconds / 3:
+            return
+        epoch = await asyncio.to_thread(
+            self.services.coordination.acquire,
+            lease_name(self.partition),
+            self.holder,
+            self.options.lease_seconds,
+        )
+        self._renewed_at = now
+        if epoch != self.epoch:
+            self._lose("the lease expired before it was renewed")
+
     async def upkeep(self) -> None:
         """Renew the lease, advance, reload the rules and checkpoint, each when due."""
+        await self.renew()
+        if self.lost:
+            return
         options, now = self.options, time.monotonic()
-        if now - self._renewed_at >= options.lease_seconds / 3:
-            epoch = await asyncio.to_thread(
-                self.services.coordination.acquire,
-                lease_name(self.partition),
-                self.holder,
-                options.lease_seconds,
-            )
-            self._renewed_at = now
-            if epoch != self.epoch:
-                self._lose("the lease expired before it was renewed")
-                return
         if now - self._advanced_at >= options.advance_interval:
             await self.advance()
         if now - self._reloaded_at >= options.reload_interval:
@@ -322,6 +330,8 @@ class PartitionRunner:
                     )
                 messages = await consumer.fetch(options.fetch_batch, options.fetch_wait)
                 for received in messages:
+                    if self.lost:
+                        break  # another worker owns the partition now; it reads these again
                     await self.message(received)
                 idle = not messages
                 if idle and published is not None and published > self.position:
