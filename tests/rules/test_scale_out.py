@@ -22,8 +22,13 @@ from smartcity.auth.principal import Caller
 from smartcity.platform import Platform
 from smartcity.rules.checkpoints import DONE
 from tests.bus.conftest import _delete_stream, require_nats, run
-from tests.rules.support import open_platform, postgres_settings, reading_time, threshold_rule
-from tests.rules.support import write_reading
+from tests.rules.support import (
+    open_platform,
+    postgres_settings,
+    reading_time,
+    threshold_rule,
+    write_reading,
+)
 from tests.rules.threshold_engine import ThresholdPlug
 
 ROOT = Path(__file__).resolve().parents[2]
