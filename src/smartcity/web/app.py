@@ -21,6 +21,7 @@ from smartcity.web import (
     entities,
     ingest,
     operations,
+    rules,
     simulation,
     southbound,
     subscriptions,
@@ -84,6 +85,7 @@ def create_app(platform: Platform, *, district: Path | None = None) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(livemap_router(platform))
     app.include_router(simulation.router)
+    app.include_router(rules.router)
 
     @app.get("/health", tags=["operations"], summary="Liveness and readiness")
     def health() -> JSONResponse:
