@@ -258,8 +258,8 @@ def device_command(settings: Settings, args: argparse.Namespace) -> int:
 def rules_command(settings: Settings, args: argparse.Namespace) -> int:
     """Run `smartcity rules ...` directly on the database."""
     from smartcity.core.errors import SmartCityError
-    from smartcity.platform import build_platform
     from smartcity.logs import configure_logging
+    from smartcity.platform import build_platform
     from smartcity.rules.commands import run_rules_command
 
     configure_logging(settings.log_level, settings.log_format)  # to stderr: stdout is the data
