@@ -26,6 +26,7 @@ from bench import ingest_writer as writer_bench
 from bench import iot_agent as iot_bench
 from bench import iot_report
 from bench import notifications as notification_bench
+from bench import rules_latency as rules_bench
 from bench import simulator as simulator_bench
 from bench.findings import findings
 from bench.machine import describe_machine
@@ -151,11 +152,24 @@ def simulator(console: Console, _backends: list[Backend], args: argparse.Namespa
     return simulator_bench.section(production, results, sizes, _now())
 
 
+def rules_latency(console: Console, backends: list[Backend], args: argparse.Namespace) -> str:
+    """Run the rules latency benchmark (change committed -> alert stored); return its section."""
+    sizes = rules_bench.QUICK if args.quick else rules_bench.FULL
+    results = []
+    runs = [(backend, "memory") for backend in backends] + [("sqlite", "nats")]
+    for backend, bus in runs:
+        with console.status(f"rules latency: {backend}, {bus} bus, {sizes.rate:,} changes/s"):
+            results.append(rules_bench.run_rules_latency(backend, bus, sizes, args.postgres_url))
+    rules_bench.print_results(console, results)
+    return rules_bench.section(results, sizes, _now())
+
+
 SECTIONS: dict[str, Callable[[Console, list[Backend], argparse.Namespace], str]] = {
     notification_bench.SECTION: notifications,
     writer_bench.SECTION: ingest_writer,
     iot_report.SECTION: iot_agent,
     simulator_bench.SECTION: simulator,
+    rules_bench.SECTION: rules_latency,
 }
 """The benchmarks that write a section of docs/benchmarks.md of their own, in run order."""
 

@@ -127,14 +127,19 @@ def test_every_committed_change_is_published_once_in_log_order(
         opened = await bus_under_test.open()
         prefix = bus_under_test.subject("changes")
         coordination = SqlCoordination(store)
-        relay = ChangeRelay(store, coordination, opened, batch=7, subject_prefix=prefix)
+        relay = ChangeRelay(
+            store, coordination, opened, batch=7, subject_prefix=prefix, holder="relay"
+        )
         for number in range(20):
             write(store, "" if number % 2 else "gangbuk", number, number)
         while await relay.step():
             pass
-        # A relay that crashed before storing its position publishes the same changes again:
-        # the bus drops them by message id.
+        # A relay that crashed before storing its position publishes the same changes again
+        # when it restarts: the bus drops them by message id.
         coordination.save_position("bus.relay.entity-changed", 0)
+        relay = ChangeRelay(
+            store, coordination, opened, batch=7, subject_prefix=prefix, holder="relay"
+        )
         while await relay.step():
             pass
         received = await _drain(opened, f"{prefix}.>", "check", 20)

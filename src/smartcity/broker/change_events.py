@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import uuid
 from contextlib import suppress
 from typing import Any, Final
@@ -36,6 +37,9 @@ SUBJECT_FILTER: Final = "entity.changed.>"
 RELAY_LEASE: Final = "bus.relay.entity-changed"
 RELAY_POSITION: Final = "bus.relay.entity-changed"
 RELAY_ACTOR: Final = "system:change-log"
+SEQ_HEADER: Final = "Smartcity-Change-Seq"
+TENANT_HEADER: Final = "Smartcity-Tenant"
+"""Headers that let a consumer skip a change without decoding it (a tenant it has no rule of)."""
 FORMAT_VERSION: Final = 1
 
 
@@ -144,6 +148,8 @@ class ChangeRelay:
         self.database = coordination.identity()
         self.published = 0
         self._epoch: int | None = None
+        self._renewed_at = 0.0
+        self._published_up_to: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         store.add_commit_listener(self._committed)
@@ -162,17 +168,29 @@ class ChangeRelay:
         """
         return self.coordination.position(RELAY_POSITION) or 0
 
-    async def step(self) -> int:
-        """Publish one batch if this process holds the lease; return how many were published."""
+    async def _lease(self) -> int | None:
+        """Take or renew the lease when a third of it has passed; return the epoch held."""
+        now = time.monotonic()
+        if self._epoch is not None and now - self._renewed_at < self.lease_seconds / 3:
+            return self._epoch
         epoch = await asyncio.to_thread(
             self.coordination.acquire, RELAY_LEASE, self.holder, self.lease_seconds
         )
+        self._renewed_at = now
         if epoch != self._epoch:
             log.info("change relay lease", holder=self.holder, epoch=epoch)
             self._epoch = epoch
+            self._published_up_to = None  # another relay may have moved it meanwhile
+        return epoch
+
+    async def step(self) -> int:
+        """Publish one batch if this process holds the lease; return how many were published."""
+        epoch = await self._lease()
         if epoch is None:
             return 0
-        position = await asyncio.to_thread(self.position)
+        position = self._published_up_to
+        if position is None:
+            position = await asyncio.to_thread(self.position)
         changes = await asyncio.to_thread(self.store.changes_since, position, self.batch)
         if not changes:
             return 0
@@ -187,8 +205,9 @@ class ChangeRelay:
         )
         if not saved:
             log.warning("change relay lost its lease while publishing", holder=self.holder)
-            self._epoch = None
+            self._epoch = self._published_up_to = None
             return 0
+        self._published_up_to = changes[-1].seq
         self.published += len(changes)
         return len(changes)
 
@@ -199,7 +218,11 @@ class ChangeRelay:
             subject_for(change.tenant, self.subject_prefix),
             encode_change(change),
             msg_id=message_id(self.database, change.seq),
-            headers=context.headers(),
+            headers={
+                **context.headers(),
+                SEQ_HEADER: str(change.seq),
+                TENANT_HEADER: change.tenant,
+            },
         )
 
     async def run(self, stop: asyncio.Event) -> None:

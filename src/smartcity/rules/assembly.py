@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
 from smartcity.auth.policy import AccessControl
-from smartcity.broker.change_events import ChangeRelay
+from smartcity.broker.change_events import SUBJECT_PREFIX, ChangeRelay
 from smartcity.broker.service import EntityService
 from smartcity.bus.base import EventBus
 from smartcity.config import Settings
@@ -71,8 +71,13 @@ def build_rules(
     access: AccessControl,
     devices: DeviceService | None,
     plug: EnginePlug | None,
+    subject_prefix: str = SUBJECT_PREFIX,
 ) -> RuleParts:
-    """Build the rule service always; the relay and the engine worker when rules are enabled."""
+    """Build the rule service always; the relay and the engine worker when rules are enabled.
+
+    `subject_prefix` moves the change events to other subjects (benches and tests that share a
+    NATS server with a running platform).
+    """
     coordination = SqlCoordination(store)
     rules = SqlRuleStore(store)
     state = SqlRuleState(store, coordination)
@@ -80,7 +85,13 @@ def build_rules(
     parts = RuleParts(service, coordination, state)
     if not settings.rules_enabled:
         return parts
-    relay = ChangeRelay(store, coordination, bus, lease_seconds=settings.rules_lease_seconds)
+    relay = ChangeRelay(
+        store,
+        coordination,
+        bus,
+        lease_seconds=settings.rules_lease_seconds,
+        subject_prefix=subject_prefix,
+    )
     parts.relay = relay
     parts.positions = {
         "bus-relay": relay.position,
@@ -112,5 +123,12 @@ def build_rules(
     services = Services(
         store, rules, state, coordination, bus, plug, actions, clock, relay.database
     )
-    parts.runtime = RulesRuntime(services, runtime_options(settings))
+    options = runtime_options(settings)
+    if subject_prefix != SUBJECT_PREFIX:
+        options = replace(
+            options,
+            changes_filter=f"{subject_prefix}.>",
+            group_prefix=subject_prefix.replace(".", "-") + "-rules",
+        )
+    parts.runtime = RulesRuntime(services, options)
     return parts

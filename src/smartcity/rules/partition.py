@@ -31,7 +31,9 @@ import structlog
 
 from smartcity.broker.change_events import (
     RELAY_POSITION,
+    SEQ_HEADER,
     SUBJECT_FILTER,
+    TENANT_HEADER,
     change_context,
     decode_change,
 )
@@ -228,6 +230,13 @@ class PartitionRunner:
 
     async def message(self, received: Received) -> None:
         """Handle one bus message; acknowledge it once its firings' actions ended."""
+        headers = received.headers
+        seq, tenant = headers.get(SEQ_HEADER, ""), headers.get(TENANT_HEADER)
+        if tenant is not None and tenant not in self._tenants and seq.isdigit():
+            # No rule of this partition reads the tenant: skip it without decoding it.
+            self.position = max(self.position, int(seq))
+            await received.ack()
+            return
         try:
             change = decode_change(received.data)
         except ValueError as error:
