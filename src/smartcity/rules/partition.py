@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 
 import structlog
@@ -37,7 +38,7 @@ from smartcity.broker.change_events import (
     change_context,
     decode_change,
 )
-from smartcity.bus.base import EventBus, Received
+from smartcity.bus.base import Consumer, EventBus, Received
 from smartcity.core.causality import Context
 from smartcity.core.clock import Clock, isoformat
 from smartcity.core.entity import StoredEntity
@@ -319,21 +320,39 @@ class PartitionRunner:
         if self._unsaved and (self._unsaved >= options.checkpoint_events or due):
             await self.checkpoint()
 
+    async def _follow_relay(self) -> None:
+        """Move the position to what the relay published (every change up to it was read)."""
+        published = await asyncio.to_thread(self.services.coordination.position, RELAY_POSITION)
+        if published is not None and published > self.position:
+            self.position = published
+            self._unsaved += 1
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Own the partition until `stop` is set or the lease is lost."""
+        """Own the partition until `stop` is set or the lease is lost.
+
+        A partition without rules reads nothing from the bus: its position follows the relay.
+        """
         options = self.options
         await self.start()
-        consumer = await self.services.bus.consumer(
-            options.changes_filter,
-            f"{options.group_prefix}-p{self.partition}",
-            ack_wait=options.ack_wait,
-            max_deliver=options.max_deliver,
-        )
+        consumer: Consumer | None = None
         idle = True
         try:
             while not stop.is_set() and not self.lost:
+                if not self._tenants:
+                    await self._follow_relay()
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=options.fetch_wait)
+                    await self.upkeep()
+                    continue
+                if consumer is None:
+                    consumer = await self.services.bus.consumer(
+                        options.changes_filter,
+                        f"{options.group_prefix}-p{self.partition}",
+                        ack_wait=options.ack_wait,
+                        max_deliver=options.max_deliver,
+                    )
                 published = None
-                if idle:  # what the relay had published before an empty fetch was all read
+                if idle:  # read first: all the relay had published then is read if none comes
                     published = await asyncio.to_thread(
                         self.services.coordination.position, RELAY_POSITION
                     )
@@ -350,4 +369,5 @@ class PartitionRunner:
             if not self.lost:
                 await self.checkpoint()
         finally:
-            await consumer.close()
+            if consumer is not None:
+                await consumer.close()
