@@ -193,16 +193,23 @@ class PartitionRunner:
         await self.checkpoint()
 
     async def catch_up(self) -> int:
-        """Handle what the change log holds after the position; return how many changes."""
-        count = 0
+        """Handle what the change log holds after the position; return how many changes.
+
+        Only the changes of tenants with rules here are read whole.
+        """
+        store, count = self.services.store, 0
         while not self.lost:
-            changes = await asyncio.to_thread(
-                self.services.store.changes_since, self.position, self.options.catch_up_batch
+            heads = await asyncio.to_thread(
+                store.change_heads_since, self.position, self.options.catch_up_batch
             )
+            wanted = [head.seq for head in heads if head.tenant in self._tenants]
+            changes = await asyncio.to_thread(store.changes_at, wanted) if wanted else []
             for change in changes:
                 await self.handle(change, change_context(self.services.database, change.seq))
-            count += len(changes)
-            if len(changes) < self.options.catch_up_batch:
+            if heads and not self.lost:
+                self.position = max(self.position, heads[-1].seq)
+            count += len(heads)
+            if len(heads) < self.options.catch_up_batch:
                 return count
         return count
 
@@ -222,7 +229,6 @@ class PartitionRunner:
         self.position = change.seq
         self.handled += 1
         self._unsaved += 1
-        await self.renew()  # a long catch-up or batch must not let the lease lapse
 
     async def _act(self, firings: list[Firing], parent: Context | None) -> None:
         for firing in firings:
@@ -231,6 +237,11 @@ class PartitionRunner:
 
     async def message(self, received: Received) -> None:
         """Handle one bus message; acknowledge it once its firings' actions ended."""
+        if time.monotonic() - self._renewed_at > self.options.lease_seconds * 2 / 3:
+            await self.renew(force=True)  # this process stalled: is the partition still ours?
+        if self.lost:
+            await received.nak()
+            return
         headers = received.headers
         seq, tenant = headers.get(SEQ_HEADER, ""), headers.get(TENANT_HEADER)
         if tenant is not None and tenant not in self._tenants and seq.isdigit():
@@ -288,10 +299,10 @@ class PartitionRunner:
             log.warning("rule partition lost", partition=self.partition, reason=why)
         self.lost = True
 
-    async def renew(self) -> None:
-        """Renew the lease if a third of its time has passed; note its loss."""
+    async def renew(self, *, force: bool = False) -> None:
+        """Renew the lease if a third of its time has passed (or `force`); note its loss."""
         now = time.monotonic()
-        if self.lost or now - self._renewed_at < self.options.lease_seconds / 3:
+        if self.lost or (not force and now - self._renewed_at < self.options.lease_seconds / 3):
             return
         epoch = await asyncio.to_thread(
             self.services.coordination.acquire,
@@ -303,9 +314,15 @@ class PartitionRunner:
         if epoch != self.epoch:
             self._lose("the lease expired before it was renewed")
 
+    async def keep_lease(self, stop: asyncio.Event) -> None:
+        """Renew the lease every third of its time, whatever the partition is busy with."""
+        while not stop.is_set() and not self.lost:
+            await self.renew()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.options.lease_seconds / 6)
+
     async def upkeep(self) -> None:
-        """Renew the lease, advance, reload the rules and checkpoint, each when due."""
-        await self.renew()
+        """Advance, reload the rules and checkpoint, each when due."""
         if self.lost:
             return
         options, now = self.options, time.monotonic()
@@ -333,10 +350,12 @@ class PartitionRunner:
         A partition without rules reads nothing from the bus: its position follows the relay.
         """
         options = self.options
-        await self.start()
+        done = asyncio.Event()
+        keeper = asyncio.create_task(self.keep_lease(done))
         consumer: Consumer | None = None
         idle = True
         try:
+            await self.start()
             while not stop.is_set() and not self.lost:
                 if not self._tenants:
                     await self._follow_relay()
@@ -369,5 +388,7 @@ class PartitionRunner:
             if not self.lost:
                 await self.checkpoint()
         finally:
+            done.set()
+            await keeper
             if consumer is not None:
                 await consumer.close()
