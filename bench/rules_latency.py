@@ -92,6 +92,8 @@ class RulesResult:
     cpu_seconds: float = 0.0
     """CPU of the process minus the load generator's thread."""
     busy_before: float = 0.0
+    load: float = 0.0
+    """The machine's 1-minute load average at the start (other work on a shared machine)."""
 
     @property
     def written_per_second(self) -> float:
@@ -221,6 +223,7 @@ async def _measure(
     state = parts.state
     await _until(lambda: all(state.checkpoint(p) for p in range(settings.rules_partitions)), 60)
     result.busy_before = await asyncio.to_thread(wait_for_quiet, 0.5, max_wait=15)
+    result.load = os.getloadavg()[0]
     stop_writing = threading.Event()
     cpu_before = time.process_time()
     started = time.perf_counter()
@@ -279,7 +282,7 @@ def print_results(console: Console, results: list[RulesResult]) -> None:
     """Print the figures as a table."""
     table = Table(title="rules: change committed -> alert stored")
     columns = ("store", "bus", "offered/s", "written/s", "alerts", "p50 ms", "p95 ms", "p99 ms")
-    for column in (*columns, "CPU ms/change", "busy before"):
+    for column in (*columns, "CPU ms/change", "busy before", "load"):
         table.add_column(column, justify="right")
     for r in results:
         table.add_row(*_cells(r))
@@ -299,6 +302,7 @@ def _cells(r: RulesResult) -> list[str]:
         f"{r.percentile(0.99):.1f}",
         f"{per_change:.3f}",
         f"{r.busy_before:.2f}",
+        f"{r.load:.1f}",
     ]
 
 
@@ -318,11 +322,12 @@ def section(results: list[RulesResult], sizes: RulesSizes, date: str) -> str:
         "- Latency: from the return of the commit holding the crossing change to the write of",
         "  the alert (inside its transaction). `CPU ms/change`: the process's CPU minus the",
         "  load generator's thread, per change the engine handled (summed over partitions",
-        "  that hold rules). `busy before`: cores busy just before the run (of 2).",
+        "  that hold rules). `busy before`: cores busy just before the run (of 2); `load`: the",
+        "  1-minute load average then (other helpers' tests and benches ran on the machine).",
         "",
         "| store | bus | offered/s | written/s | alerts | p50 ms | p95 ms | p99 ms "
-        "| CPU ms/change | busy before |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| CPU ms/change | busy before | load |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines += ["| " + " | ".join(_cells(r)) + " |" for r in results]
     p99 = [r.percentile(0.99) for r in results if r.latencies]
