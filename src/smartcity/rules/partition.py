@@ -51,6 +51,8 @@ from smartcity.storage.base import ChangeRecord, EntityQuery, EntityStore
 from smartcity.storage.coordination import SqlCoordination
 
 log = structlog.get_logger(__name__)
+EMPTY_POLL = 0.5
+"""Seconds between two looks at the relay's position by a partition without rules."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +64,9 @@ class RuntimeOptions:
     checkpoint_events: int = 1000
     checkpoint_seconds: float = 10.0
     advance_interval: float = 1.0
-    fetch_batch: int = 200
-    fetch_wait: float = 0.5
+    fetch_batch: int = 500
+    fetch_wait: float = 0.05
+    """NATS waits this long for a batch to fill once a first change arrived: it bounds latency."""
     ack_wait: float = 60.0
     max_deliver: int = 100
     reload_interval: float = 2.0
@@ -360,7 +363,7 @@ class PartitionRunner:
                 if not self._tenants:
                     await self._follow_relay()
                     with suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=options.fetch_wait)
+                        await asyncio.wait_for(stop.wait(), timeout=EMPTY_POLL)
                     await self.upkeep()
                     continue
                 if consumer is None:
