@@ -330,6 +330,13 @@ def section(results: list[RulesResult], sizes: RulesSizes, date: str) -> str:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines += ["| " + " | ".join(_cells(r)) + " |" for r in results]
+    if any(r.written_per_second < 0.9 * r.offered for r in results):
+        lines += [
+            "",
+            "The load generator did not commit the offered rate: the machine had no CPU to",
+            "spare (see `load`), and every stage queued behind it. These figures are of a",
+            "starved machine, not of the pipeline's limits; run again on a quiet one.",
+        ]
     p99 = [r.percentile(0.99) for r in results if r.latencies]
     if p99:
         lines += ["", f"p99 median over the runs: {statistics.median(p99):.1f} ms (goal < 50 ms)."]
