@@ -30,6 +30,7 @@ from bench import parking_guidance as parking_bench
 from bench import parking_payment as payment_bench
 from bench import reading_ceiling as ceiling_bench
 from bench import rules as rules_bench
+from bench import rules_latency as latency_bench
 from bench import simulator as simulator_bench
 from bench.findings import findings
 from bench.machine import describe_machine
@@ -190,6 +191,18 @@ def rules(console: Console, _backends: list[Backend], args: argparse.Namespace) 
     return rules_bench.section(result, _now())
 
 
+def rules_latency(console: Console, backends: list[Backend], args: argparse.Namespace) -> str:
+    """Run the rules latency benchmark (change committed -> alert stored); return its section."""
+    sizes = latency_bench.QUICK if args.quick else latency_bench.FULL
+    results = []
+    runs = [(backend, "memory") for backend in backends] + [("sqlite", "nats")]
+    for backend, bus in runs:
+        with console.status(f"rules latency: {backend}, {bus} bus, {sizes.rate:,} changes/s"):
+            results.append(latency_bench.run_rules_latency(backend, bus, sizes, args.postgres_url))
+    latency_bench.print_results(console, results)
+    return latency_bench.section(results, sizes, _now())
+
+
 SECTIONS: dict[str, Callable[[Console, list[Backend], argparse.Namespace], str]] = {
     notification_bench.SECTION: notifications,
     writer_bench.SECTION: ingest_writer,
@@ -199,6 +212,7 @@ SECTIONS: dict[str, Callable[[Console, list[Backend], argparse.Namespace], str]]
     payment_bench.SECTION: parking_payment,
     parking_bench.SECTION: parking_guidance,
     rules_bench.SECTION: rules,
+    latency_bench.SECTION: rules_latency,
 }
 """The benchmarks that write a section of docs/benchmarks.md of their own, in run order."""
 

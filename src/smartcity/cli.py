@@ -23,6 +23,8 @@ EPILOG = """examples:
   smartcity key create --name lamp-7 --role device --entity urn:ngsi-ld:Streetlight:7
   smartcity device import devices.csv              register devices in bulk (JSON or CSV)
   smartcity deadletters list --reason schema       input ingestion refused, and why
+  smartcity rules apply rules.yaml                 store convergence-event rules (new versions)
+  smartcity rules backtest dark-crowd --from 2026-11-27T18:00+09:00 --to 2026-11-28T00:00+09:00
   smartcity district load                          load the Changdong district model
   smartcity district check --district ./my-town    read another district's files, summarise them
   smartcity import osm my-town.osm --out ./my-town --id my-town
@@ -229,10 +231,12 @@ def _add_adapter_commands(commands: Any) -> None:
 
 def _add_device_commands(commands: Any) -> None:
     from smartcity.ingest.device_cli import add_device_commands
+    from smartcity.rules.commands import add_rules_commands
 
     common = argparse.ArgumentParser(add_help=False)
     _add_tenant_option(common)
     add_device_commands(commands, common)
+    add_rules_commands(commands, common)
 
 
 def device_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -244,6 +248,24 @@ def device_command(settings: Settings, args: argparse.Namespace) -> int:
     platform = build_platform(settings)
     try:
         return run_device_command(platform.iot.devices, args)
+    except SmartCityError as error:
+        print(f"smartcity: {error.detail}", file=sys.stderr)
+        return 1
+    finally:
+        platform.close()
+
+
+def rules_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Run `smartcity rules ...` directly on the database."""
+    from smartcity.core.errors import SmartCityError
+    from smartcity.logs import configure_logging
+    from smartcity.platform import build_platform
+    from smartcity.rules.commands import run_rules_command
+
+    configure_logging(settings.log_level, settings.log_format)  # to stderr: stdout is the data
+    platform = build_platform(settings)
+    try:
+        return run_rules_command(platform.rules, args)
     except SmartCityError as error:
         print(f"smartcity: {error.detail}", file=sys.stderr)
         return 1
@@ -674,6 +696,8 @@ def main(argv: list[str] | None = None) -> int:
             return accounts_command(_settings(args), args)
         elif args.command == "device":
             return device_command(_settings(args), args)
+        elif args.command == "rules":
+            return rules_command(_settings(args), args)
         elif args.command == "deadletters":
             return deadletters_command(_settings(args), args)
         elif args.command in ("district", "import"):

@@ -86,7 +86,9 @@ class Settings(BaseSettings):
     # (nats://host:port: one durable stream, consumer groups shared by processes).
     bus_url: str = "memory://"
     bus_stream: str = Field(default="SMARTCITY", pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    bus_subjects: list[str] = Field(default_factory=lambda: ["ingest.>", "events.>"])
+    bus_subjects: list[str] = Field(
+        default_factory=lambda: ["ingest.>", "events.>", "entity.>", "rules.>"]
+    )
     bus_duplicate_window: float = Field(default=120.0, gt=0, le=86400)
     """Seconds within which a second message with the same msg_id is dropped."""
     bus_max_age_hours: float = Field(default=168.0, gt=0)
@@ -217,6 +219,26 @@ class Settings(BaseSettings):
     sim_max_backlog: int = Field(default=1000, ge=10, le=100_000)
     """Messages sent but not yet taken by the IoT agent before the simulator waits (an MQTT
     broker drops what it queues past its own limit, 1000 for Mosquitto by default)."""
+
+    # Convergence-event rules (docs/rules-runtime.md): the relay publishes every entity change
+    # on the bus (entity.changed.<tenant>); engine workers share the rules by partition, each
+    # partition held through a lease, checkpointed, and act on what fires (alerts, updates,
+    # device commands, webhooks, incident facts on rules.alerts.<tenant>).
+    rules_enabled: bool = False
+    """Run the change relay and an engine worker in this process (needs an installed engine)."""
+    rules_partitions: int = Field(default=4, ge=1, le=256)
+    """How many partitions the rules are split into; fixed for a database (checkpoints)."""
+    rules_lease_seconds: float = Field(default=15.0, ge=1, le=600)
+    """How long a dead worker's partitions (or the relay) wait before another takes them."""
+    rules_checkpoint_events: int = Field(default=1000, ge=1)
+    rules_checkpoint_seconds: float = Field(default=10.0, gt=0, le=3600)
+    rules_advance_interval: float = Field(default=1.0, gt=0, le=3600)
+    """How often the engine's time moves on without changes (absences, windows closing)."""
+    rules_ack_wait: float = Field(default=60.0, gt=0, le=3600)
+    rules_webhook_timeout: float = Field(default=5.0, gt=0, le=120)
+    rules_webhook_attempts: int = Field(default=3, ge=1, le=10)
+    rules_webhook_allow_hosts: list[str] | None = None
+    """Hosts rule webhooks may call (None: any)."""
 
     # Access control: on unless switched off explicitly, which only development allows.
     auth: bool = True

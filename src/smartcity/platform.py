@@ -38,6 +38,9 @@ from smartcity.ingest.schemas import SchemaCatalog
 from smartcity.ingest.standardize import SmartDataStandardizer
 from smartcity.ingest.writer import IngestWriter, WriterOptions
 from smartcity.modules import LoadedModule, load_modules
+from smartcity.rules.assembly import RuleParts, build_rules
+from smartcity.rules.plug import EnginePlug, engine_plug
+from smartcity.rules.service import RuleService
 from smartcity.storage.changelog import ChangeLogPruner
 from smartcity.storage.deadletters import SqlDeadLetterStore
 from smartcity.storage.history import SqlHistoryStore
@@ -116,6 +119,10 @@ class Platform:
     """The enabled domain modules, set up in this order."""
     services: dict[str, Any] = field(default_factory=dict)
     """Each set-up module's service, by module name (its routers are built over it)."""
+    rules: RuleService = field(init=False)
+    """Convergence-event rules: stored rules, firings, validation, backtests."""
+    rule_parts: RuleParts = field(init=False)
+    """The change relay and the engine worker (when `rules_enabled`), their state."""
 
     async def start(self) -> None:
         """Connect what needs an event loop (the bus); safe to call twice."""
@@ -154,8 +161,13 @@ async def _supervise(worker: Worker, stop: asyncio.Event) -> None:
             return
 
 
-def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
-    """Build the platform from settings; nothing here reads the environment."""
+def build_platform(
+    settings: Settings, clock: Clock | None = None, rules_engine: EnginePlug | None = None
+) -> Platform:
+    """Build the platform from settings; nothing here reads the environment.
+
+    `rules_engine` runs the rules with another engine than the installed one (tests, benches).
+    """
     clock = clock or SystemClock()
     store = open_store(settings.database_url, settings.database_schema)
     log.info("store opened", database=settings.redacted_database_url())
@@ -256,6 +268,7 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
         "adapter:",
         build_replayer(settings, platform.standardizer, platform.bus, platform.deadletters),
     )
+    attach_rules(platform, rules_engine or engine_plug())
     set_up_modules(platform, load_modules(settings.modules, settings.module_settings))
     return platform
 
@@ -270,6 +283,26 @@ def set_up_modules(platform: Platform, modules: list[LoadedModule]) -> None:
         platform.services[module.spec.name] = started.service
         platform.workers.extend(started.workers)
         log.info("module set up", module=module.spec.name, workers=len(started.workers))
+
+
+def attach_rules(platform: Platform, plug: EnginePlug | None) -> None:
+    """Build the rules' parts; with `rules_enabled`, run the relay and the engine worker here."""
+    parts = build_rules(
+        platform.settings,
+        store=platform.store,
+        entities=platform.entities,
+        resolve=platform.contexts.resolve,
+        bus=platform.bus,
+        clock=platform.clock,
+        history=platform.history,
+        access=platform.access,
+        devices=platform.iot.devices,
+        plug=plug,
+    )
+    platform.rules, platform.rule_parts = parts.service, parts
+    for reader, position in parts.positions.items():
+        platform.change_log.register(reader, position)
+    platform.workers.extend(parts.workers)
 
 
 def adapter_worker(platform: Platform) -> Worker:

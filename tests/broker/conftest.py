@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.bus.conftest import bus_under_test  # noqa: F401 (the relay tests run on every bus)
 from tests.context_server import ContextServer, serving_contexts
 
 

@@ -1,119 +1,95 @@
-"""Build realistic changes for rule tests: entities expanded as the district's @context does."""
+"""Helpers of the rules runtime tests: platforms with rules on, readings, threshold rules."""
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
-from importlib import resources
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from smartcity.core.entity import StoredEntity
-from smartcity.rules.engine import Engine
-from smartcity.rules.firing import Firing
-from smartcity.rules.loader import load_rule_set_text
-from smartcity.storage.base import ChangeKind, ChangeRecord
+from smartcity.auth.principal import Caller
+from smartcity.broker.jsonld import CORE
+from smartcity.config import Settings
+from smartcity.core.entity import DEFAULT_CONTEXT_VOCAB
+from smartcity.platform import Platform, build_platform
+from smartcity.rules.plug import EnginePlug
+from tests.conftest import postgres_url
+from tests.rules.threshold_engine import ThresholdPlug
 
-_CONTEXT = json.loads(
-    (resources.files("smartcity.sim") / "data" / "changdong-context.jsonld").read_text()
-)["@context"]
-DEFAULT_VOCAB = "https://uri.etsi.org/ngsi-ld/default-context/"
-LOCATION = "https://uri.etsi.org/ngsi-ld/location"
-T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
-"""19:00 in Seoul: after sunset in late November."""
+TEMPERATURE = DEFAULT_CONTEXT_VOCAB + "temperature"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
-def expand(name: str) -> str:
-    """Return the IRI the district's @context gives a name (the NGSI-LD default vocabulary else)."""
-    if name == "location" or (name.endswith("Zone") and name[0].islower()):
-        return LOCATION if name == "location" else DEFAULT_VOCAB + name
-    term = _CONTEXT.get(name)
-    if isinstance(term, dict):
-        term = term.get("@id")
-    return term if isinstance(term, str) else DEFAULT_VOCAB + name
+def rules_settings(database_url: str, schema: str | None = None, **overrides: Any) -> Settings:
+    """Return settings of a platform that runs rules, with short leases and intervals."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "database_schema": schema,
+        "context_offline": True,
+        "rules_enabled": True,
+        "rules_partitions": 4,
+        "rules_lease_seconds": 2.0,
+        "rules_checkpoint_seconds": 0.3,
+        "rules_advance_interval": 0.2,
+        "notifications_enabled": False,
+        "ingest_enabled": False,
+        "auth_secret": "test-secret-for-signing-bearer-tokens-0123456789",
+    }
+    values.update(overrides)
+    return Settings(**values)
 
 
-def iso(moment: datetime) -> str:
-    """Return a moment as ISO 8601 UTC."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def postgres_settings(schema: str, **overrides: Any) -> Settings:
+    """Return rules settings on a PostgreSQL schema."""
+    return rules_settings(postgres_url(), schema, **overrides)
 
 
-def point(lon: float, lat: float) -> dict[str, Any]:
-    """Return a GeoJSON point."""
-    return {"type": "Point", "coordinates": [lon, lat]}
+def open_platform(settings: Settings, plug: EnginePlug | None = None) -> Platform:
+    """Build a platform that runs rules with the threshold engine (or `plug`)."""
+    return build_platform(settings, rules_engine=plug or ThresholdPlug())
 
 
-def instance(value: Any, observed: str | None) -> dict[str, Any]:
-    """Return an attribute instance (Relationship for urn objects of ref* names)."""
-    if isinstance(value, dict) and value.get("type") in ("Point", "Polygon", "MultiPolygon"):
-        out: dict[str, Any] = {"type": "GeoProperty", "value": value}
-    elif isinstance(value, Rel):
-        out = {"type": "Relationship", "object": value.target}
-    else:
-        out = {"type": "Property", "value": value}
-    if observed is not None:
-        out["observedAt"] = observed
-    return out
+HEAT_ALERT = {"kind": "alert", "params": {"category": "environment", "subCategory": "heatWave"}}
 
 
-class Rel:
-    """A relationship's object."""
+def threshold_rule(
+    above: float = 30.0, actions: Sequence[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Return a threshold rule on `temperature` (raising an alert unless `actions` say)."""
+    return {
+        "attribute": TEMPERATURE,
+        "above": above,
+        "severity": "high",
+        "actions": list(actions if actions is not None else [HEAT_ALERT]),
+    }
 
-    def __init__(self, target: str) -> None:
-        self.target = target
 
-
-def entity(
-    entity_type: str, entity_id: str, observed: str | None = None, **attrs: Any
-) -> StoredEntity:
-    """Return an entity of a type with attributes (values, points, `Rel`s)."""
-    return StoredEntity(
-        id=entity_id,
-        types=[expand(entity_type)],
-        attrs={expand(name): [instance(value, observed)] for name, value in attrs.items()},
-        modified_at=observed or "",
+def write_reading(platform: Platform, tenant: str, entity_id: str, value: float, at: str) -> None:
+    """Store one temperature reading of an entity (created if new)."""
+    body = {
+        "id": entity_id,
+        "type": "WeatherObserved",
+        "temperature": {"type": "Property", "value": value, "observedAt": at},
+    }
+    result, _ = platform.entities.batch_upsert(
+        Caller.system(tenant), [body], lambda raw: CORE, mode="update"
     )
+    assert not result.errors, result.errors
 
 
-class Feed:
-    """Changes of entities over time, as the change log would hold them."""
-
-    def __init__(self, tenant: str = "changdong") -> None:
-        self.tenant = tenant
-        self.seq = 0
-        self.entities: dict[str, StoredEntity] = {}
-
-    def change(self, entity_type: str, entity_id: str, at: datetime, **attrs: Any) -> ChangeRecord:
-        """Return the change that sets attributes of an entity (created when new) at a time."""
-        observed = iso(at)
-        self.seq += 1
-        old = self.entities.get(entity_id)
-        fresh = entity(entity_type, entity_id, observed, **attrs)
-        if old is None:
-            current, kind = fresh, ChangeKind.CREATE
-        else:
-            current = StoredEntity(old.id, list(old.types), {**old.attrs, **fresh.attrs})
-            current.modified_at = observed
-            kind = ChangeKind.UPDATE
-        self.entities[entity_id] = current
-        return ChangeRecord(self.seq, self.tenant, kind, observed, current, list(fresh.attrs), {})
+def reading_time(step: int) -> str:
+    """Return the observation time of the `step`-th reading of a series (one a second)."""
+    minute, second = divmod(step, 60)
+    hour, minute = divmod(minute, 60)
+    return f"2026-11-27T{10 + hour:02d}:{minute:02d}:{second:02d}Z"
 
 
-def engine_for(text: str, lateness: float = 0.0) -> Engine:
-    """Return an engine with the rule set of a YAML text."""
-    return Engine(load_rule_set_text(text), lateness=lateness)
-
-
-def run(engine: Engine, changes: list[ChangeRecord], until: datetime | None = None) -> list[Firing]:
-    """Feed changes, then move time on; return every firing."""
-    fired: list[Firing] = []
-    for change in changes:
-        fired.extend(engine.process(change))
-    fired.extend(engine.flush())
-    if until is not None:
-        fired.extend(engine.advance(until + timedelta(seconds=engine.lateness)))
-    return fired
-
-
-def brief(firings: list[Firing]) -> list[tuple[str, str, str, str]]:
-    """Return firings as (rule, kind, key, at) for comparisons."""
-    return [(f.rule_id, f.kind, f.key, f.at) for f in firings]
+async def eventually(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    """Wait until `condition()` holds (checked every 50 ms), or fail."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        if await asyncio.to_thread(condition):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"condition not met within {seconds} s")

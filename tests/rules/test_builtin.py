@@ -11,7 +11,7 @@ from smartcity.rules.engine import Engine
 from smartcity.rules.firing import Firing
 from smartcity.rules.loader import builtin_rule_set
 from smartcity.storage.base import ChangeRecord
-from tests.rules.support import T0, Feed, Rel, entity, iso, point, run
+from tests.rules.engine_support import T0, Feed, Rel, entity, iso, point, run
 
 MINUTE = timedelta(minutes=1)
 ARENA_EVENT = "urn:ngsi-ld:Event:arena-concert-1127"

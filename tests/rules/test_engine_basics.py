@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.rules.support import T0, Feed, brief, engine_for, run
+from tests.rules.engine_support import T0, Feed, brief, engine_for, run
 
 BINS = """
 rules:

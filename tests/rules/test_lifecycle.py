@@ -12,7 +12,7 @@ from smartcity.rules.backtest import backtest
 from smartcity.rules.engine import Engine
 from smartcity.rules.loader import load_rule_set_text
 from smartcity.storage.base import ChangeRecord
-from tests.rules.support import T0, Feed, brief, engine_for, point, run
+from tests.rules.engine_support import T0, Feed, brief, engine_for, point, run
 
 MINUTE = timedelta(minutes=1)
 RULES = """

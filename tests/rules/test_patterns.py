@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.rules.support import T0, Feed, Rel, brief, engine_for, iso, point, run
+from tests.rules.engine_support import T0, Feed, Rel, brief, engine_for, iso, point, run
 
 MINUTE = timedelta(minutes=1)
 CAM = "CrowdFlowObserved"

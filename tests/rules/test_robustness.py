@@ -12,7 +12,7 @@ from smartcity.core.entity import StoredEntity
 from smartcity.rules.engine import Engine
 from smartcity.rules.loader import builtin_rule_set
 from smartcity.storage.base import ChangeKind, ChangeRecord
-from tests.rules.support import T0, expand, iso
+from tests.rules.engine_support import T0, expand, iso
 
 TYPES = [
     "CrowdFlowObserved",

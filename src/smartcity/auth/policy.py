@@ -66,6 +66,10 @@ class Permission(StrEnum):
     credential: the public role of an anonymous caller is not enough)."""
     MANAGE_RESERVATIONS = "manage-reservations"
     """See and cancel everyone's parking reservations, check cars in."""
+    READ_RULES = "read-rules"
+    """Read convergence-event rules, their firings and metrics; validate and backtest rules."""
+    MANAGE_RULES = "manage-rules"
+    """Create, change, enable, disable and delete convergence-event rules."""
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -88,6 +92,8 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_PARKING_PAYMENTS,
             Permission.RESERVE_PARKING,
             Permission.MANAGE_RESERVATIONS,
+            Permission.READ_RULES,
+            Permission.MANAGE_RULES,
         }
     ),
     Role.ANALYST: frozenset(
@@ -97,6 +103,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_SUBSCRIPTIONS,
             Permission.READ_DEVICES,
             Permission.READ_DEAD_LETTERS,
+            Permission.READ_RULES,
         }
     ),
     Role.AGENCY: frozenset({Permission.READ_ENTITIES, Permission.READ_HISTORY}),

@@ -21,13 +21,13 @@ from zoneinfo import ZoneInfo
 from smartcity.core.entity import StoredEntity
 from smartcity.rules.calendars import Sun
 from smartcity.rules.compile import CompiledFilter
+from smartcity.rules.compiled import RuleRuntime
 from smartcity.rules.events import Env, Event
 from smartcity.rules.firing import Firing
 from smartcity.rules.loader import load_rule_set_text
 from smartcity.rules.model import Rule, RuleSet
 from smartcity.rules.names import event_time, local_name, name_map, parse_moment
 from smartcity.rules.patterns import KINDS, last_seen
-from smartcity.rules.runtime import RuleRuntime
 from smartcity.rules.snapshots import change_data, change_from, copy_data, finite, moment_or_never
 from smartcity.rules.spatial import Plane, Zones
 from smartcity.rules.state import WorldState

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from smartcity.rules.compile import CompiledFilter
+from smartcity.rules.compiled import RuleRuntime
 from smartcity.rules.events import (
     Env,
     Event,
@@ -18,7 +19,6 @@ from smartcity.rules.events import (
 )
 from smartcity.rules.firing import Firing
 from smartcity.rules.model import Rule
-from smartcity.rules.runtime import RuleRuntime
 
 
 class MatchRule(RuleRuntime):

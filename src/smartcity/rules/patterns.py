@@ -6,6 +6,7 @@ from typing import Any
 
 from smartcity.core.entity import StoredEntity
 from smartcity.rules.compile import CompiledFilter
+from smartcity.rules.compiled import RuleRuntime
 from smartcity.rules.events import (
     Env,
     Event,
@@ -21,7 +22,6 @@ from smartcity.rules.firing import Firing
 from smartcity.rules.kinds import MatchRule, StateRule
 from smartcity.rules.model import Rule
 from smartcity.rules.names import format_moment, local_name, name_map, parse_moment
-from smartcity.rules.runtime import RuleRuntime
 from smartcity.rules.windowed import AggregateRule, ThresholdRule
 
 

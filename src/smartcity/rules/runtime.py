@@ -1,255 +1,140 @@
-"""What every compiled rule shares: its state by key, arming, firing and rendering actions."""
+"""The engine worker: takes partitions of the rules by lease and runs each (see `partition`).
+
+Every worker (one per process that runs rules) announces itself with a lease of its own
+(`rules.worker.<holder>`), counts the live workers and holds at most its share of the
+partitions (rounded up): it takes free ones (a dead worker's, once their leases expired) and
+gives back extra ones when more workers joined, after a last checkpoint. So a worker killed
+mid-stream loses nothing: its partitions go to the others within the lease time, and each is
+restored from its checkpoint and caught up from the change log.
+"""
 
 from __future__ import annotations
 
-import time
+import asyncio
+import hashlib
+import math
+from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
 
-from smartcity.core.entity import StoredEntity, instance_value
-from smartcity.rules.calendars import CompiledSchedule
-from smartcity.rules.compile import CompiledFilter
-from smartcity.rules.events import Env, Event, Keyer, Subject, Timer
-from smartcity.rules.firing import ActionSpec, Evidence, Firing, FiringKind
-from smartcity.rules.model import Action, Rule
-from smartcity.rules.names import format_moment, local_name
-from smartcity.rules.state import (
-    CompiledJoin,
-    Selection,
-    compile_target,
-)
-from smartcity.rules.templates import render
+import structlog
+
+from smartcity.broker.change_events import holder_name
+from smartcity.rules.partition import PartitionRunner, RuntimeOptions, Services, lease_name
+
+log = structlog.get_logger(__name__)
+
+WORKER_LEASE_PREFIX = "rules.worker."
 
 
 @dataclass(slots=True)
-class RuleMetrics:
-    """What one rule did since it was loaded."""
-
-    events: int = 0
-    """Changes of its entity types it looked at."""
-    matches: int = 0
-    """Changes that passed its filters."""
-    firings: int = 0
-    actions: int = 0
-    suppressed: int = 0
-    seconds: float = 0.0
-    """Time spent evaluating it (wall time)."""
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the metrics as JSON-ready data."""
-        return {
-            "events": self.events,
-            "matches": self.matches,
-            "firings": self.firings,
-            "actions": self.actions,
-            "suppressed": self.suppressed,
-            "evaluationSeconds": round(self.seconds, 6),
-        }
+class _Owned:
+    runner: PartitionRunner
+    stop: asyncio.Event
+    task: asyncio.Task[None]
 
 
-class CompiledAction:
-    """An action ready to render."""
+class RulesRuntime:
+    """Worker: run this process's share of the rule partitions."""
 
-    def __init__(self, action: Action) -> None:
-        self.kind = action.kind
-        self.body: dict[str, Any] = getattr(action, action.kind)
-        default = ("raise", "clear", "fire") if self.kind == "alert" else ("raise", "fire")
-        self.on = frozenset(action.on or default)
-        self.target: str | Selection | None = None
-        self.ids: list[str] = []
-        self.limit = 50
-        if isinstance(action.target, str):
-            self.target = action.target
-        elif action.target is not None:
-            self.target = compile_target(action.target) if action.target.type else None
-            self.ids = list(action.target.ids or [])
-            self.limit = action.target.limit
+    name = "rules-engine"
 
-
-class RuleRuntime:
-    """The parts of a compiled rule every kind uses; kinds add `on_event` and `on_timer`."""
-
-    def __init__(self, rule: Rule, version: int, env: Env, timer: Timer) -> None:
-        self.rule = rule
-        self.id = rule.id
-        self.version = version
-        self.env = env
-        self.timer = timer
-        self.keyer = Keyer(rule.key, env)
-        self.joins = [CompiledJoin(join) for join in rule.require]
-        self.schedule = (
-            CompiledSchedule(rule.schedule, env.zone_info, env.sun, env.calendars)
-            if rule.schedule
-            else None
-        )
-        self.actions = [CompiledAction(action) for action in rule.actions]
-        self.title = (
-            rule.title
-            if isinstance(rule.title, str)
-            else rule.title.get("ko") or next(iter(rule.title.values()), "")
-        )
-        self.states: dict[str, dict[str, Any]] = {}
-        self.metrics = RuleMetrics()
-        self.tenants = frozenset(rule.tenants) if rule.tenants else None
-
-    def triggers(self) -> list[tuple[str, CompiledFilter]]:
-        """Return the filters changes reach this rule by, with the role each plays."""
-        raise NotImplementedError
-
-    def on_event(self, role: str, event: Event) -> list[Firing]:
-        """Take a change that reached the rule; return what fired."""
-        raise NotImplementedError
-
-    def on_timer(self, state_key: str, tag: str, due: float) -> list[Firing]:
-        """Take a timer that came due; return what fired."""
-        return []
-
-    def prime(self, tenant: str, entity: StoredEntity, moment: float) -> None:
-        """Learn of an entity that exists before the first change."""
-
-    def forget(self, tenant: str, entity: StoredEntity) -> None:
-        """Drop what is kept for an entity that was deleted (its own key's state)."""
-        if self.keyer.kind == "entity":
-            self.states.pop(tenant + "\x1f" + entity.id, None)
-
-    def state(self, tenant: str, key: str) -> dict[str, Any]:
-        """Return a key's state (made when first asked)."""
-        state_key = tenant + "\x1f" + key
-        found = self.states.get(state_key)
-        if found is None:
-            found = self.states[state_key] = {}
-        return found
-
-    def armed(self, subject: Subject, moment: float) -> bool:
-        """Tell whether the schedule and the joins hold for a subject at a moment."""
-        if self.schedule is not None and not self.schedule.armed(moment):
-            return False
-        if not self.joins:
-            return True
-        entity, names = subject.entity, subject.names
-        if entity is None and any(join.via is not None for join in self.joins):
-            return False
-        state, zones = self.env.state, self.env.zones
-        return all(
-            join.holds(state, zones, subject.tenant, entity, names, subject.point, moment)
-            for join in self.joins
-        )
-
-    def emit(
+    def __init__(
         self,
-        kind: FiringKind,
-        subject: Subject,
-        moment: float,
-        values: dict[str, Any],
-        state: dict[str, Any],
-    ) -> Firing | None:
-        """Return a firing with its actions rendered (None when suppressed)."""
-        suppress = self.rule.suppress
-        if kind != "clear" and suppress:
-            last = state.get("fired")
-            if last is not None and moment - last < suppress:
-                self.metrics.suppressed += 1
-                return None
-            state["fired"] = moment
-        at = format_moment(moment)
-        location = subject.geometry
-        if location is None and subject.point is not None:
-            location = {"type": "Point", "coordinates": [subject.point[0], subject.point[1]]}
-        evidence = tuple(
-            Evidence(subject.tenant, item[2], item[3], item[1], format_moment(item[0]))
-            for item in subject.evidence[-10:]
+        services: Services,
+        options: RuntimeOptions | None = None,
+        *,
+        holder: str | None = None,
+        manage_interval: float | None = None,
+    ) -> None:
+        self.services = services
+        self.options = options or RuntimeOptions()
+        self.holder = holder or holder_name()
+        self.manage_interval = manage_interval or max(self.options.lease_seconds / 5, 0.2)
+        self.owned: dict[int, _Owned] = {}
+
+    def _order(self) -> list[int]:
+        """Return the partitions in an order of this worker's own (workers try apart)."""
+        return sorted(
+            range(self.options.partitions),
+            key=lambda p: hashlib.sha256(f"{self.holder}:{p}".encode()).digest(),
         )
-        scope: dict[str, Any] = {
-            "rule": {
-                "id": self.id,
-                "title": self.title,
-                "severity": self.rule.severity,
-                "version": self.version,
-            },
-            "key": subject.key,
-            "at": at,
-            "kind": kind,
-            "values": values,
-            "entity": _entity_scope(subject),
-            "targets": [],
-        }
-        specs = []
-        for action in self.actions:
-            if kind not in action.on:
+
+    async def manage_once(self) -> None:
+        """Announce this worker, reap ended partitions, give back or take partitions."""
+        coordination, options = self.services.coordination, self.options
+        await asyncio.to_thread(
+            coordination.acquire,
+            WORKER_LEASE_PREFIX + self.holder,
+            self.holder,
+            options.lease_seconds,
+        )
+        for partition, owned in list(self.owned.items()):
+            if owned.task.done():
+                del self.owned[partition]
+                if not owned.task.cancelled() and owned.task.exception() is not None:
+                    log.error(
+                        "rule partition failed",
+                        partition=partition,
+                        error=repr(owned.task.exception()),
+                    )
+                with suppress(Exception):
+                    await asyncio.to_thread(
+                        coordination.release, lease_name(partition), self.holder
+                    )
+        live = await asyncio.to_thread(coordination.live, WORKER_LEASE_PREFIX)
+        share = math.ceil(options.partitions / max(len(live), 1))
+        while len(self.owned) > share:
+            partition = max(self.owned)
+            await self._give_back(partition)
+        for partition in self._order():
+            if len(self.owned) >= share:
+                break
+            if partition in self.owned:
                 continue
-            targeted = action.target is not None or bool(action.ids)
-            if targeted:  # later actions may name these targets too ({{ targets }})
-                scope["targets"] = self._targets(action, subject)
-            params = render(action.body, scope)
-            if action.kind == "alert":
-                params = _alert(params, self, subject, kind, evidence)
-            if targeted:
-                params["targets"] = scope["targets"]
-            specs.append(ActionSpec(action.kind, params))  # type: ignore[arg-type]
-        self.metrics.firings += 1
-        self.metrics.actions += len(specs)
-        return Firing(
-            rule_id=self.id,
-            rule_version=self.version,
-            tenant=subject.tenant,
-            key=subject.key,
-            kind=kind,
-            at=at,
-            severity=self.rule.severity,
-            actions=tuple(specs),
-            evidence=evidence,
-            values=dict(values),
-            location=location,
-        )
-
-    def _targets(self, action: CompiledAction, subject: Subject) -> list[str]:
-        if action.target == "entity":
-            return [subject.entity.id] if subject.entity is not None else []
-        if action.target == "key":
-            return [subject.key]
-        found = list(action.ids)
-        if isinstance(action.target, Selection):
-            selected = action.target.select(
-                self.env.state, self.env.zones, subject.tenant, subject.point, action.limit
+            epoch = await asyncio.to_thread(
+                coordination.acquire, lease_name(partition), self.holder, options.lease_seconds
             )
-            found.extend(entity.id for entity in selected)
-        return found[: action.limit]
+            if epoch is not None:
+                self._take(partition, epoch)
 
-    def timed(self, started: float) -> None:
-        """Add the time since `started` (perf_counter) to the rule's evaluation time."""
-        self.metrics.seconds += time.perf_counter() - started
+    def _take(self, partition: int, epoch: int) -> None:
+        runner = PartitionRunner(partition, epoch, self.holder, self.services, self.options)
+        stop = asyncio.Event()
+        task = asyncio.create_task(runner.run(stop), name=f"rules-p{partition}")
+        self.owned[partition] = _Owned(runner, stop, task)
 
+    async def _give_back(self, partition: int) -> None:
+        owned = self.owned.pop(partition)
+        owned.stop.set()
+        with suppress(Exception):
+            await owned.task
+        await asyncio.to_thread(
+            self.services.coordination.release, lease_name(partition), self.holder
+        )
+        log.info("rule partition given back", partition=partition, holder=self.holder)
 
-def _entity_scope(subject: Subject) -> dict[str, Any]:
-    entity = subject.entity
-    if entity is None:
-        return {"id": subject.evidence[-1][2] if subject.evidence else None}
-    scope: dict[str, Any] = {
-        "id": entity.id,
-        "type": local_name(entity.types[0]) if entity.types else None,
-    }
-    for iri, instances in entity.attrs.items():
-        if instances:
-            scope.setdefault(local_name(iri), instance_value(instances[0]))
-    scope["id"] = entity.id
-    return scope
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run partitions until `stop`; then checkpoint them and give their leases back."""
+        try:
+            while not stop.is_set():
+                await self.manage_once()
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.manage_interval)
+        finally:
+            for partition in list(self.owned):
+                await self._give_back(partition)
+            with suppress(Exception):
+                await asyncio.to_thread(
+                    self.services.coordination.release,
+                    WORKER_LEASE_PREFIX + self.holder,
+                    self.holder,
+                )
+            await self.services.actions.close()
 
-
-def _alert(
-    params: dict[str, Any],
-    rule: RuleRuntime,
-    subject: Subject,
-    kind: FiringKind,
-    evidence: tuple[Evidence, ...],
-) -> dict[str, Any]:
-    """Fill in a Smart Data Models Alert's fields the rule did not give."""
-    entities = sorted({item.entity_id for item in evidence})
-    params.setdefault("severity", rule.rule.severity)
-    params.setdefault("name", rule.title)
-    if subject.entity is not None:
-        params.setdefault("alertSource", subject.entity.id)
-    elif entities:
-        params.setdefault("alertSource", entities[-1])
-    params.setdefault("entities", entities)
-    params["state"] = "cleared" if kind == "clear" else "raised"
-    return params
+    def counts(self) -> dict[str, int]:
+        """Return how many changes and firings this worker's partitions handled."""
+        return {
+            "partitions": len(self.owned),
+            "handled": sum(o.runner.handled for o in self.owned.values()),
+            "fired": sum(o.runner.fired for o in self.owned.values()),
+        }

@@ -22,6 +22,7 @@ from smartcity.web import (
     entities,
     ingest,
     operations,
+    rules,
     simulation,
     southbound,
     subscriptions,
@@ -91,6 +92,7 @@ def create_app(platform: Platform, *, district: Path | None = None) -> FastAPI:
         if module.spec.routers is not None and module.spec.name in platform.services:
             for router in module.spec.routers(platform.services[module.spec.name], hooks):
                 app.include_router(router)
+    app.include_router(rules.router)
 
     @app.get("/health", tags=["operations"], summary="Liveness and readiness")
     def health() -> JSONResponse:

@@ -1,0 +1,41 @@
+"""Where the rule engine is plugged into its runtime: the one place that knows the engine.
+
+The runtime (workers, checkpoints, actions, the rule store, API and CLI) needs three things of
+an engine, gathered in `EnginePlug`: build an engine for a set of stored rules, check a rule
+document, and name what a rule's document says about itself (for listings). `engine_plug`
+returns the plug the platform runs with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from smartcity.rules.firing import RuleEngine
+from smartcity.rules.store import RuleRecord
+
+
+class EnginePlug(Protocol):
+    """What the runtime asks of the engine."""
+
+    def build(self, rules: Sequence[RuleRecord]) -> RuleEngine:
+        """Return a fresh engine that runs these rules (every tenant's, enabled ones)."""
+        ...
+
+    def validate(self, tenant: str, rule_id: str, doc: Mapping[str, Any]) -> list[str]:
+        """Return what is wrong with a rule document (empty: it may be stored and run)."""
+        ...
+
+
+def engine_plug() -> EnginePlug | None:
+    """Return the engine the platform runs, or None while no engine is installed.
+
+    Plug the real engine in HERE, e.g.::
+
+        from smartcity.rules.engine import ConvergenceEngine, load_rule
+        return ConvergencePlug()   # build(): ConvergenceEngine([load_rule(r) ...])
+
+    Without one, the rule store, API and CLI work, and validation reports that no engine is
+    installed; the engine worker does not start (a warning says so).
+    """
+    return None
