@@ -27,15 +27,8 @@ class EnginePlug(Protocol):
         ...
 
 
-def engine_plug() -> EnginePlug | None:
-    """Return the engine the platform runs, or None while no engine is installed.
+def engine_plug() -> EnginePlug:
+    """Return the engine the platform runs: the convergence engine, one per tenant."""
+    from smartcity.rules.convergence import ConvergencePlug
 
-    Plug the real engine in HERE, e.g.::
-
-        from smartcity.rules.engine import ConvergenceEngine, load_rule
-        return ConvergencePlug()   # build(): ConvergenceEngine([load_rule(r) ...])
-
-    Without one, the rule store, API and CLI work, and validation reports that no engine is
-    installed; the engine worker does not start (a warning says so).
-    """
-    return None
+    return ConvergencePlug()
