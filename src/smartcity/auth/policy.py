@@ -53,6 +53,16 @@ class Permission(StrEnum):
     """Replay and discard dead letters."""
     CONTROL_SIMULATION = "control-simulation"
     """Start, stop, pause and jump the district simulator (where it is enabled)."""
+    READ_INCIDENTS = "read-incidents"
+    """List and read incidents and their timelines (an agency: only those shared with it)."""
+    MANAGE_INCIDENTS = "manage-incidents"
+    """Open incidents, move them through their lifecycle, assign, comment, tick SOP steps."""
+    REPORT_INCIDENTS = "report-incidents"
+    """Report an incident as a partner agency (a 112 or 119 report)."""
+    SHARE_VIDEO = "share-video"
+    """List the cameras near an incident and share them with an agency for a limited time."""
+    VIEW_VIDEO = "view-video"
+    """Get signed links to cameras' video (an agency: only cameras shared with it)."""
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -71,6 +81,11 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.READ_DEAD_LETTERS,
             Permission.MANAGE_DEAD_LETTERS,
             Permission.CONTROL_SIMULATION,
+            Permission.READ_INCIDENTS,
+            Permission.MANAGE_INCIDENTS,
+            Permission.REPORT_INCIDENTS,
+            Permission.SHARE_VIDEO,
+            Permission.VIEW_VIDEO,
         }
     ),
     Role.ANALYST: frozenset(
@@ -80,9 +95,18 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_SUBSCRIPTIONS,
             Permission.READ_DEVICES,
             Permission.READ_DEAD_LETTERS,
+            Permission.READ_INCIDENTS,
         }
     ),
-    Role.AGENCY: frozenset({Permission.READ_ENTITIES, Permission.READ_HISTORY}),
+    Role.AGENCY: frozenset(
+        {
+            Permission.READ_ENTITIES,
+            Permission.READ_HISTORY,
+            Permission.READ_INCIDENTS,
+            Permission.REPORT_INCIDENTS,
+            Permission.VIEW_VIDEO,
+        }
+    ),
     Role.DEVICE: frozenset(
         {
             Permission.READ_ENTITIES,

@@ -1,0 +1,109 @@
+"""The operations center's services, built together: incidents, intake, video, escalation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from smartcity.auth.policy import AccessControl
+from smartcity.auth.principal import Caller
+from smartcity.bus.base import EventBus
+from smartcity.config import Settings
+from smartcity.core.clock import Clock
+from smartcity.core.workers import Periodic, Worker
+from smartcity.operations.alerts import IncidentIntake
+from smartcity.operations.escalation import Escalator
+from smartcity.operations.facts import FactPublisher
+from smartcity.operations.incidents import IncidentService
+from smartcity.operations.links import LinkSigner
+from smartcity.operations.sop import Procedures
+from smartcity.operations.video import VideoOptions, VideoService
+from smartcity.storage.incidents import Incident, TimelineEvent
+from smartcity.storage.sqlbase import SqlEntityStore
+from smartcity.storage.sqlincidents import IncidentWrite, SqlIncidentStore
+
+
+@dataclass
+class Operations:
+    """Every service of the operations center, sharing one incident store."""
+
+    store: SqlIncidentStore
+    incidents: IncidentService
+    intake: IncidentIntake
+    video: VideoService
+    escalator: Escalator
+    publisher: FactPublisher
+
+    def transition(
+        self,
+        caller: Caller,
+        incident_id: str,
+        action: str,
+        *,
+        expected_version: int | None = None,
+        note: str = "",
+    ) -> Incident:
+        """Move an incident through its lifecycle; closing it ends its video shares at once."""
+        grants: list[str] = []
+
+        def on_close(incident: Incident, tx: IncidentWrite) -> list[TimelineEvent]:
+            return self.video.end_all(caller, incident, tx, grants)
+
+        changed = self.incidents.transition(
+            caller,
+            incident_id,
+            action,
+            expected_version=expected_version,
+            note=note,
+            on_close=on_close,
+        )
+        self.video.withdraw(caller.tenant, grants)
+        return changed
+
+    def workers(self, settings: Settings) -> list[Worker]:
+        """Return the background workers: the escalation sweep and the fact publisher."""
+        return [
+            Periodic("incident-escalation", self.escalator.sweep, settings.ops_escalation_interval),
+            self.publisher,
+        ]
+
+
+def build_operations(
+    settings: Settings,
+    entities: SqlEntityStore,
+    access: AccessControl,
+    clock: Clock,
+    bus: EventBus,
+    secret: str,
+) -> Operations:
+    """Build the operations services on the platform's database, bus and secret."""
+    store = SqlIncidentStore(entities)
+    incidents = IncidentService(
+        store, access, clock, Procedures.load(settings.ops_sop_file), max_limit=settings.max_limit
+    )
+    video = VideoService(
+        incidents,
+        entities,
+        access,
+        LinkSigner(secret),
+        VideoOptions(
+            types=tuple(settings.ops_video_types),
+            radius=settings.ops_video_radius,
+            max_cameras=settings.ops_video_max_cameras,
+            share_minutes=settings.ops_video_share_minutes,
+            link_seconds=settings.ops_video_link_seconds,
+        ),
+    )
+    return Operations(
+        store=store,
+        incidents=incidents,
+        intake=IncidentIntake(
+            incidents,
+            merge_distance=settings.ops_merge_distance,
+            merge_minutes=settings.ops_merge_minutes,
+        ),
+        video=video,
+        escalator=Escalator(
+            store, clock, settings.ops_escalation_minutes, settings.ops_escalation_max_level
+        ),
+        publisher=FactPublisher(store, bus, settings.ops_stream_poll_interval),
+    )
