@@ -24,6 +24,7 @@ from smartcity.broker.temporal import TemporalService
 from smartcity.broker.temporal_workers import HistoryRetention, HistoryWriter
 from smartcity.bus.base import EventBus
 from smartcity.bus.factory import open_bus
+from smartcity.bus.subjects import matches_any
 from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
 from smartcity.core.durations import parse_retention
@@ -36,6 +37,8 @@ from smartcity.ingest.mqtt import MqttOptions
 from smartcity.ingest.schemas import SchemaCatalog
 from smartcity.ingest.standardize import SmartDataStandardizer
 from smartcity.ingest.writer import IngestWriter, WriterOptions
+from smartcity.operations.facts import subject_for
+from smartcity.operations.service import Operations, build_operations
 from smartcity.storage.changelog import ChangeLogPruner
 from smartcity.storage.deadletters import SqlDeadLetterStore
 from smartcity.storage.history import SqlHistoryStore
@@ -110,6 +113,8 @@ class Platform:
     """Background loops that run while the platform serves (see `run_workers`)."""
     iot: Iot = field(init=False)
     """Devices: registry, IoT agent (MQTT and HTTP southbound), commands, health."""
+    operations: Operations = field(init=False)
+    """The operations center: incidents, SOPs, escalation, 112 emergency video support."""
 
     async def start(self) -> None:
         """Connect what needs an event loop (the bus); safe to call twice."""
@@ -227,6 +232,11 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
         platform.workers.append(
             DeadLetterRetention(platform.deadletters, settings.deadletter_purge_interval)
         )
+    platform.operations = build_operations(
+        settings, store, access, clock, platform.bus, platform_secret(settings)
+    )
+    if settings.ops_enabled:
+        platform.workers.extend(operations_workers(platform))
     writer = ingest_writer(platform)
     if settings.ingest_enabled:
         platform.workers.append(writer)
@@ -359,12 +369,28 @@ def ingest_writer(platform: Platform) -> IngestWriter:
     return writer
 
 
+def platform_secret(settings: Settings) -> str:
+    """Return the platform's secret; in development a generated one is kept in a file."""
+    if settings.auth_secret is not None:
+        return settings.auth_secret.get_secret_value()
+    return load_or_create_secret(Path(settings.auth_secret_file))
+
+
+def operations_workers(platform: Platform) -> list[Worker]:
+    """Return the operations workers (escalation; facts, where the bus keeps them)."""
+    workers = platform.operations.workers(platform.settings)
+    if not matches_any(platform.settings.bus_subjects, subject_for("created", "_")):
+        log.warning(
+            "bus_subjects do not include operations.>: incident facts are not published",
+            bus_subjects=platform.settings.bus_subjects,
+        )
+        workers = [w for w in workers if w is not platform.operations.publisher]
+    return workers
+
+
 def build_token_issuer(settings: Settings, clock: Clock) -> TokenIssuer:
     """Build the token issuer; in development a generated secret is kept in a file."""
-    if settings.auth_secret is not None:
-        secret = settings.auth_secret.get_secret_value()
-    else:
-        secret = load_or_create_secret(Path(settings.auth_secret_file))
+    secret = platform_secret(settings)
     lifetime = timedelta(minutes=settings.token_lifetime_minutes)
     return TokenIssuer(secret, clock, lifetime=lifetime)
 

@@ -19,6 +19,8 @@ from smartcity.web import (
     contexts,
     devices,
     entities,
+    incident_stream,
+    incidents,
     ingest,
     operations,
     simulation,
@@ -26,6 +28,7 @@ from smartcity.web import (
     subscriptions,
     temporal,
     types,
+    video,
 )
 from smartcity.web.errors import install_error_handlers
 from smartcity.web.home import home_page
@@ -84,6 +87,10 @@ def create_app(platform: Platform, *, district: Path | None = None) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(livemap_router(platform))
     app.include_router(simulation.router)
+    # Operations center; the stream before /incidents/{incident_id}.
+    app.include_router(incident_stream.router)
+    app.include_router(incidents.router)
+    app.include_router(video.router)
 
     @app.get("/health", tags=["operations"], summary="Liveness and readiness")
     def health() -> JSONResponse:
