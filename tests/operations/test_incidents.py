@@ -55,7 +55,8 @@ def alert(alert_id: str, lon: float, lat: float, at: str, **changes: object) -> 
 def test_lifecycle_records_every_step(platform: Platform) -> None:
     ops = platform.operations
     incident = ops.incidents.create(operator(), draft())
-    assert incident.status == "new" and incident.version == 1
+    assert incident.status == "new"
+    assert incident.version == 1
     assert list(incident.sop) == [s.id for s in Procedures.load().checklist("crime", "assault")]
     for action, status in [
         ("acknowledge", "acknowledged"),
@@ -76,8 +77,10 @@ def test_lifecycle_records_every_step(platform: Platform) -> None:
     ]  # fmt: skip
     assert all(e.actor == "kim" for e in ops.incidents.timeline(operator(), incident.id))
     stored = ops.incidents.get(analyst(), incident.id)
-    assert stored.sop["check-cameras"].done and stored.sop["check-cameras"].by == "kim"
-    assert stored.assignee == "순찰 2팀" and stored.version == 9
+    assert stored.sop["check-cameras"].done
+    assert stored.sop["check-cameras"].by == "kim"
+    assert stored.assignee == "순찰 2팀"
+    assert stored.version == 9
 
 
 def test_illegal_transitions_say_what_is_allowed(platform: Platform) -> None:
@@ -143,15 +146,18 @@ def test_related_alerts_merge_and_duplicates_are_ignored(platform: Platform) -> 
     intake = platform.operations.intake
     system = Caller.system(TENANT)
     first = intake.open_or_merge(system, alert("a1", *ARENA, "2026-11-27T09:00:00Z"))
-    assert first.outcome == "created" and first.incident.type == "crime"
+    assert first.outcome == "created"
+    assert first.incident.type == "crime"
     # 100 m north, 10 minutes later: the same incident, severity raised.
     near = alert("a2", ARENA[0], ARENA[1] + 0.0009, "2026-11-27T09:10:00Z", severity="critical")
     second = intake.open_or_merge(system, near)
-    assert second.outcome == "merged" and second.incident.id == first.incident.id
+    assert second.outcome == "merged"
+    assert second.incident.id == first.incident.id
     assert second.incident.severity == "critical"
     assert second.incident.alerts == ("a1", "a2")
     again = intake.open_or_merge(system, near)
-    assert again.outcome == "duplicate" and again.incident.alerts == ("a1", "a2")
+    assert again.outcome == "duplicate"
+    assert again.incident.alerts == ("a1", "a2")
     # 2 km away, or an hour after the last alert, or another type: new incidents.
     far = intake.open_or_merge(system, alert("a3", ARENA[0] + 0.02, ARENA[1], "2026-11-27T09:11Z"))
     late = intake.open_or_merge(system, alert("a4", *ARENA, "2026-11-27T10:30:00Z"))
@@ -159,7 +165,8 @@ def test_related_alerts_merge_and_duplicates_are_ignored(platform: Platform) -> 
         system, alert("a5", *ARENA, "2026-11-27T09:12:00Z", category="fire", sub_category="smoke")
     )
     ids = {far.incident.id, late.incident.id, fire.incident.id, first.incident.id}
-    assert len(ids) == 4 and fire.incident.type == "fire"
+    assert len(ids) == 4
+    assert fire.incident.type == "fire"
     kinds = [e.kind for e in platform.operations.store.timeline(TENANT, first.incident.id)]
     assert kinds == ["created", "alert-merged"]
 
@@ -170,8 +177,10 @@ def test_agency_reports_are_idempotent(platform: Platform) -> None:
     report = AgencyReport("112", "2026-1127-0042", subtype="assault", location=point(*ARENA))
     first = intake.report(police, report)
     second = intake.report(police, report)
-    assert first.outcome == "created" and second.outcome == "duplicate"
-    assert first.incident.id == second.incident.id and first.incident.source == "112"
+    assert first.outcome == "created"
+    assert second.outcome == "duplicate"
+    assert first.incident.id == second.incident.id
+    assert first.incident.source == "112"
     assert platform.operations.incidents.get(police, first.incident.id).reported_by == "p-police"
     with pytest.raises(BadRequestData, match="channel"):
         intake.report(police, AgencyReport("113", "x", location=point(*ARENA)))
@@ -223,4 +232,5 @@ def test_timeline_events_are_published_as_facts(platform: Platform, clock: Manua
         "operations.incident.escalated.dobong",
     ]
     body = facts[1][1]
-    assert body["incidentId"] == incident.id and body["details"]["level"] == 1  # type: ignore[index]
+    assert body["incidentId"] == incident.id
+    assert body["details"]["level"] == 1
