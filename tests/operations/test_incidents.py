@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from datetime import timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -215,7 +216,7 @@ def test_timeline_events_are_published_as_facts(platform: Platform, clock: Manua
     clock.advance(timedelta(minutes=3))
     ops.escalator.sweep()
 
-    async def run() -> list[tuple[str, dict[str, object]]]:
+    async def run() -> list[tuple[str, dict[str, Any]]]:
         bus = InProcessBus()
         publisher = FactPublisher(ops.store, bus, 0.1)
         consumer = await bus.consumer("operations.incident.>", "test")
