@@ -145,6 +145,7 @@ class VideoService:
             geo=GeoPredicate(
                 GeoQuery("near", {"type": "Point", "coordinates": list(here)}, LOCATION, radius)
             ),
+            geoproperty=LOCATION,
             limit=10_000,
         )
         found = [_nearby(entity, here) for entity in self.entities.query(query).entities]
@@ -362,6 +363,9 @@ class VideoService:
             PrincipalKind.USER,
             principal_id=claims.principal_id,
         )
+        if not self.access.principal_may(claims.tenant, claims.principal_id, Permission.VIEW_VIDEO):
+            self.access.record(viewer, "video.view", [(claims.camera_id, "denied")])
+            raise Forbidden("the principal of this link may no longer view video")
         if claims.share_id:
             share = next(
                 (
@@ -374,10 +378,6 @@ class VideoService:
             if share is None or not share.active_at(isoformat(now)):
                 self.access.record(viewer, "video.view", [(claims.camera_id, "denied")])
                 raise Forbidden("the video share behind this link has ended")
-        elif not self.access.principal_may(
-            claims.tenant, claims.principal_id, Permission.VIEW_VIDEO
-        ):
-            raise Forbidden("the principal of this link may no longer view video")
         camera = self.entities.get(claims.tenant, claims.camera_id)
         if camera is None or not is_camera(camera):
             raise ResourceNotFound(f"camera {claims.camera_id} no longer exists")

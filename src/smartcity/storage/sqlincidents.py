@@ -190,10 +190,21 @@ def _event(row: Sequence[Any]) -> TimelineEvent:
 
 
 def _share(row: Sequence[Any]) -> VideoShare:
-    values = list(row)
-    values[5] = tuple(orjson.loads(values[5]))
-    values[6] = tuple(orjson.loads(values[6]))
-    return VideoShare(*values)
+    tenant, share_id, incident_id, principal_id, name, cameras, grants, *rest = row
+    by, granted_at, expires_at, ended_at = rest
+    return VideoShare(
+        id=share_id,
+        tenant=tenant,
+        incident_id=incident_id,
+        principal_id=principal_id,
+        principal_name=name,
+        camera_ids=tuple(orjson.loads(cameras)),
+        share_ids=tuple(orjson.loads(grants)),
+        granted_by=by,
+        granted_at=granted_at,
+        expires_at=expires_at,
+        ended_at=ended_at,
+    )
 
 
 class IncidentWrite:
