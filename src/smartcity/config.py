@@ -248,6 +248,9 @@ class Settings(BaseSettings):
     ops_escalation_max_level: int = Field(default=3, ge=1, le=20)
     ops_escalation_interval: float = Field(default=15.0, gt=0)
     """Seconds between two escalation sweeps."""
+    ops_alert_subjects: str = ""
+    """The bus subject filter of the rule engine's alert facts to open incidents from (empty:
+    none); the bus must keep those subjects (`bus_subjects`)."""
     ops_sop_file: str | None = None
     """A YAML file of standard operating procedures replacing the shipped ones."""
     ops_video_types: list[str] = Field(

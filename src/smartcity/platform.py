@@ -37,6 +37,8 @@ from smartcity.ingest.mqtt import MqttOptions
 from smartcity.ingest.schemas import SchemaCatalog
 from smartcity.ingest.standardize import SmartDataStandardizer
 from smartcity.ingest.writer import IngestWriter, WriterOptions
+from smartcity.operations.consumer import SOURCE as ALERT_SOURCE
+from smartcity.operations.consumer import AlertConsumer
 from smartcity.operations.facts import subject_for
 from smartcity.operations.service import Operations, build_operations
 from smartcity.storage.changelog import ChangeLogPruner
@@ -385,6 +387,17 @@ def operations_workers(platform: Platform) -> list[Worker]:
             bus_subjects=platform.settings.bus_subjects,
         )
         workers = [w for w in workers if w is not platform.operations.publisher]
+    subjects = platform.settings.ops_alert_subjects
+    if subjects:
+        consumer = AlertConsumer(
+            platform.bus,
+            subjects,
+            platform.operations.intake,
+            platform.deadletters,
+            platform.clock,
+        )
+        platform.deadletters.register_replayer(ALERT_SOURCE, consumer.replay)
+        workers.append(consumer)
     return workers
 
 
