@@ -23,6 +23,7 @@ EPILOG = """examples:
   smartcity key create --name lamp-7 --role device --entity urn:ngsi-ld:Streetlight:7
   smartcity device import devices.csv              register devices in bulk (JSON or CSV)
   smartcity deadletters list --reason schema       input ingestion refused, and why
+  smartcity incident list --status new             incidents of the operations center
   smartcity district load                          load the Changdong district model
   smartcity district check --district ./my-town    read another district's files, summarise them
   smartcity import osm my-town.osm --out ./my-town --id my-town
@@ -182,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("check", help="validate the configuration and reach the database")
     _add_account_commands(commands)
     _add_deadletter_commands(commands)
+    _add_incident_commands(commands)
     _add_district_commands(commands)
     _add_device_commands(commands)
     workers = commands.add_parser(
@@ -265,6 +267,12 @@ def _add_filter_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reason", help="only this reason (unknown-device, schema, ...)")
     parser.add_argument("--since", help="received at or after (ISO 8601)")
     parser.add_argument("--until", help="received before (ISO 8601)")
+
+
+def _add_incident_commands(commands: Any) -> None:
+    from smartcity.incident_commands import add_commands
+
+    add_commands(commands)
 
 
 def _add_deadletter_commands(commands: Any) -> None:
@@ -676,6 +684,10 @@ def main(argv: list[str] | None = None) -> int:
             return device_command(_settings(args), args)
         elif args.command == "deadletters":
             return deadletters_command(_settings(args), args)
+        elif args.command == "incident":
+            from smartcity.incident_commands import run as run_incident
+
+            return run_incident(_settings(args), args)
         elif args.command in ("district", "import"):
             return district_command(args)
         elif args.command == "workers":
