@@ -189,3 +189,23 @@ def test_operators_are_redirected_to_the_video_system(city: City) -> None:
     # A disabled operator's links stop working.
     city.platform.accounts.set_disabled(Caller.system(TENANT), "operator", True)
     assert city.client.get(issued.json()["href"]).status_code == 403
+
+
+def test_an_agency_sees_only_its_own_video_events(city: City) -> None:
+    incident = open_incident(city)
+    url = f"{INCIDENTS}/{incident['id']}"
+    assert share(city, incident, [GATES[0]]).status_code == 201
+    to_fire = {"agency": "fire", "cameras": [GATES[1]], "minutes": 30}
+    assert city.call("operator", "POST", f"{url}/shares", to_fire).status_code == 201
+    assert link(city, "fire", incident["id"], GATES[1]).status_code == 200
+    assert link(city, "fire", incident["id"], GATES[0]).status_code == 404
+    assert visible_cameras(city, "fire") == [GATES[1]]
+    assert city.call("police", "POST", f"{url}/comments", {"text": "도착"}).status_code == 201
+    assert city.call("analyst", "POST", f"{url}/comments", {"text": "x"}).status_code == 403
+    seen = city.call("police", "GET", f"{url}/timeline").json()
+    assert [(e["event"], e["actor"]) for e in seen] == [
+        ("created", "operator"),
+        ("share-granted", "operator"),
+        ("commented", "police"),
+    ]
+    assert len(city.call("operator", "GET", f"{url}/timeline").json()) == 5

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from smartcity.auth.policy import AccessControl, Permission, allowed, require
+from smartcity.auth.policy import AccessControl, Permission, allowed, denied, require
 from smartcity.auth.principal import Caller, Role
 from smartcity.core.clock import Clock, isoformat
 from smartcity.core.errors import BadRequestData, Conflict, ResourceNotFound, TooManyResults
@@ -52,6 +52,20 @@ EVENT_OF: Final = {
 MAX_TEXT: Final = 4000
 
 Mutation = Callable[[Incident, IncidentWrite], tuple[Incident, list[TimelineEvent]]]
+
+
+VIDEO_EVENTS: Final = frozenset({"share-granted", "share-ended", "link-issued", "camera-viewed"})
+
+
+def shows(caller: Caller, event: TimelineEvent) -> bool:
+    """Tell whether a timeline event is for the caller's eyes.
+
+    Staff see every event. An agency sees the lifecycle and comments, but of the video events
+    only its own: not which cameras another agency was given or watched.
+    """
+    if caller.has(Role.ADMIN, Role.OPERATOR, Role.ANALYST) or event.kind not in VIDEO_EVENTS:
+        return True
+    return caller.subject in (event.actor, event.details.get("agency"))
 
 
 def allowed_actions(status: str) -> list[str]:
@@ -150,9 +164,10 @@ class IncidentService:
         return page, total
 
     def timeline(self, caller: Caller, incident_id: str) -> list[TimelineEvent]:
-        """Return the timeline of an incident the caller may see."""
+        """Return the timeline of an incident the caller may see (see `shows`)."""
         self.get(caller, incident_id)
-        return self.store.timeline(caller.tenant, incident_id)
+        events = self.store.timeline(caller.tenant, incident_id)
+        return [event for event in events if shows(caller, event)]
 
     # -- changes ----------------------------------------------------------------------------
 
@@ -314,6 +329,8 @@ class IncidentService:
     def comment(self, caller: Caller, incident_id: str, body: str) -> TimelineEvent:
         """Add a comment to an incident's timeline (operators; an agency on what it sees)."""
         if not allowed(caller, Permission.MANAGE_INCIDENTS):
+            if not caller.has(Role.AGENCY):
+                raise denied(caller, "comment on incidents")
             self.get(caller, incident_id)  # an agency: only on incidents it may see
         body = text(body.strip(), "comment")
         if not body:

@@ -19,6 +19,7 @@ from starlette.responses import StreamingResponse
 from smartcity.auth.principal import Caller
 from smartcity.core.errors import BadRequestData
 from smartcity.operations.facts import fact
+from smartcity.operations.incidents import shows
 from smartcity.platform import Platform
 from smartcity.web.deps import CallerDep, PlatformDep
 
@@ -42,7 +43,7 @@ def _read(platform: Platform, caller: Caller, after: int) -> tuple[list[bytes], 
     frames = [
         _frame("incident", fact(e, operations.store.get(e.tenant, e.incident_id)), e.seq)
         for e in events
-        if visible is None or e.incident_id in visible
+        if (visible is None or e.incident_id in visible) and shows(caller, e)
     ]
     return frames, events[-1].seq
 
