@@ -63,6 +63,8 @@ class Escalator:
                     current = tx.get(incident.tenant, incident.id)
                     if current is None or current.status != NEW:
                         continue  # acknowledged since the sweep read it
+                    if current.escalation_level >= level:
+                        continue  # another process's sweep got there first
                     at = isoformat(now)
                     tx.update(
                         replace(
