@@ -19,8 +19,8 @@ def demo_frame(name: str, view_direction: float | None, at: str, claims: LinkCla
 <g stroke="#374151" stroke-width="1">{
         "".join(f'<line x1="{x}" y1="0" x2="{x}" y2="360"/>' for x in range(0, 641, 40))
     }{"".join(f'<line x1="0" y1="{y}" x2="640" y2="{y}"/>' for y in range(0, 361, 40))}</g>
-<g transform="translate(320 200) rotate({direction:.1f})">
-<path d="M0 0 L-70 -150 A165 165 0 0 1 70 -150 Z" fill="#fbbf24" fill-opacity="0.25"/>
+<g transform="translate(320 185) rotate({direction:.1f})">
+<path d="M0 0 L-55 -120 A132 132 0 0 1 55 -120 Z" fill="#fbbf24" fill-opacity="0.25"/>
 <circle r="8" fill="#fbbf24"/></g>
 <g font-family="sans-serif" fill="#f9fafb">
 <text x="16" y="30" font-size="18">{escape(name)}</text>
