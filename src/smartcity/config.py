@@ -277,6 +277,19 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("ops_escalation_minutes")
+    @classmethod
+    def _escalation(cls, value: dict[str, float]) -> dict[str, float]:
+        severities = ("informational", "low", "medium", "high", "critical")
+        unknown = sorted(set(value) - set(severities))
+        if unknown:
+            raise ValueError(
+                f"unknown severities {unknown}: use {', '.join(severities)} (Alert severities)"
+            )
+        if any(minutes < 0 for minutes in value.values()):
+            raise ValueError("escalation minutes must be 0 (never) or more")
+        return value
+
     @field_validator("bus_url")
     @classmethod
     def _bus_scheme(cls, value: str) -> str:

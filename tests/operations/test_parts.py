@@ -111,3 +111,22 @@ def test_distances_bearings_and_views() -> None:
     assert representative_point(square) == (1, 1)
     with pytest.raises(BadRequestData):
         representative_point({"type": "Point", "coordinates": [500, 0]})
+
+
+def test_operations_settings_are_checked(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from smartcity.config import Settings
+    from smartcity.platform import build_platform
+
+    with pytest.raises(ValidationError, match="unknown severities"):
+        Settings(ops_escalation_minutes={"urgent": 1})
+    with pytest.raises(ValidationError, match="0 \\(never\\) or more"):
+        Settings(ops_escalation_minutes={"high": -1})
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'x.db'}",
+        auth_secret="x" * 40,
+        ops_video_types=["crime/jaywalking"],
+    )
+    with pytest.raises(ConfigurationError, match="ops_video_types"):
+        build_platform(settings)

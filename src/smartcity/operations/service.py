@@ -9,6 +9,7 @@ from smartcity.auth.principal import Caller
 from smartcity.bus.base import EventBus
 from smartcity.config import Settings
 from smartcity.core.clock import Clock
+from smartcity.core.errors import BadRequestData, ConfigurationError
 from smartcity.core.workers import Periodic, Worker
 from smartcity.operations.alerts import IncidentIntake
 from smartcity.operations.escalation import Escalator
@@ -16,6 +17,7 @@ from smartcity.operations.facts import FactPublisher
 from smartcity.operations.incidents import IncidentService
 from smartcity.operations.links import LinkSigner
 from smartcity.operations.sop import Procedures
+from smartcity.operations.taxonomy import check_type
 from smartcity.operations.video import VideoOptions, VideoService
 from smartcity.storage.incidents import Incident, TimelineEvent
 from smartcity.storage.sqlbase import SqlEntityStore
@@ -76,6 +78,12 @@ def build_operations(
     secret: str,
 ) -> Operations:
     """Build the operations services on the platform's database, bus and secret."""
+    for pattern in settings.ops_video_types:
+        incident_type, _, subtype = pattern.partition("/")
+        try:
+            check_type(incident_type, subtype)
+        except BadRequestData as error:
+            raise ConfigurationError(f"ops_video_types: {error.detail}") from None
     store = SqlIncidentStore(entities)
     incidents = IncidentService(
         store, access, clock, Procedures.load(settings.ops_sop_file), max_limit=settings.max_limit
