@@ -43,12 +43,16 @@ def test_alert_facts_become_incidents_once(platform: Platform) -> None:
             await bus.publish(SUBJECT, data)
         dire = {**orjson.loads(alert("a4")), "severity": "dire"}
         await bus.publish(SUBJECT, orjson.dumps(dire))
+        clear = {"kind": "clear", "alertId": "a2", "observedAt": "2026-11-27T09:20:00Z"}
+        await bus.publish(SUBJECT, orjson.dumps({**clear, "alertId": "never-seen"}))
+        await bus.publish(SUBJECT, orjson.dumps(clear))
         stop = asyncio.Event()
         task = asyncio.create_task(consumer.run(stop))
-        for _ in range(100):
-            if platform.deadletters.store.count("dobong", DeadLetterFilter(source=SOURCE)) == 2:
-                break
+        # Messages are taken in order: once the last one shows, every one was taken.
+        for _ in range(200):
             await asyncio.sleep(0.05)
+            if any(e.kind == "alert-cleared" for e in ops.store.events_after(0, 100)):
+                break
         stop.set()
         await task
 
@@ -59,3 +63,7 @@ def test_alert_facts_become_incidents_once(platform: Platform) -> None:
     letters = platform.deadletters.store.page("dobong", DeadLetterFilter(source=SOURCE), 10, 0)
     assert sorted(letter.reason for letter in letters) == ["invalid-alert", "unparsable"]
     assert any("severity" in letter.message for letter in letters)
+    merged = next(i for i in incidents if len(i.alerts) == 2)
+    kinds = [e.kind for e in ops.store.timeline("dobong", merged.id)]
+    assert kinds == ["created", "alert-merged", "alert-cleared"]
+    assert merged.status == "new"

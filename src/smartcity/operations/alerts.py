@@ -24,7 +24,7 @@ from smartcity.operations.places import distance_m, representative_point
 from smartcity.operations.taxonomy import check_severity, check_type, higher, type_of_alert
 from smartcity.storage.incidents import Incident, TimelineEvent
 
-Outcome = Literal["created", "merged", "duplicate"]
+Outcome = Literal["created", "merged", "duplicate", "cleared", "unknown"]
 CHANNELS: Final = {"112": "crime", "119": "fire"}
 """Partner channels and the incident type a report defaults to."""
 
@@ -215,6 +215,20 @@ class IncidentIntake:
         self, caller: Caller, incident: Incident, kind: str, at: str, **details: Any
     ) -> TimelineEvent:
         return TimelineEvent(caller.tenant, incident.id, at, caller.subject, kind, details)
+
+    def clear(self, caller: Caller, alert_id: str, observed_at: str) -> Intake | None:
+        """Note on its incident that an alert's condition cleared (the incident stays as it is:
+        an operator decides when it is resolved); None when no incident took that alert."""
+        require(caller, Permission.MANAGE_INCIDENTS)
+        with self.store.write() as tx:
+            incident = tx.incident_for_key(caller.tenant, f"alert:{alert_id}")
+            if incident is None:
+                return None
+            details = {"alertId": alert_id, "observedAt": observed_at}
+            tx.append(
+                [self._event(caller, incident, "alert-cleared", self.incidents.now(), **details)]
+            )
+        return Intake(incident, "cleared")
 
     def report(self, caller: Caller, report: AgencyReport) -> Intake:
         """Take a partner agency's 112/119 report; the same report twice is one incident."""

@@ -55,16 +55,23 @@ class AlertConsumer:
         self.deadletters = deadletters
         self.clock = clock
 
-    def take(self, subject: str, data: bytes) -> Intake:
-        """Open or merge the incident of one alert fact; Rejected when it is not acceptable."""
+    def take(self, subject: str, data: bytes) -> Intake | None:
+        """Open or merge the incident of one alert fact (or note that an alert cleared: `kind`
+        "clear"; None when no incident took it); Rejected when it is not acceptable."""
         try:
             body = orjson.loads(data)
         except orjson.JSONDecodeError as error:
             message = f"the alert fact is not JSON: {error}"
             raise Rejected("unparsable", message, stage="decode") from None
+        caller = Caller.system(tenant_of(subject, body))
         try:
+            if isinstance(body, dict) and body.get("kind") == "clear":
+                alert_id, at = body.get("alertId"), body.get("observedAt", "")
+                if not isinstance(alert_id, str) or not alert_id:
+                    raise Rejected("invalid-alert", "a clear needs its alertId", stage="validate")
+                return self.intake.clear(caller, alert_id, str(at))
             fact = AlertFact.from_json(body)
-            return self.intake.open_or_merge(Caller.system(tenant_of(subject, body)), fact)
+            return self.intake.open_or_merge(caller, fact)
         except SmartCityError as error:
             if error.status >= 500:
                 raise
@@ -74,7 +81,11 @@ class AlertConsumer:
         """Take a dead letter of this consumer again (a replayer of the dead-letter service)."""
         subject = raw.topic or f"replay.{raw.tenant or '_'}"
         intake = await asyncio.to_thread(self.take, subject, raw.payload)
-        return f"{intake.outcome} {intake.incident.id}"
+        return (
+            "no incident took the alert"
+            if intake is None
+            else f"{intake.outcome} {intake.incident.id}"
+        )
 
     async def _handle(self, message: Received) -> None:
         try:
@@ -95,12 +106,13 @@ class AlertConsumer:
             log.exception("alert intake failed; delivered again", subject=message.subject)
             await message.nak(delay=1.0)
             return
-        log.info(
-            "alert taken",
-            incident=intake.incident.id,
-            outcome=intake.outcome,
-            subject=message.subject,
-        )
+        if intake is not None:
+            log.info(
+                "alert taken",
+                incident=intake.incident.id,
+                outcome=intake.outcome,
+                subject=message.subject,
+            )
         await message.ack()
 
     async def run(self, stop: asyncio.Event) -> None:
