@@ -25,7 +25,7 @@ def platform(settings: Settings) -> Platform:
 
 @pytest.fixture
 def served(platform: Platform) -> Iterator[tuple[str, City]]:
-    with serving(platform) as base, httpx.Client(base_url=base, timeout=10.0) as client:
+    with serving(platform) as base, httpx.Client(base_url=base, timeout=30.0) as client:
         # TestClient is an httpx.Client: the city only sends requests through it.
         yield base, build_ops_city(platform, cast(TestClient, client))
 
@@ -33,7 +33,7 @@ def served(platform: Platform) -> Iterator[tuple[str, City]]:
 @contextmanager
 def stream(url: str, headers: dict[str, str]) -> Iterator[EventReader]:
     with (
-        httpx.Client(timeout=httpx.Timeout(5.0)) as http,
+        httpx.Client(timeout=httpx.Timeout(30.0)) as http,
         http.stream("GET", f"{url}{INCIDENTS}/stream", headers=headers) as response,
     ):
         assert response.status_code == 200, response.read()
@@ -61,13 +61,13 @@ def test_the_stream_shows_what_each_caller_may_see(served: tuple[str, City]) -> 
         assert (
             city.call("operator", "POST", f"{INCIDENTS}/{second}/shares", share).status_code == 201
         )
-        operator.until(lambda _: len(incident_events(operator)) == 3)
+        operator.until(lambda _: len(incident_events(operator)) == 3, timeout=60)
         assert incident_events(operator) == [
             ("created", first),
             ("created", second),
             ("share-granted", second),
         ]
-        police.until(lambda _: len(incident_events(police)) >= 1)
+        police.until(lambda _: len(incident_events(police)) >= 1, timeout=60)
         assert incident_events(police) == [("share-granted", second)]
         last = operator.events[-1]
         assert last.data["incident"]["status"] == "new"
@@ -75,7 +75,7 @@ def test_the_stream_shows_what_each_caller_may_see(served: tuple[str, City]) -> 
     headers = {**city.as_("operator"), "Last-Event-ID": operator.events[0].id or ""}
     assert operator.events[0].name == "incident"
     with stream(url, headers) as resumed:
-        resumed.until(lambda _: len(incident_events(resumed)) == 2)
+        resumed.until(lambda _: len(incident_events(resumed)) == 2, timeout=60)
         assert incident_events(resumed) == [("created", second), ("share-granted", second)]
     with httpx.Client(timeout=5.0) as http:
         refused = http.get(f"{url}{INCIDENTS}/stream", headers=city.as_("anonymous"))

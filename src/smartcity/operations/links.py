@@ -84,7 +84,7 @@ class LinkSigner:
         payload, _, signature = token.partition(".")
         if not payload or not signature:
             raise Forbidden("this is not a video link")
-        if not hmac.compare_digest(self._signature(payload), signature):
+        if not hmac.compare_digest(self._signature(payload).encode(), signature.encode()):
             raise Forbidden("this video link is not authentic")
         try:
             body = orjson.loads(_unb64(payload))

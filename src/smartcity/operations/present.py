@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from smartcity.operations.cameras import NearbyCamera
 from smartcity.operations.incidents import allowed_actions
 from smartcity.operations.sop import Procedures
 from smartcity.operations.taxonomy import TYPES
-from smartcity.operations.video import NearbyCamera
 from smartcity.storage.incidents import Incident, TimelineEvent, VideoShare
 
 

@@ -17,31 +17,22 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 from smartcity.auth.policy import AccessControl, Permission, allowed, require
 from smartcity.auth.principal import Caller, PrincipalKind, Role
-from smartcity.broker.changefeed import local_name
 from smartcity.core.clock import isoformat
-from smartcity.core.entity import LOCATION, StoredEntity
+from smartcity.core.entity import StoredEntity
 from smartcity.core.errors import BadRequestData, Conflict, Forbidden, ResourceNotFound
-from smartcity.core.geo import GeoPredicate, GeoQuery
-from smartcity.core.qlang import Or, TypeName
+from smartcity.operations.cameras import NearbyCamera, attribute, cameras_around, is_camera
 from smartcity.operations.incidents import IncidentService, text
 from smartcity.operations.links import LinkClaims, LinkSigner
-from smartcity.operations.places import bearing_deg, distance_m, faces
 from smartcity.operations.taxonomy import qualifies
 from smartcity.storage.accounts import ShareRecord
-from smartcity.storage.base import EntityQuery
 from smartcity.storage.incidents import CLOSED, RESOLVED, Incident, TimelineEvent, VideoShare
 from smartcity.storage.sqlbase import SqlEntityStore
 from smartcity.storage.sqlincidents import IncidentWrite
 
-CAMERA_TYPES: Final = (
-    "https://smartdatamodels.org/dataModel.Device/Camera",
-    "https://uri.etsi.org/ngsi-ld/default-context/Camera",
-)
-"""The Camera type as the Smart Data Models @context and the core @context expand it."""
 MODES: Final = ("live", "recorded")
 
 
@@ -57,40 +48,12 @@ class VideoOptions:
 
 
 @dataclass(frozen=True, slots=True)
-class NearbyCamera:
-    """A camera near an incident: how far, and where it looks."""
-
-    id: str
-    name: str
-    location: dict[str, Any] | None
-    distance: float
-    view_direction: float | None
-    faces_incident: bool | None
-    """Whether the incident is within its view (None when its direction is unknown)."""
-    usage: str
-
-
-@dataclass(frozen=True, slots=True)
 class IssuedLink:
     """A signed link and until when it works."""
 
     token: str
     expires_at: str
     claims: LinkClaims
-
-
-def attribute(entity: StoredEntity, name: str) -> Any:
-    """Return the value of an entity's attribute by its local name (any @context), or None."""
-    for key, instances in entity.attrs.items():
-        if local_name(key) == name and instances:
-            value = instances[0].get("value", instances[0].get("object"))
-            return value
-    return None
-
-
-def is_camera(entity: StoredEntity) -> bool:
-    """Tell whether an entity is a Camera (under any @context)."""
-    return any(local_name(t) == "Camera" for t in entity.types)
 
 
 class VideoService:
@@ -139,17 +102,7 @@ class VideoService:
         if not 0 < radius <= self.options.radius:
             raise BadRequestData(f"radius must be above 0 and at most {self.options.radius} m")
         here = (incident.lon, incident.lat)
-        query = EntityQuery(
-            tenant=caller.tenant,
-            types=Or(tuple(TypeName(t) for t in CAMERA_TYPES)),
-            geo=GeoPredicate(
-                GeoQuery("near", {"type": "Point", "coordinates": list(here)}, LOCATION, radius)
-            ),
-            geoproperty=LOCATION,
-            limit=10_000,
-        )
-        found = [_nearby(entity, here) for entity in self.entities.query(query).entities]
-        cameras = sorted((c for c in found if c is not None), key=lambda c: (c.distance, c.id))
+        cameras = cameras_around(self.entities, caller.tenant, here, radius)
         return cameras[: self.options.max_cameras]
 
     def shares(self, caller: Caller, incident_id: str) -> list[VideoShare]:
@@ -399,24 +352,3 @@ class VideoService:
             )
             self.access.record_in(tx.cursor, viewer, "video.view", [(claims.camera_id, "ok")])
         return claims, camera, str(attribute(camera, "streamURL") or "")
-
-
-def _nearby(entity: StoredEntity, here: tuple[float, float]) -> NearbyCamera | None:
-    location = attribute(entity, "location")
-    if not isinstance(location, dict) or location.get("type") != "Point":
-        return None
-    lon, lat = location["coordinates"][:2]
-    where = (float(lon), float(lat))
-    direction = attribute(entity, "viewDirection")
-    view = float(direction) if isinstance(direction, int | float) else None
-    toward = bearing_deg(where, here)
-    near = distance_m(where, here) < 1.0
-    return NearbyCamera(
-        id=entity.id,
-        name=str(attribute(entity, "cameraName") or attribute(entity, "name") or entity.id),
-        location=location,
-        distance=round(distance_m(here, where), 1),
-        view_direction=view,
-        faces_incident=None if view is None else (near or faces(view, toward)),
-        usage=str(attribute(entity, "cameraUsage") or ""),
-    )

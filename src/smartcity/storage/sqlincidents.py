@@ -14,197 +14,29 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
-import orjson
-
 from smartcity.core.errors import Conflict
+from smartcity.storage.incident_rows import (
+    COLUMN_NAMES,
+    COLUMNS,
+    DDL,
+    DIALECT_TYPES,
+    EVENT_COLUMNS,
+    SHARE_COLUMNS,
+    dump,
+    event_from_row,
+    incident_from_row,
+    incident_row,
+    share_from_row,
+)
 from smartcity.storage.incidents import (
     Incident,
     IncidentFilter,
-    SopStep,
     TimelineEvent,
     VideoShare,
 )
 from smartcity.storage.sqlbase import Cursor, SqlEntityStore
 
-_DDL: Final = """
-CREATE TABLE IF NOT EXISTS incidents (
-    tenant {text} NOT NULL,
-    id {text} NOT NULL,
-    type {text} NOT NULL,
-    subtype TEXT NOT NULL,
-    severity {text} NOT NULL,
-    status {text} NOT NULL,
-    title TEXT NOT NULL,
-    description TEXT NOT NULL,
-    location TEXT,
-    lon {real},
-    lat {real},
-    zone {text} NOT NULL,
-    source TEXT NOT NULL,
-    source_ref TEXT NOT NULL,
-    reported_by {text} NOT NULL,
-    assignee TEXT NOT NULL,
-    related TEXT NOT NULL,
-    alerts TEXT NOT NULL,
-    sop TEXT NOT NULL,
-    causes TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    created_at {text} NOT NULL,
-    updated_at TEXT NOT NULL,
-    acknowledged_at TEXT,
-    resolved_at TEXT,
-    closed_at TEXT,
-    last_alert_at TEXT,
-    escalation_level INTEGER NOT NULL,
-    escalated_at TEXT,
-    PRIMARY KEY (tenant, id)
-);
-CREATE INDEX IF NOT EXISTS incidents_status ON incidents (tenant, status, created_at);
-CREATE INDEX IF NOT EXISTS incidents_open ON incidents (status, created_at);
-CREATE TABLE IF NOT EXISTS incident_keys (
-    tenant {text} NOT NULL,
-    key {text} NOT NULL,
-    incident_id {text} NOT NULL,
-    PRIMARY KEY (tenant, key)
-);
-CREATE TABLE IF NOT EXISTS incident_events (
-    {seq},
-    tenant {text} NOT NULL,
-    incident_id {text} NOT NULL,
-    at TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    details TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS incident_events_incident ON incident_events (tenant, incident_id, seq);
-CREATE TABLE IF NOT EXISTS incident_video_shares (
-    tenant {text} NOT NULL,
-    id {text} NOT NULL,
-    incident_id {text} NOT NULL,
-    principal_id {text} NOT NULL,
-    principal_name TEXT NOT NULL,
-    camera_ids TEXT NOT NULL,
-    share_ids TEXT NOT NULL,
-    granted_by TEXT NOT NULL,
-    granted_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    ended_at TEXT,
-    PRIMARY KEY (tenant, id)
-);
-CREATE INDEX IF NOT EXISTS incident_video_shares_incident
-    ON incident_video_shares (tenant, incident_id);
-CREATE INDEX IF NOT EXISTS incident_video_shares_principal
-    ON incident_video_shares (tenant, principal_id);
-CREATE TABLE IF NOT EXISTS incident_positions (
-    name {text} PRIMARY KEY,
-    seq BIGINT NOT NULL
-)
-"""
-_TYPES: Final = {
-    "sqlite": {"text": "TEXT", "real": "REAL", "seq": "seq INTEGER PRIMARY KEY AUTOINCREMENT"},
-    "postgresql": {
-        "text": 'TEXT COLLATE "C"',
-        "real": "DOUBLE PRECISION",
-        "seq": "seq BIGSERIAL PRIMARY KEY",
-    },
-}
-_COLUMNS: Final = (
-    "tenant, id, type, subtype, severity, status, title, description, location, lon, lat, "
-    "zone, source, source_ref, reported_by, assignee, related, alerts, sop, causes, version, "
-    "created_at, updated_at, acknowledged_at, resolved_at, closed_at, last_alert_at, "
-    "escalation_level, escalated_at"
-)
-_COLUMN_NAMES: Final = [name.strip() for name in _COLUMNS.split(",")]
-_SHARE_COLUMNS: Final = (
-    "tenant, id, incident_id, principal_id, principal_name, camera_ids, share_ids, granted_by, "
-    "granted_at, expires_at, ended_at"
-)
-_EVENT_COLUMNS: Final = "seq, tenant, incident_id, at, actor, kind, details"
 _LOCK: Final = 0x736D6F7073  # "smops"
-
-
-def _dump(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _row(incident: Incident) -> list[Any]:
-    sop = {
-        step_id: {"done": s.done, "by": s.by, "at": s.at, "note": s.note}
-        for step_id, s in incident.sop.items()
-    }
-    return [
-        incident.tenant,
-        incident.id,
-        incident.type,
-        incident.subtype,
-        incident.severity,
-        incident.status,
-        incident.title,
-        incident.description,
-        None if incident.location is None else _dump(incident.location),
-        incident.lon,
-        incident.lat,
-        incident.zone,
-        incident.source,
-        incident.source_ref,
-        incident.reported_by,
-        incident.assignee,
-        _dump(list(incident.related)),
-        _dump(list(incident.alerts)),
-        _dump(sop),
-        _dump(list(incident.causes)),
-        incident.version,
-        incident.created_at,
-        incident.updated_at,
-        incident.acknowledged_at,
-        incident.resolved_at,
-        incident.closed_at,
-        incident.last_alert_at,
-        incident.escalation_level,
-        incident.escalated_at,
-    ]
-
-
-def _incident(row: Sequence[Any]) -> Incident:
-    values = dict(zip(_COLUMN_NAMES, row, strict=True))
-    location = values.pop("location")
-    return Incident(
-        **{
-            **values,
-            "location": None if location is None else orjson.loads(location),
-            "lon": None if values["lon"] is None else float(values["lon"]),
-            "lat": None if values["lat"] is None else float(values["lat"]),
-            "related": tuple(orjson.loads(values["related"])),
-            "alerts": tuple(orjson.loads(values["alerts"])),
-            "sop": {k: SopStep(**v) for k, v in orjson.loads(values["sop"]).items()},
-            "causes": tuple(orjson.loads(values["causes"])),
-            "version": int(values["version"]),
-            "escalation_level": int(values["escalation_level"]),
-        }
-    )
-
-
-def _event(row: Sequence[Any]) -> TimelineEvent:
-    seq, tenant, incident_id, at, actor, kind, details = row
-    return TimelineEvent(tenant, incident_id, at, actor, kind, orjson.loads(details), int(seq))
-
-
-def _share(row: Sequence[Any]) -> VideoShare:
-    tenant, share_id, incident_id, principal_id, name, cameras, grants, *rest = row
-    by, granted_at, expires_at, ended_at = rest
-    return VideoShare(
-        id=share_id,
-        tenant=tenant,
-        incident_id=incident_id,
-        principal_id=principal_id,
-        principal_name=name,
-        camera_ids=tuple(orjson.loads(cameras)),
-        share_ids=tuple(orjson.loads(grants)),
-        granted_by=by,
-        granted_at=granted_at,
-        expires_at=expires_at,
-        ended_at=ended_at,
-    )
 
 
 class IncidentWrite:
@@ -218,38 +50,40 @@ class IncidentWrite:
         """Return the incident an idempotency key names, if any."""
         p = self._p
         self.cursor.execute(
-            f"SELECT i.{_COLUMNS.replace(', ', ', i.')} FROM incident_keys k JOIN incidents i "
+            f"SELECT i.{COLUMNS.replace(', ', ', i.')} FROM incident_keys k JOIN incidents i "
             f"ON i.tenant = k.tenant AND i.id = k.incident_id WHERE k.tenant = {p} AND k.key = {p}",
             [tenant, key],
         )
         row = self.cursor.fetchone()
-        return None if row is None else _incident(row)
+        return None if row is None else incident_from_row(row)
 
     def get(self, tenant: str, incident_id: str) -> Incident | None:
         """Return an incident as this transaction sees it."""
         p = self._p
         self.cursor.execute(
-            f"SELECT {_COLUMNS} FROM incidents WHERE tenant = {p} AND id = {p}",
+            f"SELECT {COLUMNS} FROM incidents WHERE tenant = {p} AND id = {p}",
             [tenant, incident_id],
         )
         row = self.cursor.fetchone()
-        return None if row is None else _incident(row)
+        return None if row is None else incident_from_row(row)
 
     def open_of_type(self, tenant: str, incident_type: str, since: str) -> list[Incident]:
         """Return the open incidents of a type that took an alert (or began) since a time."""
         p = self._p
         self.cursor.execute(
-            f"SELECT {_COLUMNS} FROM incidents WHERE tenant = {p} AND type = {p} "
+            f"SELECT {COLUMNS} FROM incidents WHERE tenant = {p} AND type = {p} "
             f"AND status IN ({p}, {p}, {p}) AND COALESCE(last_alert_at, created_at) >= {p} "
             "ORDER BY created_at, id",
             [tenant, incident_type, "new", "acknowledged", "in-progress", since],
         )
-        return [_incident(row) for row in self.cursor.fetchall()]
+        return [incident_from_row(row) for row in self.cursor.fetchall()]
 
     def insert(self, incident: Incident, keys: Sequence[str] = ()) -> None:
         """Store a new incident and its idempotency keys."""
-        marks = ", ".join([self._p] * len(_COLUMN_NAMES))
-        self.cursor.execute(f"INSERT INTO incidents ({_COLUMNS}) VALUES ({marks})", _row(incident))
+        marks = ", ".join([self._p] * len(COLUMN_NAMES))
+        self.cursor.execute(
+            f"INSERT INTO incidents ({COLUMNS}) VALUES ({marks})", incident_row(incident)
+        )
         self.add_keys(incident.tenant, incident.id, keys)
 
     def add_keys(self, tenant: str, incident_id: str, keys: Sequence[str]) -> None:
@@ -263,8 +97,8 @@ class IncidentWrite:
     def update(self, incident: Incident, expected_version: int) -> None:
         """Replace an incident if it is still at `expected_version`; raise Conflict if not."""
         p = self._p
-        names = _COLUMN_NAMES[2:]
-        values = _row(incident)[2:]
+        names = COLUMN_NAMES[2:]
+        values = incident_row(incident)[2:]
         assignments = ", ".join(f"{name} = {p}" for name in names)
         self.cursor.execute(
             f"UPDATE incidents SET {assignments} WHERE tenant = {p} AND id = {p} AND version = {p}",
@@ -283,22 +117,22 @@ class IncidentWrite:
         self.cursor.executemany(
             "INSERT INTO incident_events (tenant, incident_id, at, actor, kind, details) "
             f"VALUES ({p}, {p}, {p}, {p}, {p}, {p})",
-            [(e.tenant, e.incident_id, e.at, e.actor, e.kind, _dump(e.details)) for e in events],
+            [(e.tenant, e.incident_id, e.at, e.actor, e.kind, dump(e.details)) for e in events],
         )
 
     def add_share(self, share: VideoShare) -> None:
         """Store a video share."""
         marks = ", ".join([self._p] * 11)
         self.cursor.execute(
-            f"INSERT INTO incident_video_shares ({_SHARE_COLUMNS}) VALUES ({marks})",
+            f"INSERT INTO incident_video_shares ({SHARE_COLUMNS}) VALUES ({marks})",
             [
                 share.tenant,
                 share.id,
                 share.incident_id,
                 share.principal_id,
                 share.principal_name,
-                _dump(list(share.camera_ids)),
-                _dump(list(share.share_ids)),
+                dump(list(share.camera_ids)),
+                dump(list(share.share_ids)),
                 share.granted_by,
                 share.granted_at,
                 share.expires_at,
@@ -324,7 +158,7 @@ class SqlIncidentStore:
         self._store = store
         self._p = store.dialect.placeholder
         self._postgres = store.dialect.name == "postgresql"
-        ddl = _DDL.format(**_TYPES[store.dialect.name])
+        ddl = DDL.format(**DIALECT_TYPES[store.dialect.name])
         with store.writing() as cursor:
             if self._postgres:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
@@ -374,11 +208,11 @@ class SqlIncidentStore:
         condition, params = self._where(tenant, where)
         with self._store.reading() as cursor:
             cursor.execute(
-                f"SELECT {_COLUMNS} FROM incidents WHERE {condition} "
+                f"SELECT {COLUMNS} FROM incidents WHERE {condition} "
                 f"ORDER BY created_at DESC, id DESC LIMIT {self._p} OFFSET {self._p}",
                 [*params, limit, offset],
             )
-            return [_incident(row) for row in cursor.fetchall()]
+            return [incident_from_row(row) for row in cursor.fetchall()]
 
     def count(self, tenant: str, where: IncidentFilter) -> int:
         """Return how many incidents of a tenant match a filter."""
@@ -402,22 +236,22 @@ class SqlIncidentStore:
         p = self._p
         with self._store.reading() as cursor:
             cursor.execute(
-                f"SELECT {_COLUMNS} FROM incidents WHERE status = {p} AND created_at < {p} "
+                f"SELECT {COLUMNS} FROM incidents WHERE status = {p} AND created_at < {p} "
                 f"ORDER BY created_at, tenant, id LIMIT {p}",
                 ["new", created_before, limit],
             )
-            return [_incident(row) for row in cursor.fetchall()]
+            return [incident_from_row(row) for row in cursor.fetchall()]
 
     def timeline(self, tenant: str, incident_id: str) -> list[TimelineEvent]:
         """Return an incident's timeline, oldest first."""
         p = self._p
         with self._store.reading() as cursor:
             cursor.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM incident_events "
+                f"SELECT {EVENT_COLUMNS} FROM incident_events "
                 f"WHERE tenant = {p} AND incident_id = {p} ORDER BY seq",
                 [tenant, incident_id],
             )
-            return [_event(row) for row in cursor.fetchall()]
+            return [event_from_row(row) for row in cursor.fetchall()]
 
     def events_after(self, seq: int, limit: int, tenant: str | None = None) -> list[TimelineEvent]:
         """Return timeline events after a position (of one tenant when given), in order."""
@@ -429,11 +263,11 @@ class SqlIncidentStore:
             params.append(tenant)
         with self._store.reading() as cursor:
             cursor.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM incident_events WHERE {condition} "
+                f"SELECT {EVENT_COLUMNS} FROM incident_events WHERE {condition} "
                 f"ORDER BY seq LIMIT {p}",
                 [*params, limit],
             )
-            return [_event(row) for row in cursor.fetchall()]
+            return [event_from_row(row) for row in cursor.fetchall()]
 
     def last_seq(self) -> int:
         """Return the position of the newest timeline event (0 when there is none)."""
@@ -455,11 +289,11 @@ class SqlIncidentStore:
             params.append(principal_id)
         with self._store.reading() as cursor:
             cursor.execute(
-                f"SELECT {_SHARE_COLUMNS} FROM incident_video_shares WHERE {condition} "
+                f"SELECT {SHARE_COLUMNS} FROM incident_video_shares WHERE {condition} "
                 "ORDER BY granted_at, id",
                 params,
             )
-            return [_share(row) for row in cursor.fetchall()]
+            return [share_from_row(row) for row in cursor.fetchall()]
 
     def position(self, name: str) -> int:
         """Return a reader's saved timeline position (0 when it has none)."""

@@ -16,9 +16,9 @@ from starlette.responses import RedirectResponse, Response
 
 from smartcity.core.clock import isoformat
 from smartcity.core.errors import BadRequestData, ResourceNotFound
+from smartcity.operations.cameras import attribute
 from smartcity.operations.present import camera_json, share_json
 from smartcity.operations.still import demo_frame
-from smartcity.operations.video import attribute
 from smartcity.web.deps import CallerDep, PlatformDep
 from smartcity.web.incidents import field, json_body, reply, strings
 
