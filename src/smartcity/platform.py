@@ -24,7 +24,6 @@ from smartcity.broker.temporal import TemporalService
 from smartcity.broker.temporal_workers import HistoryRetention, HistoryWriter
 from smartcity.bus.base import EventBus
 from smartcity.bus.factory import open_bus
-from smartcity.bus.subjects import matches_any
 from smartcity.config import Settings
 from smartcity.core.clock import Clock, SystemClock
 from smartcity.core.durations import parse_retention
@@ -37,9 +36,6 @@ from smartcity.ingest.mqtt import MqttOptions
 from smartcity.ingest.schemas import SchemaCatalog
 from smartcity.ingest.standardize import SmartDataStandardizer
 from smartcity.ingest.writer import IngestWriter, WriterOptions
-from smartcity.operations.consumer import SOURCE as ALERT_SOURCE
-from smartcity.operations.consumer import AlertConsumer
-from smartcity.operations.facts import subject_for
 from smartcity.operations.service import Operations, build_operations
 from smartcity.storage.changelog import ChangeLogPruner
 from smartcity.storage.deadletters import SqlDeadLetterStore
@@ -238,7 +234,9 @@ def build_platform(settings: Settings, clock: Clock | None = None) -> Platform:
         settings, store, access, clock, platform.bus, platform_secret(settings)
     )
     if settings.ops_enabled:
-        platform.workers.extend(operations_workers(platform))
+        platform.workers.extend(
+            platform.operations.workers(settings, platform.bus, platform.deadletters, clock)
+        )
     writer = ingest_writer(platform)
     if settings.ingest_enabled:
         platform.workers.append(writer)
@@ -376,29 +374,6 @@ def platform_secret(settings: Settings) -> str:
     if settings.auth_secret is not None:
         return settings.auth_secret.get_secret_value()
     return load_or_create_secret(Path(settings.auth_secret_file))
-
-
-def operations_workers(platform: Platform) -> list[Worker]:
-    """Return the operations workers (escalation; facts, where the bus keeps them)."""
-    workers = platform.operations.workers(platform.settings)
-    if not matches_any(platform.settings.bus_subjects, subject_for("created", "_")):
-        log.warning(
-            "bus_subjects do not include operations.>: incident facts are not published",
-            bus_subjects=platform.settings.bus_subjects,
-        )
-        workers = [w for w in workers if w is not platform.operations.publisher]
-    subjects = platform.settings.ops_alert_subjects
-    if subjects:
-        consumer = AlertConsumer(
-            platform.bus,
-            subjects,
-            platform.operations.intake,
-            platform.deadletters,
-            platform.clock,
-        )
-        platform.deadletters.register_replayer(ALERT_SOURCE, consumer.replay)
-        workers.append(consumer)
-    return workers
 
 
 def build_token_issuer(settings: Settings, clock: Clock) -> TokenIssuer:

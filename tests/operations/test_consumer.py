@@ -67,3 +67,20 @@ def test_alert_facts_become_incidents_once(platform: Platform) -> None:
     kinds = [e.kind for e in ops.store.timeline("dobong", merged.id)]
     assert kinds == ["created", "alert-merged", "alert-cleared"]
     assert merged.status == "new"
+
+
+def test_the_workers_follow_the_settings(platform: Platform) -> None:
+    settings = platform.settings
+    ops = platform.operations
+    names = [
+        w.name for w in ops.workers(settings, platform.bus, platform.deadletters, platform.clock)
+    ]
+    assert names == ["incident-escalation", "incident-facts"]
+    wired = settings.model_copy(update={"ops_alert_subjects": "rules.alert.>"})
+    names = [w.name for w in ops.workers(wired, platform.bus, platform.deadletters, platform.clock)]
+    assert names == ["incident-escalation", "incident-facts", "incident-alerts"]
+    assert platform.deadletters.replayer_for(SOURCE) is not None
+    bare = settings.model_copy(update={"bus_subjects": ["ingest.>"]})
+    names = [w.name for w in ops.workers(bare, platform.bus, platform.deadletters, platform.clock)]
+    assert names == ["incident-escalation"]
+    assert "incident-facts" in [w.name for w in platform.workers]

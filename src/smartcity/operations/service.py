@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import structlog
+
 from smartcity.auth.policy import AccessControl
 from smartcity.auth.principal import Caller
 from smartcity.bus.base import EventBus
+from smartcity.bus.subjects import matches_any
 from smartcity.config import Settings
 from smartcity.core.clock import Clock
 from smartcity.core.errors import BadRequestData, ConfigurationError
 from smartcity.core.workers import Periodic, Worker
+from smartcity.ingest.deadletters import DeadLetterService
 from smartcity.operations.alerts import IncidentIntake
+from smartcity.operations.consumer import SOURCE as ALERT_SOURCE
+from smartcity.operations.consumer import AlertConsumer
 from smartcity.operations.escalation import Escalator
-from smartcity.operations.facts import FactPublisher
+from smartcity.operations.facts import FactPublisher, subject_for
 from smartcity.operations.incidents import IncidentService
 from smartcity.operations.links import LinkSigner
 from smartcity.operations.sop import Procedures
@@ -22,6 +28,8 @@ from smartcity.operations.video import VideoOptions, VideoService
 from smartcity.storage.incidents import Incident, TimelineEvent
 from smartcity.storage.sqlbase import SqlEntityStore
 from smartcity.storage.sqlincidents import IncidentWrite, SqlIncidentStore
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -61,12 +69,28 @@ class Operations:
         self.video.withdraw(caller.tenant, grants)
         return changed
 
-    def workers(self, settings: Settings) -> list[Worker]:
-        """Return the background workers: the escalation sweep and the fact publisher."""
-        return [
-            Periodic("incident-escalation", self.escalator.sweep, settings.ops_escalation_interval),
-            self.publisher,
+    def workers(
+        self, settings: Settings, bus: EventBus, deadletters: DeadLetterService, clock: Clock
+    ) -> list[Worker]:
+        """Return the background workers: the escalation sweep, the fact publisher (where the
+        bus keeps `operations.>`) and the alert consumer (where `ops_alert_subjects` is set)."""
+        workers: list[Worker] = [
+            Periodic("incident-escalation", self.escalator.sweep, settings.ops_escalation_interval)
         ]
+        if matches_any(settings.bus_subjects, subject_for("created", "_")):
+            workers.append(self.publisher)
+        else:
+            log.warning(
+                "bus_subjects do not include operations.>: incident facts are not published",
+                bus_subjects=settings.bus_subjects,
+            )
+        if settings.ops_alert_subjects:
+            consumer = AlertConsumer(
+                bus, settings.ops_alert_subjects, self.intake, deadletters, clock
+            )
+            deadletters.register_replayer(ALERT_SOURCE, consumer.replay)
+            workers.append(consumer)
+        return workers
 
 
 def build_operations(
