@@ -25,6 +25,7 @@ EPILOG = """examples:
   smartcity deadletters list --reason schema       input ingestion refused, and why
   smartcity rules apply rules.yaml                 store convergence-event rules (new versions)
   smartcity rules backtest dark-crowd --from 2026-11-27T18:00+09:00 --to 2026-11-28T00:00+09:00
+  smartcity incident list --status new             incidents of the operations center
   smartcity district load                          load the Changdong district model
   smartcity district check --district ./my-town    read another district's files, summarise them
   smartcity import osm my-town.osm --out ./my-town --id my-town
@@ -184,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("check", help="validate the configuration and reach the database")
     _add_account_commands(commands)
     _add_deadletter_commands(commands)
+    _add_incident_commands(commands)
     _add_district_commands(commands)
     _add_device_commands(commands)
     workers = commands.add_parser(
@@ -287,6 +289,12 @@ def _add_filter_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reason", help="only this reason (unknown-device, schema, ...)")
     parser.add_argument("--since", help="received at or after (ISO 8601)")
     parser.add_argument("--until", help="received before (ISO 8601)")
+
+
+def _add_incident_commands(commands: Any) -> None:
+    from smartcity.incident_commands import add_commands
+
+    add_commands(commands)
 
 
 def _add_deadletter_commands(commands: Any) -> None:
@@ -700,6 +708,10 @@ def main(argv: list[str] | None = None) -> int:
             return rules_command(_settings(args), args)
         elif args.command == "deadletters":
             return deadletters_command(_settings(args), args)
+        elif args.command == "incident":
+            from smartcity.incident_commands import run as run_incident
+
+            return run_incident(_settings(args), args)
         elif args.command in ("district", "import"):
             return district_command(args)
         elif args.command == "workers":

@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     bus_url: str = "memory://"
     bus_stream: str = Field(default="SMARTCITY", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     bus_subjects: list[str] = Field(
-        default_factory=lambda: ["ingest.>", "events.>", "entity.>", "rules.>"]
+        default_factory=lambda: ["ingest.>", "events.>", "entity.>", "rules.>", "operations.>"]
     )
     bus_duplicate_window: float = Field(default=120.0, gt=0, le=86400)
     """Seconds within which a second message with the same msg_id is dropped."""
@@ -255,6 +255,46 @@ class Settings(BaseSettings):
     large ones): keep this at 365 or more."""
     audit_prune_interval: float = Field(default=3600.0, gt=0)
 
+    # Operations center (통합상황관제): incidents, escalation, 112 emergency video support.
+    ops_enabled: bool = True
+    """Run the operations workers here (escalation, incident facts to the bus)."""
+    ops_merge_distance: float = Field(default=300.0, ge=0, le=50_000)
+    """Metres within which an alert joins an open incident of a compatible type."""
+    ops_merge_minutes: float = Field(default=30.0, ge=0, le=24 * 60)
+    """Minutes since an open incident's last alert within which a new alert joins it."""
+    ops_escalation_minutes: dict[str, float] = Field(
+        default_factory=lambda: {
+            "critical": 2.0,
+            "high": 5.0,
+            "medium": 15.0,
+            "low": 60.0,
+            "informational": 0.0,
+        }
+    )
+    """Per severity: minutes an incident may stay unacknowledged before it escalates (0: never);
+    it escalates again after each further period, up to `ops_escalation_max_level`."""
+    ops_escalation_max_level: int = Field(default=3, ge=1, le=20)
+    ops_escalation_interval: float = Field(default=15.0, gt=0)
+    """Seconds between two escalation sweeps."""
+    ops_alert_subjects: str = "rules.alerts.>"
+    """The bus subject filter of the rule engine's alert facts to open incidents from (empty:
+    none); the bus must keep those subjects (`bus_subjects`)."""
+    ops_sop_file: str | None = None
+    """A YAML file of standard operating procedures replacing the shipped ones."""
+    ops_video_types: list[str] = Field(
+        default_factory=lambda: ["crime", "vulnerable-person", "fire/arson"]
+    )
+    """Incident types (`type` or `type/subtype`) that qualify for 112 emergency video support."""
+    ops_video_radius: float = Field(default=500.0, gt=0, le=10_000)
+    """Metres around an incident within which its cameras are listed."""
+    ops_video_max_cameras: int = Field(default=20, ge=1, le=200)
+    ops_video_share_minutes: float = Field(default=60.0, gt=0, le=24 * 60)
+    """The default (and longest) time an agency may see an incident's shared cameras."""
+    ops_video_link_seconds: float = Field(default=300.0, ge=10, le=3600)
+    """How long one signed video link works (never past its share's end)."""
+    ops_stream_poll_interval: float = Field(default=1.0, gt=0, le=60)
+    """Seconds between two reads of the incident timeline by a live stream or the publisher."""
+
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
@@ -263,6 +303,19 @@ class Settings(BaseSettings):
                 "database_url must start with sqlite:/// or postgresql:// "
                 f"(got {value.split(':', 1)[0]!r})"
             )
+        return value
+
+    @field_validator("ops_escalation_minutes")
+    @classmethod
+    def _escalation(cls, value: dict[str, float]) -> dict[str, float]:
+        severities = ("informational", "low", "medium", "high", "critical")
+        unknown = sorted(set(value) - set(severities))
+        if unknown:
+            raise ValueError(
+                f"unknown severities {unknown}: use {', '.join(severities)} (Alert severities)"
+            )
+        if any(minutes < 0 for minutes in value.values()):
+            raise ValueError("escalation minutes must be 0 (never) or more")
         return value
 
     @field_validator("bus_url")

@@ -38,6 +38,7 @@ from smartcity.ingest.schemas import SchemaCatalog
 from smartcity.ingest.standardize import SmartDataStandardizer
 from smartcity.ingest.writer import IngestWriter, WriterOptions
 from smartcity.modules import LoadedModule, load_modules
+from smartcity.operations.service import Operations, build_operations
 from smartcity.rules.assembly import RuleParts, build_rules
 from smartcity.rules.plug import EnginePlug, engine_plug
 from smartcity.rules.service import RuleService
@@ -123,6 +124,8 @@ class Platform:
     """Convergence-event rules: stored rules, firings, validation, backtests."""
     rule_parts: RuleParts = field(init=False)
     """The change relay and the engine worker (when `rules_enabled`), their state."""
+    operations: Operations = field(init=False)
+    """The operations center: incidents, SOPs, escalation, 112 emergency video support."""
 
     async def start(self) -> None:
         """Connect what needs an event loop (the bus); safe to call twice."""
@@ -247,6 +250,13 @@ def build_platform(
     if platform.deadletters.retention is not None:
         platform.workers.append(
             DeadLetterRetention(platform.deadletters, settings.deadletter_purge_interval)
+        )
+    platform.operations = build_operations(
+        settings, store, access, clock, platform.bus, platform_secret(settings)
+    )
+    if settings.ops_enabled:
+        platform.workers.extend(
+            platform.operations.workers(settings, platform.bus, platform.deadletters, clock)
         )
     writer = ingest_writer(platform)
     if settings.ingest_enabled:
@@ -416,12 +426,16 @@ def ingest_writer(platform: Platform) -> IngestWriter:
     return writer
 
 
+def platform_secret(settings: Settings) -> str:
+    """Return the platform's secret; in development a generated one is kept in a file."""
+    if settings.auth_secret is not None:
+        return settings.auth_secret.get_secret_value()
+    return load_or_create_secret(Path(settings.auth_secret_file))
+
+
 def build_token_issuer(settings: Settings, clock: Clock) -> TokenIssuer:
     """Build the token issuer; in development a generated secret is kept in a file."""
-    if settings.auth_secret is not None:
-        secret = settings.auth_secret.get_secret_value()
-    else:
-        secret = load_or_create_secret(Path(settings.auth_secret_file))
+    secret = platform_secret(settings)
     lifetime = timedelta(minutes=settings.token_lifetime_minutes)
     return TokenIssuer(secret, clock, lifetime=lifetime)
 

@@ -70,6 +70,16 @@ class Permission(StrEnum):
     """Read convergence-event rules, their firings and metrics; validate and backtest rules."""
     MANAGE_RULES = "manage-rules"
     """Create, change, enable, disable and delete convergence-event rules."""
+    READ_INCIDENTS = "read-incidents"
+    """List and read incidents and their timelines (an agency: only those shared with it)."""
+    MANAGE_INCIDENTS = "manage-incidents"
+    """Open incidents, move them through their lifecycle, assign, comment, tick SOP steps."""
+    REPORT_INCIDENTS = "report-incidents"
+    """Report an incident as a partner agency (a 112 or 119 report)."""
+    SHARE_VIDEO = "share-video"
+    """List the cameras near an incident and share them with an agency for a limited time."""
+    VIEW_VIDEO = "view-video"
+    """Get signed links to cameras' video (an agency: only cameras shared with it)."""
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -94,6 +104,11 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_RESERVATIONS,
             Permission.READ_RULES,
             Permission.MANAGE_RULES,
+            Permission.READ_INCIDENTS,
+            Permission.MANAGE_INCIDENTS,
+            Permission.REPORT_INCIDENTS,
+            Permission.SHARE_VIDEO,
+            Permission.VIEW_VIDEO,
         }
     ),
     Role.ANALYST: frozenset(
@@ -104,9 +119,18 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.READ_DEVICES,
             Permission.READ_DEAD_LETTERS,
             Permission.READ_RULES,
+            Permission.READ_INCIDENTS,
         }
     ),
-    Role.AGENCY: frozenset({Permission.READ_ENTITIES, Permission.READ_HISTORY}),
+    Role.AGENCY: frozenset(
+        {
+            Permission.READ_ENTITIES,
+            Permission.READ_HISTORY,
+            Permission.READ_INCIDENTS,
+            Permission.REPORT_INCIDENTS,
+            Permission.VIEW_VIDEO,
+        }
+    ),
     Role.DEVICE: frozenset(
         {
             Permission.READ_ENTITIES,

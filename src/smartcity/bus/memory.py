@@ -193,7 +193,7 @@ class InProcessBus:
 
     def __init__(
         self,
-        subjects: Sequence[str] = ("ingest.>", "events.>"),
+        subjects: Sequence[str] = ("ingest.>", "events.>", "operations.>"),
         *,
         duplicate_window: float = 120.0,
         max_messages: int = 1_000_000,

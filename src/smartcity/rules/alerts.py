@@ -140,8 +140,10 @@ def cleared_alert(firing: Firing) -> dict[str, Any]:
 
 def alert_fact(firing: Firing, params: dict[str, Any]) -> dict[str, Any]:
     """Return the `alert.raised` / `alert.cleared` fact the operations center consumes."""
-    return {
+    evidence = evidence_doc(firing)
+    fact: dict[str, Any] = {
         "type": "alert.cleared" if firing.kind == "clear" else "alert.raised",
+        "kind": "clear" if firing.kind == "clear" else "raise",
         "alertId": alert_id(firing),
         "firingId": firing.firing_id,
         "tenant": firing.tenant,
@@ -149,11 +151,19 @@ def alert_fact(firing: Firing, params: dict[str, Any]) -> dict[str, Any]:
         "ruleVersion": firing.rule_version,
         "key": firing.key,
         "at": firing.at,
+        "observedAt": firing.at,
         "severity": firing.severity,
-        "category": params.get("category"),
-        "subCategory": params.get("subCategory"),
+        "category": str(params.get("category") or ""),
+        "subCategory": str(params.get("subCategory") or ""),
         "description": description_of(firing, params),
         "location": dict(firing.location) if firing.location is not None else None,
-        "evidence": evidence_doc(firing),
+        "related": list(dict.fromkeys(item["entityId"] for item in evidence)),
+        "causes": evidence,
+        "evidence": evidence,
         "values": dict(firing.values),
     }
+    # An `incident` action may choose the incident's type instead of the category mapping.
+    for name in ("incidentType", "incidentSubtype", "zone"):
+        if isinstance(params.get(name), str):
+            fact[name] = params[name]
+    return fact

@@ -268,6 +268,8 @@ def asset_entity(district: District, asset: Asset, number: int) -> Entity:
             cameraType=prop(p["camera_type"]),
             cameraOrientation=prop({"comments": f"facing {_facing(p['view'])} ({p['view']}°)"}),
             viewDirection=prop(p["view"]),
+            # The district has no video system: the operations center serves generated stills.
+            streamURL=prop(f"demo:{asset.id}"),
             on=prop(True),
             **base,
         )

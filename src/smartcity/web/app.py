@@ -20,6 +20,8 @@ from smartcity.web import (
     contexts,
     devices,
     entities,
+    incident_stream,
+    incidents,
     ingest,
     operations,
     rules,
@@ -28,6 +30,7 @@ from smartcity.web import (
     subscriptions,
     temporal,
     types,
+    video,
 )
 from smartcity.web.deps import get_caller
 from smartcity.web.errors import install_error_handlers
@@ -93,6 +96,10 @@ def create_app(platform: Platform, *, district: Path | None = None) -> FastAPI:
             for router in module.spec.routers(platform.services[module.spec.name], hooks):
                 app.include_router(router)
     app.include_router(rules.router)
+    # Operations center; the stream before /incidents/{incident_id}.
+    app.include_router(incident_stream.router)
+    app.include_router(incidents.router)
+    app.include_router(video.router)
 
     @app.get("/health", tags=["operations"], summary="Liveness and readiness")
     def health() -> JSONResponse:
