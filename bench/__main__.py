@@ -26,6 +26,7 @@ from bench import ingest_writer as writer_bench
 from bench import iot_agent as iot_bench
 from bench import iot_report
 from bench import notifications as notification_bench
+from bench import parking_forecast as parking_forecast_bench
 from bench import simulator as simulator_bench
 from bench.findings import findings
 from bench.machine import describe_machine
@@ -151,11 +152,21 @@ def simulator(console: Console, _backends: list[Backend], args: argparse.Namespa
     return simulator_bench.section(production, results, sizes, _now())
 
 
+def parking_forecast(console: Console, _backends: list[Backend], args: argparse.Namespace) -> str:
+    """Run the parking forecast benchmark (model against two baselines); return its section."""
+    sizes = parking_forecast_bench.QUICK if args.quick else parking_forecast_bench.FULL
+    with console.status("parking forecast") as status:
+        result = parking_forecast_bench.run_parking_forecast(sizes, lambda t: status.update(t))
+    parking_forecast_bench.print_result(console, result)
+    return parking_forecast_bench.section(result, _now())
+
+
 SECTIONS: dict[str, Callable[[Console, list[Backend], argparse.Namespace], str]] = {
     notification_bench.SECTION: notifications,
     writer_bench.SECTION: ingest_writer,
     iot_report.SECTION: iot_agent,
     simulator_bench.SECTION: simulator,
+    parking_forecast_bench.SECTION: parking_forecast,
 }
 """The benchmarks that write a section of docs/benchmarks.md of their own, in run order."""
 

@@ -1,0 +1,1 @@
+"""The district services, one folder per domain (mobility, safety, environment, ...)."""

@@ -1,0 +1,1 @@
+"""Mobility: traffic, transit, parking and payment."""

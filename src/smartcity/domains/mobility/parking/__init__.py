@@ -1,0 +1,1 @@
+"""Shared parking: lots, availability, guidance, reservations, payment and forecasts."""
