@@ -17,7 +17,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time as day_time, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as day_time
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,9 @@ class Score:
         self.capacity.append(np.full(int(keep.sum()), capacity))
 
     def figures(self) -> tuple[float, float, int]:
-        """Return MAPE (%), MAE (spaces) and the points scored."""
+        """Return MAPE (%), MAE (spaces) and the points scored (NaN when nothing was scored)."""
+        if not self.errors or not sum(len(e) for e in self.errors):
+            return float("nan"), float("nan"), 0
         errors, actual = np.concatenate(self.errors), np.concatenate(self.actual)
         capacity = np.concatenate(self.capacity)
         busy = actual >= MIN_SHARE * capacity
@@ -237,7 +240,9 @@ def _score_short(
         wall += time.perf_counter() - started
         cpu += time.process_time() - cpu_started
         points += len(valid)
-        scores[("gradient-boosting", str(minutes))].add(prediction.value * capacity, actual, capacity)
+        scores[("gradient-boosting", str(minutes))].add(
+            prediction.value * capacity, actual, capacity
+        )
         if minutes == 30:
             known = ~np.isnan(actual) & ~np.isnan(prediction.value)
             low, high = prediction.low[known] * capacity, prediction.high[known] * capacity
@@ -276,14 +281,18 @@ def _score_evening(
             scores[(baseline.name, EVENING)].add(predicted, actual, capacity)
 
 
-def _service_latency(forecaster: ParkingForecaster, history: SimulatedHistory, end: datetime) -> float:
+def _service_latency(
+    forecaster: ParkingForecaster, history: SimulatedHistory, end: datetime
+) -> float:
     """Return the mean wall milliseconds of `free_spaces_at` (reads the lot's last week)."""
     now = end - timedelta(days=1)
     calls = 0
     started = time.perf_counter()
     for lot in history.lots:
         for minutes in (15, 30, 60):
-            forecaster.free_spaces_at(TENANT, lot_entity_id(lot.lot.id), now, now + timedelta(minutes=minutes))
+            forecaster.free_spaces_at(
+                TENANT, lot_entity_id(lot.lot.id), now, now + timedelta(minutes=minutes)
+            )
             calls += 1
     return (time.perf_counter() - started) / calls * 1000
 

@@ -153,7 +153,9 @@ def simulate_history(district: District, plan: HistoryPlan) -> SimulatedHistory:
     model = ParkingModel(lots, venue)
     concerts = _concerts(plan, rng, zone, days_off) if venue is not None else []
     concert_models = [ConcertModel(concert, district) for concert in concerts]
-    rainy = {plan.start + timedelta(days=d) for d in range(plan.days) if rng.random() < plan.rain_days}
+    rainy = {
+        plan.start + timedelta(days=d) for d in range(plan.days) if rng.random() < plan.rain_days
+    }
     rain_hours = {day: (rng.randint(10, 17), rng.randint(2, 6)) for day in sorted(rainy)}
     begin = datetime.combine(plan.start, time(0, 0), zone).astimezone(UTC)
     history = SimulatedHistory(
@@ -246,9 +248,13 @@ def history_rows(history: SimulatedHistory, lot: LotHistory) -> list[HistoryRow]
         if occupied is None:
             continue
         stamp = isoformat(moment)
-        rows.append(instance_row(PARKING + "occupiedSpotNumber", _property(occupied, stamp), received))
         rows.append(
-            instance_row(PARKING + "availableSpotNumber", _property(total - occupied, stamp), received)
+            instance_row(PARKING + "occupiedSpotNumber", _property(occupied, stamp), received)
+        )
+        rows.append(
+            instance_row(
+                PARKING + "availableSpotNumber", _property(total - occupied, stamp), received
+            )
         )
     return rows
 

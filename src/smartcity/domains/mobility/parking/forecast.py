@@ -127,7 +127,7 @@ class ParkingForecaster:
             series = self.history.series(tenant, lot_id, start, now)
             if series is None:
                 continue
-            known = np.count_nonzero(~np.isnan(series.occupied))
+            known = int(np.count_nonzero(~np.isnan(series.occupied)))
             if known * series.step < timedelta(days=self.options.min_history_days):
                 continue
             usual = UsualOccupancy.fit(series, self.local)
@@ -205,7 +205,10 @@ class ParkingForecaster:
             lower_v, lower_l, lower_h = (
                 float(lower.value[0]), float(lower.low[0]), float(lower.high[0])
             )  # fmt: skip
-        mix = lambda a, b: a * (1 - weight) + b * weight  # noqa: E731
+
+        def mix(a: float, b: float) -> float:
+            return a * (1 - weight) + b * weight
+
         return (
             mix(lower_v, float(upper.value[0])),
             mix(lower_l, float(upper.low[0])),

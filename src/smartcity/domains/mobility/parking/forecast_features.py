@@ -149,7 +149,9 @@ class UsualOccupancy:
     overall: float
 
     @classmethod
-    def fit(cls, series: OccupancySeries, clock: LocalClock, end: int | None = None) -> UsualOccupancy:
+    def fit(
+        cls, series: OccupancySeries, clock: LocalClock, end: int | None = None
+    ) -> UsualOccupancy:
         """Average a series' shares per weekday and slot, over its steps before `end`."""
         slots = round(timedelta(days=1) / series.step)
         ratio = series.ratio[:end]
@@ -198,9 +200,10 @@ def last_known(values: FloatArray, indices: IntArray, max_age: int) -> FloatArra
 def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
     """Return the great-circle distance between two longitude-latitude points, in km."""
     lon1, lat1, lon2, lat2 = map(math.radians, (*a, *b))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(
-        (lon2 - lon1) / 2
-    ) ** 2
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
     return 2 * 6371.0 * math.asin(math.sqrt(h))
 
 
@@ -212,7 +215,9 @@ def event_features(
     Without an event the timing reads a day away and the distance 100 km (values, not NaN:
     "no event" is known, not missing).
     """
-    out = np.tile(np.array([NO_EVENT_MINUTES, NO_EVENT_MINUTES, 0.0, NO_EVENT_KM]), (len(targets), 1))
+    out = np.tile(
+        np.array([NO_EVENT_MINUTES, NO_EVENT_MINUTES, 0.0, NO_EVENT_KM]), (len(targets), 1)
+    )
     if not events or series.lot.position is None:
         return out
     seconds = series.start.timestamp() + targets.astype(np.float64) * series.step.total_seconds()

@@ -110,7 +110,10 @@ class _Rows:
 
     def stack(self) -> tuple[FloatArray, FloatArray, np.ndarray, FloatArray]:
         lots = np.concatenate(
-            [np.full(len(t), lot, dtype=object) for lot, t in zip(self.lots, self.targets, strict=True)]
+            [
+                np.full(len(t), lot, dtype=object)
+                for lot, t in zip(self.lots, self.targets, strict=True)
+            ]
         )
         return (
             np.vstack(self.features),
@@ -161,9 +164,7 @@ class BoostedForecaster:
             count = len(series.occupied)
             week = _steps(series, 7 * 24 * 60)
             every = _steps(series, o.ahead_every if key == AHEAD else o.short_every)
-            horizons_min = (
-                [60 * h for h in range(1, o.ahead_hours + 1)] if key == AHEAD else [key]
-            )
+            horizons_min = [60 * h for h in range(1, o.ahead_hours + 1)] if key == AHEAD else [key]
             calibration = count - _steps(series, o.calibration_days * 24 * 60)
             for minutes in horizons_min:
                 steps = _steps(series, minutes)
