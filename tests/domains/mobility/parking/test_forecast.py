@@ -22,10 +22,14 @@ from smartcity.storage.history import SqlHistoryStore
 from smartcity.storage.sqlite import SqliteEntityStore
 from tests.domains.mobility.parking.forecast_factories import START, daily_series, write_series
 
-DAYS = 16
+DAYS = 11
 LOTS = {"urn:ngsi-ld:OffStreetParking:a": 60, "urn:ngsi-ld:OffStreetParking:b": 200}
 NOW = START + timedelta(days=DAYS - 1, hours=3)  # 12:00 in Seoul
-SMALL = ForecastOptions(training=TrainingOptions(max_iter=40, ahead_hours=2))
+SMALL = ForecastOptions(
+    training=TrainingOptions(
+        max_iter=20, short_horizons=(15, 30), ahead_hours=2, calibration_days=2
+    )
+)
 
 
 @pytest.fixture

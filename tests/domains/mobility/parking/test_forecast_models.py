@@ -5,6 +5,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pytest
 
 from smartcity.domains.mobility.parking.forecast_features import (
     FEATURES,
@@ -23,7 +24,7 @@ from smartcity.domains.mobility.parking.forecast_series import OccupancySeries
 from tests.domains.mobility.parking.forecast_factories import daily_series
 
 CLOCK = LocalClock(ZoneInfo("Asia/Seoul"))
-SMALL = TrainingOptions(max_iter=60, short_horizons=(15, 60), ahead_hours=3)
+SMALL = TrainingOptions(max_iter=60, short_horizons=(60,), ahead_hours=1)
 DAYS, TEST_DAYS = 22, 4
 
 
@@ -47,10 +48,20 @@ def _mae(predicted: np.ndarray, series: OccupancySeries, origins: np.ndarray, st
     return float(np.nanmean(np.abs(predicted * series.lot.capacity - actual)))
 
 
-def test_the_model_beats_persistence_and_the_average_an_hour_ahead() -> None:
+@pytest.fixture(scope="module")
+def fitted() -> tuple[BoostedForecaster, list[tuple[LotData, LotData, np.ndarray]]]:
+    """Return a model fitted on the first weeks of three lots, and the lots' splits."""
     splits = [_split(series) for series in _lots()]
     model = BoostedForecaster(CLOCK, SMALL)
     model.fit([train for train, _, _ in splits])
+    return model, splits
+
+
+Fitted = tuple[BoostedForecaster, list[tuple[LotData, LotData, np.ndarray]]]
+
+
+def test_the_model_beats_persistence_and_the_average_an_hour_ahead(fitted: Fitted) -> None:
+    model, splits = fitted
     ours, persistence, average = [], [], []
     for _, full, origins in splits:
         ours.append(_mae(model.predict(full, origins, 60).value, full.series, origins, 12))
@@ -66,7 +77,7 @@ def test_training_is_deterministic() -> None:
     splits = [_split(series) for series in _lots()[:2]]
     predictions = []
     for _ in range(2):
-        model = BoostedForecaster(CLOCK, SMALL)
+        model = BoostedForecaster(CLOCK, TrainingOptions(max_iter=20, short_horizons=(15,)))
         model.fit([train for train, _, _ in splits])
         _, full, origins = splits[0]
         predictions.append(model.predict(full, origins, 15))
@@ -74,10 +85,8 @@ def test_training_is_deterministic() -> None:
     assert np.array_equal(predictions[0].low, predictions[1].low)
 
 
-def test_the_interval_brackets_the_forecast() -> None:
-    splits = [_split(series) for series in _lots()]
-    model = BoostedForecaster(CLOCK, SMALL)
-    model.fit([train for train, _, _ in splits])
+def test_the_interval_brackets_the_forecast(fitted: Fitted) -> None:
+    model, splits = fitted
     _, full, origins = splits[1]
     prediction = model.predict(full, origins, 60)
     assert (prediction.low <= prediction.value).all()
