@@ -94,9 +94,7 @@ def korean_holidays(first: date, last: date) -> set[date]:
     return {day for day in calendar if first <= day <= last}
 
 
-def _concerts(
-    plan: HistoryPlan, rng: random.Random, zone: ZoneInfo, closed: set[date]
-) -> list[Concert]:
+def _concerts(plan: HistoryPlan, rng: random.Random, zone: ZoneInfo) -> list[Concert]:
     """Draw the concerts: one or two a week, mostly Friday or Saturday evenings."""
     found: list[Concert] = []
     for week in range(math.ceil(plan.days / 7)):
@@ -109,7 +107,7 @@ def _concerts(
         monday = plan.start + timedelta(days=week * 7 - plan.start.weekday())
         for offset in sorted(chosen):
             day = monday + timedelta(days=offset)
-            if not plan.start <= day < plan.start + timedelta(days=plan.days) or day in closed:
+            if not plan.start <= day < plan.start + timedelta(days=plan.days):
                 continue
             start = datetime.combine(day, time(rng.choice((18, 19, 19, 20)), rng.choice((0, 30))))
             show_start = start.replace(tzinfo=zone).astimezone(UTC)
@@ -151,7 +149,7 @@ def simulate_history(district: District, plan: HistoryPlan) -> SimulatedHistory:
     ]
     venue = next((p.anchor for p in district.places if p.id == VENUE), None)
     model = ParkingModel(lots, venue)
-    concerts = _concerts(plan, rng, zone, days_off) if venue is not None else []
+    concerts = _concerts(plan, rng, zone) if venue is not None else []
     concert_models = [ConcertModel(concert, district) for concert in concerts]
     rainy = {
         plan.start + timedelta(days=d) for d in range(plan.days) if rng.random() < plan.rain_days

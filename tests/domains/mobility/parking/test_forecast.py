@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from smartcity.core.clock import ManualClock
@@ -16,7 +17,7 @@ from smartcity.domains.mobility.parking.forecast import (
     ForecastRetrainer,
     ParkingForecaster,
 )
-from smartcity.domains.mobility.parking.forecast_models import TrainingOptions
+from smartcity.domains.mobility.parking.forecast_models import LotData, TrainingOptions
 from smartcity.domains.mobility.parking.forecast_series import OccupancyHistory
 from smartcity.storage.history import SqlHistoryStore
 from smartcity.storage.sqlite import SqliteEntityStore
@@ -85,3 +86,21 @@ def test_the_worker_trains_every_tenant_and_stops(forecaster: ParkingForecaster)
     asyncio.run(scenario())
     assert forecaster.model("city") is not None
     assert forecaster.model("empty") is None
+
+
+@pytest.mark.parametrize("minutes", [30, 120])
+def test_reading_only_the_windows_features_need_changes_nothing(
+    forecaster: ParkingForecaster, minutes: int
+) -> None:
+    trained = forecaster.train("city", NOW - timedelta(days=1))
+    assert trained is not None
+    lot = "urn:ngsi-ld:OffStreetParking:b"
+    known = trained.lots[lot]
+    end = NOW + timedelta(seconds=1)
+    full = forecaster.history.series("city", lot, NOW - timedelta(days=8), end, known.series.lot)
+    assert full is not None
+    origin = np.array([full.index_of(NOW)], dtype=np.int64)
+    whole = trained.model.predict(LotData(full, known.usual), origin, minutes)
+    found = forecaster.occupancy_at("city", lot, NOW, NOW + timedelta(minutes=minutes))
+    assert found is not None
+    assert found[0] == pytest.approx(float(whole.value[0]) * LOTS[lot])

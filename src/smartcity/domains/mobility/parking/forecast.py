@@ -41,6 +41,7 @@ from smartcity.domains.mobility.parking.forecast_series import (
     LotInfo,
     OccupancyHistory,
     OccupancySeries,
+    align,
 )
 
 log = structlog.get_logger(__name__)
@@ -149,10 +150,30 @@ class ParkingForecaster:
         )
         return trained
 
-    def recent(self, tenant: str, lot: LotInfo, now: datetime) -> OccupancySeries | None:
-        """Return a lot's readings of the last week and a bit, up to `now`."""
-        start = now - timedelta(days=7, hours=2)
-        return self.history.series(tenant, lot.id, start, now + timedelta(microseconds=1), lot)
+    def recent(
+        self, tenant: str, lot: LotInfo, now: datetime, ahead: timedelta = timedelta(0)
+    ) -> OccupancySeries | None:
+        """Return a lot's grid over the last week and a bit, read only where features look.
+
+        The features look at the last 90 minutes, and at the same hours yesterday and a week
+        ago (up to `ahead` past them); the rest of the grid stays missing, unread.
+        """
+        step = self.history.step
+        start = align(now - timedelta(days=7, hours=2), step)
+        end = align(now, step) + step
+        occupied = np.full((end - start) // step, np.nan)
+        windows = [
+            (now - timedelta(minutes=90), now + timedelta(microseconds=1)),
+            (now - timedelta(days=1, minutes=30), now - timedelta(days=1) + ahead + step),
+            (now - timedelta(days=7, minutes=90), now - timedelta(days=7) + ahead + step),
+        ]
+        for low, high in windows:
+            part = self.history.series(tenant, lot.id, low, min(high, end), lot)
+            if part is None:
+                return None
+            offset = (part.start - start) // step
+            occupied[offset : offset + len(part.occupied)] = part.occupied
+        return OccupancySeries(lot, start, step, occupied)
 
     def occupancy_at(
         self, tenant: str, lot_id: str, now: datetime, at: datetime
@@ -164,7 +185,7 @@ class ParkingForecaster:
         if trained is None or known is None:
             return None
         lot = known.series.lot
-        series = self.recent(tenant, lot, now)
+        series = self.recent(tenant, lot, now, max(at - now, timedelta(0)))
         if series is None:
             return None
         origin = np.array([series.index_of(now)], dtype=np.int64)
