@@ -363,7 +363,8 @@ def section(result: Result, when: str) -> str:
         f"{result.predict_cpu_us:.0f} µs |"
     )
     lines.append(
-        f"| `free_spaces_at` (three windowed reads of the history), wall | {result.service_ms:.1f} ms |"
+        "| `free_spaces_at` (three windowed reads of the history), wall | "
+        f"{result.service_ms:.1f} ms |"
     )
     lines.append(
         f"| 30-minute 10-90% interval holds the actual count | {result.coverage['30'] * 100:.0f}% |"
