@@ -26,6 +26,7 @@ from bench import ingest_writer as writer_bench
 from bench import iot_agent as iot_bench
 from bench import iot_report
 from bench import notifications as notification_bench
+from bench import parking_forecast as parking_forecast_bench
 from bench import parking_guidance as parking_bench
 from bench import parking_payment as payment_bench
 from bench import reading_ceiling as ceiling_bench
@@ -203,6 +204,15 @@ def rules_latency(console: Console, backends: list[Backend], args: argparse.Name
     return latency_bench.section(results, sizes, _now())
 
 
+def parking_forecast(console: Console, _backends: list[Backend], args: argparse.Namespace) -> str:
+    """Run the parking forecast benchmark (model against two baselines); return its section."""
+    sizes = parking_forecast_bench.QUICK if args.quick else parking_forecast_bench.FULL
+    with console.status("parking forecast") as status:
+        result = parking_forecast_bench.run_parking_forecast(sizes, lambda t: status.update(t))
+    parking_forecast_bench.print_result(console, result)
+    return parking_forecast_bench.section(result, _now())
+
+
 SECTIONS: dict[str, Callable[[Console, list[Backend], argparse.Namespace], str]] = {
     notification_bench.SECTION: notifications,
     writer_bench.SECTION: ingest_writer,
@@ -213,6 +223,7 @@ SECTIONS: dict[str, Callable[[Console, list[Backend], argparse.Namespace], str]]
     parking_bench.SECTION: parking_guidance,
     rules_bench.SECTION: rules,
     latency_bench.SECTION: rules_latency,
+    parking_forecast_bench.SECTION: parking_forecast,
 }
 """The benchmarks that write a section of docs/benchmarks.md of their own, in run order."""
 

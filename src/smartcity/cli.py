@@ -239,6 +239,9 @@ def _add_device_commands(commands: Any) -> None:
     _add_tenant_option(common)
     add_device_commands(commands, common)
     add_rules_commands(commands, common)
+    from smartcity.domains.mobility.parking.payment.cli import add_parking_payment_commands
+
+    add_parking_payment_commands(commands)
 
 
 def device_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -706,6 +709,10 @@ def main(argv: list[str] | None = None) -> int:
             return device_command(_settings(args), args)
         elif args.command == "rules":
             return rules_command(_settings(args), args)
+        elif args.command == "parking-payment":
+            from smartcity.domains.mobility.parking.payment.cli import parking_payment_command
+
+            return parking_payment_command(_settings(args), args)
         elif args.command == "deadletters":
             return deadletters_command(_settings(args), args)
         elif args.command == "incident":

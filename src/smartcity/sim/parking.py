@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -173,17 +174,20 @@ class ParkingModel:
         demand: float,
         event_arriving: float = 0.0,
         event_leaving_share: float = 0.0,
+        lot_demand: Mapping[str, float] | None = None,
     ) -> list[tuple[str, int, bool]]:
         """Move one minute on; return the spot changes as (lot id, spot index, occupied).
 
         `event_arriving` cars look for space near the venue; `event_leaving_share` of the event
-        cars still parked leave this minute.
+        cars still parked leave this minute; `lot_demand` scales the demand of single lots (a
+        busier day at one market, rain keeping people from the riverside).
         """
         changes: list[tuple[str, int, bool]] = []
         event_in = self._event_arrivals(event_arriving)
         for state in self.states:
             spots = state.lot.total_spots
-            target = min(0.98, self.target(state, local, weekend) * demand) * spots
+            factor = demand * (lot_demand.get(state.lot.id, 1.0) if lot_demand else 1.0)
+            target = min(0.98, self.target(state, local, weekend) * factor) * spots
             usual = spots - state.event_cars
             gap = target - (state.occupied - state.event_cars)
             churn = TURNOVER.get(state.use, 0.001) * usual

@@ -21,6 +21,7 @@ from smartcity.auth.principal import Caller
 from smartcity.core.durations import parse_duration
 from smartcity.core.errors import BadRequestData, ResourceNotFound
 from smartcity.domains.mobility.parking.gate import GateRead
+from smartcity.domains.mobility.parking.payment.api import payment_router
 from smartcity.domains.mobility.parking.tariff import KST
 from smartcity.domains.mobility.service import MobilityService
 from smartcity.modules import WebHooks
@@ -169,7 +170,7 @@ def routers(service: MobilityService, hooks: WebHooks) -> Sequence[APIRouter]:
         done = await run_in_threadpool(parking.reservations.check_in, caller, reservation_id)
         return done.as_json()
 
-    return [api, _page_router()]
+    return [api, payment_router(service.payment, hooks.caller), _page_router()]
 
 
 def _page_router() -> APIRouter:

@@ -11,6 +11,7 @@ from smartcity.core.errors import ConfigurationError
 from smartcity.domains.mobility.parking.directory import Directory
 from smartcity.domains.mobility.parking.gate import PlateDeduplicator
 from smartcity.domains.mobility.parking.guidance import ForecastSource, GuidanceOptions
+from smartcity.domains.mobility.parking.payment.service import PaymentService
 from smartcity.domains.mobility.parking.persistence import PersistenceForecast
 from smartcity.domains.mobility.parking.reservations import (
     NoShowReleaser,
@@ -30,6 +31,8 @@ class MobilityService:
 
     parking: ParkingService
     signs: GuidanceSigns
+    payment: PaymentService
+    """Transit-card and RFID parking payment: sessions, ledger, settlement."""
 
 
 def setup(host: ModuleHost, settings: MobilitySettings | None) -> Started[MobilityService]:
@@ -81,7 +84,8 @@ def setup(host: ModuleHost, settings: MobilitySettings | None) -> Started[Mobili
             signs, host.clock, settings.parking_sign_tenants, settings.parking_sign_interval
         ),
     )
-    return Started(MobilityService(parking, signs), workers)
+    payment = PaymentService(host.store, host.access, host.clock)
+    return Started(MobilityService(parking, signs, payment), workers)
 
 
 def load_forecast(reference: str, host: ModuleHost) -> ForecastSource:

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from smartcity.auth.principal import Caller
 from smartcity.config import Settings
-from smartcity.domains.mobility.parking.payment.api import PREFIX, router
+from smartcity.domains.mobility.parking.payment.api import PREFIX
 from smartcity.platform import Platform, build_platform
 from smartcity.web.app import create_app
 from tests.web.conftest import TEST_SECRET, admin_key
@@ -40,7 +40,6 @@ def platform(tmp_path: Any, shared_data: Any) -> Platform:
 @pytest.fixture
 def client(platform: Platform) -> Iterator[TestClient]:
     app = create_app(platform)
-    app.include_router(router(platform))
     with TestClient(app) as test_client:
         test_client.headers["X-API-Key"] = admin_key(platform)
         yield test_client

@@ -3,17 +3,16 @@
 A thin adapter: every rule (roles, lots, idempotency, money) lives in the service layer.
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from smartcity.auth.principal import Caller
 from smartcity.core.errors import BadRequestData, InvalidRequest
 from smartcity.domains.mobility.parking.payment import operations, receipts, settlement
 from smartcity.domains.mobility.parking.payment.codec import transaction_from_json
@@ -25,8 +24,6 @@ from smartcity.domains.mobility.parking.payment.model import (
 )
 from smartcity.domains.mobility.parking.payment.service import PaymentService
 from smartcity.domains.mobility.parking.tariff import DiscountClass, Tariff
-from smartcity.platform import Platform
-from smartcity.web.deps import CallerDep
 
 PREFIX = "/mobility/v1/parking/payment"
 MAX_BATCH = 1000
@@ -83,8 +80,9 @@ def _session(stay: ParkingSession) -> dict[str, Any]:
     return {name: value for name, value in body.items() if value is not None}
 
 
-def payment_router(service: PaymentService) -> APIRouter:
-    """Return the payment API over one payment service."""
+def payment_router(service: PaymentService, caller: Callable[..., Awaitable[Caller]]) -> APIRouter:
+    """Return the payment API over one payment service (`caller`: the web's caller dependency)."""
+    CallerDep = Annotated[Caller, Depends(caller)]
     api = APIRouter(prefix=PREFIX, tags=["Parking payment"])
 
     async def call(function: Callable[..., T], *args: Any) -> T:
@@ -291,8 +289,3 @@ def payment_router(service: PaymentService) -> APIRouter:
         return _json(await call(service.ledger_check, caller))
 
     return api
-
-
-def router(platform: Platform) -> APIRouter:
-    """Return the payment API over the platform's database, access control and clock."""
-    return payment_router(PaymentService(platform.store, platform.access, platform.clock))
