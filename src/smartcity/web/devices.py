@@ -5,34 +5,19 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from smartcity.core.errors import BadRequestData, InvalidRequest, TooManyResults
+from smartcity.core.errors import BadRequestData, TooManyResults
 from smartcity.ingest.commands import present
 from smartcity.ingest.device_import import items_from_csv, items_from_json
 from smartcity.ingest.devices import ImportReport, Registered
+from smartcity.web.bodies import json_body, json_response
 from smartcity.web.deps import CallerDep, PlatformDep
 
 router = APIRouter(prefix="/iot/v1", tags=["IoT devices"])
-JSON = "application/json"
 MAX_IMPORT_BYTES = 16 * 1024 * 1024
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
-
-
-async def _body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw:
-        raise InvalidRequest("the request needs a JSON body")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise InvalidRequest(f"the body is not JSON: {error}") from None
 
 
 def _whole(request: Request, name: str, default: int) -> int:
@@ -73,14 +58,14 @@ async def register_device(request: Request, platform: PlatformDep, caller: Calle
 
     Without an `apiKey` the registry makes one and returns it once.
     """
-    body = await _body(request)
+    body = await json_body(request)
     devices = platform.iot.devices
     if isinstance(body, dict) and isinstance(body.get("devices"), list):
         report = await run_in_threadpool(devices.import_devices, caller, body["devices"])
-        return _json(_report(report), status=201 if report.created else 200)
+        return json_response(_report(report), status=201 if report.created else 200)
     registered = await run_in_threadpool(devices.register, caller, body)
     headers = {"Location": _location(registered.device.id)}
-    return _json(_registered(registered), status=201, headers=headers)
+    return json_response(_registered(registered), status=201, headers=headers)
 
 
 @router.post("/devices/import", summary="Import devices from JSON or CSV")
@@ -104,7 +89,7 @@ async def import_devices(request: Request, platform: PlatformDep, caller: Caller
     report = await run_in_threadpool(
         platform.iot.devices.import_devices, caller, items, replace=replace == "true"
     )
-    return _json(_report(report))
+    return json_response(_report(report))
 
 
 @router.get("/devices", summary="List devices")
@@ -116,14 +101,14 @@ async def list_devices(request: Request, platform: PlatformDep, caller: CallerDe
     offset = _whole(request, "offset", 0)
     devices, total = await run_in_threadpool(platform.iot.devices.page, caller, limit, offset)
     headers = {"NGSILD-Results-Count": str(total)}
-    return _json([device.present() for device in devices], headers=headers)
+    return json_response([device.present() for device in devices], headers=headers)
 
 
 @router.get("/devices/{device_id}", summary="Retrieve a device")
 async def retrieve_device(device_id: str, platform: PlatformDep, caller: CallerDep) -> Response:
     """Return one device with its health (never its key)."""
     device = await run_in_threadpool(platform.iot.devices.get, caller, device_id)
-    return _json(device.present())
+    return json_response(device.present())
 
 
 @router.patch("/devices/{device_id}", summary="Change a device")
@@ -131,9 +116,9 @@ async def update_device(
     device_id: str, request: Request, platform: PlatformDep, caller: CallerDep
 ) -> Response:
     """Change members of a device (its mapping, its key, ...); return the device."""
-    changes = await _body(request)
+    changes = await json_body(request)
     device = await run_in_threadpool(platform.iot.devices.update, caller, device_id, changes)
-    return _json(device.present())
+    return json_response(device.present())
 
 
 @router.delete("/devices/{device_id}", status_code=204, summary="Delete a device")
@@ -149,7 +134,7 @@ async def send_command(
 ) -> Response:
     """Send `{"name": "dim", "params": {...}}` to a device; follow it on the commands list or
     on the device's entity (`<name>_status`, `<name>_info`)."""
-    body = await _body(request)
+    body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("name"), str):
         raise BadRequestData('send {"name": "<command>", "params": ...}')
     unknown = sorted(set(body) - {"name", "params"})
@@ -159,7 +144,7 @@ async def send_command(
         platform.iot.devices.send_command, caller, device_id, body["name"], body.get("params")
     )
     location = f"{_location(device_id)}/commands/{command.id}"
-    return _json(present(command), status=202, headers={"Location": location})
+    return json_response(present(command), status=202, headers={"Location": location})
 
 
 @router.get("/devices/{device_id}/commands", summary="List a device's commands")
@@ -171,4 +156,4 @@ async def list_commands(
     commands = await run_in_threadpool(
         platform.iot.devices.command_history, caller, device_id, limit
     )
-    return _json([present(command) for command in commands])
+    return json_response([present(command) for command in commands])

@@ -11,32 +11,17 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from smartcity.core.errors import BadRequestData, InvalidRequest, ResourceNotFound
+from smartcity.core.errors import BadRequestData, ResourceNotFound
 from smartcity.rules.checkpoints import FiringRecord, firing_doc
 from smartcity.rules.store import RuleRecord
+from smartcity.web.bodies import json_body, json_response
 from smartcity.web.deps import CallerDep, PlatformDep
 
 router = APIRouter(prefix="/rules/v1", tags=["Convergence-event rules"])
-JSON = "application/json"
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
-
-
-async def _body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw:
-        raise InvalidRequest("the request needs a JSON body")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise InvalidRequest(f"the body is not JSON: {error}") from None
 
 
 def rule_public(record: RuleRecord) -> dict[str, Any]:
@@ -93,35 +78,35 @@ def _time(text: Any, name: str) -> datetime:
 async def list_rules(platform: PlatformDep, caller: CallerDep) -> Response:
     """Return every rule of the tenant, by id."""
     records = await run_in_threadpool(platform.rules.list_rules, caller)
-    return _json([rule_public(record) for record in records])
+    return json_response([rule_public(record) for record in records])
 
 
 @router.post("/rules", status_code=201, summary="Create a rule")
 async def create_rule(request: Request, platform: PlatformDep, caller: CallerDep) -> Response:
     """Store a new rule (version 1), enabled unless `?enabled=false`."""
-    body = await _body(request)
+    body = await json_body(request)
     rule_id = _rule_id_of(body)
     enabled = request.query_params.get("enabled", "true") != "false"
     record = await run_in_threadpool(
         lambda: platform.rules.create(caller, rule_id, body, enabled=enabled)
     )
-    return _json(rule_public(record), 201, {"Location": _location(rule_id)})
+    return json_response(rule_public(record), 201, {"Location": _location(rule_id)})
 
 
 @router.post("/validate", summary="Validate a rule without storing it")
 async def validate_rule(request: Request, platform: PlatformDep, caller: CallerDep) -> Response:
     """Return whether a rule may be stored, and what is wrong with it if not."""
-    body = await _body(request)
+    body = await json_body(request)
     rule_id = _rule_id_of(body)
     problems = await run_in_threadpool(platform.rules.validate, caller, rule_id, body)
-    return _json({"id": rule_id, "valid": not problems, "problems": problems})
+    return json_response({"id": rule_id, "valid": not problems, "problems": problems})
 
 
 @router.get("/rules/{rule_id}", summary="Show a rule")
 async def get_rule(rule_id: str, platform: PlatformDep, caller: CallerDep) -> Response:
     """Return a rule's current version and state."""
     record = await run_in_threadpool(platform.rules.get, caller, rule_id)
-    return _json(rule_public(record))
+    return json_response(rule_public(record))
 
 
 @router.get("/rules/{rule_id}/versions/{version}", summary="Show an older version of a rule")
@@ -133,7 +118,7 @@ async def get_version(
     doc = await run_in_threadpool(platform.rules.rules.version, caller.tenant, rule_id, version)
     if doc is None:
         raise ResourceNotFound(f"rule {rule_id} has no version {version}", instance=rule_id)
-    return _json({"id": rule_id, "version": version, "rule": doc})
+    return json_response({"id": rule_id, "version": version, "rule": doc})
 
 
 @router.put("/rules/{rule_id}", summary="Change a rule (a new version)")
@@ -141,10 +126,10 @@ async def update_rule(
     rule_id: str, request: Request, platform: PlatformDep, caller: CallerDep
 ) -> Response:
     """Store a new version of a rule; it stays enabled or disabled as it was."""
-    body = await _body(request)
+    body = await json_body(request)
     _rule_id_of(body, rule_id)
     record = await run_in_threadpool(platform.rules.update, caller, rule_id, body)
-    return _json(rule_public(record))
+    return json_response(rule_public(record))
 
 
 @router.delete("/rules/{rule_id}", status_code=204, summary="Delete a rule")
@@ -158,14 +143,14 @@ async def delete_rule(rule_id: str, platform: PlatformDep, caller: CallerDep) ->
 async def enable_rule(rule_id: str, platform: PlatformDep, caller: CallerDep) -> Response:
     """Run the rule from now on."""
     record = await run_in_threadpool(platform.rules.set_enabled, caller, rule_id, True)
-    return _json(rule_public(record))
+    return json_response(rule_public(record))
 
 
 @router.post("/rules/{rule_id}/disable", summary="Disable a rule")
 async def disable_rule(rule_id: str, platform: PlatformDep, caller: CallerDep) -> Response:
     """Stop running the rule (it is kept)."""
     record = await run_in_threadpool(platform.rules.set_enabled, caller, rule_id, False)
-    return _json(rule_public(record))
+    return json_response(rule_public(record))
 
 
 @router.post("/rules/{rule_id}/backtest", summary="Backtest a rule over the history")
@@ -173,7 +158,7 @@ async def backtest_rule(
     rule_id: str, request: Request, platform: PlatformDep, caller: CallerDep
 ) -> Response:
     """Run the rule (or the draft in `rule`) over the history `from`-`to`; nothing is acted on."""
-    body = await _body(request)
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise BadRequestData('a backtest is {"from": ..., "to": ..., "rule": optional}')
     start, end = _time(body.get("from"), "from"), _time(body.get("to"), "to")
@@ -181,7 +166,7 @@ async def backtest_rule(
     result = await run_in_threadpool(
         lambda: platform.rules.backtest(caller, rule_id, start, end, doc=draft)
     )
-    return _json(
+    return json_response(
         {
             "rule": result.rule,
             "from": result.start,
@@ -210,17 +195,17 @@ async def list_firings(request: Request, platform: PlatformDep, caller: CallerDe
             offset=offset,
         )
     )
-    return _json([firing_public(record) for record in records])
+    return json_response([firing_public(record) for record in records])
 
 
 @router.get("/firings/{firing_id}", summary="Show a firing")
 async def get_firing(firing_id: str, platform: PlatformDep, caller: CallerDep) -> Response:
     """Return one firing with its evidence and what each action did."""
     record = await run_in_threadpool(platform.rules.firing, caller, firing_id)
-    return _json(firing_public(record))
+    return json_response(firing_public(record))
 
 
 @router.get("/metrics", summary="Rules and firings by status")
 async def rule_metrics(platform: PlatformDep, caller: CallerDep) -> Response:
     """Return how many rules there are, how many are enabled, firings per rule and status."""
-    return _json(await run_in_threadpool(platform.rules.metrics, caller))
+    return json_response(await run_in_threadpool(platform.rules.metrics, caller))
