@@ -75,12 +75,15 @@ def test_the_workers_follow_the_settings(platform: Platform) -> None:
     names = [
         w.name for w in ops.workers(settings, platform.bus, platform.deadletters, platform.clock)
     ]
-    assert names == ["incident-escalation", "incident-facts"]
-    wired = settings.model_copy(update={"ops_alert_subjects": "rules.alert.>"})
-    names = [w.name for w in ops.workers(wired, platform.bus, platform.deadletters, platform.clock)]
+    # By default the rule engine's alert facts open incidents.
     assert names == ["incident-escalation", "incident-facts", "incident-alerts"]
+    unwired = settings.model_copy(update={"ops_alert_subjects": ""})
+    names = [
+        w.name for w in ops.workers(unwired, platform.bus, platform.deadletters, platform.clock)
+    ]
+    assert names == ["incident-escalation", "incident-facts"]
     assert platform.deadletters.replayer_for(SOURCE) is not None
-    bare = settings.model_copy(update={"bus_subjects": ["ingest.>"]})
+    bare = settings.model_copy(update={"bus_subjects": ["ingest.>"], "ops_alert_subjects": ""})
     names = [w.name for w in ops.workers(bare, platform.bus, platform.deadletters, platform.clock)]
     assert names == ["incident-escalation"]
     assert "incident-facts" in [w.name for w in platform.workers]
