@@ -69,9 +69,10 @@ def test_a_stored_rule_raises_and_clears_an_alert_through_the_workers(tmp_path: 
     platform = build_platform(rules_settings(f"sqlite:///{tmp_path / 'rules.db'}"))
     platform.rules.create(Caller.system(""), "hot", HOT)
     sensor = "urn:ngsi-ld:WeatherObserved:1"
-    # Event time: the workers advance it with the platform's clock, so the readings are of now
-    # (a reading older than the allowed lateness only updates the engine's state).
-    start = platform.clock.now().replace(microsecond=0)
+    # Event time: the workers advance it with the platform's clock, less the allowed lateness
+    # (60 s); readings 55 s old are placed at once and come due within about 5 s (a reading
+    # older than the lateness would only update the engine's state).
+    start = platform.clock.now().replace(microsecond=0) - timedelta(seconds=55)
     times = [f"{start + timedelta(seconds=step):%Y-%m-%dT%H:%M:%SZ}" for step in range(3)]
 
     async def scenario() -> None:
