@@ -51,7 +51,7 @@ contracts: $(STAMP_TEST)
 	$(BIN)/lint-imports
 
 unit: $(STAMP_TEST) interop-env
-	SMARTCITY_INTEROP_PYTHON=$(INTEROP)/bin/python $(BIN)/pytest -q
+	SMARTCITY_INTEROP_PYTHON=$(INTEROP)/bin/python $(BIN)/pytest -q --durations=30
 
 test: lint typecheck contracts unit
 

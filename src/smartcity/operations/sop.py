@@ -7,6 +7,7 @@ of the steps it was opened with, so changing the file later does not rewrite old
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,10 @@ class Procedures:
         """Load the checklists of a YAML file (the shipped one when no path is given)."""
         source = Path(path) if path else SHIPPED
         try:
-            document = yaml.safe_load(source.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as error:
+            text = source.read_text(encoding="utf-8")
+            return cls(_parse_text(text, str(source)))
+        except OSError as error:
             raise ConfigurationError(f"cannot read the SOP file {source}: {error}") from None
-        return cls(_parse(document, source))
 
     def checklist(self, incident_type: str, subtype: str = "") -> tuple[Step, ...]:
         """Return the checklist for an incident type and subtype."""
@@ -82,3 +83,13 @@ def _parse(document: Any, source: Path) -> dict[str, tuple[Step, ...]]:
             raise fail(f"{key!r} has two steps with the same id")
         checklists[str(key)] = tuple(parsed)
     return checklists
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_text(text: str, source: str) -> dict[str, tuple[Step, ...]]:
+    """Parse a SOP file's text (cached: every platform a process builds reads the same file)."""
+    try:
+        document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as error:
+        raise ConfigurationError(f"cannot read the SOP file {source}: {error}") from None
+    return _parse(document, Path(source))
