@@ -14,6 +14,10 @@ import structlog
 from hypothesis import HealthCheck, settings
 from psycopg import sql
 
+from smartcity.storage.postgres import PostgresEntityStore
+from smartcity.storage.sqlbase import SqlEntityStore
+from smartcity.storage.sqlite import SqliteEntityStore
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REQUIRE_SERVICES = "SMARTCITY_REQUIRE_SERVICES"
 
@@ -93,6 +97,19 @@ def postgres_schema() -> Iterator[str]:
         connection.execute(
             sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
         )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlEntityStore]:
+    """Yield an empty store of each backend (SQLite, and PostgreSQL in a fresh schema)."""
+    opened: SqlEntityStore
+    if request.param == "sqlite":
+        opened = SqliteEntityStore(tmp_path / "entities.db")
+    else:
+        schema: str = request.getfixturevalue("postgres_schema")
+        opened = PostgresEntityStore(postgres_url(), schema=schema, max_size=8)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture(autouse=True)

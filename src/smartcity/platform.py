@@ -30,7 +30,7 @@ from smartcity.core.clock import Clock, SystemClock
 from smartcity.core.durations import parse_retention
 from smartcity.core.workers import Periodic, Worker
 from smartcity.ingest.adapters import build_adapters, build_replayer
-from smartcity.ingest.deadletters import DeadLetterRetention, DeadLetterService
+from smartcity.ingest.deadletters import DeadLetterService
 from smartcity.ingest.devices import DeviceOptions
 from smartcity.ingest.iot import Iot, IotOptions, build_iot
 from smartcity.ingest.mqtt import MqttOptions
@@ -249,7 +249,11 @@ def build_platform(
     platform.workers.extend(platform.iot.workers())
     if platform.deadletters.retention is not None:
         platform.workers.append(
-            DeadLetterRetention(platform.deadletters, settings.deadletter_purge_interval)
+            Periodic(
+                "dead-letter-retention",
+                platform.deadletters.purge,
+                settings.deadletter_purge_interval,
+            )
         )
     platform.operations = build_operations(
         settings, store, access, clock, platform.bus, platform_secret(settings)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,11 +20,8 @@ from smartcity.core.causality import Context
 from smartcity.core.entity import StoredEntity
 from smartcity.storage.base import ChangeKind, ChangeRecord, Changes
 from smartcity.storage.coordination import SqlCoordination
-from smartcity.storage.postgres import PostgresEntityStore
 from smartcity.storage.sqlbase import SqlEntityStore
-from smartcity.storage.sqlite import SqliteEntityStore
 from tests.bus.conftest import BusUnderTest, run
-from tests.conftest import postgres_url
 
 VOCAB = "https://example.org/"
 json_values = st.recursive(
@@ -37,16 +33,10 @@ json_values = st.recursive(
 )
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    opened: SqlEntityStore
-    if request.param == "sqlite":
-        opened = SqliteEntityStore(tmp_path / "entities.db")
-    else:
-        schema: str = request.getfixturevalue("postgres_schema")
-        opened = PostgresEntityStore(postgres_url(), schema=schema, max_size=8)
-    yield opened
-    opened.close()
+@pytest.fixture
+def store(backend_store: SqlEntityStore) -> SqlEntityStore:
+    """An empty store of each backend (the shared `backend_store`)."""
+    return backend_store
 
 
 def write(store: SqlEntityStore, tenant: str, number: int, value: int) -> None:

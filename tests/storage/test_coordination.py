@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from smartcity.storage.coordination import SqlCoordination
-from smartcity.storage.postgres import PostgresEntityStore
 from smartcity.storage.sqlbase import SqlEntityStore
-from smartcity.storage.sqlite import SqliteEntityStore
-from tests.conftest import postgres_url
 
 
 class Clock:
@@ -24,16 +18,10 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlEntityStore]:
-    opened: SqlEntityStore
-    if request.param == "sqlite":
-        opened = SqliteEntityStore(tmp_path / "coordination.db")
-    else:
-        schema: str = request.getfixturevalue("postgres_schema")
-        opened = PostgresEntityStore(postgres_url(), schema=schema, max_size=4)
-    yield opened
-    opened.close()
+@pytest.fixture
+def database(backend_store: SqlEntityStore) -> SqlEntityStore:
+    """An empty store of each backend (the shared `backend_store`)."""
+    return backend_store
 
 
 def test_a_lease_is_held_by_one_until_it_expires_and_then_changes_epoch(

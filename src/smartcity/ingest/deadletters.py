@@ -391,24 +391,3 @@ class DeadLetterService:
         if self.retention is None:
             return 0
         return self.store.purge(isoformat(self.clock.now() - self.retention))
-
-
-class DeadLetterRetention:
-    """A worker purging resolved dead letters every `interval` seconds."""
-
-    name = "dead-letter-retention"
-
-    def __init__(self, service: DeadLetterService, interval: float) -> None:
-        self.service = service
-        self.interval = interval
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Purge until stopped."""
-        while not stop.is_set():
-            purged = await asyncio.to_thread(self.service.purge)
-            if purged:
-                log.info("dead letters purged", purged=purged)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.interval)
-            except TimeoutError:
-                continue

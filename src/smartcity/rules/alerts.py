@@ -150,7 +150,6 @@ def alert_fact(firing: Firing, params: dict[str, Any]) -> dict[str, Any]:
         "ruleId": firing.rule_id,
         "ruleVersion": firing.rule_version,
         "key": firing.key,
-        "at": firing.at,
         "observedAt": firing.at,
         "severity": firing.severity,
         "category": str(params.get("category") or ""),
@@ -159,7 +158,6 @@ def alert_fact(firing: Firing, params: dict[str, Any]) -> dict[str, Any]:
         "location": dict(firing.location) if firing.location is not None else None,
         "related": list(dict.fromkeys(item["entityId"] for item in evidence)),
         "causes": evidence,
-        "evidence": evidence,
         "values": dict(firing.values),
     }
     # An `incident` action may choose the incident's type instead of the category mapping.

@@ -32,6 +32,9 @@ class WindowedRule(Hysteresis):
     plain = ""
     """The attribute a threshold without a window reads."""
 
+    def triggers(self) -> list[tuple[str, CompiledFilter]]:
+        return [("when", self.when)]
+
     def setup_window(self, rule: Rule, extra: dict[str, Aggregate]) -> CompiledFilter:
         """Compile the window and return the `when` filter that watches its attributes."""
         aggregates = {name: parse_aggregate(text) for name, text in rule.aggregates.items()}
@@ -154,9 +157,6 @@ class ThresholdRule(WindowedRule):
             self.cold = (OPERATORS[op], number)
         self.hold_for = rule.for_
 
-    def triggers(self) -> list[tuple[str, CompiledFilter]]:
-        return [("when", self.when)]
-
     def evaluate(
         self,
         subject: SubjectSource,
@@ -181,9 +181,6 @@ class AggregateRule(WindowedRule):
         assert rule.having is not None
         self.when = self.setup_window(rule, {})
         self.having = compile_values_q(rule.having)
-
-    def triggers(self) -> list[tuple[str, CompiledFilter]]:
-        return [("when", self.when)]
 
     def evaluate(
         self,

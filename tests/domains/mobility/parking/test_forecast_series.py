@@ -3,35 +3,23 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from smartcity.domains.mobility.parking.forecast_series import OccupancyHistory, align
 from smartcity.storage.history import SqlHistoryStore
-from smartcity.storage.postgres import PostgresEntityStore
 from smartcity.storage.sqlbase import SqlEntityStore
-from smartcity.storage.sqlite import SqliteEntityStore
-from tests.conftest import postgres_url
 from tests.domains.mobility.parking.forecast_factories import START, daily_series, write_series
 
 LOT = "urn:ngsi-ld:OffStreetParking:test-lot"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlEntityStore]:
-    """Yield an empty store of each backend."""
-    opened: SqlEntityStore
-    if request.param == "sqlite":
-        opened = SqliteEntityStore(tmp_path / "forecast.db")
-    else:
-        schema: str = request.getfixturevalue("postgres_schema")
-        opened = PostgresEntityStore(postgres_url(), schema=schema, max_size=4)
-    yield opened
-    opened.close()
+@pytest.fixture
+def store(backend_store: SqlEntityStore) -> SqlEntityStore:
+    """An empty store of each backend (the shared `backend_store`)."""
+    return backend_store
 
 
 def test_a_gap_stays_missing_and_is_never_read_as_free(store: SqlEntityStore) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -20,28 +18,18 @@ from smartcity.domains.mobility.parking.payment.model import (
 from smartcity.domains.mobility.parking.payment.service import PaymentService
 from smartcity.domains.mobility.parking.tariff import EXAMPLE_TARIFF, KST, DiscountClass
 from smartcity.storage.accounts import PrincipalRecord
-from smartcity.storage.postgres import PostgresEntityStore
 from smartcity.storage.sqlaccounts import SqlAccountStore
 from smartcity.storage.sqlbase import SqlEntityStore
-from smartcity.storage.sqlite import SqliteEntityStore
-from tests.conftest import postgres_url
 
 TENANT = "dobong"
 START = datetime(2026, 11, 27, 9, 0, tzinfo=KST)
 SYSTEM = Caller.system(TENANT)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlEntityStore]:
-    """Yield an empty database of each backend."""
-    opened: SqlEntityStore
-    if request.param == "sqlite":
-        opened = SqliteEntityStore(tmp_path / "entities.db")
-    else:
-        schema: str = request.getfixturevalue("postgres_schema")
-        opened = PostgresEntityStore(postgres_url(), schema=schema, max_size=8)
-    yield opened
-    opened.close()
+@pytest.fixture
+def database(backend_store: SqlEntityStore) -> SqlEntityStore:
+    """An empty store of each backend (the shared `backend_store`)."""
+    return backend_store
 
 
 @pytest.fixture
