@@ -299,7 +299,7 @@ def set_up_modules(platform: Platform, modules: list[LoadedModule]) -> None:
         log.info("module set up", module=module.spec.name, workers=len(started.workers))
 
 
-def attach_rules(platform: Platform, plug: EnginePlug | None) -> None:
+def attach_rules(platform: Platform, plug: EnginePlug) -> None:
     """Build the rules' parts; with `rules_enabled`, run the relay and the engine worker here."""
     parts = build_rules(
         platform.settings,

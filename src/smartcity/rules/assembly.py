@@ -70,7 +70,7 @@ def build_rules(
     history: SqlHistoryStore,
     access: AccessControl,
     devices: DeviceService | None,
-    plug: EnginePlug | None,
+    plug: EnginePlug,
     subject_prefix: str = SUBJECT_PREFIX,
 ) -> RuleParts:
     """Build the rule service always; the relay and the engine worker when rules are enabled.
@@ -97,12 +97,6 @@ def build_rules(
         "bus-relay": relay.position,
         "rules": lambda: state.oldest_position(store.last_change_seq()),
     }
-    if plug is None:
-        log.warning(
-            "rules_enabled, but no rule engine is installed: entity changes are published on "
-            "the bus, no rule runs (see smartcity.rules.plug)"
-        )
-        return parts
     actions = ActionRunner(
         state,
         entities,

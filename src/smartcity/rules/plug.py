@@ -1,9 +1,8 @@
 """Where the rule engine is plugged into its runtime: the one place that knows the engine.
 
 The runtime (workers, checkpoints, actions, the rule store, API and CLI) needs three things of
-an engine, gathered in `EnginePlug`: build an engine for a set of stored rules, check a rule
-document, and name what a rule's document says about itself (for listings). `engine_plug`
-returns the plug the platform runs with.
+an engine, gathered in `EnginePlug`: build an engine for a set of stored rules and check a rule
+document. `engine_plug` returns the plug the platform runs with.
 """
 
 from __future__ import annotations

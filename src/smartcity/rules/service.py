@@ -19,7 +19,6 @@ from smartcity.core.clock import Clock, isoformat
 from smartcity.core.errors import (
     AlreadyExists,
     BadRequestData,
-    OperationNotSupported,
     ResourceNotFound,
 )
 from smartcity.rules.checkpoints import FiringRecord, SqlRuleState
@@ -54,7 +53,7 @@ class RuleService:
         history: SqlHistoryStore,
         access: AccessControl,
         clock: Clock,
-        plug: EnginePlug | None,
+        plug: EnginePlug,
         *,
         max_limit: int = 1000,
     ) -> None:
@@ -65,14 +64,6 @@ class RuleService:
         self.clock = clock
         self.plug = plug
         self.max_limit = max_limit
-
-    def _engine(self) -> EnginePlug:
-        if self.plug is None:
-            raise OperationNotSupported(
-                "no rule engine is installed in this platform: rules cannot be validated, "
-                "stored or backtested"
-            )
-        return self.plug
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -100,7 +91,7 @@ class RuleService:
             )
         if not isinstance(doc, Mapping):
             return [*problems, "a rule is a JSON object (or a YAML mapping)"]
-        return problems + self._engine().validate(caller.tenant, rule_id, doc)
+        return problems + self.plug.validate(caller.tenant, rule_id, doc)
 
     def firings(
         self,
@@ -232,5 +223,5 @@ class RuleService:
             checked = self._checked(caller, rule_id, doc)
             record = RuleRecord(caller.tenant, rule_id, 0, True, checked, self._now(), "")
         replay = read_history(self.history, caller.tenant, start, end, types=types)
-        fired = run_backtest(self._engine(), [record], replay, end)
+        fired = run_backtest(self.plug, [record], replay, end)
         return Backtest(rule_id, isoformat(start), isoformat(end), len(replay.changes), fired)
