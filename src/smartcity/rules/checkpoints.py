@@ -260,6 +260,23 @@ class SqlRuleState:
             for rule_id, counters, saved_at in rows
         }
 
+    def all_counts(self) -> list[tuple[str, str, str, int]]:
+        """Return how many firings each rule of every tenant has, by status (for metrics)."""
+        with self._store.reading() as cursor:
+            cursor.execute(
+                "SELECT tenant, rule_id, status, COUNT(*) FROM rule_firings "
+                "GROUP BY tenant, rule_id, status ORDER BY tenant, rule_id, status"
+            )
+            return [(str(t), str(r), str(s), int(n)) for t, r, s, n in cursor.fetchall()]
+
+    def all_rule_metrics(self) -> list[tuple[str, str, dict[str, float]]]:
+        """Return every rule's saved evaluation counters (for metrics)."""
+        with self._store.reading() as cursor:
+            cursor.execute(
+                "SELECT tenant, rule_id, counters FROM rule_metrics ORDER BY tenant, rule_id"
+            )
+            return [(str(t), str(r), orjson.loads(c)) for t, r, c in cursor.fetchall()]
+
     def oldest_position(self, default: int) -> int:
         """Return the lowest sequence number a checkpoint covers (`default` without any)."""
         with self._store.reading() as cursor:

@@ -258,6 +258,15 @@ class SqlDeviceStore:
             rows = cursor.fetchall()
         return [_device_from_row(row) for row in rows]
 
+    def health_counts(self) -> list[tuple[str, str, int]]:
+        """Return how many devices each tenant has in each health state (for metrics)."""
+        with self._store.reading() as cursor:
+            cursor.execute(
+                "SELECT tenant, health, COUNT(*) FROM iot_devices GROUP BY tenant, health "
+                "ORDER BY tenant, health"
+            )
+            return [(str(t), str(h), int(n)) for t, h, n in cursor.fetchall()]
+
     def with_id(self, device_id: str) -> list[DeviceRecord]:
         """Return the devices of every tenant with this id (authentication starts here)."""
         with self._store.reading() as cursor:
