@@ -60,6 +60,9 @@ class MqttSender:
         self.client_id = client_id
         self.client: aiomqtt.Client | None = None
         self.sent = 0
+        self._connecting = asyncio.Lock()
+        """One connection however many tasks ask at once (two with one client id: the broker
+        would drop the first)."""
 
     async def connect(self) -> None:
         """Connect now (ConfigurationError saying what to do if the broker cannot be reached)."""
@@ -72,6 +75,10 @@ class MqttSender:
             ) from None
 
     async def _connect(self) -> aiomqtt.Client:
+        async with self._connecting:
+            return await self._connect_once()
+
+    async def _connect_once(self) -> aiomqtt.Client:
         if self.client is None:
             url = urlsplit(self.url)
             if url.scheme not in ("mqtt", "mqtts"):
