@@ -442,17 +442,27 @@ class Simulation:
     def command(self, device_id: str, name: str, params: Any, at: datetime) -> CommandAnswer:
         """Carry out a command a device received at a simulated moment; say how it went.
 
-        A streetlight obeys `brighten` (`illuminanceLevel` 0-1, default 1; `duration` ISO 8601,
-        default PT30M) unless its lamp is broken; the answer comes with the report the lamp
-        sends of its new state.
+        A streetlight obeys `brighten`; any other command, or a device that takes none, is
+        answered with an error as its controller would.
         """
         device = self.by_id.get(device_id)
         if device is None or name not in device.kind.commands:
             return CommandAnswer(False, f"{device_id} does not obey {name!r}")
+        arguments = params if isinstance(params, dict) else {}
+        if device.kind.name == "streetlight" and name == "brighten":
+            return self._brighten(device, arguments, at.replace(microsecond=0))
+        return CommandAnswer(False, f"the simulated {device.kind.name} cannot carry out {name!r}")
+
+    def _brighten(
+        self, device: SimDevice, arguments: dict[str, Any], start: datetime
+    ) -> CommandAnswer:
+        """Burn a lamp at `illuminanceLevel` (0-1, default 1) for `duration` (default PT30M).
+
+        A broken lamp cannot; the answer comes with the report of the lamp's new state.
+        """
         lamp_id = device.subject
         if lamp_id in self.broken:
             return CommandAnswer(False, "defective lamp: it cannot be switched on")
-        arguments = params if isinstance(params, dict) else {}
         try:
             level = float(arguments.get("illuminanceLevel", 1.0))
             duration = parse_duration(str(arguments.get("duration", "PT30M")))
@@ -460,7 +470,6 @@ class Simulation:
             return CommandAnswer(False, f"bad arguments: {error}")
         if not 0.0 < level <= 1.0 or duration <= timedelta(0):
             return CommandAnswer(False, "illuminanceLevel must be in (0, 1], duration positive")
-        start = at.replace(microsecond=0)
         self.boosts[lamp_id] = lights.Boost(start, start + duration, round(level * 100))
         local = start.astimezone(self.zone)
         sun = sun_times(local.date(), self.centre[0], self.centre[1], self.district.timezone)
