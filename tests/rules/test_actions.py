@@ -196,7 +196,9 @@ def test_a_bad_action_is_an_error_outcome_not_a_crash(
 
 
 def test_an_incident_fact_is_published_with_its_causal_context(platform: Platform) -> None:
-    firing = make_firing(ActionSpec("incident", {"category": "environment"}))
+    alert = {"category": "security", "subCategory": "assault", "description": "폭행 의심"}
+    incident = {"incidentType": "crime", "title": {"ko": "야간 폭행", "en": "Assault at night"}}
+    firing = make_firing(ActionSpec("alert", alert), ActionSpec("incident", incident))
     parent = Context("change:db:12", None, "system:change-log")
 
     async def scenario() -> list[Any]:
@@ -218,6 +220,13 @@ def test_an_incident_fact_is_published_with_its_causal_context(platform: Platfor
     fact = orjson.loads(message.data)
     assert fact["type"] == "alert.raised"
     assert fact["firingId"] == firing.firing_id
+    # The incident takes what its alert says unless it says otherwise, and a bilingual title.
+    assert (fact["category"], fact["subCategory"], fact["description"]) == (
+        "security",
+        "assault",
+        "폭행 의심",
+    )
+    assert (fact["incidentType"], fact["title"]) == ("crime", "야간 폭행 · Assault at night")
     context = Context.from_headers(message.headers)
     assert context is not None
     assert context.actor == "rule:hot"
