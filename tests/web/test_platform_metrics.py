@@ -9,13 +9,9 @@ from smartcity.auth.principal import Caller
 from smartcity.ingest.ports import RawInput, Rejected
 from smartcity.operations.incidents import IncidentDraft
 from smartcity.platform import Platform
-from smartcity.rules.actions import ActionRunner
-from smartcity.rules.firing import ActionSpec, Evidence, Firing
 from smartcity.web.app import create_app
-from tests.bus.conftest import run
 from tests.iot_support import air_sensor
-
-SENSOR = "urn:ngsi-ld:WeatherObserved:1"
+from tests.rules.support import record_failed_firing
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -39,25 +35,7 @@ def test_the_scrape_counts_devices_dead_letters_incidents_firings_and_log_reader
         platform.operations.incidents.create(system, IncidentDraft("crime", severity, "폭행"))
     assert platform.rules is not None
     platform.rules.create(system, "hot", {"kind": "match", "when": {"type": "WeatherObserved"}})
-    firing = Firing(
-        "hot",
-        1,
-        "",
-        SENSOR,
-        "fire",
-        "2026-11-28T01:00:00Z",
-        "high",
-        (ActionSpec("webhook", {"url": "ftp://nowhere"}),),
-        (Evidence("", SENSOR, "WeatherObserved", 3, "2026-11-28T01:00:00Z"),),
-    )
-    actions = ActionRunner(
-        platform.rule_parts.state,
-        platform.entities,
-        platform.contexts.resolve,
-        platform.bus,
-        platform.clock,
-    )
-    run(actions.execute(firing))
+    record_failed_firing(platform)
     with TestClient(create_app(platform)) as client:
         scraped = samples(client.get("/metrics").text)
     assert scraped[("smartcity_devices", (("health", "unknown"), ("tenant", "")))] == 1

@@ -48,14 +48,9 @@ class RuleMetrics:
 
     def as_dict(self) -> dict[str, Any]:
         """Return the metrics as JSON-ready data."""
-        return {
-            "events": self.events,
-            "matches": self.matches,
-            "firings": self.firings,
-            "actions": self.actions,
-            "suppressed": self.suppressed,
-            "evaluationSeconds": round(self.seconds, 6),
-        }
+        counters: dict[str, Any] = self.counters()
+        counters["evaluationSeconds"] = round(counters.pop("seconds"), 6)
+        return counters
 
 
 class CompiledAction:
