@@ -98,10 +98,16 @@ def _page_routes(router: APIRouter, assets: MapAssets) -> None:
 
 def _district_routes(router: APIRouter, district: District, geojson: dict[str, bytes]) -> None:
     @router.get("/map/style.json", summary="The MapLibre style of the district")
-    def style(request: Request, platform: PlatformDep) -> Response:
+    def style(
+        request: Request,
+        platform: PlatformDep,
+        cluster: Annotated[
+            bool, Query(description="gather the devices' points into clusters (the dashboard)")
+        ] = False,
+    ) -> Response:
         """Draw the district's zones, roads and places from GeoJSON: no tiles, no glyphs."""
         base = platform.settings.public_url or str(request.base_url)
-        style = map_style(district, base.rstrip("/"), CHANGDONG_CONTEXT_URL)
+        style = map_style(district, base.rstrip("/"), CHANGDONG_CONTEXT_URL, cluster=cluster)
         return Response(orjson.dumps(style), media_type="application/json")
 
     @router.get("/map/district/{name}.geojson", summary="The district's zones, roads or places")

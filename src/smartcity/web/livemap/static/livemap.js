@@ -1,8 +1,12 @@
 // The live map: the district from its own GeoJSON, its entities from the NGSI-LD API, their
 // changes from /map/stream (server-sent events read with fetch, so a credential can be sent).
 // Entity data is only ever put on the page as text (textContent), never as HTML.
+// Another page (the operations dashboard) embeds it by setting window.livemapOptions first:
+// `style` (the style's address), `language` (the default), `padding()` (around the district).
 (() => {
   "use strict";
+
+  const OPTIONS = window.livemapOptions ?? {};
 
   const FLUSH_MS = 400; // at most this often the map redraws, however many changes arrive
   const STALE_CHECK_MS = 20000;
@@ -79,7 +83,7 @@
     layers: [], layerById: new Map(), hidden: new Set(), entities: new Map(), members: new Map(),
     pending: new Map(), buffer: [], loading: true, dirty: new Set(), flushTimer: null, lastFlush: 0,
     roads: new Map(), zones: new Map(), labels: [], keys: new Map(), restyled: new Map(),
-    trafficDirty: false, popup: null, popupId: null, cityClock: null,
+    trafficDirty: false, popup: null, popupId: null, cityClock: null, clustered: new Set(),
     connection: "loading", updates: 0, received: 0, flushMs: 0, rate: 0, rejected: false, loaded: 0, total: null,
   };
 
@@ -385,7 +389,10 @@
     state.flushMs += performance.now() - began;
   }
 
+  const drawnState = (entity) => `${entity.status}|${entity.stale}`;
+
   function feature(entity) {
+    entity.drawn = drawnState(entity);
     return {
       type: "Feature",
       id: entity.key,
@@ -397,6 +404,11 @@
   function redraw() {
     const map = state.map;
     for (const entity of state.restyled.values()) {
+      // A clustered source is drawn from its data: a new colour means setting it again.
+      if (state.clustered.has(entity.layer.id)) {
+        if (entity.drawn !== drawnState(entity)) state.dirty.add(entity.layer.id);
+        continue;
+      }
       const target = { source: `live-${entity.layer.id}`, id: entity.key };
       map.setFeatureState(target, { status: entity.status, stale: entity.stale });
     }
@@ -505,6 +517,7 @@
     localStorage.setItem(LOCAL.hidden, JSON.stringify([...state.hidden]));
     const visibility = shown ? "visible" : "none";
     state.map.setLayoutProperty(`live-${layerId}`, "visibility", visibility);
+    if (state.clustered.has(layerId)) state.map.setLayoutProperty(`live-${layerId}-clusters`, "visibility", visibility);
     if (layerId === "traffic") state.map.setLayoutProperty("live-traffic-segments", "visibility", visibility);
     if (shown) {
       state.dirty.add(layerId);
@@ -530,6 +543,7 @@
 
   function renderWho() {
     const who = $("who");
+    if (!who) return;
     const credential = readJSON(STORE.credential, null);
     const tenant = sessionStorage.getItem(STORE.tenant) || t("defaultTenant");
     who.classList.toggle("error", state.rejected);
@@ -540,15 +554,18 @@
 
   function applyLanguage() {
     document.documentElement.lang = state.language;
-    document.title = `${t("title")} · ${state.language === "ko" ? TEXT.en.title : TEXT.ko.title}`;
-    for (const node of document.querySelectorAll("[data-text]")) node.textContent = t(node.dataset.text);
-    $("language").textContent = t("language");
+    if (!OPTIONS.style) {
+      document.title = `${t("title")} · ${state.language === "ko" ? TEXT.en.title : TEXT.ko.title}`;
+      for (const node of document.querySelectorAll("[data-text]")) node.textContent = t(node.dataset.text);
+      $("language").textContent = t("language");
+    }
     for (const label of state.labels) label.node.textContent = bilingual(label.name);
     renderLayerList();
     renderLegend();
     renderConnection();
     renderWho();
     if (state.popupId) showPopup(state.popupId);
+    document.dispatchEvent(new CustomEvent("livemap:language", { detail: state.language }));
   }
 
   // -- popups ---------------------------------------------------------------------------------------
@@ -640,6 +657,7 @@
         state.popupId = null;
       });
     }
+    if (state.popupId !== id) document.dispatchEvent(new CustomEvent("livemap:select", { detail: id }));
     state.popupId = id;
     state.popup.setDOMContent(popupContent(entity));
     state.popup.setLngLat(lngLat ?? entity.position);
@@ -657,7 +675,15 @@
   function bindClicks() {
     const map = state.map;
     const live = state.layers.map((layer) => `live-${layer.id}`);
+    const clusters = [...state.clustered].map((id) => `live-${id}-clusters`);
     map.on("click", (event) => {
+      const gathered = clusters.length ? map.queryRenderedFeatures(event.point, { layers: clusters }) : [];
+      if (gathered.length) {
+        const hit = gathered[0];
+        map.getSource(hit.source).getClusterExpansionZoom(hit.properties.cluster_id)
+          .then((zoom) => map.easeTo({ center: hit.geometry.coordinates, zoom }));
+        return;
+      }
       const hits = map.queryRenderedFeatures(event.point, { layers: [...live, "live-traffic-segments"] });
       if (hits.length) {
         showPopup(hits[0].properties.id, hits[0].geometry.type === "Point" ? hits[0].geometry.coordinates : event.lngLat);
@@ -677,7 +703,7 @@
         showInfo(event.lngLat, [state.language === "ko" ? p.name_ko : p.name_en, `${t("zone")} · ${p.parent}`]);
       }
     });
-    for (const layerId of [...live, "live-traffic-segments"]) {
+    for (const layerId of [...live, ...clusters, "live-traffic-segments"]) {
       map.on("mouseenter", layerId, () => { map.getCanvas().style.cursor = "pointer"; });
       map.on("mouseleave", layerId, () => { map.getCanvas().style.cursor = ""; });
     }
@@ -886,16 +912,19 @@
   function chooseLanguage() {
     const asked = new URLSearchParams(location.search).get("lang");
     const kept = localStorage.getItem(LOCAL.language);
-    const choice = asked || kept || (navigator.language || "ko").slice(0, 2);
+    const choice = asked || kept || OPTIONS.language || (navigator.language || "ko").slice(0, 2);
     return choice === "en" ? "en" : "ko";
   }
 
+  function setLanguage(language) {
+    state.language = language === "en" ? "en" : "ko";
+    localStorage.setItem(LOCAL.language, state.language);
+    applyLanguage();
+  }
+
   function bindPanel() {
-    $("language").addEventListener("click", () => {
-      state.language = state.language === "ko" ? "en" : "ko";
-      localStorage.setItem(LOCAL.language, state.language);
-      applyLanguage();
-    });
+    $("language")?.addEventListener("click", () => setLanguage(state.language === "ko" ? "en" : "ko"));
+    if (!$("credential-form")) return; // embedded: the page signs in itself
     $("collapse").addEventListener("click", () => {
       const panel = $("panel");
       const collapsed = panel.classList.toggle("collapsed");
@@ -929,6 +958,7 @@
   }
 
   function fitPadding() {
+    if (OPTIONS.padding) return OPTIONS.padding();
     const phone = window.innerWidth <= 640;
     return phone ? { top: 20, bottom: window.innerHeight * 0.3, left: 10, right: 10 } : { top: 20, bottom: 20, left: 330, right: 50 };
   }
@@ -949,8 +979,9 @@
     state.hidden = new Set(JSON.parse(localStorage.getItem(LOCAL.hidden) ?? "null") ?? []);
     bindPanel();
     applyLanguage();
-    const style = await (await fetch("/map/style.json")).json();
+    const style = await (await fetch(OPTIONS.style ?? "/map/style.json")).json();
     state.style = style;
+    state.clustered = new Set(style.metadata["smartcity:clustered"] ?? []);
     const [zones, places, roads] = await Promise.all(
       ["zones", "places", "roads"].map(async (name) => (await fetch(style.sources[name].data)).json()),
     );
@@ -963,7 +994,8 @@
     }
     for (const layer of state.layers) {
       const visibility = state.hidden.has(layer.id) ? "none" : "visible";
-      const drawn = style.layers.filter((l) => l.id === `live-${layer.id}` || (layer.id === "traffic" && l.id === "live-traffic-segments"));
+      const drawn = style.layers.filter((l) => l.id === `live-${layer.id}` || l.id === `live-${layer.id}-clusters`
+        || (layer.id === "traffic" && l.id === "live-traffic-segments"));
       for (const l of drawn) l.layout = { ...(l.layout ?? {}), visibility };
     }
     state.map = new maplibregl.Map({
@@ -988,6 +1020,7 @@
       state.updates = 0;
       if (state.connection === "live") renderConnection();
     }, 5000);
+    if (OPTIONS.signedIn) await OPTIONS.signedIn; // the embedding page's sign-in comes first
     await start(false);
   }
 
@@ -997,6 +1030,8 @@
     counts: () => Object.fromEntries(state.layers.map((layer) => [layer.id, members(layer.id).size])),
     ready: null,
     loadedAt: null,
+    restart: () => window.livemap.ready.then(() => start(false)),
+    setLanguage,
   };
   window.livemap.ready = main();
 })();
