@@ -57,8 +57,11 @@ def builtin_rule(rule_id: str) -> dict[str, Any]:
     return doc
 
 
-def district_platform(settings: Settings) -> Platform:
-    """Build the platform at night, load the Changdong district, the users and the assault rule."""
+def district_platform(settings: Settings) -> tuple[Platform, list[dict[str, Any]]]:
+    """Build the platform at night with the Changdong district, the users and the assault rule.
+
+    Return it with the district's cameras.
+    """
     platform = build_platform(settings, SimClock(NIGHT))
     system = Caller.system("")
     district = load_district()
@@ -73,7 +76,7 @@ def district_platform(settings: Settings) -> Platform:
     for name, password in PASSWORDS.items():
         platform.accounts.add_user(system, name, password, [ROLES[name]])
     platform.rules.create(system, "assault-at-night", builtin_rule("assault-at-night"))
-    return platform
+    return platform, [e for e in entities if e["type"] == "Camera"]
 
 
 def analytics_reading(camera: dict[str, Any], observed: datetime) -> dict[str, Any]:
@@ -83,7 +86,7 @@ def analytics_reading(camera: dict[str, Any], observed: datetime) -> dict[str, A
     return {
         "id": f"urn:ngsi-ld:CrowdFlowObserved:{name}",
         "type": "CrowdFlowObserved",
-        "location": {"type": "GeoProperty", "value": camera["location"]},
+        "location": {"type": "GeoProperty", "value": camera["location"]["value"]},
         "detectedEvent": {"type": "Property", "value": "violence", "observedAt": at},
         "eventConfidence": {"type": "Property", "value": 0.87, "observedAt": at},
         "peopleCount": {"type": "Property", "value": 6, "observedAt": at},

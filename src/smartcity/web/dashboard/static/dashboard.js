@@ -18,8 +18,8 @@
       loginFailed: "이름 또는 비밀번호가 맞지 않습니다.", noAccess: "이 테넌트에서 사건을 볼 권한이 없습니다.",
       layers: "레이어", legend: "범례", incidents: "사건", trend: "추이", language: "EN", otherLanguage: "English",
       kpiOpen: "진행 중 사건", kpiAck: "평균 접수 시간", kpiOffline: "장애·미수신 기기", kpiParking: "주차 점유율",
-      kpiCongestion: "교통 정체", newCount: "신규", criticalCount: "긴급", basedOn: "건 기준", ofDevices: "대 중",
-      ofLots: "개 주차장", ofDetectors: "개 검지기 중 정체", live: "실시간", reconnecting: "재연결 중", all: "전체",
+      kpiCongestion: "교통 정체", newCount: "신규", criticalCount: "긴급", basedOn: "건 기준", devicesOf: "전체 {n}대 중",
+      ofLots: "개 주차장", detectorsOf: "검지기 {n}개 중 {c}개", live: "실시간", reconnecting: "재연결 중", all: "전체",
       open: "진행 중", mine: "신규만", none: "사건 없음", actions: "조치", sop: "표준 절차 (SOP)",
       cameras: "주변 CCTV", shares: "영상 공유", sharedCameras: "공유된 CCTV", timeline: "경과", share: "112에 공유",
       agency: "기관", endShare: "공유 종료", openVideo: "영상 보기", comment: "의견 남기기", send: "등록",
@@ -42,10 +42,10 @@
       signIn: "Sign in", loginHint: "Operators and partner agencies", userName: "User name", password: "Password",
       tenant: "Tenant (optional)", loginFailed: "The name or password is wrong.",
       noAccess: "You may not see incidents in this tenant.", layers: "Layers", legend: "Legend", incidents: "Incidents",
-      trend: "Trend", language: "한국어", otherLanguage: "한국어", kpiOpen: "Open incidents", kpiAck: "Time to acknowledge",
-      kpiOffline: "Devices faulty or silent", kpiParking: "Parking occupancy", kpiCongestion: "Congestion",
-      newCount: "new", criticalCount: "critical", basedOn: " incidents", ofDevices: " devices of", ofLots: " lots",
-      ofDetectors: " detectors congested", live: "Live", reconnecting: "Reconnecting", all: "All", open: "Open",
+      trend: "Trend", language: "한국어", otherLanguage: "한국어", kpiOpen: "Open incidents", kpiAck: "Time to ack.",
+      kpiOffline: "Devices down", kpiParking: "Parking occupancy", kpiCongestion: "Congestion",
+      newCount: "new", criticalCount: "critical", basedOn: " incidents", devicesOf: "of {n} devices", ofLots: " lots",
+      detectorsOf: "{c} of {n} detectors", live: "Live", reconnecting: "Reconnecting", all: "All", open: "Open",
       mine: "New only", none: "No incidents", actions: "Actions", sop: "Standard operating procedure",
       cameras: "Cameras nearby", shares: "Video shares", sharedCameras: "Shared cameras", timeline: "Timeline",
       share: "Share with 112", agency: "Agency", endShare: "End share", openVideo: "Open video", comment: "Comment",
@@ -87,7 +87,7 @@
     language: "ko", me: null, incidents: new Map(), markers: new Map(), shownAt: {}, selected: null,
     detail: null, timeline: [], shares: [], cameras: [], viewer: null, filter: "open", generation: 0,
     controller: null, streamState: "reconnecting", problem: "", chartEntity: null, signedInResolve: null,
-    taxonomy: new Map(), clusterLabels: new Map(),
+    taxonomy: new Map(), clusterLabels: new Map(), chosen: new Set(), acknowledged: new Map(),
   };
 
   // -- helpers ----------------------------------------------------------------------------------
@@ -212,6 +212,8 @@
     for (const marker of state.markers.values()) marker.remove();
     state.markers.clear();
     state.incidents.clear();
+    state.acknowledged.clear();
+    state.agencyView = undefined;
     state.selected = null;
     renderList();
     renderDetail();
@@ -236,11 +238,19 @@
     }
     for (const id of [...state.incidents.keys()]) if (!seen.has(id)) dropIncident(id);
     renderList();
+    // What an agency may see on the map follows its shares: when they change, load it again.
+    const key = [...seen].sort().join(" ");
+    if (isAgency() && state.agencyView !== undefined && state.agencyView !== key) window.livemap.restart();
+    state.agencyView = key;
   }
 
   function upsertIncident(incident) {
     const old = state.incidents.get(incident.id) ?? {};
     const merged = { ...old, ...incident };
+    // Time to acknowledge: kept for incidents seen acknowledged, also once they are closed.
+    if (merged.acknowledgedAt && merged.createdAt) {
+      state.acknowledged.set(merged.id, Date.parse(merged.acknowledgedAt) - Date.parse(merged.createdAt));
+    }
     state.incidents.set(incident.id, merged);
     drawMarker(merged);
   }
@@ -494,6 +504,7 @@
     state.viewer = null;
     state.problem = "";
     state.cameras = [];
+    state.chosen.clear();
     for (const incident of state.incidents.values()) drawMarker(incident);
     renderList();
     const incident = state.incidents.get(id);
@@ -557,6 +568,7 @@
     try {
       await call("POST", `/ops/v1/incidents/${encodeURIComponent(state.detail.id)}/shares`, { agency, cameras });
       state.problem = "";
+      state.chosen.clear();
     } catch (error) {
       state.problem = error.message;
     }
@@ -679,6 +691,11 @@
   }
 
   const shortId = (id) => String(id).split(":").slice(3).join(":") || String(id);
+  const cameraName = (id) => {
+    const entity = window.livemap.entity(id);
+    const name = entity?.attributes.cameraName?.value ?? entity?.attributes.name?.value;
+    return name ? String(name) : shortId(id);
+  };
 
   function renderVideo(box, detail) {
     const active = state.shares.filter((s) => s.active);
@@ -691,6 +708,8 @@
         const check = element("input");
         check.type = "checkbox";
         check.value = camera.id;
+        check.checked = state.chosen.has(camera.id); // kept while the panel is drawn again
+        check.addEventListener("change", () => (check.checked ? state.chosen.add(camera.id) : state.chosen.delete(camera.id)));
         item.append(check, element("span", "name", camera.name || shortId(camera.id)));
         if (camera.facesIncident) item.append(element("span", "faces", `◎ ${t("faces")}`));
         item.append(element("span", "muted", `${Math.round(camera.distance)}${t("metres")}`));
@@ -706,8 +725,7 @@
         agency.value = "police";
         agency.setAttribute("aria-label", t("agency"));
         form.append(agency, button(t("share"), "", () => {
-          const chosen = [...list.querySelectorAll("input:checked")].map((c) => c.value);
-          shareCameras(agency.value.trim(), chosen);
+          shareCameras(agency.value.trim(), [...state.chosen]);
         }));
         form.querySelector("button").id = "share-button";
         box.append(form);
@@ -721,7 +739,7 @@
           for (const camera of share.cameras) {
             const item = element("li");
             item.dataset.camera = camera;
-            item.append(element("span", "what", shortId(camera)));
+            item.append(element("span", "what", cameraName(camera)));
             item.append(element("span", "muted", `${clockTime(share.expiresAt)} ${t("until")}`));
             item.append(button(t("openVideo"), "", () => openVideo(camera)));
             list.append(item);
@@ -730,7 +748,7 @@
         }
         const item = element("li", share.active ? "" : "ended");
         item.dataset.share = share.id;
-        const text = `${share.agency} · ${share.cameras.map(shortId).join(", ")} · ${share.active ? `${clockTime(share.expiresAt)} ${t("until")}` : t("ended")}`;
+        const text = `${share.agency} · ${share.cameras.map(cameraName).join(", ")} · ${share.active ? `${clockTime(share.expiresAt)} ${t("until")}` : t("ended")}`;
         item.append(element("span", "what", text));
         if (share.active && canManage()) item.append(button(t("endShare"), "", () => endShare(share.id)));
         list.append(item);
@@ -742,7 +760,7 @@
       const image = element("img");
       image.src = state.viewer.href;
       image.alt = shortId(state.viewer.camera);
-      viewer.append(image, element("div", "caption", `${shortId(state.viewer.camera)} · ${clockTime(state.viewer.expiresAt)} ${t("until")}`));
+      viewer.append(image, element("div", "caption", `${cameraName(state.viewer.camera)} · ${clockTime(state.viewer.expiresAt)} ${t("until")}`));
       box.append(viewer);
     }
   }
@@ -762,8 +780,7 @@
     const critical = incidents.filter((i) => i.severity === "critical").length;
     tile("kpi-open", String(incidents.length), `${t("newCount")} ${fresh} · ${t("criticalCount")} ${critical}`,
       critical ? "alarm" : fresh ? "warn" : "");
-    const waits = [...state.incidents.values()].filter((i) => i.acknowledgedAt && i.createdAt)
-      .map((i) => Date.parse(i.acknowledgedAt) - Date.parse(i.createdAt)).filter((ms) => ms >= 0).sort((a, b) => a - b);
+    const waits = [...state.acknowledged.values()].filter((ms) => ms >= 0).sort((a, b) => a - b);
     const median = waits.length ? waits[Math.floor(waits.length / 2)] : null;
     tile("kpi-ack", median === null ? "–" : duration(median), `${waits.length}${t("basedOn")}`, median > 600000 ? "warn" : "");
     const live = window.livemap?.state;
@@ -789,17 +806,18 @@
         if (entity.status === "congested") congested += 1;
       }
     }
-    tile("kpi-offline", troubled.toLocaleString(locale()), `${devices.toLocaleString(locale())}${t("ofDevices")}`,
+    tile("kpi-offline", troubled.toLocaleString(locale()), t("devicesOf").replace("{n}", devices.toLocaleString(locale())),
       devices && troubled / devices > 0.1 ? "warn" : "");
     const occupancy = total ? Math.round((100 * (total - free)) / total) : null;
     tile("kpi-parking", occupancy === null ? "–" : `${occupancy}%`, `${lots}${t("ofLots")}`, occupancy > 90 ? "warn" : "");
     const share = detectors ? Math.round((100 * congested) / detectors) : null;
-    tile("kpi-congestion", share === null ? "–" : `${share}%`, `${congested} / ${detectors}${t("ofDetectors")}`, share > 30 ? "warn" : "");
+    const detectorText = t("detectorsOf").replace("{n}", String(detectors)).replace("{c}", String(congested));
+    tile("kpi-congestion", share === null ? "–" : `${share}%`, detectorText, share > 30 ? "warn" : "");
   }
 
   // -- charts from the temporal API ---------------------------------------------------------------------
   const MEASURES = [
-    ["availableSpotNumber", "대"], ["averageVehicleSpeed", "km/h"], ["intensity", ""], ["pm10", "µg/m³"],
+    ["availableSpotNumber", { ko: "대", en: "free" }], ["averageVehicleSpeed", "km/h"], ["intensity", ""], ["pm10", "µg/m³"],
     ["pm25", "µg/m³"], ["LAeq", "dB"], ["fillingLevel", ""], ["peopleCount", ""], ["illuminanceLevel", ""],
     ["occupancy", ""], ["eventConfidence", ""],
   ];
@@ -838,7 +856,7 @@
       points = [];
     }
     if (state.chartEntity !== entityId) return;
-    window.opsCharts.line($("chart"), points, { unit, language: state.language, empty: t("noHistory") });
+    window.opsCharts.line($("chart"), points, { unit: pick(unit), language: state.language, empty: t("noHistory") });
   }
 
   // -- the page --------------------------------------------------------------------------------------------
