@@ -170,7 +170,8 @@ def test_an_assault_reaches_the_map_and_the_police_see_only_the_shared_cameras(
                 timeout=5000,
             )
             operator.evaluate(
-                "(id) => window.livemap.state.map.jumpTo({center: window.livemap.entity(id).position})",
+                "(id) => window.livemap.state.map.jumpTo("
+                "{center: window.livemap.entity(id).position})",
                 STATION_LOT,
             )
             operator.wait_for_timeout(800)
