@@ -149,7 +149,8 @@ def test_an_assault_reaches_the_map_and_the_police_see_only_the_shared_cameras(
             assert "police" in operator.locator("#detail ul.shares li").inner_text()
             kinds = operator.locator("#detail .timeline li").all_inner_texts()
             assert any("영상 공유" in kind for kind in kinds)
-            operator.locator("#detail ul.shares").scroll_into_view_if_needed()
+            # (The panel is drawn again as events come: scroll with whatever is there now.)
+            operator.evaluate("() => document.querySelector('#detail ul.shares').scrollIntoView()")
             shot(operator, "operator-ko")
 
             # A parking lot's last hours, from the temporal API, drawn when it is clicked.
@@ -185,7 +186,7 @@ def test_an_assault_reaches_the_map_and_the_police_see_only_the_shared_cameras(
             operator.wait_for_selector("#chart svg path.line", timeout=5000)
             assert "availableSpotNumber" in operator.locator("#trend-title").inner_text()
             assert operator.locator("#chart svg text.axis").count() > 3
-            operator.locator("#trend").scroll_into_view_if_needed()
+            operator.evaluate("() => document.querySelector('#trend').scrollIntoView()")
             shot(operator, "operator-chart")
 
             # The police: exactly the incident and the two cameras shared with them.

@@ -336,20 +336,22 @@
   }
 
   // The stream is opened first (from now), then the list read: nothing falls between them.
+  // None of it waits for the map: the markers are placed once it is ready.
   async function startIncidents() {
     state.generation += 1;
     const generation = state.generation;
     state.controller?.abort();
     const controller = new AbortController();
     state.controller = controller;
-    await window.livemap.ready;
-    if (!state.labelling) {
-      state.labelling = true;
-      window.livemap.state.map.on("idle", labelClusters);
-      labelClusters();
-    }
-    await loadTaxonomy();
-    await new Promise((resolve) => follow(generation, controller.signal, resolve));
+    window.livemap.mapReady.then(() => {
+      if (!state.labelling) {
+        state.labelling = true;
+        window.livemap.state.map.on("idle", labelClusters);
+      }
+      for (const incident of state.incidents.values()) drawMarker(incident);
+    });
+    const opened = new Promise((resolve) => follow(generation, controller.signal, resolve));
+    await Promise.all([loadTaxonomy(), opened]);
     if (generation !== state.generation) return;
     await loadIncidents(controller.signal).catch(() => {});
   }

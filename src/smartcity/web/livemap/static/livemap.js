@@ -10,6 +10,7 @@
 
   const FLUSH_MS = 400; // at most this often the map redraws, however many changes arrive
   const STALE_CHECK_MS = 20000;
+  const PARALLEL_PAGES = 3; // pages of entities read at once after the first
   const STORE = { credential: "smartcity.map.credential", tenant: "smartcity.map.tenant" };
   const LOCAL = { language: "smartcity.map.language", hidden: "smartcity.map.hidden" };
 
@@ -749,24 +750,33 @@
   }
 
   // -- loading and streaming -------------------------------------------------------------------
+  // The first page says how many there are; the others are read a few at a time.
   async function loadEntities(generation, signal) {
     const types = [...new Set(state.config.layers.flatMap((layer) => layer.types))];
     if (!types.length) return;
     const limit = state.config.pageSize;
-    for (let offset = 0; ; offset += limit) {
+    const link = `<${state.style.metadata["smartcity:context"]}>; rel="http://www.w3.org/ns/json-ld#context"`;
+    const read = async (offset) => {
       const query = new URLSearchParams({
         type: types.join(","), format: "concise", options: "count", limit: String(limit), offset: String(offset),
       });
-      const link = `<${state.style.metadata["smartcity:context"]}>; rel="http://www.w3.org/ns/json-ld#context"`;
       const response = await api(`/ngsi-ld/v1/entities?${query}`, signal, { Link: link });
       const page = await response.json();
-      if (generation !== state.generation) return;
+      if (generation !== state.generation) return page;
       state.total = Number(response.headers.get("NGSILD-Results-Count")) || null;
       for (const raw of page) state.pending.set(raw.id, raw);
       state.loaded += page.length;
       renderConnection();
-      if (page.length < limit) return;
-    }
+      return page;
+    };
+    const first = await read(0);
+    if (generation !== state.generation || first.length < limit || !state.total) return;
+    const offsets = [];
+    for (let offset = limit; offset < state.total; offset += limit) offsets.push(offset);
+    const readers = Array.from({ length: Math.min(PARALLEL_PAGES, offsets.length) }, async () => {
+      while (offsets.length && generation === state.generation) await read(offsets.shift());
+    });
+    await Promise.all(readers);
   }
 
   function handleEvent(name, data, id, cursor) {
@@ -899,6 +909,8 @@
       setTimeout(() => generation === state.generation && start(false), 5000);
       return;
     }
+    performance.mark("livemap:entities-read");
+    await state.mapLoaded;
     if (generation !== state.generation) return;
     for (const [id, raw] of state.buffer) state.pending.set(id, raw);
     state.buffer = [];
@@ -906,6 +918,7 @@
     flush();
     setConnection("live");
     window.livemap.loadedAt = Date.now();
+    performance.mark("livemap:loaded");
   }
 
   // -- the page ----------------------------------------------------------------------------------
@@ -1005,12 +1018,21 @@
       fitBoundsOptions: { padding: fitPadding() },
       attributionControl: false,
     });
+    performance.mark("livemap:map-created");
+    state.mapLoaded = new Promise((resolve) => state.map.once("load", resolve));
+    state.mapLoaded.then(() => performance.mark("livemap:map-loaded"));
+    state.mapLoaded.then(() => resolveMapReady());
     state.map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
     state.map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
     state.map.addControl(new maplibregl.AttributionControl({
       compact: true, customAttribution: "MapLibre · district model (coordinates approximate)",
     }));
-    await new Promise((resolve) => state.map.once("load", resolve));
+    // The entities are read while the map gets ready (an embedding page signs in first).
+    const started = (async () => {
+      if (OPTIONS.signedIn) await OPTIONS.signedIn;
+      await start(false);
+    })();
+    await state.mapLoaded;
     addLabels(zones, places, roads);
     bindClicks();
     applyLanguage();
@@ -1020,12 +1042,13 @@
       state.updates = 0;
       if (state.connection === "live") renderConnection();
     }, 5000);
-    if (OPTIONS.signedIn) await OPTIONS.signedIn; // the embedding page's sign-in comes first
-    await start(false);
+    await started;
   }
 
+  let resolveMapReady;
   window.livemap = {
     state,
+    mapReady: new Promise((resolve) => { resolveMapReady = resolve; }),
     entity: (id) => state.entities.get(id),
     counts: () => Object.fromEntries(state.layers.map((layer) => [layer.id, members(layer.id).size])),
     ready: null,
