@@ -191,10 +191,12 @@
     enter();
   }
 
-  function enter() {
+  function enter(mapStarted = false) {
     document.body.classList.remove("signed-out");
     renderUser();
-    if (state.signedInResolve) {
+    if (mapStarted) {
+      // the live map already reads with this credential
+    } else if (state.signedInResolve) {
       state.signedInResolve(); // the live map starts now, with this credential
       state.signedInResolve = null;
     } else {
@@ -307,6 +309,7 @@
         const response = await fetch("/ops/v1/incidents/stream", { headers: headers(extra), signal, cache: "no-store" });
         if (!response.ok) throw new Error(`HTTP ${response.status}`);
         backoff = 1000;
+        performance.mark("dashboard:stream-open");
         setStream("live");
         opened();
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -914,9 +917,13 @@
     setInterval(updateKpis, KPI_MS);
     setInterval(() => isAgency() && state.controller && loadIncidents(state.controller.signal).catch(() => {}), AGENCY_REFRESH_MS);
     if (credential()) {
+      // A kept credential: the map starts reading at once (it falls back to the public view if
+      // the credential is refused, and signing in again restarts it).
+      state.signedInResolve();
+      state.signedInResolve = null;
       try {
         state.me = await whoAmI();
-        enter();
+        enter(true);
         return;
       } catch {
         sessionStorage.removeItem(STORE.credential);

@@ -10,7 +10,8 @@
 
   const FLUSH_MS = 400; // at most this often the map redraws, however many changes arrive
   const STALE_CHECK_MS = 20000;
-  const PARALLEL_PAGES = 3; // pages of entities read at once after the first
+  const READS_WAIT_MS = 1500; // at most this long the map waits for the entities' reads to go out
+  const PARALLEL_PAGES = 4; // pages of entities read at once (the two streams hold 2 of 6 connections)
   const STORE = { credential: "smartcity.map.credential", tenant: "smartcity.map.tenant" };
   const LOCAL = { language: "smartcity.map.language", hidden: "smartcity.map.hidden" };
 
@@ -750,7 +751,11 @@
   }
 
   // -- loading and streaming -------------------------------------------------------------------
-  // The first page says how many there are; the others are read a few at a time.
+  function readsOut() {
+    state.readsOut = true;
+    state.readsSent?.();
+  }
+
   async function loadEntities(generation, signal) {
     const types = [...new Set(state.config.layers.flatMap((layer) => layer.types))];
     if (!types.length) return;
@@ -758,23 +763,33 @@
     const link = `<${state.style.metadata["smartcity:context"]}>; rel="http://www.w3.org/ns/json-ld#context"`;
     const read = async (offset) => {
       const query = new URLSearchParams({
-        type: types.join(","), format: "concise", options: "count", limit: String(limit), offset: String(offset),
+        type: types.join(","), format: "concise", limit: String(limit), offset: String(offset),
       });
       const response = await api(`/ngsi-ld/v1/entities?${query}`, signal, { Link: link });
       const page = await response.json();
       if (generation !== state.generation) return page;
-      state.total = Number(response.headers.get("NGSILD-Results-Count")) || null;
       for (const raw of page) state.pending.set(raw.id, raw);
       state.loaded += page.length;
       renderConnection();
       return page;
     };
-    const first = await read(0);
-    if (generation !== state.generation || first.length < limit || !state.total) return;
+    // /map/layers counted them: every page is planned at once and read a few at a time; a
+    // last page that comes back full (more were added meanwhile) is followed by the next.
+    const counted = Object.values(state.config.counts ?? {}).reduce((sum, n) => sum + n, 0);
+    state.total = counted || null;
     const offsets = [];
-    for (let offset = limit; offset < state.total; offset += limit) offsets.push(offset);
-    const readers = Array.from({ length: Math.min(PARALLEL_PAGES, offsets.length) }, async () => {
-      while (offsets.length && generation === state.generation) await read(offsets.shift());
+    for (let offset = 0; offset < Math.max(counted, 1); offset += limit) offsets.push(offset);
+    let last = offsets.at(-1);
+    const readers = Array.from({ length: Math.min(PARALLEL_PAGES, offsets.length) }, async (_, index) => {
+      if (index === 0) queueMicrotask(readsOut);
+      while (offsets.length && generation === state.generation) {
+        const offset = offsets.shift();
+        const page = await read(offset);
+        if (offset === last && page.length === limit) {
+          last += limit;
+          offsets.push(last);
+        }
+      }
     });
     await Promise.all(readers);
   }
@@ -887,6 +902,7 @@
     try {
       config = await (await api("/map/layers", controller.signal)).json();
     } catch (error) {
+      readsOut();
       if (generation !== state.generation) return;
       if ((error.status === 401 || error.status === 403) && !state.rejected) {
         start(true);
@@ -904,11 +920,13 @@
     try {
       await loadEntities(generation, controller.signal);
     } catch (error) {
+      readsOut();
       if (generation !== state.generation) return;
       setConnection("failed");
       setTimeout(() => generation === state.generation && start(false), 5000);
       return;
     }
+    readsOut();
     performance.mark("livemap:entities-read");
     await state.mapLoaded;
     if (generation !== state.generation) return;
@@ -995,16 +1013,30 @@
     const style = await (await fetch(OPTIONS.style ?? "/map/style.json")).json();
     state.style = style;
     state.clustered = new Set(style.metadata["smartcity:clustered"] ?? []);
-    const [zones, places, roads] = await Promise.all(
-      ["zones", "places", "roads"].map(async (name) => (await fetch(style.sources[name].data)).json()),
-    );
-    for (const road of roads.features) state.roads.set(road.properties.id, road.geometry.coordinates);
-    for (const zone of zones.features) state.zones.set(zone.properties.id, { ko: zone.properties.name_ko, en: zone.properties.name_en });
     state.layers = style.metadata["smartcity:layers"];
     state.layerById = new Map(state.layers.map((layer) => [layer.id, layer]));
     if (localStorage.getItem(LOCAL.hidden) === null) {
       for (const layer of state.layers) if (!layer.shown) state.hidden.add(layer.id);
     }
+    let mapLoaded;
+    state.mapLoaded = new Promise((resolve) => { mapLoaded = resolve; });
+    state.mapLoaded.then(() => resolveMapReady());
+    // The entities are read while the map gets ready (an embedding page signs in first).
+    const started = (async () => {
+      if (OPTIONS.signedIn) await OPTIONS.signedIn;
+      await start(false);
+    })();
+    const [zones, places, roads] = await Promise.all(
+      ["zones", "places", "roads"].map(async (name) => (await fetch(style.sources[name].data)).json()),
+    );
+    // Creating the map keeps the page busy for a while: the entities' reads go out first.
+    if (!state.readsOut) await Promise.race([new Promise((resolve) => { state.readsSent = resolve; }), sleep(READS_WAIT_MS)]);
+    // The map gets the district's files as read here, rather than fetching them again.
+    style.sources.zones.data = zones;
+    style.sources.places.data = places;
+    style.sources.roads.data = roads;
+    for (const road of roads.features) state.roads.set(road.properties.id, road.geometry.coordinates);
+    for (const zone of zones.features) state.zones.set(zone.properties.id, { ko: zone.properties.name_ko, en: zone.properties.name_en });
     for (const layer of state.layers) {
       const visibility = state.hidden.has(layer.id) ? "none" : "visible";
       const drawn = style.layers.filter((l) => l.id === `live-${layer.id}` || l.id === `live-${layer.id}-clusters`
@@ -1019,19 +1051,15 @@
       attributionControl: false,
     });
     performance.mark("livemap:map-created");
-    state.mapLoaded = new Promise((resolve) => state.map.once("load", resolve));
-    state.mapLoaded.then(() => performance.mark("livemap:map-loaded"));
-    state.mapLoaded.then(() => resolveMapReady());
+    state.map.once("load", () => {
+      performance.mark("livemap:map-loaded");
+      mapLoaded();
+    });
     state.map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
     state.map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
     state.map.addControl(new maplibregl.AttributionControl({
       compact: true, customAttribution: "MapLibre · district model (coordinates approximate)",
     }));
-    // The entities are read while the map gets ready (an embedding page signs in first).
-    const started = (async () => {
-      if (OPTIONS.signedIn) await OPTIONS.signedIn;
-      await start(false);
-    })();
     await state.mapLoaded;
     addLabels(zones, places, roads);
     bindClicks();
