@@ -126,16 +126,16 @@ def test_an_assault_reaches_the_map_and_the_police_see_only_the_shared_cameras(
             # The operator opens it, acknowledges it and ticks the first step of the SOP.
             operator.click(f"#incident-list li[data-incident='{incident['id']}']")
             operator.click("#detail .actions button[data-action=acknowledge]")
-            operator.wait_for_selector("#detail .status.acknowledged", timeout=5000)
+            operator.wait_for_selector("#detail .status.acknowledged", timeout=10_000)
             first_step = operator.locator("#detail .sop li").first
             first_step.locator("input").check()
-            operator.wait_for_selector("#detail .sop li.done", timeout=5000)
+            operator.wait_for_selector("#detail .sop li.done", timeout=10_000)
             operator.wait_for_function(
                 "() => document.querySelector('#kpi-ack .value').textContent !== '–'"
             )
 
             # Cameras near it; two are shared with the police.
-            operator.wait_for_selector("#detail ul.cameras li", timeout=5000)
+            operator.wait_for_selector("#detail ul.cameras li", timeout=10_000)
             near = operator.locator("#detail ul.cameras li").evaluate_all(
                 "(items) => items.map((item) => item.dataset.camera)"
             )
@@ -145,7 +145,7 @@ def test_an_assault_reaches_the_map_and_the_police_see_only_the_shared_cameras(
                 operator.locator(f"#detail ul.cameras li[data-camera='{camera_id}'] input").check()
             operator.fill("#share-agency", "police")
             operator.click("#share-button")
-            operator.wait_for_selector("#detail ul.shares li", timeout=5000)
+            operator.wait_for_selector("#detail ul.shares li", timeout=10_000)
             assert "police" in operator.locator("#detail ul.shares li").inner_text()
             kinds = operator.locator("#detail .timeline li").all_inner_texts()
             assert any("영상 공유" in kind for kind in kinds)
@@ -168,7 +168,7 @@ def test_an_assault_reaches_the_map_and_the_police_see_only_the_shared_cameras(
             operator.wait_for_function(
                 "(id) => window.livemap.entity(id)?.attributes.availableSpotNumber?.value === 12",
                 arg=STATION_LOT,
-                timeout=5000,
+                timeout=10_000,
             )
             operator.evaluate(
                 "(id) => window.livemap.state.map.jumpTo("
@@ -183,7 +183,7 @@ def test_an_assault_reaches_the_map_and_the_police_see_only_the_shared_cameras(
             box = operator.locator("#map").bounding_box()
             assert box is not None
             operator.mouse.click(box["x"] + point["x"], box["y"] + point["y"])
-            operator.wait_for_selector("#chart svg path.line", timeout=5000)
+            operator.wait_for_selector("#chart svg path.line", timeout=10_000)
             assert "availableSpotNumber" in operator.locator("#trend-title").inner_text()
             assert operator.locator("#chart svg text.axis").count() > 3
             operator.evaluate("() => document.querySelector('#trend').scrollIntoView()")
@@ -201,7 +201,7 @@ def test_an_assault_reaches_the_map_and_the_police_see_only_the_shared_cameras(
             ]
             assert police.evaluate("() => window.livemap.counts().cctv") == 2
             police.click(f"#incident-list li[data-incident='{incident['id']}']")
-            police.wait_for_selector("#detail ul.shares li", timeout=5000)
+            police.wait_for_selector("#detail ul.shares li", timeout=10_000)
             listed = police.locator("#detail ul.shares li").evaluate_all(
                 "(items) => items.map((item) => item.dataset.camera)"
             )
@@ -212,7 +212,7 @@ def test_an_assault_reaches_the_map_and_the_police_see_only_the_shared_cameras(
             police.wait_for_function(
                 "() => { const i = document.querySelector('#detail .viewer img');"
                 " return i && i.complete && i.naturalWidth > 0; }",
-                timeout=5000,
+                timeout=10_000,
             )
             video = police.evaluate("() => document.querySelector('#detail .viewer img').src")
             # A third camera, however its id is guessed, is not there for the police.
@@ -223,7 +223,7 @@ def test_an_assault_reaches_the_map_and_the_police_see_only_the_shared_cameras(
             # Closing the incident ends the share: gone from the police's view, links dead.
             operator.fill("#action-note", "용의자 검거, 상황 종료")
             operator.click("#detail .actions button[data-action=close]")
-            operator.wait_for_selector(".incident-marker", state="detached", timeout=5000)
+            operator.wait_for_selector(".incident-marker", state="detached", timeout=10_000)
             assert operator.locator("#incident-list li.empty").count() == 1
             police.wait_for_function(
                 "() => window.dashboard.state.incidents.size === 0", timeout=15_000
