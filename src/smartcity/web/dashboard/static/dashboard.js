@@ -44,7 +44,7 @@
       noAccess: "You may not see incidents in this tenant.", layers: "Layers", legend: "Legend", incidents: "Incidents",
       trend: "Trend", language: "한국어", otherLanguage: "한국어", kpiOpen: "Open incidents", kpiAck: "Time to ack.",
       kpiOffline: "Devices down", kpiParking: "Parking occupancy", kpiCongestion: "Congestion",
-      newCount: "new", criticalCount: "critical", basedOn: " acknowledged", devicesOf: "of {n} devices", ofLots: " lots",
+      newCount: "new", criticalCount: "critical", basedOn: " ack'd", devicesOf: "of {n} devices", ofLots: " lots",
       detectorsOf: "{c} of {n} detectors", live: "Live", reconnecting: "Reconnecting", all: "All", open: "Open",
       mine: "New only", none: "No incidents", actions: "Actions", sop: "Standard operating procedure",
       cameras: "Cameras nearby", shares: "Video shares", sharedCameras: "Shared cameras", timeline: "Timeline",
