@@ -24,6 +24,10 @@ class RenderedChanges:
         self._json: dict[int, bytes] = {}
         self._lock = threading.Lock()
 
+    def __contains__(self, seq: object) -> bool:
+        with self._lock:
+            return seq in self._json
+
     def json(self, change: ChangeRecord, ctx: ActiveContext) -> bytes:
         """Return one change as the stream sends it (rendered now if not yet)."""
         with self._lock:
