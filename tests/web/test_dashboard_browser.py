@@ -51,9 +51,11 @@ def nearest(cameras: list[dict[str, Any]], lon: float, lat: float) -> dict[str, 
     return min(cameras, key=distance)
 
 
-def sign_in(page: Any, url: str, name: str) -> None:
+def sign_in(page: Any, url: str, name: str, screenshot: bool = False) -> None:
     page.goto(url + "/ops")
     assert page.locator("#login").is_visible()
+    if screenshot:
+        shot(page, "login")
     page.fill("#login-name", name)
     page.fill("#login-password", PASSWORDS[name])
     page.click("#login-form button[type=submit]")
@@ -100,7 +102,7 @@ def test_an_assault_reaches_the_map_and_the_police_see_only_the_shared_cameras(
                     ),
                 )
                 page.on("pageerror", lambda error: errors.append(str(error)))
-            sign_in(operator, url, "kim")
+            sign_in(operator, url, "kim", screenshot=True)
             assert "창동 통합상황관제" in operator.title()  # Korean by default
             assert operator.evaluate("() => window.livemap.counts().cctv") == 300
             assert "kim" in operator.locator("#user").inner_text()

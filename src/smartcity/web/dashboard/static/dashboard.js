@@ -88,6 +88,7 @@
     detail: null, timeline: [], shares: [], cameras: [], viewer: null, filter: "open", generation: 0,
     controller: null, streamState: "reconnecting", problem: "", chartEntity: null, signedInResolve: null,
     taxonomy: new Map(), clusterLabels: new Map(), chosen: new Set(), acknowledged: new Map(),
+    note: "", comment: "",
   };
 
   // -- helpers ----------------------------------------------------------------------------------
@@ -510,6 +511,8 @@
     state.problem = "";
     state.cameras = [];
     state.chosen.clear();
+    state.note = "";
+    state.comment = "";
     for (const incident of state.incidents.values()) drawMarker(incident);
     renderList();
     const incident = state.incidents.get(id);
@@ -547,6 +550,7 @@
     try {
       await call("POST", `/ops/v1/incidents/${encodeURIComponent(detail.id)}/${action}`, { version: detail.version, ...body });
       state.problem = "";
+      state.note = "";
     } catch (error) {
       state.problem = error.message;
     }
@@ -605,6 +609,7 @@
     if (!text.trim()) return;
     try {
       await call("POST", `/ops/v1/incidents/${encodeURIComponent(state.detail.id)}/comments`, { text });
+      state.comment = "";
     } catch (error) {
       state.problem = error.message;
     }
@@ -616,6 +621,12 @@
   }
 
   function renderDetail() {
+    const focused = document.activeElement?.id; // kept through the redraw (a note being typed)
+    drawDetail();
+    if (focused && $(focused) && document.activeElement?.id !== focused) $(focused).focus();
+  }
+
+  function drawDetail() {
     const box = $("detail");
     const detail = state.detail;
     box.hidden = !detail;
@@ -639,10 +650,12 @@
       note.type = "text";
       note.id = "action-note";
       note.placeholder = t("note");
+      note.value = state.note; // what was typed survives the panel being drawn again
+      note.addEventListener("input", () => { state.note = note.value; });
       const actions = element("div", "actions");
       for (const action of detail.actions) {
         const kind = action === "close" ? "danger" : action === "acknowledge" ? "" : "secondary";
-        const control = button(t(action), kind, () => act(action, note.value.trim() ? { note: note.value.trim() } : {}));
+        const control = button(t(action), kind, () => act(action, state.note.trim() ? { note: state.note.trim() } : {}));
         control.dataset.action = action;
         actions.append(control);
       }
@@ -686,7 +699,10 @@
     const form = element("form", "comment-form");
     const input = element("input");
     input.type = "text";
+    input.id = "comment-text";
     input.placeholder = t("comment");
+    input.value = state.comment;
+    input.addEventListener("input", () => { state.comment = input.value; });
     form.append(input, button(t("send"), "", () => form.requestSubmit()));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
