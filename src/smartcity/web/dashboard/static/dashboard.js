@@ -43,7 +43,7 @@
       tenant: "Tenant (optional)", loginFailed: "The name or password is wrong.",
       noAccess: "You may not see incidents in this tenant.", layers: "Layers", legend: "Legend", incidents: "Incidents",
       trend: "Trend", language: "한국어", otherLanguage: "한국어", kpiOpen: "Open incidents", kpiAck: "Time to ack.",
-      kpiOffline: "Devices down", kpiParking: "Parking occupancy", kpiCongestion: "Congestion",
+      kpiOffline: "Devices down", kpiParking: "Parking use", kpiCongestion: "Congestion",
       newCount: "new", criticalCount: "critical", basedOn: " ack'd", devicesOf: "of {n} devices", ofLots: " lots",
       detectorsOf: "{c} of {n} detectors", live: "Live", reconnecting: "Reconnecting", all: "All", open: "Open",
       mine: "New only", none: "No incidents", actions: "Actions", sop: "Standard operating procedure",
@@ -350,7 +350,11 @@
     window.livemap.mapReady.then(() => {
       if (!state.labelling) {
         state.labelling = true;
-        window.livemap.state.map.on("idle", labelClusters);
+        const map = window.livemap.state.map;
+        map.on("idle", labelClusters);
+        // The map's box changes with the page's layout (the sign-in, a phone's sheet): follow it.
+        new ResizeObserver(() => map.resize()).observe($("map"));
+        map.resize();
       }
       for (const incident of state.incidents.values()) drawMarker(incident);
     });
@@ -914,7 +918,9 @@
     style: "/map/style.json?cluster=true",
     language: "ko",
     signedIn,
-    padding: () => ({ top: 30, bottom: 30, left: 250, right: 30 }),
+    padding: () => (window.innerWidth <= 900
+      ? { top: 20, bottom: 20, left: 10, right: 10 } // the incidents below the map
+      : { top: 30, bottom: 30, left: 250, right: 30 }),
   };
 
   async function main() {
