@@ -239,6 +239,21 @@ def test_an_assault_reaches_the_map_and_the_police_see_only_the_shared_cameras(
             assert "Changdong Operations Center" in operator.title()
             assert operator.locator("#kpi-open .label").text_content() == "Open incidents"
             shot(operator, "operator-en")
+
+            # A phone: the map on top, the incidents below it; no KPI tiles.
+            phone = browser.new_context(
+                viewport={"width": 390, "height": 844}, is_mobile=True, locale="ko-KR"
+            ).new_page()
+            phone.on("pageerror", lambda error: errors.append(str(error)))
+            sign_in(phone, url, "kim")
+            drawn = phone.locator("#map").bounding_box()
+            sheet = phone.locator("#ops").bounding_box()
+            assert drawn is not None
+            assert sheet is not None
+            assert drawn["height"] > 300
+            assert sheet["y"] >= drawn["y"] + drawn["height"] - 1
+            assert not phone.locator("#kpis").is_visible()
+            shot(phone, "phone")
             assert outside == [], "the dashboard fetched something from outside the platform"
             assert errors == []
         finally:
