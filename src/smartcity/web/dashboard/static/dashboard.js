@@ -15,7 +15,7 @@
     ko: {
       title: "창동 통합상황관제", subtitle: "스마트시티 통합플랫폼", signOut: "로그아웃", signIn: "로그인",
       loginHint: "운영자·유관기관 로그인", userName: "사용자 이름", password: "비밀번호", tenant: "테넌트 (선택)",
-      loginFailed: "이름 또는 비밀번호가 맞지 않습니다.", noAccess: "이 테넌트에서 사건을 볼 권한이 없습니다.",
+      loginFailed: "이름 또는 비밀번호가 맞지 않습니다.", expired: "로그인이 만료되었습니다. 다시 로그인하세요.", noAccess: "이 테넌트에서 사건을 볼 권한이 없습니다.",
       layers: "레이어", legend: "범례", incidents: "사건", trend: "추이", language: "EN", otherLanguage: "English",
       kpiOpen: "진행 중 사건", kpiAck: "평균 접수 시간", kpiOffline: "장애·미수신 기기", kpiParking: "주차 점유율",
       kpiCongestion: "교통 정체", newCount: "신규", criticalCount: "긴급", basedOn: "건 기준", devicesOf: "전체 {n}대 중",
@@ -41,6 +41,7 @@
       title: "Changdong Operations Center", subtitle: "Smart city integrated platform", signOut: "Sign out",
       signIn: "Sign in", loginHint: "Operators and partner agencies", userName: "User name", password: "Password",
       tenant: "Tenant (optional)", loginFailed: "The name or password is wrong.",
+      expired: "The sign-in has expired: sign in again.",
       noAccess: "You may not see incidents in this tenant.", layers: "Layers", legend: "Legend", incidents: "Incidents",
       trend: "Trend", language: "한국어", otherLanguage: "한국어", kpiOpen: "Open incidents", kpiAck: "Time to ack.",
       kpiOffline: "Devices down", kpiParking: "Parking use", kpiCongestion: "Congestion",
@@ -206,7 +207,7 @@
     startIncidents();
   }
 
-  function signOut() {
+  function signOut(reason = "") {
     sessionStorage.removeItem(STORE.credential);
     sessionStorage.removeItem(STORE.tenant);
     state.me = null;
@@ -221,6 +222,7 @@
     renderList();
     renderDetail();
     document.body.classList.add("signed-out");
+    $("login-error").textContent = typeof reason === "string" ? reason : "";
     window.livemap.restart();
   }
 
@@ -308,6 +310,10 @@
         const extra = { Accept: "text/event-stream" };
         if (lastId) extra["Last-Event-ID"] = lastId;
         const response = await fetch("/ops/v1/incidents/stream", { headers: headers(extra), signal, cache: "no-store" });
+        if (response.status === 401) {
+          signOut(t("expired")); // the token ran out or was revoked: sign in again
+          return;
+        }
         if (!response.ok) throw new Error(`HTTP ${response.status}`);
         backoff = 1000;
         performance.mark("dashboard:stream-open");
