@@ -86,6 +86,16 @@ class RateResult:
 @contextmanager
 def serving(database: Path) -> Iterator[str]:
     """Run `smartcity serve --district` on a free port; yield its URL."""
+    with district_server(database) as (url, _):
+        yield url
+
+
+@contextmanager
+def district_server(
+    database: Path, settings: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run `smartcity serve --district` on a free port with extra `SMARTCITY_*` settings;
+    yield its URL and process."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     environment = {
@@ -93,6 +103,7 @@ def serving(database: Path) -> Iterator[str]:
         "SMARTCITY_CONTEXT_OFFLINE": "true",
         "SMARTCITY_AUTH_SECRET": "bench-secret-for-signing-bearer-tokens-0123456789",
         "SMARTCITY_LOG_LEVEL": "warning",
+        **(settings or {}),
     }
     command = [sys.executable, "-m", "smartcity.cli", "serve", "--district", "--port", str(port)]
     command += ["--database-url", f"sqlite:///{database}"]
@@ -108,7 +119,7 @@ def serving(database: Path) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the server did not start")
             time.sleep(0.2)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         process.wait(timeout=20)

@@ -32,6 +32,7 @@ from smartcity.web import (
     types,
     video,
 )
+from smartcity.web.dashboard import dashboard_router
 from smartcity.web.deps import get_caller
 from smartcity.web.errors import install_error_handlers
 from smartcity.web.home import home_page
@@ -102,6 +103,7 @@ def create_app(platform: Platform, *, district: Path | None = None) -> FastAPI:
     app.include_router(incident_stream.router)
     app.include_router(incidents.router)
     app.include_router(video.router)
+    app.include_router(dashboard_router())
 
     @app.get("/health", tags=["operations"], summary="Liveness and readiness")
     def health() -> JSONResponse:

@@ -26,6 +26,9 @@ header .en{{color:#c9d6e8}}
 <header><h1>창동 스마트시티 통합플랫폼 <span class="en">Changdong Smart City Platform</span></h1>
 <p>NGSI-LD 컨텍스트 브로커 · NGSI-LD context broker · v{version}</p></header>
 <main>
+<section><h2>통합상황관제 <span class="en">Operations center</span></h2>
+<p><a href="/ops">상황관제 대시보드</a>
+<span class="en">incidents on the live map, SOPs, 112 video sharing (sign-in)</span></p></section>
 <section><h2>실시간 지도 <span class="en">Live map</span></h2>
 <p><a href="/map">지역의 기기와 최신 측정값 보기</a>
 <span class="en">the district's devices and their latest readings, live</span></p></section>

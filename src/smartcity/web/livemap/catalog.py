@@ -51,6 +51,8 @@ class MapLayer:
     """Whether the layer is on before the user chooses."""
     z: int = 0
     """Drawing order: higher is drawn above (big circles go below small ones)."""
+    cluster: bool = True
+    """Whether a clustered style (the dashboard's) gathers its points into clusters."""
 
     def as_json(self) -> dict[str, Any]:
         """Return the layer as the page reads it."""
@@ -103,6 +105,7 @@ LAYERS: tuple[MapLayer, ...] = (
         ),
         radius=9,
         z=0,
+        cluster=False,
     ),
     MapLayer(
         "parking-spots",
@@ -207,6 +210,7 @@ LAYERS: tuple[MapLayer, ...] = (
         ),
         radius=4,
         z=7,
+        cluster=False,
     ),
 )
 """Every layer, in the order the page lists them."""

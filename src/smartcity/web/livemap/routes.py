@@ -21,17 +21,16 @@ from starlette.responses import FileResponse, HTMLResponse, Response, StreamingR
 from smartcity.auth.principal import Caller
 from smartcity.broker.changefeed import FeedBatch, local_name
 from smartcity.broker.contexts import ActiveContext
-from smartcity.broker.render import render_entity
 from smartcity.core.errors import BadRequestData, ResourceNotFound, SmartCityError
 from smartcity.platform import Platform
 from smartcity.sim.district import load_district
 from smartcity.sim.entities import CHANGDONG_CONTEXT_URL
 from smartcity.sim.model import District
 from smartcity.sim.seed import data_path
-from smartcity.storage.base import ChangeKind, ChangeRecord
 from smartcity.web.deps import CallerDep, PlatformDep, get_caller
 from smartcity.web.livemap.assets import MapAssets, map_assets
 from smartcity.web.livemap.catalog import LAYERS, layer_types
+from smartcity.web.livemap.rendered import RenderedChanges
 from smartcity.web.livemap.style import (
     district_bounds,
     map_style,
@@ -67,9 +66,21 @@ def livemap_router(platform: Platform) -> APIRouter:
     _page_routes(router, assets)
     _district_routes(router, district, geojson)
     router.add_api_route("/map/layers", layers, methods=["GET"], summary="The map's layers")
+    rendered = RenderedChanges()
+
+    async def map_stream(
+        request: Request,
+        platform: PlatformDep,
+        caller: CallerDep,
+        after: AfterQuery = None,
+        last_event_id: LastEventIdHeader = None,
+    ) -> StreamingResponse:
+        return await stream(request, platform, caller, after, last_event_id, rendered)
+
+    map_stream.__doc__ = stream.__doc__
     router.add_api_route(
         "/map/stream",
-        stream,
+        map_stream,
         methods=["GET"],
         summary="Live entity changes (server-sent events)",
         response_class=StreamingResponse,
@@ -98,10 +109,16 @@ def _page_routes(router: APIRouter, assets: MapAssets) -> None:
 
 def _district_routes(router: APIRouter, district: District, geojson: dict[str, bytes]) -> None:
     @router.get("/map/style.json", summary="The MapLibre style of the district")
-    def style(request: Request, platform: PlatformDep) -> Response:
+    def style(
+        request: Request,
+        platform: PlatformDep,
+        cluster: Annotated[
+            bool, Query(description="gather the devices' points into clusters (the dashboard)")
+        ] = False,
+    ) -> Response:
         """Draw the district's zones, roads and places from GeoJSON: no tiles, no glyphs."""
         base = platform.settings.public_url or str(request.base_url)
-        style = map_style(district, base.rstrip("/"), CHANGDONG_CONTEXT_URL)
+        style = map_style(district, base.rstrip("/"), CHANGDONG_CONTEXT_URL, cluster=cluster)
         return Response(orjson.dumps(style), media_type="application/json")
 
     @router.get("/map/district/{name}.geojson", summary="The district's zones, roads or places")
@@ -131,6 +148,7 @@ async def layers(platform: PlatformDep, caller: CallerDep) -> dict[str, Any]:
     position = await run_in_threadpool(platform.changes.position, caller)
     summaries = await run_in_threadpool(platform.entities.type_summaries, caller)
     present = [s.type for s in summaries]
+    shown = layer_types()
     settings = platform.settings
     return {
         "position": position,
@@ -142,17 +160,24 @@ async def layers(platform: PlatformDep, caller: CallerDep) -> dict[str, Any]:
             {"id": layer.id, "types": [t for t in present if local_name(t) in layer.types]}
             for layer in LAYERS
         ],
+        # How many of each: a page plans its reads (in parallel) before the first one returns.
+        "counts": {s.type: s.count for s in summaries if local_name(s.type) in shown},
     }
+
+
+AfterQuery = Annotated[
+    int | None, Query(ge=0, description="start after this change (default: from now)")
+]
+LastEventIdHeader = Annotated[str | None, Header(alias="Last-Event-ID")]
 
 
 async def stream(
     request: Request,
-    platform: PlatformDep,
-    caller: CallerDep,
-    after: Annotated[
-        int | None, Query(ge=0, description="start after this change (default: from now)")
-    ] = None,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    platform: Platform,
+    caller: Caller,
+    after: int | None,
+    last_event_id: str | None,
+    rendered: RenderedChanges,
 ) -> StreamingResponse:
     """Stream the changes of the map's entities the caller may see, as server-sent events.
 
@@ -168,7 +193,7 @@ async def stream(
     now = await run_in_threadpool(platform.changes.position, caller)
     position = now if resumed is None else resumed
     return StreamingResponse(
-        _events(request, platform, caller, position),
+        _events(request, platform, caller, position, rendered),
         media_type=EVENT_STREAM,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -188,16 +213,9 @@ def _event(name: str, data: Any, event_id: int | None = None) -> bytes:
     return f"{head}event: {name}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
 
 
-def _change(change: ChangeRecord, ctx: ActiveContext) -> dict[str, Any]:
-    if change.kind == ChangeKind.DELETE:
-        return {"seq": change.seq, "kind": "delete", "id": change.entity.id}
-    entity = render_entity(change.entity, ctx, form="concise")
-    entity["modifiedAt"] = change.entity.modified_at
-    return {"seq": change.seq, "kind": change.kind.value, "entity": entity}
-
-
-def _changes_event(batch: FeedBatch, ctx: ActiveContext) -> bytes:
-    return _event("changes", {"changes": [_change(c, ctx) for c in batch.changes]}, batch.position)
+def _changes_event(batch: FeedBatch, ctx: ActiveContext, rendered: RenderedChanges) -> bytes:
+    data = rendered.event(batch.changes, ctx)
+    return f"id: {batch.position}\nevent: changes\ndata: ".encode() + data + b"\n\n"
 
 
 async def _still_allowed(request: Request, caller: Caller) -> bool:
@@ -210,7 +228,7 @@ async def _still_allowed(request: Request, caller: Caller) -> bool:
 
 
 async def _events(
-    request: Request, platform: Platform, caller: Caller, after: int
+    request: Request, platform: Platform, caller: Caller, after: int, rendered: RenderedChanges
 ) -> AsyncIterator[bytes]:
     settings = platform.settings
     ctx = platform.contexts.resolve(CHANGDONG_CONTEXT_URL)
@@ -232,6 +250,6 @@ async def _events(
                 yield _event("denied", {"reason": "the credential no longer grants this stream"})
                 return
         if batch.changes:
-            yield await run_in_threadpool(_changes_event, batch, ctx)
+            yield await run_in_threadpool(_changes_event, batch, ctx, rendered)
         else:
             yield _event("heartbeat", {"position": batch.position}, batch.position)

@@ -146,11 +146,26 @@ TRAFFIC_SEGMENTS = "live-traffic-segments"
 """The source of road segments coloured by the speed their detectors measure."""
 
 
-def map_style(district: District, base_url: str, context_url: str) -> dict[str, Any]:
+CLUSTER_RADIUS = 42
+"""Pixels within which a clustered style gathers points."""
+CLUSTER_MAX_ZOOM = 16
+"""Above this zoom every point of a clustered style is drawn on its own."""
+
+
+def cluster_layer(layer: MapLayer) -> str:
+    """Return the id of the style layer that draws a clustered layer's clusters."""
+    return f"{live_source(layer)}-clusters"
+
+
+def map_style(
+    district: District, base_url: str, context_url: str, *, cluster: bool = False
+) -> dict[str, Any]:
     """Return the MapLibre style (version 8) of the district; `base_url` ends without '/'.
 
     Its metadata tells the page the district's bounds, the layers, and the @context to read
-    the entities with.
+    the entities with. `cluster`: the layers that may (`MapLayer.cluster`) gather their points
+    into clusters in the browser (MapLibre's GeoJSON clustering), so thousands of devices
+    stay smooth; the live map shows every point, the operations dashboard clusters.
     """
     west, south, east, north = district_bounds(district)
     empty = _collection([])
@@ -160,7 +175,12 @@ def map_style(district: District, base_url: str, context_url: str) -> dict[str, 
     }
     sources[TRAFFIC_SEGMENTS] = {"type": "geojson", "data": empty}
     for layer in LAYERS:
-        sources[live_source(layer)] = {"type": "geojson", "data": empty}
+        source: dict[str, Any] = {"type": "geojson", "data": empty}
+        if cluster and layer.cluster:
+            source.update(
+                cluster=True, clusterRadius=CLUSTER_RADIUS, clusterMaxZoom=CLUSTER_MAX_ZOOM
+            )
+        sources[live_source(layer)] = source
     return {
         "version": 8,
         "name": f"{district.name_en} · {district.name_ko}",
@@ -169,11 +189,12 @@ def map_style(district: District, base_url: str, context_url: str) -> dict[str, 
             "smartcity:bounds": [west, south, east, north],
             "smartcity:layers": [layer.as_json() for layer in LAYERS],
             "smartcity:context": context_url,
+            "smartcity:clustered": [layer.id for layer in LAYERS if cluster and layer.cluster],
         },
         "center": [round((west + east) / 2, 6), round((south + north) / 2, 6)],
         "zoom": 14,
         "sources": sources,
-        "layers": [*_base_layers(), *_traffic_layers(), *_live_layers()],
+        "layers": [*_base_layers(), *_traffic_layers(), *_live_layers(cluster)],
     }
 
 
@@ -264,13 +285,36 @@ def _traffic_layers() -> list[dict[str, Any]]:
     ]
 
 
-def _live_layers() -> list[dict[str, Any]]:
+def _clusters(layer: MapLayer) -> dict[str, Any]:
+    """Return the style layer of a layer's clusters: its colour, bigger as it holds more."""
+    count = ["get", "point_count"]
+    return {
+        "id": cluster_layer(layer),
+        "type": "circle",
+        "source": live_source(layer),
+        "filter": ["has", "point_count"],
+        "layout": {"visibility": "visible" if layer.shown else "none"},
+        "paint": {
+            "circle-color": layer.statuses[0].colour,
+            "circle-opacity": 0.82,
+            "circle-radius": ["step", count, 11, 10, 14, 50, 18, 200, 23],
+            "circle-stroke-color": "#ffffff",
+            "circle-stroke-width": 2,
+        },
+    }
+
+
+def _live_layers(cluster: bool = False) -> list[dict[str, Any]]:
     layers = []
     for layer in sorted(LAYERS, key=lambda x: x.z):
         radius = layer.radius
+        clustered = cluster and layer.cluster
+        if clustered:
+            layers.append(_clusters(layer))
         layers.append(
             {
                 "id": live_source(layer),
+                **({"filter": ["!", ["has", "point_count"]]} if clustered else {}),
                 "type": "circle",
                 "source": live_source(layer),
                 "layout": {"visibility": "visible" if layer.shown else "none"},

@@ -1,11 +1,17 @@
 // The live map: the district from its own GeoJSON, its entities from the NGSI-LD API, their
 // changes from /map/stream (server-sent events read with fetch, so a credential can be sent).
 // Entity data is only ever put on the page as text (textContent), never as HTML.
+// Another page (the operations dashboard) embeds it by setting window.livemapOptions first:
+// `style` (the style's address), `language` (the default), `padding()` (around the district).
 (() => {
   "use strict";
 
+  const OPTIONS = window.livemapOptions ?? {};
+
   const FLUSH_MS = 400; // at most this often the map redraws, however many changes arrive
   const STALE_CHECK_MS = 20000;
+  const READS_WAIT_MS = 1500; // at most this long the map waits for the entities' reads to go out
+  const PARALLEL_PAGES = 4; // pages of entities read at once (the two streams hold 2 of 6 connections)
   const STORE = { credential: "smartcity.map.credential", tenant: "smartcity.map.tenant" };
   const LOCAL = { language: "smartcity.map.language", hidden: "smartcity.map.hidden" };
 
@@ -79,7 +85,7 @@
     layers: [], layerById: new Map(), hidden: new Set(), entities: new Map(), members: new Map(),
     pending: new Map(), buffer: [], loading: true, dirty: new Set(), flushTimer: null, lastFlush: 0,
     roads: new Map(), zones: new Map(), labels: [], keys: new Map(), restyled: new Map(),
-    trafficDirty: false, popup: null, popupId: null, cityClock: null,
+    trafficDirty: false, popup: null, popupId: null, cityClock: null, clustered: new Set(),
     connection: "loading", updates: 0, received: 0, flushMs: 0, rate: 0, rejected: false, loaded: 0, total: null,
   };
 
@@ -385,7 +391,10 @@
     state.flushMs += performance.now() - began;
   }
 
+  const drawnState = (entity) => `${entity.status}|${entity.stale}`;
+
   function feature(entity) {
+    entity.drawn = drawnState(entity);
     return {
       type: "Feature",
       id: entity.key,
@@ -397,6 +406,11 @@
   function redraw() {
     const map = state.map;
     for (const entity of state.restyled.values()) {
+      // A clustered source is drawn from its data: a new colour means setting it again.
+      if (state.clustered.has(entity.layer.id)) {
+        if (entity.drawn !== drawnState(entity)) state.dirty.add(entity.layer.id);
+        continue;
+      }
       const target = { source: `live-${entity.layer.id}`, id: entity.key };
       map.setFeatureState(target, { status: entity.status, stale: entity.stale });
     }
@@ -505,6 +519,7 @@
     localStorage.setItem(LOCAL.hidden, JSON.stringify([...state.hidden]));
     const visibility = shown ? "visible" : "none";
     state.map.setLayoutProperty(`live-${layerId}`, "visibility", visibility);
+    if (state.clustered.has(layerId)) state.map.setLayoutProperty(`live-${layerId}-clusters`, "visibility", visibility);
     if (layerId === "traffic") state.map.setLayoutProperty("live-traffic-segments", "visibility", visibility);
     if (shown) {
       state.dirty.add(layerId);
@@ -530,6 +545,7 @@
 
   function renderWho() {
     const who = $("who");
+    if (!who) return;
     const credential = readJSON(STORE.credential, null);
     const tenant = sessionStorage.getItem(STORE.tenant) || t("defaultTenant");
     who.classList.toggle("error", state.rejected);
@@ -540,15 +556,18 @@
 
   function applyLanguage() {
     document.documentElement.lang = state.language;
-    document.title = `${t("title")} · ${state.language === "ko" ? TEXT.en.title : TEXT.ko.title}`;
-    for (const node of document.querySelectorAll("[data-text]")) node.textContent = t(node.dataset.text);
-    $("language").textContent = t("language");
+    if (!OPTIONS.style) {
+      document.title = `${t("title")} · ${state.language === "ko" ? TEXT.en.title : TEXT.ko.title}`;
+      for (const node of document.querySelectorAll("[data-text]")) node.textContent = t(node.dataset.text);
+      $("language").textContent = t("language");
+    }
     for (const label of state.labels) label.node.textContent = bilingual(label.name);
     renderLayerList();
     renderLegend();
     renderConnection();
     renderWho();
     if (state.popupId) showPopup(state.popupId);
+    document.dispatchEvent(new CustomEvent("livemap:language", { detail: state.language }));
   }
 
   // -- popups ---------------------------------------------------------------------------------------
@@ -640,6 +659,7 @@
         state.popupId = null;
       });
     }
+    if (state.popupId !== id) document.dispatchEvent(new CustomEvent("livemap:select", { detail: id }));
     state.popupId = id;
     state.popup.setDOMContent(popupContent(entity));
     state.popup.setLngLat(lngLat ?? entity.position);
@@ -657,7 +677,15 @@
   function bindClicks() {
     const map = state.map;
     const live = state.layers.map((layer) => `live-${layer.id}`);
+    const clusters = [...state.clustered].map((id) => `live-${id}-clusters`);
     map.on("click", (event) => {
+      const gathered = clusters.length ? map.queryRenderedFeatures(event.point, { layers: clusters }) : [];
+      if (gathered.length) {
+        const hit = gathered[0];
+        map.getSource(hit.source).getClusterExpansionZoom(hit.properties.cluster_id)
+          .then((zoom) => map.easeTo({ center: hit.geometry.coordinates, zoom }));
+        return;
+      }
       const hits = map.queryRenderedFeatures(event.point, { layers: [...live, "live-traffic-segments"] });
       if (hits.length) {
         showPopup(hits[0].properties.id, hits[0].geometry.type === "Point" ? hits[0].geometry.coordinates : event.lngLat);
@@ -677,7 +705,7 @@
         showInfo(event.lngLat, [state.language === "ko" ? p.name_ko : p.name_en, `${t("zone")} · ${p.parent}`]);
       }
     });
-    for (const layerId of [...live, "live-traffic-segments"]) {
+    for (const layerId of [...live, ...clusters, "live-traffic-segments"]) {
       map.on("mouseenter", layerId, () => { map.getCanvas().style.cursor = "pointer"; });
       map.on("mouseleave", layerId, () => { map.getCanvas().style.cursor = ""; });
     }
@@ -723,24 +751,47 @@
   }
 
   // -- loading and streaming -------------------------------------------------------------------
+  function readsOut() {
+    state.readsOut = true;
+    state.readsSent?.();
+  }
+
   async function loadEntities(generation, signal) {
     const types = [...new Set(state.config.layers.flatMap((layer) => layer.types))];
     if (!types.length) return;
     const limit = state.config.pageSize;
-    for (let offset = 0; ; offset += limit) {
+    const link = `<${state.style.metadata["smartcity:context"]}>; rel="http://www.w3.org/ns/json-ld#context"`;
+    const read = async (offset) => {
       const query = new URLSearchParams({
-        type: types.join(","), format: "concise", options: "count", limit: String(limit), offset: String(offset),
+        type: types.join(","), format: "concise", limit: String(limit), offset: String(offset),
       });
-      const link = `<${state.style.metadata["smartcity:context"]}>; rel="http://www.w3.org/ns/json-ld#context"`;
       const response = await api(`/ngsi-ld/v1/entities?${query}`, signal, { Link: link });
       const page = await response.json();
-      if (generation !== state.generation) return;
-      state.total = Number(response.headers.get("NGSILD-Results-Count")) || null;
+      if (generation !== state.generation) return page;
       for (const raw of page) state.pending.set(raw.id, raw);
       state.loaded += page.length;
       renderConnection();
-      if (page.length < limit) return;
-    }
+      return page;
+    };
+    // /map/layers counted them: every page is planned at once and read a few at a time; a
+    // last page that comes back full (more were added meanwhile) is followed by the next.
+    const counted = Object.values(state.config.counts ?? {}).reduce((sum, n) => sum + n, 0);
+    state.total = counted || null;
+    const offsets = [];
+    for (let offset = 0; offset < Math.max(counted, 1); offset += limit) offsets.push(offset);
+    let last = offsets.at(-1);
+    const readers = Array.from({ length: Math.min(PARALLEL_PAGES, offsets.length) }, async (_, index) => {
+      if (index === 0) queueMicrotask(readsOut);
+      while (offsets.length && generation === state.generation) {
+        const offset = offsets.shift();
+        const page = await read(offset);
+        if (offset === last && page.length === limit) {
+          last += limit;
+          offsets.push(last);
+        }
+      }
+    });
+    await Promise.all(readers);
   }
 
   function handleEvent(name, data, id, cursor) {
@@ -851,6 +902,7 @@
     try {
       config = await (await api("/map/layers", controller.signal)).json();
     } catch (error) {
+      readsOut();
       if (generation !== state.generation) return;
       if ((error.status === 401 || error.status === 403) && !state.rejected) {
         start(true);
@@ -868,11 +920,15 @@
     try {
       await loadEntities(generation, controller.signal);
     } catch (error) {
+      readsOut();
       if (generation !== state.generation) return;
       setConnection("failed");
       setTimeout(() => generation === state.generation && start(false), 5000);
       return;
     }
+    readsOut();
+    performance.mark("livemap:entities-read");
+    await state.mapLoaded;
     if (generation !== state.generation) return;
     for (const [id, raw] of state.buffer) state.pending.set(id, raw);
     state.buffer = [];
@@ -880,22 +936,26 @@
     flush();
     setConnection("live");
     window.livemap.loadedAt = Date.now();
+    performance.mark("livemap:loaded");
   }
 
   // -- the page ----------------------------------------------------------------------------------
   function chooseLanguage() {
     const asked = new URLSearchParams(location.search).get("lang");
     const kept = localStorage.getItem(LOCAL.language);
-    const choice = asked || kept || (navigator.language || "ko").slice(0, 2);
+    const choice = asked || kept || OPTIONS.language || (navigator.language || "ko").slice(0, 2);
     return choice === "en" ? "en" : "ko";
   }
 
+  function setLanguage(language) {
+    state.language = language === "en" ? "en" : "ko";
+    localStorage.setItem(LOCAL.language, state.language);
+    applyLanguage();
+  }
+
   function bindPanel() {
-    $("language").addEventListener("click", () => {
-      state.language = state.language === "ko" ? "en" : "ko";
-      localStorage.setItem(LOCAL.language, state.language);
-      applyLanguage();
-    });
+    $("language")?.addEventListener("click", () => setLanguage(state.language === "ko" ? "en" : "ko"));
+    if (!$("credential-form")) return; // embedded: the page signs in itself
     $("collapse").addEventListener("click", () => {
       const panel = $("panel");
       const collapsed = panel.classList.toggle("collapsed");
@@ -929,6 +989,7 @@
   }
 
   function fitPadding() {
+    if (OPTIONS.padding) return OPTIONS.padding();
     const phone = window.innerWidth <= 640;
     return phone ? { top: 20, bottom: window.innerHeight * 0.3, left: 10, right: 10 } : { top: 20, bottom: 20, left: 330, right: 50 };
   }
@@ -949,21 +1010,37 @@
     state.hidden = new Set(JSON.parse(localStorage.getItem(LOCAL.hidden) ?? "null") ?? []);
     bindPanel();
     applyLanguage();
-    const style = await (await fetch("/map/style.json")).json();
+    const style = await (await fetch(OPTIONS.style ?? "/map/style.json")).json();
     state.style = style;
-    const [zones, places, roads] = await Promise.all(
-      ["zones", "places", "roads"].map(async (name) => (await fetch(style.sources[name].data)).json()),
-    );
-    for (const road of roads.features) state.roads.set(road.properties.id, road.geometry.coordinates);
-    for (const zone of zones.features) state.zones.set(zone.properties.id, { ko: zone.properties.name_ko, en: zone.properties.name_en });
+    state.clustered = new Set(style.metadata["smartcity:clustered"] ?? []);
     state.layers = style.metadata["smartcity:layers"];
     state.layerById = new Map(state.layers.map((layer) => [layer.id, layer]));
     if (localStorage.getItem(LOCAL.hidden) === null) {
       for (const layer of state.layers) if (!layer.shown) state.hidden.add(layer.id);
     }
+    let mapLoaded;
+    state.mapLoaded = new Promise((resolve) => { mapLoaded = resolve; });
+    state.mapLoaded.then(() => resolveMapReady());
+    // The entities are read while the map gets ready (an embedding page signs in first).
+    const started = (async () => {
+      if (OPTIONS.signedIn) await OPTIONS.signedIn;
+      await start(false);
+    })();
+    const [zones, places, roads] = await Promise.all(
+      ["zones", "places", "roads"].map(async (name) => (await fetch(style.sources[name].data)).json()),
+    );
+    // Creating the map keeps the page busy for a while: the entities' reads go out first.
+    if (!state.readsOut) await Promise.race([new Promise((resolve) => { state.readsSent = resolve; }), sleep(READS_WAIT_MS)]);
+    // The map gets the district's files as read here, rather than fetching them again.
+    style.sources.zones.data = zones;
+    style.sources.places.data = places;
+    style.sources.roads.data = roads;
+    for (const road of roads.features) state.roads.set(road.properties.id, road.geometry.coordinates);
+    for (const zone of zones.features) state.zones.set(zone.properties.id, { ko: zone.properties.name_ko, en: zone.properties.name_en });
     for (const layer of state.layers) {
       const visibility = state.hidden.has(layer.id) ? "none" : "visible";
-      const drawn = style.layers.filter((l) => l.id === `live-${layer.id}` || (layer.id === "traffic" && l.id === "live-traffic-segments"));
+      const drawn = style.layers.filter((l) => l.id === `live-${layer.id}` || l.id === `live-${layer.id}-clusters`
+        || (layer.id === "traffic" && l.id === "live-traffic-segments"));
       for (const l of drawn) l.layout = { ...(l.layout ?? {}), visibility };
     }
     state.map = new maplibregl.Map({
@@ -973,12 +1050,17 @@
       fitBoundsOptions: { padding: fitPadding() },
       attributionControl: false,
     });
+    performance.mark("livemap:map-created");
+    state.map.once("load", () => {
+      performance.mark("livemap:map-loaded");
+      mapLoaded();
+    });
     state.map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
     state.map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
     state.map.addControl(new maplibregl.AttributionControl({
       compact: true, customAttribution: "MapLibre · district model (coordinates approximate)",
     }));
-    await new Promise((resolve) => state.map.once("load", resolve));
+    await state.mapLoaded;
     addLabels(zones, places, roads);
     bindClicks();
     applyLanguage();
@@ -988,15 +1070,19 @@
       state.updates = 0;
       if (state.connection === "live") renderConnection();
     }, 5000);
-    await start(false);
+    await started;
   }
 
+  let resolveMapReady;
   window.livemap = {
     state,
+    mapReady: new Promise((resolve) => { resolveMapReady = resolve; }),
     entity: (id) => state.entities.get(id),
     counts: () => Object.fromEntries(state.layers.map((layer) => [layer.id, members(layer.id).size])),
     ready: null,
     loadedAt: null,
+    restart: () => window.livemap.ready.then(() => start(false)),
+    setLanguage,
   };
   window.livemap.ready = main();
 })();
