@@ -85,3 +85,19 @@ def test_the_stream_shows_what_each_caller_may_see(served: tuple[str, City]) -> 
             f"{url}{INCIDENTS}/stream", headers={**city.as_("operator"), "Last-Event-ID": "x"}
         )
         assert other.status_code == 400
+
+
+def test_a_write_in_this_process_wakes_the_streams_at_once(settings: Settings) -> None:
+    # Reads every 2 minutes for other processes' writes; this process's wake it now.
+    slow = {"ops_stream_poll_interval": 60.0, "stream_heartbeat": 120.0, "ops_enabled": False}
+    platform = build_platform(settings.model_copy(update=slow))
+    with serving(platform) as url, httpx.Client(base_url=url, timeout=30.0) as client:
+        city = build_ops_city(platform, cast(TestClient, client))
+        body = {"type": "fire", "severity": "high", "title": "화재"}
+        with stream(url, city.as_("operator")) as operator:
+            first = city.call("operator", "POST", INCIDENTS, body).json()["id"]
+            operator.until(lambda _: bool(incident_events(operator)), timeout=20)
+            # The stream has read and now waits: the next write must wake it.
+            second = city.call("operator", "POST", INCIDENTS, body).json()["id"]
+            operator.until(lambda _: len(incident_events(operator)) == 2, timeout=20)
+            assert incident_events(operator) == [("created", first), ("created", second)]

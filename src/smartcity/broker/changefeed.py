@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections.abc import AsyncGenerator, Collection, Iterator
+from collections.abc import AsyncGenerator, Callable, Collection, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from smartcity.auth.policy import AccessControl, Permission, require
 from smartcity.auth.principal import Caller
@@ -47,13 +48,21 @@ class FeedBatch:
     """The log no longer holds every change after the position asked for: start over."""
 
 
+class CommitSource(Protocol):
+    """A store that tells when it committed (entity changes, incident writes)."""
+
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each commit."""
+        ...
+
+
 class CommitSignal:
-    """Wake async waiters, in whatever event loop, after every local commit that logged changes.
+    """Wake async waiters, in whatever event loop, after every local commit of a store.
 
     Changes committed by another process are not signalled: readers also poll.
     """
 
-    def __init__(self, store: EntityStore) -> None:
+    def __init__(self, store: CommitSource) -> None:
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._lock = threading.Lock()
         store.add_commit_listener(self._committed)

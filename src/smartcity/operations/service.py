@@ -8,6 +8,7 @@ import structlog
 
 from smartcity.auth.policy import AccessControl
 from smartcity.auth.principal import Caller
+from smartcity.broker.changefeed import CommitSignal
 from smartcity.bus.base import EventBus
 from smartcity.bus.subjects import matches_any
 from smartcity.config import Settings
@@ -42,6 +43,8 @@ class Operations:
     video: VideoService
     escalator: Escalator
     publisher: FactPublisher
+    commits: CommitSignal
+    """Set after each incident write of this process: live streams wake at once."""
 
     def transition(
         self,
@@ -138,4 +141,5 @@ def build_operations(
             store, clock, settings.ops_escalation_minutes, settings.ops_escalation_max_level
         ),
         publisher=FactPublisher(store, bus, settings.ops_stream_poll_interval),
+        commits=CommitSignal(store),
     )

@@ -10,7 +10,7 @@ so a reader that follows them (the live stream, the fact publisher) never skips 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -157,6 +157,7 @@ class SqlIncidentStore:
     def __init__(self, store: SqlEntityStore) -> None:
         self._store = store
         self._p = store.dialect.placeholder
+        self._commit_listeners: list[Callable[[], None]] = []
         self._postgres = store.dialect.name == "postgresql"
         ddl = DDL.format(**DIALECT_TYPES[store.dialect.name])
         with store.writing() as cursor:
@@ -165,6 +166,10 @@ class SqlIncidentStore:
             for statement in ddl.split(";"):
                 cursor.execute(statement)
 
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (in the writing thread) after every committed incident write."""
+        self._commit_listeners.append(listener)
+
     @contextmanager
     def write(self) -> Iterator[IncidentWrite]:
         """Open one write transaction on incidents (serialized with every other one)."""
@@ -172,6 +177,8 @@ class SqlIncidentStore:
             if self._postgres:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
             yield IncidentWrite(cursor, self._p)
+        for listener in self._commit_listeners:
+            listener()
 
     def get(self, tenant: str, incident_id: str) -> Incident | None:
         """Return one incident of a tenant, or None."""

@@ -8,6 +8,8 @@ the caller may see now: an agency sees only the incidents it reported or shares 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -83,16 +85,26 @@ async def _events(
 ) -> AsyncIterator[bytes]:
     settings = platform.settings
     yield f"retry: {RETRY_MS}\n\n".encode()
-    quiet = 0.0
-    while not await request.is_disconnected():
-        frames, position = await run_in_threadpool(_read, platform, caller, position)
-        for frame in frames:
-            yield frame
-        if frames:
-            quiet = 0.0
-            continue
-        quiet += settings.ops_stream_poll_interval
-        if quiet >= settings.stream_heartbeat:
-            quiet = 0.0
-            yield _frame("heartbeat", {"position": position}, position)
-        await asyncio.sleep(settings.ops_stream_poll_interval)
+    last_sent = time.monotonic()
+    # Woken by this process's incident writes at once; writes of other processes are found by
+    # reading again every `ops_stream_poll_interval`.
+    # At most one read per `stream_min_interval`: a burst of writes is read in one go.
+    last_read = 0.0
+    with platform.operations.commits.watch() as committed:
+        while not await request.is_disconnected():
+            pause = settings.stream_min_interval - (time.monotonic() - last_read)
+            if pause > 0:
+                await asyncio.sleep(pause)
+            committed.clear()
+            last_read = time.monotonic()
+            frames, position = await run_in_threadpool(_read, platform, caller, position)
+            for frame in frames:
+                yield frame
+            if frames:
+                last_sent = time.monotonic()
+                continue
+            if time.monotonic() - last_sent >= settings.stream_heartbeat:
+                last_sent = time.monotonic()
+                yield _frame("heartbeat", {"position": position}, position)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(committed.wait(), settings.ops_stream_poll_interval)
