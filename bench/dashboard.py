@@ -355,8 +355,9 @@ def live_lines(runs: list[LiveRun], args: argparse.Namespace) -> list[str]:
         f"`/ops/v1/incidents/stream`, for {args.seconds:g} s while {args.rate} events/s are "
         "written (90 % streetlight readings in 5 batches a second, 10 % incident comments); "
         "lag = arrival at the client less the event's observedAt (readings) or timeline time "
-        "(incident events). One server per `ops_stream_poll_interval` (the incident stream "
-        "reads the timeline that often; the map stream wakes on each commit).",
+        "(incident events). One server per `ops_stream_poll_interval` (how often a stream reads "
+        "again for other processes' writes; both streams wake on this process's commits and "
+        "read at most every `stream_min_interval`, 0.25 s).",
         "",
         "| poll (s) | lag median (ms) | lag p99 (ms) | worst client's max lag (ms) "
         "| clients > 1 s behind | clients with every incident event | map stream p99 / max "
