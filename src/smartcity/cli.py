@@ -34,6 +34,8 @@ EPILOG = """examples:
 """
 ROLES = ["admin", "operator", "analyst", "agency", "device", "public"]
 DEMO_KEY_FILE = Path("var/demo-admin-key")
+DEMO_PARKING_HISTORY_DAYS = 28
+"""Weeks of parking history the demo writes before its run: the parking forecast learns them."""
 SHUTDOWN_GRACE_SECONDS = 5
 
 BUILTIN = Path("changdong (built in)")
@@ -400,6 +402,7 @@ def _demo_simulator(args: argparse.Namespace) -> dict[str, Any]:
         "sim_scenario": args.scenario,
         "sim_speed": speed,
         "sim_seed": args.seed,
+        "sim_parking_history_days": DEMO_PARKING_HISTORY_DAYS,
         "ingest_mqtt_enabled": True,
     }
 
