@@ -18,6 +18,7 @@ from smartcity.domains.mobility.parking.forecasting import (
 )
 from smartcity.domains.mobility.parking.gate import PlateDeduplicator
 from smartcity.domains.mobility.parking.guidance import GuidanceOptions
+from smartcity.domains.mobility.parking.operator_view import OperatorView
 from smartcity.domains.mobility.parking.payment.service import PaymentService
 from smartcity.domains.mobility.parking.persistence import PersistenceForecast
 from smartcity.domains.mobility.parking.reservations import (
@@ -40,6 +41,8 @@ class MobilityService:
     signs: GuidanceSigns
     payment: PaymentService
     """Transit-card and RFID parking payment: sessions, ledger, settlement."""
+    operator: OperatorView
+    """What lot operators see: occupancy trends and forecast, revenue, settlement."""
 
 
 def setup(host: ModuleHost, settings: MobilitySettings | None) -> Started[MobilityService]:
@@ -97,7 +100,8 @@ def setup(host: ModuleHost, settings: MobilitySettings | None) -> Started[Mobili
     elif settings.parking_forecast != "persistence":
         parking.forecast = load_forecast(settings.parking_forecast, host)
     payment = PaymentService(host.store, host.access, host.clock)
-    return Started(MobilityService(parking, signs, payment), tuple(workers))
+    operator = OperatorView(parking, payment)
+    return Started(MobilityService(parking, signs, payment, operator), tuple(workers))
 
 
 def training_plan(host: ModuleHost, settings: MobilitySettings) -> TrainingPlan:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -11,11 +10,9 @@ from smartcity.auth.principal import Caller
 from smartcity.core.clock import ManualClock
 from smartcity.domains.mobility.parking.forecast import ForecastOptions
 from smartcity.domains.mobility.parking.forecast_models import TrainingOptions
-from smartcity.domains.mobility.parking.forecast_series import STEP, OccupancyHistory, align
 from smartcity.domains.mobility.parking.forecasting import ForecastTraining, ModelForecast
 from smartcity.platform import Platform
-from tests.domains.mobility.parking.city import ARENA, lot, parking, set_free
-from tests.domains.mobility.parking.forecast_factories import daily_series, write_series
+from tests.domains.mobility.parking.city import ARENA, lot, parking, set_free, write_lot_history
 
 SYSTEM = Caller.system()
 DAYS = 10
@@ -35,17 +32,6 @@ def training(platform: Platform) -> ForecastTraining:
     return found[0]
 
 
-def write_history(platform: Platform, clock: ManualClock) -> None:
-    """Write 10 days of counter readings, up to now, for the lots in TRAINED."""
-    reader = OccupancyHistory(platform.history, platform.store)
-    start = align(clock.now() - timedelta(days=DAYS)) + STEP
-    for number, lot_id in enumerate(TRAINED):
-        info = reader.lot_info("", lot_id)
-        assert info is not None
-        series = daily_series(lot_id, info.capacity, DAYS, seed=number)
-        write_series(platform.history, "", replace(series, start=start, lot=info))
-
-
 def by_id(answer: dict[str, Any], site_id: str) -> dict[str, Any]:
     return next(site for site in answer["sites"] if site["id"] == site_id)
 
@@ -62,7 +48,7 @@ def test_guidance_uses_the_model_once_trained_and_persistence_elsewhere(
     assert before["forecast"]["reason"] == "training"
     assert by_id(before, TRAINED[0])["forecast"]["model"] == "persistence"
 
-    write_history(city, clock)
+    write_lot_history(city, clock.now(), TRAINED, DAYS)
     worker.source.forecaster = worker.build(SMALL)
     worker.train_all()
     answer = service.guidance(SYSTEM, ARENA, at=arrival, limit=25)
@@ -87,7 +73,7 @@ def test_a_stale_model_gives_way_to_persistence_and_says_why(
 ) -> None:
     service = parking(city)
     worker = training(city)
-    write_history(city, clock)
+    write_lot_history(city, clock.now(), TRAINED, DAYS)
     worker.source.forecaster = worker.build(SMALL)
     worker.train_all()
     clock.advance(timedelta(hours=25))  # the default max age is a day
@@ -130,7 +116,7 @@ def test_without_lot_history_the_worker_builds_nothing_and_retries(city: Platfor
 
 def test_the_worker_trains_in_the_background_and_stops(city: Platform, clock: ManualClock) -> None:
     worker = training(city)
-    write_history(city, clock)
+    write_lot_history(city, clock.now(), TRAINED, DAYS)
     worker.source.forecaster = worker.build(SMALL)
 
     async def scenario() -> None:
