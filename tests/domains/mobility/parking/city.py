@@ -116,11 +116,13 @@ def make_parking_public(platform: Platform, tenant: str = "") -> None:
 
 
 def write_lot_history(platform: Platform, now: datetime, lots: tuple[str, ...], days: int) -> None:
-    """Write `days` of a lot's counter readings up to `now` (a daily wave with noise)."""
+    """Write `days` of each lot's counter readings up to `now` (a daily wave with noise)."""
     reader = OccupancyHistory(platform.history, platform.store)
     start = align(now - timedelta(days=days)) + STEP
     for number, lot_id in enumerate(lots):
         info = reader.lot_info("", lot_id)
         assert info is not None
-        series = daily_series(lot_id, info.capacity, days, seed=number)
-        write_series(platform.history, "", replace(series, start=start, lot=info))
+        series = replace(daily_series(lot_id, info.capacity, days, seed=number), start=start)
+        write_series(platform.history, "", replace(series, lot=info))
+        last = int(series.occupied[-1])  # the counter's current value is its last reading
+        set_free(platform, lot_id, info.capacity - last, series.end - STEP)
