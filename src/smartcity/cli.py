@@ -579,6 +579,7 @@ def serve(
         "timeout_graceful_shutdown": SHUTDOWN_GRACE_SECONDS,
     }
     if settings.workers == 1:
+        from smartcity.platform import freeze_startup_objects
 
         class Server(uvicorn.Server):
             def handle_exit(self, sig: int, frame: Any) -> None:
@@ -587,7 +588,9 @@ def serve(
                 super().handle_exit(sig, frame)
 
         path = None if district in (None, BUILTIN) else district
-        Server(uvicorn.Config(create_app(platform, district=path), **options)).run()
+        app = create_app(platform, district=path)
+        freeze_startup_objects()
+        Server(uvicorn.Config(app, **options)).run()
         return
     # Each worker process builds its own platform from the same settings.
     platform.close()

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 PERSISTENCE = "persistence"
 OFF_STREET = "https://smartdatamodels.org/dataModel.Parking/OffStreetParking"
+REMEMBERED = 20_000
+"""Forecasts kept at most (cleared beyond: they are only good for a minute anyway)."""
 SAME_QUERY = 1.0
 """Seconds: reuse the snapshot a guidance query has just read, even without a cache."""
 
@@ -76,9 +78,12 @@ class ForecastSource(Protocol):
 class ModelForecast:
     """ForecastSource: the trained model when fresh, else `fallback` (persistence)."""
 
-    def __init__(self, fallback: ForecastSource, max_age: timedelta) -> None:
+    def __init__(self, fallback: ForecastSource, max_age: timedelta, remember: bool = True) -> None:
         self.fallback = fallback
         self.max_age = max_age
+        self.remember = remember
+        """Keep each lot's forecast for the rest of the minute (see `free_spaces_at`)."""
+        self._remembered: dict[tuple[str, str, datetime, datetime, int], ForecastPoint | None] = {}
         self.forecaster: ParkingForecaster | None = None
         """Set by `ForecastTraining` once the forecaster is imported and built."""
         self.tenants: set[str] = set()
@@ -97,8 +102,27 @@ class ModelForecast:
         """Return the model's forecast when it is fresh and knows the lot, else the fallback's."""
         self.tenants.add(tenant)  # a tenant asked about gets trained
         forecaster = self.forecaster
-        if forecaster is not None and self.fresh(tenant, now):
-            point = forecaster.free_spaces_at(tenant, lot_id, now, at)
+        trained = forecaster.model(tenant) if forecaster is not None else None
+        if (
+            forecaster is not None
+            and trained is not None
+            and now - trained.trained_at <= self.max_age
+        ):
+            # The model works on a 5-minute grid: within a minute (which never straddles a
+            # step) the same lot and horizon step give the same forecast, bar readings of the
+            # current step. Many drivers ask about the same lots: each is worked out once.
+            minutes = max(0, round((at - now) / timedelta(minutes=1)))  # as the model rounds
+            steps = round(minutes / (forecaster.history.step / timedelta(minutes=1)))
+            minute = now.replace(second=0, microsecond=0)
+            key = (tenant, lot_id, trained.trained_at, minute, steps)
+            if self.remember and key in self._remembered:
+                point = self._remembered[key]
+            else:
+                point = forecaster.free_spaces_at(tenant, lot_id, now, at)
+                if self.remember:
+                    if len(self._remembered) > REMEMBERED:
+                        self._remembered.clear()
+                    self._remembered[key] = point
             if point is not None:
                 return point
         return self.fallback.free_spaces_at(tenant, lot_id, now, at)
