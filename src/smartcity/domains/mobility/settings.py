@@ -36,7 +36,7 @@ class MobilitySettings(BaseModel):
     """Tenants trained at start (a tenant asked about is trained at the next retry too)."""
     parking_forecast_retrain_interval: float = Field(default=21_600.0, ge=60, le=7 * 86_400)
     """Seconds between two trainings of a tenant's models."""
-    parking_forecast_retry_interval: float = Field(default=600.0, ge=10, le=86_400)
+    parking_forecast_retry_interval: float = Field(default=120.0, ge=10, le=86_400)
     """Seconds before training again while a tenant has no model (too little history)."""
     parking_forecast_max_age: float = Field(default=86_400.0, ge=60)
     """Seconds: a model older than this is not used (persistence answers, saying so)."""
