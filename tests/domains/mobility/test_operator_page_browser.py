@@ -95,7 +95,23 @@ def test_a_lot_operator_signs_in_and_sees_its_own_lots(tmp_path: Path, shared_da
             assert "op-dobong" in settlements
             assert "op-arena" not in settlements
             assert "출차 없음" in page.locator("#incomplete").inner_text()
+
+            # Flag the car that never left: reconciliation (scoped to op-dobong, server side).
+            page.click("#reconcile button[type=submit]")
+            page.wait_for_function(
+                "() => document.querySelector('#reconcile-result').textContent.includes('1')"
+            )
+            page.wait_for_function(
+                "() => document.querySelector('#incomplete').textContent.includes('대사 대상')"
+            )
             assert "예측" in page.locator("#model").inner_text()
+            # Settling yesterday again posts nothing new (idempotent): still one revision.
+            page.click("#settle button[type=submit]")
+            page.wait_for_function(
+                "() => document.querySelector('#settle-result').textContent === '정산 1건'"
+            )
+            page.wait_for_function("() => document.body.dataset.state === 'ready'")
+            assert page.locator("#settlements tbody tr").count() == 1
             shot(page, "operator-ko")
 
             page.click("#language")
@@ -107,7 +123,7 @@ def test_a_lot_operator_signs_in_and_sees_its_own_lots(tmp_path: Path, shared_da
                 "() => /^[A-Za-z]/.test(document.querySelector('#lots .lot h3').textContent)"
             )
             assert "KRW" in page.locator("#revenue").inner_text()
-            assert "no exit" in page.locator("#incomplete").inner_text()
+            assert "flagged" in page.locator("#incomplete").inner_text()
             shot(page, "operator-en")
 
             page.click("#logout")

@@ -26,6 +26,8 @@
       status: "상태", entry: "입차", payer: "카드·차량", total: "합계",
       statuses: { open: "출차 없음", flagged: "대사 대상" }, won: (n) => `${n.toLocaleString("ko-KR")}원`,
       incompleteNote: (h) => `${h}시간 넘게 출차가 없는 세션과 대사 대상으로 표시된 세션`,
+      businessDay: "영업일", settleRun: "정산 실행", reconcileRun: "24시간 넘은 세션 대사 표시",
+      settled: (n) => `정산 ${n}건`, flagged: (n) => `새로 대사 대상 ${n}건`,
     },
     en: {
       title: "Parking operations", signIn: "Operator sign-in", name: "User name",
@@ -45,6 +47,8 @@
       lot: "Lot", status: "Status", entry: "Entry", payer: "Card / plate", total: "Total",
       statuses: { open: "no exit", flagged: "flagged" }, won: (n) => `KRW ${n.toLocaleString("en-US")}`,
       incompleteNote: (h) => `Sessions without an exit for over ${h} hours, and flagged ones`,
+      businessDay: "Business day", settleRun: "Settle", reconcileRun: "Flag sessions open over 24 h",
+      settled: (n) => `${n} settlements`, flagged: (n) => `${n} newly flagged`,
     },
   };
   const params = new URLSearchParams(location.search);
@@ -272,6 +276,36 @@
     ], body.incomplete, null);
     $("incomplete").dataset.note = t("incompleteNote")(body.incompleteAfterHours);
   }
+
+  async function post(path, body, result, done) {
+    $(result).textContent = t("loading");
+    try {
+      const response = await fetch(`/mobility/v1/parking/payment/${path}`, {
+        method: "POST", headers: { ...headers(), "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      const answer = await response.json();
+      if (response.status === 403) throw new Error(t("forbidden"));
+      if (!response.ok) throw new Error(answer.detail || response.statusText);
+      $(result).textContent = done(answer);
+      await load();
+    } catch (error) {
+      $(result).textContent = `${t("failed")}: ${error.message}`;
+    }
+  }
+
+  $("settle").addEventListener("submit", (event) => {
+    event.preventDefault();
+    post("settlements", { businessDay: $("settle-day").value }, "settle-result",
+      (answer) => t("settled")(answer.settlements.length));
+  });
+  $("reconcile").addEventListener("submit", (event) => {
+    event.preventDefault();
+    post("reconciliation", { olderThanHours: 24 }, "reconcile-result",
+      (answer) => t("flagged")(answer.flaggedNow));
+  });
+  const yesterday = new Date(Date.now() - 86400e3);
+  $("settle-day").value = yesterday.toLocaleDateString("sv-SE", { timeZone: ZONE });
 
   $("language").addEventListener("click", () => {
     state.lang = state.lang === "ko" ? "en" : "ko";
