@@ -53,8 +53,8 @@ GOAL_P95_MS = 50.0
 
 
 HISTORY_DAYS = 28
-SHARED_LOAD = 1.0
-"""A 1-minute load average above this (of 2 cores) means other work shared the machine."""
+SHARED_CORES = 0.5
+"""Other work keeping more than this many cores busy during a run means a shared machine."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,8 @@ class GuidanceFigures:
     """Forecasts in the answers, by the model that made them."""
     full_collections: int
     """Full (generation 2) garbage collections during the run."""
+    own_cores: float
+    """Cores the querying thread itself kept busy (its CPU time over the run's wall time)."""
 
 
 def _platform(backend: Backend, folder: Path, postgres_url: str) -> tuple[Platform, Training]:
@@ -157,6 +159,7 @@ def measure(
     load = os.getloadavg()[0]
     collections = gc.get_stats()[2]["collections"]
     busy_before, total_before = machine_cpu_seconds()
+    started = time.perf_counter()
     for _ in range(queries):
         near = _place(rng)
         arrival = platform.clock.now() + timedelta(minutes=30)
@@ -166,6 +169,7 @@ def measure(
         walls.append((time.perf_counter() - wall) * 1000)
         models.update(site["forecast"]["model"] for site in answer["sites"] if site["forecast"])
     busy_after, total_after = machine_cpu_seconds()
+    elapsed = time.perf_counter() - started
     full = gc.get_stats()[2]["collections"] - collections
     if mode == "cold, not frozen":
         freeze_startup_objects()
@@ -184,6 +188,7 @@ def measure(
         load,
         dict(models),
         full,
+        cpu / max(elapsed, 1e-9),
     )
 
 
@@ -239,19 +244,18 @@ def print_figures(console: Console, figures: list[GuidanceFigures]) -> None:
 
 
 def _machine(figures: list[GuidanceFigures]) -> str:
-    """Say how busy the machine was, from what was measured (never assumed)."""
+    """Say how busy the machine was with other work, from what was measured (never assumed)."""
     loads = [f.load for f in figures]
-    busy = max((f.machine_busy for f in figures), default=0.0)
     span = f"{min(loads):.2f}-{max(loads):.2f}" if loads else "unknown"
-    if loads and max(loads) > SHARED_LOAD:
-        return (
-            f"The machine was shared: the 1-minute load average was {span} before the runs "
-            f"(of {_cores()} cores), so wall times include waiting for a core."
-        )
-    return (
-        f"The machine was quiet: the 1-minute load average was {span} before the runs "
-        f"(of {_cores()} cores), at most {busy:.2f} cores busy during them."
+    others = max((max(0.0, f.machine_busy - f.own_cores) for f in figures), default=0.0)
+    said = (
+        f"The 1-minute load average was {span} before the runs (of {_cores()} cores; the bench's "
+        "own querying thread counts for about 1 of it after the first run), and other work kept "
+        f"at most {others:.2f} cores busy during a run"
     )
+    if others > SHARED_CORES:
+        return said + ": the machine was shared, so wall times include waiting for a core."
+    return said + ": the machine was otherwise quiet."
 
 
 def section(figures: list[GuidanceFigures], trainings: list[Training], date: str) -> str:
