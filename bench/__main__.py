@@ -177,10 +177,10 @@ def parking_payment(console: Console, backends: list[Backend], args: argparse.Na
 
 def parking_guidance(console: Console, backends: list[Backend], args: argparse.Namespace) -> str:
     """Run the parking guidance benchmark (warm and cold snapshot, forecast included)."""
-    with console.status("parking guidance: the 5 best sites near random destinations"):
-        figures = parking_bench.run(backends, args.postgres_url, args.quick)
+    with console.status("parking guidance: history, training, then the 5 best sites near X"):
+        figures, trainings = parking_bench.run(backends, args.postgres_url, args.quick)
     parking_bench.print_figures(console, figures)
-    return parking_bench.section(figures, _now())
+    return parking_bench.section(figures, trainings, _now())
 
 
 def rules(console: Console, _backends: list[Backend], args: argparse.Namespace) -> str:

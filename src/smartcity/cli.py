@@ -34,6 +34,8 @@ EPILOG = """examples:
 """
 ROLES = ["admin", "operator", "analyst", "agency", "device", "public"]
 DEMO_KEY_FILE = Path("var/demo-admin-key")
+DEMO_PARKING_HISTORY_DAYS = 28
+"""Weeks of parking history the demo writes before its run: the parking forecast learns them."""
 SHUTDOWN_GRACE_SECONDS = 5
 
 BUILTIN = Path("changdong (built in)")
@@ -400,6 +402,7 @@ def _demo_simulator(args: argparse.Namespace) -> dict[str, Any]:
         "sim_scenario": args.scenario,
         "sim_speed": speed,
         "sim_seed": args.seed,
+        "sim_parking_history_days": DEMO_PARKING_HISTORY_DAYS,
         "ingest_mqtt_enabled": True,
         "rules_enabled": True,
     }
@@ -583,6 +586,7 @@ def serve(
         "timeout_graceful_shutdown": SHUTDOWN_GRACE_SECONDS,
     }
     if settings.workers == 1:
+        from smartcity.platform import freeze_startup_objects
 
         class Server(uvicorn.Server):
             def handle_exit(self, sig: int, frame: Any) -> None:
@@ -591,7 +595,9 @@ def serve(
                 super().handle_exit(sig, frame)
 
         path = None if district in (None, BUILTIN) else district
-        Server(uvicorn.Config(create_app(platform, district=path), **options)).run()
+        app = create_app(platform, district=path)
+        freeze_startup_objects()
+        Server(uvicorn.Config(app, **options)).run()
         return
     # Each worker process builds its own platform from the same settings.
     platform.close()

@@ -216,6 +216,9 @@ class Settings(BaseSettings):
     """'scenario' (its own date), 'today' (its times, today), 'now' (today, from the current
     time of day) or an ISO 8601 date and time."""
     sim_tenant: str = ""
+    sim_parking_history_days: int = Field(default=0, ge=0, le=366)
+    """Days of simulated parking-lot history written before the run (so the parking forecast
+    has weeks to learn from); 0: none. `smartcity demo` writes 28."""
     sim_max_backlog: int = Field(default=1000, ge=10, le=100_000)
     """Messages sent but not yet taken by the IoT agent before the simulator waits (an MQTT
     broker drops what it queues past its own limit, 1000 for Mosquitto by default)."""

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from smartcity.core.clock import Clock
     from smartcity.core.workers import Worker
     from smartcity.ingest.iot import Iot
+    from smartcity.storage.history import HistoryStore
     from smartcity.storage.sqlbase import SqlEntityStore
 
 ENTRY_POINT_GROUP: Final = "smartcity.modules"
@@ -65,6 +66,10 @@ class ModuleHost(Protocol):
     def iot(self) -> Iot: ...
     @property
     def contexts(self) -> ContextResolver: ...
+    @property
+    def history(self) -> HistoryStore:
+        """The broker's temporal history (read-only use: what the module learns from)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -285,6 +286,20 @@ def build_platform(
     attach_rules(platform, rules_engine or engine_plug())
     set_up_modules(platform, load_modules(settings.modules, settings.module_settings))
     return platform
+
+
+def freeze_startup_objects() -> None:
+    """Keep what start-up built out of the garbage collector's full collections.
+
+    About 150,000 objects live as long as the process (imported modules, preloaded contexts,
+    the platform), and every full collection walks them all: 60-90 ms on this project's
+    2-core machine, a pause any request meets when it comes (guidance with a snapshot read per
+    query: p50 8 ms, p95 162 ms). Call once, after the platform is built and before serving;
+    frozen objects are never collected (their garbage is collected first), so never in tests
+    that build many platforms.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def set_up_modules(platform: Platform, modules: list[LoadedModule]) -> None:

@@ -394,8 +394,30 @@ class SimulatorWorker:
             await self.service.start(Caller.system(settings.sim_tenant), request)
         except (SmartCityError, ScenarioError) as error:
             log.error("the simulator did not start", error=error.detail)
+        else:
+            await self.backfill()
         await stop.wait()
         await self.service.shutdown()
+
+    async def backfill(self) -> None:
+        """Write `sim_parking_history_days` of parking history before the run (a thread)."""
+        settings, runner = self.service.settings, self.service.runner
+        if settings.sim_parking_history_days <= 0 or runner is None:
+            return
+        from smartcity.sim.parking_backfill import backfill_parking_history
+
+        try:
+            await asyncio.to_thread(
+                backfill_parking_history,
+                self.service.platform,
+                self.service.district(),
+                settings.sim_tenant,
+                runner.simulation.cursor,
+                settings.sim_parking_history_days,
+                settings.sim_seed,
+            )
+        except Exception:  # the live run goes on without the past
+            log.exception("the parking history could not be written")
 
 
 def publish_events(

@@ -137,8 +137,10 @@ def app_from_environment() -> FastAPI:
 
     from smartcity.config import Settings
     from smartcity.logs import configure_logging
-    from smartcity.platform import build_platform
+    from smartcity.platform import build_platform, freeze_startup_objects
 
     settings = Settings.model_validate_json(os.environ[SETTINGS_VARIABLE])
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(build_platform(settings))
+    app = create_app(build_platform(settings))
+    freeze_startup_objects()
+    return app

@@ -135,3 +135,24 @@ def test_the_guidance_page_and_its_files_are_served(client: TestClient) -> None:
     assert script.headers["content-type"].startswith("text/javascript")
     assert client.get("/mobility/parking/static/secret.py").status_code == 404
     assert "/mobility/v1/parking/guidance" in client.get("/openapi.json").json()["paths"]
+
+
+def test_the_operator_overview_needs_a_parking_revenue_reader(
+    client: TestClient, city: Platform
+) -> None:
+    path = f"{API}/operator/overview"
+    assert client.get(path).status_code == 401
+    terminal = key(city, "gate-terminal", ["parking-terminal"])
+    assert client.get(path, headers=terminal).status_code == 403
+    office = key(city, "city-office", ["operator"])
+    answer = client.get(path, headers=office, params={"days": 3, "lang": "en"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["operators"] is None
+    assert body["lots"] == []  # no lot registered for payment yet
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert client.get(path, headers=office, params={"days": 0}).status_code == 400
+    page = client.get("/mobility/parking/operator")
+    assert page.status_code == 200
+    assert "operator.js" in page.text
+    assert client.get("/mobility/parking/static/operator.js").status_code == 200

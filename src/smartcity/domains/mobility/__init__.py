@@ -48,5 +48,13 @@ MODULE: ModuleSpec[MobilityService] = ModuleSpec(
             "/mobility/parking",
             ("OffStreetParking", "OnStreetParking", "ParkingGroup"),
         ),
+        Panel(
+            "parking-operator",
+            "주차 운영",
+            "Parking operations",
+            "page",
+            "/mobility/parking/operator",
+            ("OffStreetParking",),
+        ),
     ),
 )

@@ -1,4 +1,4 @@
-"""The mobility module's HTTP API (/mobility/v1/parking/...) and its mobile guidance page.
+"""The mobility module's HTTP API (/mobility/v1/parking/...), its guidance and operator pages.
 
 A thin adapter: every decision is taken by `ParkingService` and `ReservationService`. No
 `from __future__ import annotations` here: FastAPI reads the endpoints' annotations, which name
@@ -30,6 +30,8 @@ PREFIX: Final = "/mobility/v1/parking"
 PAGE_FILES: Final = {
     "guidance.js": "text/javascript",
     "guidance.css": "text/css",
+    "operator.js": "text/javascript",
+    "operator.css": "text/css",
 }
 _SHORT: Final = re.compile(r"^(?:(\d+)h)?\s*(?:(\d+)m)?$")
 
@@ -97,7 +99,7 @@ def parse_stay(text: str) -> timedelta:
 
 
 def routers(service: MobilityService, hooks: WebHooks) -> Sequence[APIRouter]:
-    """Return the module's routers: the parking API and the guidance page."""
+    """Return the module's routers: the parking API, the guidance and operator pages."""
     CallerDep = Annotated[Caller, Depends(hooks.caller)]
     parking = service.parking
     api = APIRouter(prefix=PREFIX, tags=["parking"])
@@ -170,17 +172,33 @@ def routers(service: MobilityService, hooks: WebHooks) -> Sequence[APIRouter]:
         done = await run_in_threadpool(parking.reservations.check_in, caller, reservation_id)
         return done.as_json()
 
+    @api.get("/operator/overview", summary="A lot operator's lots, occupancy, revenue, settlement")
+    async def operator_overview(
+        caller: CallerDep,
+        days: Annotated[int, Query(ge=1, le=92, description="days of revenue")] = 14,
+        lang: Literal["ko", "en"] = "ko",
+    ) -> JSONResponse:
+        """Return the caller's lots with occupancy trend and forecast, revenue and settlements."""
+        body = await run_in_threadpool(service.operator.overview, caller, days, lang)
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
     return [api, payment_router(service.payment, hooks.caller), _page_router()]
 
 
 def _page_router() -> APIRouter:
     folder = Path(str(resources.files("smartcity.domains.mobility").joinpath("page")))
     page = (folder / "guidance.html").read_text(encoding="utf-8")
+    operator_page = (folder / "operator.html").read_text(encoding="utf-8")
     router = APIRouter(include_in_schema=False)
 
     @router.get("/mobility/parking")
     def guidance_page() -> HTMLResponse:
         return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+    @router.get("/mobility/parking/operator")
+    def operator_dashboard() -> HTMLResponse:
+        # The page holds no data: it signs in and reads /operator/overview with the token.
+        return HTMLResponse(operator_page, headers={"Cache-Control": "no-cache"})
 
     @router.get("/mobility/parking/static/{name}")
     def page_file(name: str) -> FileResponse:

@@ -8,9 +8,17 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from smartcity.core.errors import ConfigurationError
+from smartcity.core.workers import Worker
 from smartcity.domains.mobility.parking.directory import Directory
+from smartcity.domains.mobility.parking.forecasting import (
+    ForecastSource,
+    ForecastTraining,
+    ModelForecast,
+    TrainingPlan,
+)
 from smartcity.domains.mobility.parking.gate import PlateDeduplicator
-from smartcity.domains.mobility.parking.guidance import ForecastSource, GuidanceOptions
+from smartcity.domains.mobility.parking.guidance import GuidanceOptions
+from smartcity.domains.mobility.parking.operator_view import OperatorView
 from smartcity.domains.mobility.parking.payment.service import PaymentService
 from smartcity.domains.mobility.parking.persistence import PersistenceForecast
 from smartcity.domains.mobility.parking.reservations import (
@@ -33,10 +41,12 @@ class MobilityService:
     signs: GuidanceSigns
     payment: PaymentService
     """Transit-card and RFID parking payment: sessions, ledger, settlement."""
+    operator: OperatorView
+    """What lot operators see: occupancy trends and forecast, revenue, settlement."""
 
 
 def setup(host: ModuleHost, settings: MobilitySettings | None) -> Started[MobilityService]:
-    """Build the parking service, its no-show releaser and its sign updater."""
+    """Build the parking service and its workers: no-show releaser, signs, forecast training."""
     settings = settings or MobilitySettings()
     directory = Directory(host.store, settings.parking_cache_seconds)
     store = ReservationStore(host.store)
@@ -66,26 +76,46 @@ def setup(host: ModuleHost, settings: MobilitySettings | None) -> Started[Mobili
         holidays=holidays,
         zone=zone,
     )
+    persistence = PersistenceForecast(directory, settings.parking_stale_after)
     parking = ParkingService(
         host,
         directory,
         store,
         reservations,
         options,
-        PersistenceForecast(directory, settings.parking_stale_after),
+        persistence,
         PlateDeduplicator(settings.parking_gate_repeat_seconds),
     )
-    if settings.parking_forecast != "persistence":
-        parking.forecast = load_forecast(settings.parking_forecast, host)
     signs = GuidanceSigns(host.iot.devices, parking.sign_advice, settings.parking_sign_command)
-    workers = (
+    workers: list[Worker] = [
         NoShowReleaser(reservations, settings.parking_release_interval),
         SignUpdater(
             signs, host.clock, settings.parking_sign_tenants, settings.parking_sign_interval
         ),
-    )
+    ]
+    if settings.parking_forecast == "model":
+        model = ModelForecast(persistence, timedelta(seconds=settings.parking_forecast_max_age))
+        parking.forecast = model
+        workers.append(ForecastTraining(model, training_plan(host, settings), directory))
+    elif settings.parking_forecast != "persistence":
+        parking.forecast = load_forecast(settings.parking_forecast, host)
     payment = PaymentService(host.store, host.access, host.clock)
-    return Started(MobilityService(parking, signs, payment), workers)
+    operator = OperatorView(parking, payment)
+    return Started(MobilityService(parking, signs, payment, operator), tuple(workers))
+
+
+def training_plan(host: ModuleHost, settings: MobilitySettings) -> TrainingPlan:
+    """Return how the forecaster learns on this platform: its history, tenants and timing."""
+    return TrainingPlan(
+        history=host.history,
+        entities=host.store,
+        clock=host.clock,
+        tenants=tuple(settings.parking_forecast_tenants),
+        interval_seconds=settings.parking_forecast_retrain_interval,
+        retry_seconds=settings.parking_forecast_retry_interval,
+        history_days=settings.parking_forecast_history_days,
+        zone=settings.time_zone,
+    )
 
 
 def load_forecast(reference: str, host: ModuleHost) -> ForecastSource:
@@ -93,16 +123,17 @@ def load_forecast(reference: str, host: ModuleHost) -> ForecastSource:
     module_path, _, attribute = reference.partition(":")
     if not attribute:
         raise ConfigurationError(
-            f"parking_forecast {reference!r}: give 'persistence' or 'package.module:factory'"
+            f"parking_forecast {reference!r}: give 'model', 'persistence' or "
+            "'package.module:factory'"
         )
     try:
         factory = getattr(importlib.import_module(module_path), attribute)
     except (ImportError, AttributeError) as error:
         raise ConfigurationError(f"parking_forecast {reference!r}: {error}") from None
     source: ForecastSource = factory(host)
-    if not callable(getattr(source, "free_spaces_at", None)):
+    if not all(callable(getattr(source, name, None)) for name in ("free_spaces_at", "status")):
         raise ConfigurationError(
             f"parking_forecast {reference!r}: the factory must return an object with "
-            "free_spaces_at(tenant, lot_id, now, at)"
+            "free_spaces_at(tenant, lot_id, now, at) and status(tenant, now)"
         )
     return source

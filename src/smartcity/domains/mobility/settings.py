@@ -29,9 +29,19 @@ class MobilitySettings(BaseModel):
     """Where opening hours, shared windows and permit hours are told (IANA name)."""
     parking_holidays: list[date] = Field(default_factory=list)
     """Public holidays (공휴일), when 'PH' opening hours apply."""
-    parking_forecast: str = "persistence"
-    """'persistence' or 'package.module:factory' (called with the platform, returns a
-    ForecastSource)."""
+    parking_forecast: str = "model"
+    """'model' (trained from the history, persistence until then), 'persistence', or
+    'package.module:factory' (called with the platform, returns a ForecastSource)."""
+    parking_forecast_tenants: list[str] = Field(default_factory=lambda: [""])
+    """Tenants trained at start (a tenant asked about is trained at the next retry too)."""
+    parking_forecast_retrain_interval: float = Field(default=21_600.0, ge=60, le=7 * 86_400)
+    """Seconds between two trainings of a tenant's models."""
+    parking_forecast_retry_interval: float = Field(default=120.0, ge=10, le=86_400)
+    """Seconds before training again while a tenant has no model (too little history)."""
+    parking_forecast_max_age: float = Field(default=86_400.0, ge=60)
+    """Seconds: a model older than this is not used (persistence answers, saying so)."""
+    parking_forecast_history_days: int = Field(default=42, ge=8, le=366)
+    """Days of history a model learns from (a lot needs at least 8)."""
     parking_reservation_grace_minutes: float = Field(default=15.0, ge=0, le=240)
     parking_reservation_max_hours: float = Field(default=12.0, gt=0, le=72)
     parking_reservation_horizon_days: int = Field(default=14, ge=1, le=90)

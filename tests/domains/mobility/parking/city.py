@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -12,6 +13,7 @@ from smartcity.auth.principal import Caller
 from smartcity.config import Settings
 from smartcity.core.clock import Clock, isoformat
 from smartcity.domains.mobility.parking.entities import TYPE_IRIS
+from smartcity.domains.mobility.parking.forecast_series import STEP, OccupancyHistory, align
 from smartcity.domains.mobility.parking.service import ParkingService
 from smartcity.domains.mobility.parking.tariff import KST
 from smartcity.platform import Platform, build_platform
@@ -20,6 +22,7 @@ from smartcity.sim.entities import CHANGDONG_CONTEXT_URL
 from smartcity.sim.loader import build_entities
 from smartcity.sim.seed import data_path
 from tests.conftest import postgres_url
+from tests.domains.mobility.parking.forecast_factories import daily_series, write_series
 
 FRIDAY_EVENING = datetime(2026, 11, 27, 18, 0, tzinfo=KST)
 ARENA = (127.0515, 37.6512)
@@ -110,3 +113,16 @@ def make_parking_public(platform: Platform, tenant: str = "") -> None:
     for name in ("OffStreetParking", "OnStreetParking", "ParkingGroup"):
         platform.accounts.mark_type(Caller.system(tenant), TYPE_IRIS[name], "public")
     platform.access.forget_marks(tenant)
+
+
+def write_lot_history(platform: Platform, now: datetime, lots: tuple[str, ...], days: int) -> None:
+    """Write `days` of each lot's counter readings up to `now` (a daily wave with noise)."""
+    reader = OccupancyHistory(platform.history, platform.store)
+    start = align(now - timedelta(days=days)) + STEP
+    for number, lot_id in enumerate(lots):
+        info = reader.lot_info("", lot_id)
+        assert info is not None
+        series = replace(daily_series(lot_id, info.capacity, days, seed=number), start=start)
+        write_series(platform.history, "", replace(series, lot=info))
+        last = int(series.occupied[-1])  # the counter's current value is its last reading
+        set_free(platform, lot_id, info.capacity - last, series.end - STEP)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -11,14 +10,10 @@ import numpy as np
 import pytest
 
 from smartcity.core.clock import ManualClock
-from smartcity.domains.mobility.parking.forecast import (
-    ForecastOptions,
-    ForecastPoint,
-    ForecastRetrainer,
-    ParkingForecaster,
-)
+from smartcity.domains.mobility.parking.forecast import ForecastOptions, ParkingForecaster
 from smartcity.domains.mobility.parking.forecast_models import LotData, TrainingOptions
 from smartcity.domains.mobility.parking.forecast_series import OccupancyHistory
+from smartcity.domains.mobility.parking.forecasting import ForecastPoint
 from smartcity.storage.history import SqlHistoryStore
 from smartcity.storage.sqlite import SqliteEntityStore
 from tests.domains.mobility.parking.forecast_factories import START, daily_series, write_series
@@ -69,23 +64,6 @@ def test_unknown_lots_and_untrained_tenants_get_none(forecaster: ParkingForecast
     assert forecaster.free_spaces_at("city", "urn:ngsi-ld:OffStreetParking:zz", NOW, later) is None
     assert forecaster.free_spaces_at("elsewhere", lot, NOW, later) is None
     assert forecaster.train("elsewhere", NOW) is None  # no lots, no model
-
-
-def test_the_worker_trains_every_tenant_and_stops(forecaster: ParkingForecaster) -> None:
-    async def scenario() -> None:
-        worker = ForecastRetrainer(forecaster, ["city", "empty"], interval_seconds=3600)
-        stop = asyncio.Event()
-        task = asyncio.create_task(worker.run(stop))
-        for _ in range(600):
-            if forecaster.model("city") is not None:
-                break
-            await asyncio.sleep(0.05)
-        stop.set()
-        await asyncio.wait_for(task, 30)
-
-    asyncio.run(scenario())
-    assert forecaster.model("city") is not None
-    assert forecaster.model("empty") is None
 
 
 @pytest.mark.parametrize("minutes", [30, 120])

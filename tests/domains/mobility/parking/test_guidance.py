@@ -11,6 +11,7 @@ from smartcity.auth.principal import Caller
 from smartcity.core.clock import ManualClock
 from smartcity.core.errors import BadRequestData
 from smartcity.domains.mobility.parking.entities import TYPE_IRIS
+from smartcity.domains.mobility.parking.forecasting import ForecastPoint, ForecastStatus
 from smartcity.domains.mobility.parking.tariff import KST
 from smartcity.platform import Platform
 from smartcity.sim.entities import CHANGDONG_CONTEXT_URL
@@ -111,8 +112,10 @@ def test_forecast_at_arrival_comes_from_the_forecast_source(city: Platform) -> N
     answer = service.guidance(SYSTEM, ARENA, at=arrival, limit=25)
     live = [s for s in answer["sites"] if s["availability"]["state"] == "live"]
     assert live
+    assert answer["forecast"] == {"model": "persistence", "trainedAt": None, "reason": "training"}
     for site in live:
         forecast = site["forecast"]
+        assert forecast["model"] == "persistence"  # no history here: no model
         assert (
             forecast["low"] <= forecast["free"] == site["availability"]["free"] <= forecast["high"]
         )
@@ -122,17 +125,21 @@ def test_forecast_at_arrival_comes_from_the_forecast_source(city: Platform) -> N
 
         def free_spaces_at(
             self, tenant: str, lot_id: str, now: datetime, at: datetime
-        ) -> tuple[float, float, float] | None:
+        ) -> ForecastPoint | None:
             current = service.availability(Caller.system(tenant), lot_id)["free"]
             if current is None:
                 return None
             value = current * 0.5 ** ((at - now).total_seconds() / 3600)
-            return value, value * 0.8, value * 1.2
+            return ForecastPoint(value, value * 0.8, value * 1.2, "emptying")
+
+        def status(self, tenant: str, now: datetime) -> ForecastStatus:
+            return ForecastStatus("emptying")
 
     service.forecast = Emptying()
     set_free(city, lot("seoul-arena"), 1, service.host.clock.now())
     later = by_id(service.guidance(SYSTEM, ARENA, at=arrival, limit=25), lot("seoul-arena"))
     assert later["forecast"]["free"] == 0.5
+    assert later["forecast"]["model"] == "emptying"
     assert later["group"] == "full"  # one space now, half a space expected on arrival
 
 

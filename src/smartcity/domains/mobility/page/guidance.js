@@ -16,6 +16,7 @@
       transit: "환승", method: { network: "도로망 기준", detour: "직선거리 보정" },
       hosts: { church: "교회", school: "학교", apartment: "아파트", office: "업무시설", other: "기타" },
       public: "공영", private: "민영",
+      models: { "gradient-boosting": "학습 모델", persistence: "현재값 유지", "historical-average": "평균 패턴" },
     },
     en: {
       title: "Parking guidance", hint: "Tap the map to choose your destination", arrival: "Arrive",
@@ -28,6 +29,7 @@
       transit: "Transfer", method: { network: "along the roads", detour: "straight line × 1.3" },
       hosts: { church: "church", school: "school", apartment: "apartment", office: "office", other: "other" },
       public: "public", private: "private",
+      models: { "gradient-boosting": "trained model", persistence: "as now", "historical-average": "usual pattern" },
     },
   };
   const params = new URLSearchParams(location.search);
@@ -106,7 +108,11 @@
     facts.append(badge, element("span", "", count));
     facts.append(element("span", "", `${t("walk")} ${Math.round(site.walk.minutes)}${t("min")} (${Math.round(site.walk.metres)} m)`));
     if (site.forecast) {
-      facts.append(element("span", "", `${t("forecast")} ${Math.round(site.forecast.free)} (${Math.round(site.forecast.low)}–${Math.round(site.forecast.high)})`));
+      const model = t("models")[site.forecast.model] || site.forecast.model;
+      const forecast = element("span", "", `${t("forecast")} ${Math.round(site.forecast.free)} (${Math.round(site.forecast.low)}–${Math.round(site.forecast.high)}) · ${model}`);
+      forecast.className = "forecast";
+      forecast.dataset.model = site.forecast.model;
+      facts.append(forecast);
     }
     if (site.fee) {
       facts.append(element("span", "", `${t("fee")} ${site.fee.amount.toLocaleString()}${t("won")}`));

@@ -3,19 +3,16 @@
 `ParkingForecaster.train(tenant)` reads the last weeks of every OffStreetParking lot of a tenant
 from the temporal history, fits the models of `forecast_models` and keeps them in memory;
 `free_spaces_at(tenant, lot_id, now, at)` answers from the cached models with the lot's recent
-readings, and says which model answered. `ForecastRetrainer` is the worker that retrains every
-tenant on a schedule. A lot the forecaster does not know (or a tenant not trained yet) gets
-None, so guidance falls back to the live count.
+readings, and says which model answered. `forecasting.ForecastTraining` is the worker that
+trains every tenant and retrains it on a schedule. A lot the forecaster does not know (or a
+tenant not trained yet) gets None, so guidance falls back to the persistence forecast.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -43,6 +40,7 @@ from smartcity.domains.mobility.parking.forecast_series import (
     OccupancySeries,
     align,
 )
+from smartcity.domains.mobility.parking.forecasting import ForecastPoint
 
 log = structlog.get_logger(__name__)
 EVENT_REACH = timedelta(hours=6)
@@ -50,21 +48,10 @@ EVENT_REACH = timedelta(hours=6)
 
 
 @dataclass(frozen=True, slots=True)
-class ForecastPoint:
-    """Free spaces expected at a moment, a likely range, and the model that said so."""
-
-    value: float
-    low: float
-    high: float
-    model: str
-
-
-@dataclass(frozen=True, slots=True)
 class ForecastOptions:
-    """How much history to learn from, where the lots are, and how often to retrain."""
+    """How much history to learn from, and where the lots are."""
 
     history_days: int = 42
-    retrain_seconds: float = 6 * 3600
     timezone: str = "Asia/Seoul"
     country: str = "KR"
     """The country whose public holidays count as days off."""
@@ -257,30 +244,3 @@ def _usual(model: BoostedForecaster, data: LotData, origin: np.ndarray, steps: i
     series = data.series
     minute, weekday, _ = model.clock.describe(series.start, series.step, origin + steps)
     return float(data.usual.at(minute, weekday)[0])
-
-
-class ForecastRetrainer:
-    """Retrain the forecasts of every known tenant at each interval; never dies of one failure."""
-
-    name = "parking-forecast"
-
-    def __init__(
-        self, forecaster: ParkingForecaster, tenants: Sequence[str] = ("",),
-        interval_seconds: float | None = None,
-    ) -> None:  # fmt: skip
-        self.forecaster = forecaster
-        forecaster.tenants.update(tenants)
-        self.interval_seconds = interval_seconds or forecaster.options.retrain_seconds
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Retrain, then wait for the next interval, until `stop`."""
-        while not stop.is_set():
-            for tenant in sorted(self.forecaster.tenants):
-                if stop.is_set():
-                    return
-                try:
-                    await asyncio.to_thread(self.forecaster.train, tenant)
-                except Exception:  # a bad tenant must not stop the others' forecasts
-                    log.exception("parking forecast training failed", tenant=tenant)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval_seconds)

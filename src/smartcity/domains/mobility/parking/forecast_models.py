@@ -14,10 +14,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from smartcity.domains.mobility.parking.forecast_features import (
     IntArray,
@@ -153,7 +154,7 @@ class BoostedForecaster:
         x[:, np.isnan(x).all(axis=0)] = 0.0  # the trees cannot bin a column without a value
         # One thread: OpenMP threads that wait on each other crawl on a busy machine, and the
         # service trains in a worker thread beside the rest of the platform.
-        with threadpool_limits(1):
+        with _threads().limit(limits=1):
             return self._regressor().fit(x, y)
 
     def _rows(self, lots: Sequence[LotData], key: int) -> _Rows:
@@ -225,7 +226,7 @@ class BoostedForecaster:
             series, origins, np.full(len(origins), steps), data.usual, self.clock, data.events
         )
         now = features[:, 1]
-        with threadpool_limits(1):
+        with _threads().limit(limits=1):
             change = self.models[key].predict(features)
         value = np.clip(now + change, 0.0, 1.0)
         low_q, high_q = self.spread.get(
@@ -234,3 +235,13 @@ class BoostedForecaster:
         return Prediction(
             value, np.clip(value + low_q, 0.0, 1.0), np.clip(value + high_q, 0.0, 1.0)
         )
+
+
+@cache
+def _threads() -> ThreadpoolController:
+    """Return the process's thread-pool controller, found once.
+
+    Finding the native libraries reads /proc/self/maps (about 10 ms): a limit made from a fresh
+    `threadpool_limits` call on every prediction cost guidance most of its time.
+    """
+    return ThreadpoolController()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
 from smartcity.core.entity import StoredEntity
@@ -22,6 +22,7 @@ from smartcity.domains.mobility.parking.availability import Availability, site_a
 from smartcity.domains.mobility.parking.directory import Event, Snapshot
 from smartcity.domains.mobility.parking.entities import Site, value
 from smartcity.domains.mobility.parking.fees import estimate_fee, read_tariff
+from smartcity.domains.mobility.parking.forecasting import ForecastPoint, ForecastSource
 from smartcity.domains.mobility.parking.texts import Lang, note, site_name
 from smartcity.domains.mobility.parking.walking import Walk, WalkPlanner, great_circle
 
@@ -34,14 +35,6 @@ GROUP_ORDER: Final[dict[str, int]] = {
     "full": 3,
     "avoid": 4,
 }
-
-
-class ForecastSource(Protocol):
-    """Free spaces a site is expected to have at a later moment: (value, low, high) or None."""
-
-    def free_spaces_at(
-        self, tenant: str, lot_id: str, now: datetime, at: datetime
-    ) -> tuple[float, float, float] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +74,7 @@ class Candidate:
     group: Group
     walk: Walk
     availability: Availability
-    forecast: tuple[float, float, float] | None
+    forecast: ForecastPoint | None
     fee: int | None
     reservable: int | None
     notes: tuple[dict[str, str], ...]
@@ -144,6 +137,7 @@ def guide(
         "lang": query.lang,
         "walking": "network" if planner.node is not None else "detour",
         "eventMode": None if event is None else _event_json(event, query.lang),
+        "forecast": forecast.status(query.tenant, now).as_json(),
         "considered": len(sites),
         "sites": [_candidate_json(c, query) for c in candidates[: query.limit]],
     }
@@ -194,7 +188,7 @@ def _evaluate(
     predicted = None
     if query.at - now > NOW_SLACK:
         predicted = forecast.free_spaces_at(query.tenant, site.id, now, query.at)
-    expected: float | None = predicted[0] if predicted is not None else availability.free
+    expected: float | None = predicted.value if predicted is not None else availability.free
     if predicted is None and query.at - now > NOW_SLACK and availability.free is not None:
         notes.append(note("no-forecast", lang))
     if availability.state == "stale":
@@ -259,9 +253,10 @@ def _candidate_json(c: Candidate, query: GuidanceQuery) -> dict[str, Any]:
         if c.forecast is None
         else {
             "at": query.at.isoformat(),
-            "free": round(c.forecast[0], 1),
-            "low": round(c.forecast[1], 1),
-            "high": round(c.forecast[2], 1),
+            "free": round(c.forecast.value, 1),
+            "low": round(c.forecast.low, 1),
+            "high": round(c.forecast.high, 1),
+            "model": c.forecast.model,
         },
         "fee": None if c.fee is None else {"amount": c.fee, "currency": "KRW"},
         "openingHours": site.opening_hours.text if site.opening_hours else None,

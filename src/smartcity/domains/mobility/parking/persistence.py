@@ -13,6 +13,11 @@ from datetime import datetime
 from typing import Final
 
 from smartcity.domains.mobility.parking.directory import Directory
+from smartcity.domains.mobility.parking.forecasting import (
+    PERSISTENCE,
+    ForecastPoint,
+    ForecastStatus,
+)
 
 SPREAD: Final = 0.15
 SAME_QUERY: Final = 1.0
@@ -28,8 +33,8 @@ class PersistenceForecast:
 
     def free_spaces_at(
         self, tenant: str, lot_id: str, now: datetime, at: datetime
-    ) -> tuple[float, float, float] | None:
-        """Return (value, low, high) free spaces at `at`, or None without a live count."""
+    ) -> ForecastPoint | None:
+        """Return the free spaces expected at `at`, or None without a live count."""
         snapshot = self.directory.snapshot(tenant, max_age=SAME_QUERY)
         live = snapshot.availability(lot_id, now, self.stale_after)
         if live is None or live.free is None:
@@ -38,4 +43,10 @@ class PersistenceForecast:
         hours = max(0.0, (at - now).total_seconds() / 3600)
         spread = SPREAD * total * math.sqrt(hours)
         value = float(live.free)
-        return value, max(0.0, value - spread), min(float(total), value + spread)
+        return ForecastPoint(
+            value, max(0.0, value - spread), min(float(total), value + spread), PERSISTENCE
+        )
+
+    def status(self, tenant: str, now: datetime) -> ForecastStatus:
+        """Return that every forecast is the persistence one."""
+        return ForecastStatus(PERSISTENCE)

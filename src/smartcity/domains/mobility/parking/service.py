@@ -24,9 +24,9 @@ from smartcity.domains.mobility.parking.entities import (
     local_type,
     value,
 )
+from smartcity.domains.mobility.parking.forecasting import ForecastSource
 from smartcity.domains.mobility.parking.gate import GateRead, PlateDeduplicator
 from smartcity.domains.mobility.parking.guidance import (
-    ForecastSource,
     GuidanceOptions,
     GuidanceQuery,
     active_event,

@@ -243,6 +243,39 @@ def reconcile(service: PaymentService, caller: Caller, older_than: timedelta) ->
     return Reconciliation(flagged_now, flagged, orphans)
 
 
+def incomplete_sessions(
+    service: PaymentService, caller: Caller, older_than: timedelta, limit: int = 200
+) -> list[tuple[ParkingSession, str]]:
+    """Return (session, operator) for sessions flagged or open longer than `older_than`.
+
+    Read only: what reconciliation would flag and what it flagged, for an operator to close or
+    void; the caller's operators only.
+    """
+    allowed = service.grants.operators(caller, Permission.READ_PARKING_REVENUE)
+    if allowed is not None and not allowed:
+        return []
+    p = service.p
+    scope, scope_params = "", []
+    if allowed is not None:
+        scope = f" AND operator_id IN ({', '.join([p] * len(allowed))})"
+        scope_params = sorted(allowed)
+    cutoff = isoformat(service.clock.now() - older_than)
+    with service.store.reading() as cursor:
+        cursor.execute(
+            f"SELECT {SESSION_COLUMNS} FROM parking_pay_sessions WHERE tenant = {p} "
+            f"AND (status = {p} OR (status = {p} AND entry_at < {p})){scope} "
+            f"ORDER BY entry_at LIMIT {int(limit)}",
+            [
+                caller.tenant,
+                SessionStatus.FLAGGED.value,
+                SessionStatus.OPEN.value,
+                cutoff,
+                *scope_params,
+            ],
+        )
+        return [_session(row) for row in cursor.fetchall()]
+
+
 def close_flagged(
     service: PaymentService, caller: Caller, session_id: str, at: datetime | None = None
 ) -> ParkingSession:

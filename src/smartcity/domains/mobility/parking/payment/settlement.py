@@ -199,6 +199,34 @@ def settle_day(service: PaymentService, caller: Caller, day: date) -> list[Settl
     ]
 
 
+def settlements(
+    service: PaymentService, caller: Caller, first: date, last: date
+) -> list[Settlement]:
+    """Return what was settled per operator and business day (all revisions), newest first."""
+    if last < first or (last - first).days > 366:
+        raise BadRequestData("ask for at most a year of settlements, first day before last")
+    allowed = service.grants.operators(caller, Permission.READ_PARKING_REVENUE)
+    p = service.p
+    with service.store.reading() as cursor:
+        cursor.execute(
+            "SELECT operator_id, business_day, SUM(gross), SUM(discounts), SUM(refunds), "
+            "SUM(charges), COUNT(*) FROM parking_pay_settlements "
+            f"WHERE tenant = {p} AND business_day >= {p} AND business_day <= {p} "
+            "GROUP BY operator_id, business_day ORDER BY business_day DESC, operator_id",
+            [caller.tenant, first.isoformat(), last.isoformat()],
+        )
+        rows = cursor.fetchall()
+    return [
+        Settlement(
+            DayFigures(str(op), str(day), int(gross), int(discounts), int(refunds), int(charges)),
+            int(revisions),
+            posted_now=False,
+        )
+        for op, day, gross, discounts, refunds, charges, revisions in rows
+        if allowed is None or op in allowed
+    ]
+
+
 def revenue(service: PaymentService, caller: Caller, first: date, last: date) -> list[DayFigures]:
     """Return gross, discounts, refunds, net and charges per operator and business day."""
     if last < first or (last - first).days > 366:
