@@ -256,7 +256,10 @@ class RoadNetwork:
             return None
         nearest, _, _ = snapped
         graph: nx.MultiDiGraph[Position | str] = nx.MultiDiGraph()
+        split = {(nearest.segment, frozenset((nearest.points[0], nearest.points[-1])))}
         for u, v, data in self.graph.edges(data=True):
+            if _stretch(data["edge"]) in split:
+                continue  # the scene's own road: replaced by its two halves below
             graph.add_edge(u, v, edge=data["edge"])
             if mode == "foot":
                 reverse = _reversed(data["edge"])
