@@ -29,6 +29,7 @@ from smartcity.operations.places import EARTH_RADIUS
 Position = tuple[float, float]
 Mode = Literal["vehicle", "foot"]
 SCENE: Final = "scene"
+ORIGIN: Final = "origin"
 SNAP_DIGITS: Final = 6
 DEFAULT_SPEED: Final = 30.0
 """km/h where a segment says no speed limit."""
@@ -249,22 +250,38 @@ class RoadNetwork:
             return None
         return best
 
-    def with_scene(self, here: Position, mode: Mode) -> nx.MultiDiGraph[Position | str] | None:
-        """Return the network (undirected for `foot`) with the scene as a node on its road."""
-        snapped = self.snap(here)
-        if snapped is None:
+    def with_scene(
+        self, here: Position, mode: Mode, origin: Position | None = None
+    ) -> nx.MultiDiGraph[Position | str] | None:
+        """Return the network (undirected for `foot`) with the scene as a node on its road
+        (and an origin as another, when given)."""
+        points = {SCENE: here} if origin is None else {SCENE: here, ORIGIN: origin}
+        snapped = {name: self.snap(where) for name, where in points.items()}
+        if any(found is None for found in snapped.values()):
             return None
-        nearest, _, _ = snapped
+        nearest = {name: found[0] for name, found in snapped.items() if found is not None}
+        split = {_stretch(edge) for edge in nearest.values()}
         graph: nx.MultiDiGraph[Position | str] = nx.MultiDiGraph()
-        split = {(nearest.segment, frozenset((nearest.points[0], nearest.points[-1])))}
         for u, v, data in self.graph.edges(data=True):
             if _stretch(data["edge"]) in split:
-                continue  # the scene's own road: replaced by its two halves below
+                continue  # the scene's own road: replaced by its halves below
             graph.add_edge(u, v, edge=data["edge"])
-            if mode == "foot":
-                reverse = _reversed(data["edge"])
-                if not self.graph.has_edge(v, u):
-                    graph.add_edge(v, u, edge=reverse)
+            if mode == "foot" and not self.graph.has_edge(v, u):
+                graph.add_edge(v, u, edge=_reversed(data["edge"]))
+        for name, edge in nearest.items():
+            self._attach(graph, name, points[name], edge, mode)
+        return graph
+
+    def _attach(
+        self,
+        graph: nx.MultiDiGraph[Position | str],
+        name: str,
+        here: Position,
+        nearest: Edge,
+        mode: Mode,
+    ) -> None:
+        """Add a point on a road as a node, joined to both ends of its road (each way the
+        road may be travelled)."""
         start, end = nearest.points[0], nearest.points[-1]
         pairs = [(nearest, start, end)]
         for _, _, data in self.graph.edges(end, data=True):
@@ -276,9 +293,8 @@ class RoadNetwork:
         for edge, head, tail in pairs:
             _, along, _ = self.plane.to_line(here, edge.points)
             before, after = self.plane.split(edge.points, along)
-            graph.add_edge(SCENE, tail, edge=_with_length(edge, self.plane.length(after), after))
-            graph.add_edge(head, SCENE, edge=_with_length(edge, self.plane.length(before), before))
-        return graph
+            graph.add_edge(name, tail, edge=_with_length(edge, self.plane.length(after), after))
+            graph.add_edge(head, name, edge=_with_length(edge, self.plane.length(before), before))
 
     def escape_routes(
         self,
@@ -333,17 +349,16 @@ class RoadNetwork:
         return chosen
 
     def route_to(self, origin: Position, scene: Position, mode: Mode = "vehicle") -> Path | None:
-        """Return the fastest route from the network node nearest `origin` to the scene."""
-        graph = self.with_scene(scene, mode)
+        """Return the fastest route from a position (on its nearest road) to the scene."""
+        graph = self.with_scene(scene, mode, origin)
         if graph is None:
             return None
-        start = min(self.graph.nodes, key=lambda n: self.plane.distance(n, origin))
 
         def seconds(u: object, v: object, data: dict[object, dict[str, Edge]]) -> float:
             return min(d["edge"].seconds(mode) for d in data.values())
 
         try:
-            nodes = nx.dijkstra_path(graph, start, SCENE, weight=seconds)
+            nodes = nx.dijkstra_path(graph, ORIGIN, SCENE, weight=seconds)
         except nx.NetworkXNoPath:
             return None
         return Path(_edges(graph, nodes, mode), mode)
