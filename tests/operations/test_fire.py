@@ -117,7 +117,10 @@ def test_green_wave_commands_go_to_the_signal_controllers(platform: Platform) ->
     assert sent[0].name == "priority"
     assert sent[0].params["incident"] == incident
     kinds = [e.kind for e in ops.incidents.timeline(operator(), incident)]
-    assert kinds[-1] == "green-wave-requested"
+    assert kinds[-2:] == ["green-wave-requested", "sop-checked"]
+    sop = ops.incidents.get(operator(), incident).sop
+    assert sop["send-site-package"].done
+    assert sop["request-green-wave"].done
     # The fire agency sees its package; it may not command signals; the police see nothing.
     assert ops.dispatch.package(fire, incident, package.id).kind == "fire-site"
     with pytest.raises(Forbidden):

@@ -86,6 +86,8 @@ def test_the_police_see_their_package_and_no_other_agency_does(platform: Platfor
     ):
         with pytest.raises(ResourceNotFound):
             attempt()
+    step = ops.incidents.get(operator(), incident).sop["send-escape-routes"]
+    assert (step.done, step.by, step.note) == (True, "kim", f"package {package.id}")
     sent = [e for e in ops.incidents.timeline(operator(), incident) if e.kind == "package-sent"]
     assert sent[0].details["agency"] == "police"
     assert sent[0].details["packageKind"] == "escape-routes"

@@ -154,10 +154,7 @@ class DisasterSupport:
         self, caller: Caller, incident: Incident, request: DisasterRequest
     ) -> dict[str, Any]:
         """Return the package body: area, facilities, people, sensors, messages."""
-        if request.hazard not in HAZARDS:
-            raise BadRequestData(f"hazard must be one of {', '.join(HAZARDS)}")
-        if request.level not in LEVELS:
-            raise BadRequestData(f"level must be one of {', '.join(LEVELS)}")
+        _check(request)
         area = self._area(incident, request)
         tenant = caller.tenant
         inside = assets_near(
@@ -276,6 +273,7 @@ class DisasterSupport:
     def send(self, caller: Caller, incident_id: str, request: DisasterRequest) -> DispatchPackage:
         """Build a disaster incident's package, keep it, and queue its messages."""
         incident = self.dispatch.managed(caller, incident_id)
+        _check(request)
         if incident.type != "disaster" and request.hazard != "fine-dust":
             raise Conflict(
                 f"incident {incident_id} is {incident.type}: a disaster package is for disaster "
@@ -297,6 +295,13 @@ class DisasterSupport:
             level=request.level,
             facilities=len(body["facilities"]),
         )
+
+
+def _check(request: DisasterRequest) -> None:
+    if request.hazard not in HAZARDS:
+        raise BadRequestData(f"hazard must be one of {', '.join(HAZARDS)}")
+    if request.level not in LEVELS:
+        raise BadRequestData(f"level must be one of {', '.join(LEVELS)}")
 
 
 def _kind(entity: StoredEntity) -> str:

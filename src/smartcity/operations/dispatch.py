@@ -3,7 +3,8 @@
 A package (escape routes for 112, a fire site package for 119, a disaster package, a
 vulnerable person's trail) is built from the platform's data at the moment it is sent and kept
 as it was sent, attached to its incident; sending it is a `package-sent` event on the timeline
-(so a fact on the bus, `operations.incident.package-sent.<tenant>`) and in the audit log.
+(so a fact on the bus, `operations.incident.package-sent.<tenant>`) and in the audit log, and it
+ticks the SOP step it does (`send-escape-routes`, `send-site-package`, ...) in the same change.
 
 Sending a package to an agency principal shares the incident with it: the agency then sees the
 incident, its lifecycle and comments, and the packages sent to it, never those sent to another
@@ -13,15 +14,22 @@ agency; any other incident or package id reads as missing (404), as for video.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from smartcity.auth.policy import AccessControl, Permission, allowed, require
 from smartcity.auth.principal import Caller, Role
 from smartcity.core.errors import BadRequestData, Conflict, ResourceNotFound
-from smartcity.operations.incidents import IncidentService
+from smartcity.operations.incidents import IncidentService, Mutation
 from smartcity.storage.accounts import PrincipalRecord
-from smartcity.storage.incidents import CLOSED, DispatchPackage, Incident, TimelineEvent
+from smartcity.storage.incidents import (
+    CLOSED,
+    DispatchPackage,
+    Incident,
+    SopStep,
+    TimelineEvent,
+)
+from smartcity.storage.sqlincidents import IncidentWrite
 
 KINDS: Final = {
     "escape-routes": (
@@ -33,6 +41,13 @@ KINDS: Final = {
     "vulnerable-person": ("사회적 약자 긴급 지원", "Vulnerable-person SOS"),
 }
 """Package kinds and their Korean and English labels."""
+STEP_OF: Final = {
+    "escape-routes": "send-escape-routes",
+    "fire-site": "send-site-package",
+    "disaster": "send-disaster-package",
+    "vulnerable-person": "send-trail-police",
+}
+"""The SOP step (operations/data/sop.yaml) that sending a package of a kind does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +119,44 @@ class Dispatch:
             agency=package.principal_name or None,
             **details,
         )
-        with self.store.write() as tx:
-            tx.add_package(package)
-            tx.append([event, *(extra or [])])
-            self.access.record_in(tx.cursor, caller, f"dispatch.{kind}", [(incident.id, "ok")])
+        self.incidents.change(
+            caller, incident.id, self._keep(caller, package, [event, *(extra or [])])
+        )
         return package
+
+    def _keep(
+        self, caller: Caller, package: DispatchPackage, events: list[TimelineEvent]
+    ) -> Mutation:
+        """Return the change that keeps a package and ticks its SOP step, if the incident's
+        checklist has one (sent is done; a step already done keeps who did it first)."""
+        step = STEP_OF.get(package.kind, "")
+
+        def keep(current: Incident, tx: IncidentWrite) -> tuple[Incident, list[TimelineEvent]]:
+            tx.add_package(package)
+            self.access.record_in(
+                tx.cursor, caller, f"dispatch.{package.kind}", [(current.id, "ok")]
+            )
+            if step not in current.sop or current.sop[step].done:
+                return current, events
+            done = SopStep(True, caller.subject, self.incidents.now(), f"package {package.id}")
+            ticked = self.incidents.event(caller, current, "sop-checked", step=step)
+            return replace(current, sop={**current.sop, step: done}), [*events, ticked]
+
+        return keep
+
+    def tick(self, caller: Caller, incident: Incident, step: str, note: str) -> None:
+        """Tick an SOP step of an incident if it has it and it is not done yet."""
+        if step not in incident.sop or incident.sop[step].done:
+            return
+
+        def mutate(current: Incident, _: IncidentWrite) -> tuple[Incident, list[TimelineEvent]]:
+            if step not in current.sop or current.sop[step].done:
+                return current, []
+            done = SopStep(True, caller.subject, self.incidents.now(), note)
+            ticked = self.incidents.event(caller, current, "sop-checked", step=step)
+            return replace(current, sop={**current.sop, step: done}), [ticked]
+
+        self.incidents.change(caller, incident.id, mutate)
 
     def packages(self, caller: Caller, incident_id: str) -> list[DispatchPackage]:
         """Return an incident's packages (an agency: those sent to it)."""

@@ -252,6 +252,8 @@ class FireSupport:
         )
         with self.dispatch.store.write() as tx:
             tx.append([event])
+        if requested:
+            self.dispatch.tick(caller, incident, "request-green-wave", f"package {package_id}")
         return {"package": package_id, "signals": results, "queued": requested}
 
     def _ask(
