@@ -55,6 +55,7 @@ def test_package_requests_with_bad_input_get_4xx(city: City) -> None:
     load(city.platform)
     incident = open_incident(city, location=ARENA_SCENE)["id"]
     path = f"{INCIDENTS}/{incident}/packages"
+    body: Any
     for body, status in (
         ({"agency": "police", "count": "two"}, 400),
         ({"agency": "police", "count": 0}, 400),
@@ -73,8 +74,9 @@ def test_package_requests_with_bad_input_get_4xx(city: City) -> None:
         == 403
     )
     assert city.call("police", "POST", f"{path}/fire-site", {"agency": "fire"}).status_code == 403
-    for body in ({"hazard": "volcano"}, {"hazard": "flood", "area": "here"}, {"hazard": 3}):
-        assert city.call("operator", "POST", f"{path}/disaster", body).status_code == 400, body
+    for hazard in ({"hazard": "volcano"}, {"hazard": "flood", "area": "here"}, {"hazard": 3}):
+        refused = city.call("operator", "POST", f"{path}/disaster", hazard)
+        assert refused.status_code == 400, hazard
     assert city.call("operator", "GET", f"{path}/0123456789abcdef").status_code == 404
     assert (
         city.call(
