@@ -32,14 +32,21 @@ def on_street(link_id: str, share: float) -> tuple[float, float]:
     return (x0 + share * (x1 - x0), y0 + share * (y1 - y0))
 
 
-def parked_car(platform: Platform, name: str, where: tuple[float, float], at: str) -> None:
+def parked_car(
+    platform: Platform, name: str, where: tuple[float, float], at: str, camera: bool = False
+) -> None:
+    """Write an illegal-parking observation: a report with its time (`observationDateTime`),
+    or as an enforcement camera's reading comes through the IoT agent (`observedAt`)."""
     car: dict[str, Any] = {
         "id": f"urn:ngsi-ld:TrafficViolation:{name}",
         "type": "TrafficViolation",
         "titleCode": {"type": "Property", "value": "illegalParking"},
-        "observationDateTime": {"type": "Property", "value": at},
         "location": {"type": "GeoProperty", "value": point(where)},
     }
+    if camera:
+        car["titleCode"]["observedAt"] = at
+    else:
+        car["observationDateTime"] = {"type": "Property", "value": at}
     ctx = platform.contexts.resolve(CHANGDONG_CONTEXT_URL)
     result, _ = platform.entities.batch_upsert(Caller.system(TENANT), [car], lambda _: ctx)
     assert not result.errors
@@ -84,10 +91,17 @@ def test_narrow_blocked_and_slow_streets_of_the_access_route(
     parked_car(platform, "fresh", on_street("west-3", 0.5), isoformat(now - timedelta(minutes=5)))
     parked_car(platform, "stale", on_street("west-3", 0.4), isoformat(now - timedelta(hours=3)))
     parked_car(platform, "elsewhere", on_street("west-2", 0.5), isoformat(now))
+    seen = isoformat(now - timedelta(minutes=1))
+    parked_car(platform, "camera", on_street("west-3", 0.3), seen, camera=True)
     after = platform.operations.fire.preview(operator(), incident)["route"]
     blocked = [s for s in after["streets"] if s["blockedBy"]]
-    assert [b["blockedBy"] for b in blocked] == [["urn:ngsi-ld:TrafficViolation:fresh"]]
-    assert [p["id"] for p in after["illegalParking"]] == ["urn:ngsi-ld:TrafficViolation:fresh"]
+    cars = ["urn:ngsi-ld:TrafficViolation:camera", "urn:ngsi-ld:TrafficViolation:fresh"]
+    assert [sorted(b["blockedBy"]) for b in blocked] == [cars]
+    assert sorted(p["id"] for p in after["illegalParking"]) == cars
+    assert {p["observedAt"] for p in after["illegalParking"]} == {
+        seen,
+        isoformat(now - timedelta(minutes=5)),
+    }
 
 
 def test_green_wave_commands_go_to_the_signal_controllers(platform: Platform) -> None:

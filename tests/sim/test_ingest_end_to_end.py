@@ -179,6 +179,8 @@ def test_an_hour_of_concert_night_is_stored_reading_by_reading(
         "air-quality",
         "noise",
         "ble-beacon",
+        "parking-enforcement",
+        "signal-controller",
     }
     # Every entity a device feeds holds what its device sent last.
     last: dict[str, Emission] = {}

@@ -95,3 +95,12 @@ def name_of(entity: StoredEntity) -> dict[str, str]:
     ko = attribute(entity, "name") or attribute(entity, "cameraName") or entity.id
     en = attribute(entity, "alternateName") or ko
     return {"ko": str(ko), "en": str(en)}
+
+
+def observed_at(entity: StoredEntity, name: str) -> str | None:
+    """Return the `observedAt` of an entity's attribute (by local name), or None."""
+    for key, instances in entity.attrs.items():
+        if local_name(key) == name and instances:
+            moment = instances[0].get("observedAt")
+            return moment if isinstance(moment, str) else None
+    return None

@@ -6,8 +6,9 @@ fire-safety management grade, `fireRiskGrade`: special, 1, 2 or 3 as the Korean 
 management classes 특급·1급·2급·3급 소방안전관리대상물), the hydrants within
 `ops_hydrant_radius`, the access route from the fire station that reaches the scene fastest at
 the live speeds (`TrafficFlowObserved`), its narrow streets (one lane a way) and the streets
-blocked by illegally parked cars (`TrafficViolation` observed within `ops_violation_minutes`),
-the cameras near the scene and the traffic signals along the route.
+blocked by illegally parked cars (`TrafficViolation` with `titleCode` illegalParking observed
+within `ops_violation_minutes`: its `observationDateTime`, or the `observedAt` of an enforcement
+camera's report), the cameras near the scene and the traffic signals along the route.
 
 A green-wave request asks each signal controller along the route for priority: one `priority`
 device command per signal (`TrafficSignal` entities name their controller in `refDevice`),
@@ -25,7 +26,7 @@ from smartcity.auth.principal import Caller
 from smartcity.core.entity import StoredEntity
 from smartcity.core.errors import BadRequestData, Conflict, SmartCityError
 from smartcity.ingest.devices import DeviceService
-from smartcity.operations.assets import assets_near, is_a, name_of, position_of
+from smartcity.operations.assets import assets_near, is_a, name_of, observed_at, position_of
 from smartcity.operations.cameras import attribute, cameras_around
 from smartcity.operations.dispatch import Dispatch, DispatchOptions
 from smartcity.operations.places import distance_m
@@ -191,7 +192,8 @@ class FireSupport:
                 {
                     "id": v.id,
                     "location": attribute(v, "location"),
-                    "observedAt": attribute(v, "observationDateTime"),
+                    "observedAt": attribute(v, "observationDateTime")
+                    or observed_at(v, "titleCode"),
                     "alongRoute": at,
                 }
                 for v, _, at in parked
@@ -291,6 +293,8 @@ def _recent_parking(violation: StoredEntity, since: datetime) -> bool:
     observed = attribute(violation, "observationDateTime")
     if isinstance(observed, dict):
         observed = observed.get("@value")
+    if observed is None:  # an enforcement camera's report: the time it saw the car
+        observed = observed_at(violation, "titleCode")
     if title not in ILLEGAL_PARKING or not isinstance(observed, str):
         return False
     try:

@@ -78,6 +78,8 @@ class DeviceKind:
     """What such a device is in the real world (for the docs and the Device entity's name)."""
     id_suffix: str = ""
     """Added to the asset id when one asset hosts several devices (air and noise)."""
+    commands: tuple[str, ...] = ()
+    """The commands it accepts (sent over MQTT)."""
     field_names: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -105,6 +107,8 @@ class DeviceKind:
         }
         if static:
             body["staticAttributes"] = dict(static)
+        if self.commands:
+            body["commands"] = list(self.commands)
         return body
 
     def encode(self, values: Mapping[str, Any], observed: datetime, zone: ZoneInfo) -> bytes:
@@ -290,6 +294,36 @@ BEACON: Final = DeviceKind(
     stamp=Stamp.LOCAL,
     vendor="Bluetooth beacon gateway",
 )
+PARKING_ENFORCEMENT: Final = DeviceKind(
+    name="parking-enforcement",
+    entity_type="TrafficViolation",
+    protocol=PayloadFormat.JSON,
+    transport=Transport.MQTT,
+    fields=(
+        Field(
+            "car",
+            "titleCode",
+            value_type="integer",
+            expression="'illegalParking' if value == 1 else 'none'",
+        ),
+    ),
+    interval=300,
+    stamp=Stamp.UTC,
+    timestamp_field="ts",
+    vendor="Illegal-parking enforcement camera (불법주정차 단속)",
+)
+SIGNAL_CONTROLLER: Final = DeviceKind(
+    name="signal-controller",
+    entity_type="TrafficSignal",
+    protocol=PayloadFormat.JSON,
+    transport=Transport.MQTT,
+    fields=(Field("plan", "signalPlan", value_type="integer"),),
+    interval=600,
+    stamp=Stamp.LOCAL,
+    timestamp_field="ts",
+    vendor="Traffic signal controller (교통신호제어기)",
+    commands=("priority",),
+)
 
 KINDS: Final = (
     TRAFFIC_DETECTOR,
@@ -301,5 +335,7 @@ KINDS: Final = (
     AIR_QUALITY,
     NOISE,
     BEACON,
+    PARKING_ENFORCEMENT,
+    SIGNAL_CONTROLLER,
 )
 BY_NAME: Final = {kind.name: kind for kind in KINDS}

@@ -18,8 +18,10 @@ from smartcity.sim.catalog import (
     CCTV_ANALYTICS,
     FOOD_WASTE_BIN,
     NOISE,
+    PARKING_ENFORCEMENT,
     PARKING_LOT,
     PARKING_SPOT,
+    SIGNAL_CONTROLLER,
     STREETLIGHT,
     TRAFFIC_DETECTOR,
     DeviceKind,
@@ -27,6 +29,7 @@ from smartcity.sim.catalog import (
 from smartcity.sim.generate import Asset
 from smartcity.sim.geodesy import Position, rounded
 from smartcity.sim.model import District
+from smartcity.sim.safety import enforcement_points, signal_device_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,21 @@ def build_devices(district: District, assets: list[Asset], seed: int) -> list[Si
     for asset in by_kind.get("beacons", []):
         static = {"location": _location(asset.position)}
         add(BEACON, asset.id, asset.id, asset.position, asset.id, static)
+    links = {link.id: link for link in district.links}
+    for local_id, link_id, position in enforcement_points(district):
+        static = {
+            "location": _location(position),
+            "refRoadSegment": {
+                "type": "Relationship",
+                "object": f"urn:ngsi-ld:RoadSegment:{district.id}-{link_id}",
+            },
+        }
+        road = {"road_class": links[link_id].road_class}
+        add(PARKING_ENFORCEMENT, local_id, local_id, position, link_id, static, road)
+    for node in district.nodes.values():
+        if node.signalised:
+            device_id = signal_device_id(district, node.id)
+            add(SIGNAL_CONTROLLER, device_id, f"{district.id}-{node.id}", node.position, node.id)
 
     devices = []
     for number, (kind, device_id, entity_id, position, subject, static, extra) in enumerate(made):

@@ -22,6 +22,7 @@ from smartcity.sim import lights, waste
 from smartcity.sim.crowds import CrowdModel, beacon_report, camera_report
 from smartcity.sim.devices import SimDevice, build_devices
 from smartcity.sim.emission import Emission
+from smartcity.sim.enforcement import illegally_parked, signal_plan
 from smartcity.sim.environment import EnvironmentModel
 from smartcity.sim.events import ConcertFlows, ConcertModel
 from smartcity.sim.faults import FaultPlan
@@ -369,6 +370,12 @@ class Simulation:
         if kind == "ble-beacon":
             people = self._people(device, minute)
             return {"n": beacon_report(people, rng.gauss(1, 0.1))}
+        if kind == "parking-enforcement":
+            road = str(device.extra["road_class"])
+            parked = illegally_parked(self.seed, device.id, road, minute.local, minute.day_type)
+            return {"car": int(parked)}
+        if kind == "signal-controller":
+            return {"plan": signal_plan(minute.local, minute.day_type)}
         raise ValueError(f"no model for device kind {kind}")
 
     def _detector(self, device: SimDevice, minute: Minute, rng: random.Random) -> dict[str, Any]:

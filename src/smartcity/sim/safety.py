@@ -22,6 +22,7 @@ from smartcity.sim.model import District, DistrictError
 
 FILE = "safety.yaml"
 NO_HYDRANTS = frozenset({"motorway", "motorway_link", "trunk"})
+ENFORCED = frozenset({"residential", "tertiary"})
 
 
 def read_safety(district: District) -> dict[str, Any]:
@@ -162,6 +163,19 @@ def signal_entities(district: District) -> list[dict[str, Any]]:
             )
         )
     return made
+
+
+def enforcement_points(district: District) -> list[tuple[str, str, Position]]:
+    """Return the illegal-parking enforcement cameras: (id, road link id, position), one at
+    the middle of every residential and tertiary street (where a parked car blocks a lane)."""
+    points = []
+    for link in district.links:
+        if link.road_class not in ENFORCED:
+            continue
+        half = _along(link.points, link.length)
+        where = half[0] if half else link.points[0]
+        points.append((f"{district.id}-{link.id}-enforcement", link.id, where))
+    return points
 
 
 def signal_device_id(district: District, node_id: str) -> str:

@@ -1,0 +1,77 @@
+"""The district's fire and disaster assets, enforcement cameras and signal controllers."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from smartcity.sim.catalog import PARKING_ENFORCEMENT, SIGNAL_CONTROLLER
+from smartcity.sim.devices import build_devices
+from smartcity.sim.enforcement import illegally_parked, signal_plan
+from smartcity.sim.generate import Asset
+from smartcity.sim.model import District
+from smartcity.sim.safety import enforcement_points, safety_entities
+from smartcity.sim.seed import data_path
+
+SEOUL = ZoneInfo("Asia/Seoul")
+
+
+def test_safety_entities_of_the_district(changdong: District) -> None:
+    entities = safety_entities(changdong)
+    counts = Counter(e["type"] for e in entities)
+    signalised = sum(node.signalised for node in changdong.nodes.values())
+    assert counts["TrafficSignal"] == signalised
+    assert counts["FireStation"] == 2
+    assert counts["FloodMonitoring"] == 1
+    assert counts["FireHydrant"] > 100
+    kinds = {"apartment", "school", "market", "shopping", "office", "culture", "station"}
+    assert counts["Building"] >= sum(p.kind in kinds for p in changdong.places)
+    grades = {e["fireRiskGrade"]["value"] for e in entities if e["type"] == "Building"}
+    assert grades <= {"special", "1", "2", "3"}
+    arena = next(e for e in entities if e["id"] == "urn:ngsi-ld:Building:changdong-seoul-arena")
+    assert arena["fireRiskGrade"]["value"] == "special"
+    ours = json.loads(data_path("changdong-context.jsonld").read_text())["@context"]
+    used = {name for entity in entities for name in entity} | {e["type"] for e in entities}
+    assert used - set(ours) - {"@context", "id", "type", "location"} == set()
+    assert len({e["id"] for e in entities}) == len(entities)
+    assert entities == safety_entities(changdong), "the same file gives the same entities"
+
+
+def test_every_signal_names_a_controller_that_takes_priority_commands(
+    changdong: District, changdong_assets: list[Asset]
+) -> None:
+    devices = build_devices(changdong, changdong_assets, 1)
+    controllers = {d.id: d for d in devices if d.kind is SIGNAL_CONTROLLER}
+    signals = [e for e in safety_entities(changdong) if e["type"] == "TrafficSignal"]
+    for signal in signals:
+        device = signal["refDevice"]["object"].removeprefix("urn:ngsi-ld:Device:")
+        assert controllers[device].entity_id == signal["id"]
+    body = next(iter(controllers.values())).registration("key")
+    assert body["commands"] == ["priority"]
+    cameras = [d for d in devices if d.kind is PARKING_ENFORCEMENT]
+    assert len(cameras) == len(enforcement_points(changdong)) > 10
+    assert {d.extra["road_class"] for d in cameras} == {"residential", "tertiary"}
+
+
+def test_illegal_parking_fills_residential_streets_at_night() -> None:
+    night = datetime(2026, 11, 26, 22, 0, tzinfo=SEOUL)
+    noon = datetime(2026, 11, 26, 10, 0, tzinfo=SEOUL)
+
+    def share(start: datetime, road: str) -> float:
+        moments = [start + timedelta(minutes=20 * k) for k in range(6)]
+        seen = [
+            illegally_parked(7, f"cam-{n}", road, m, "weekday") for n in range(200) for m in moments
+        ]
+        return sum(seen) / len(seen)
+
+    assert share(night, "residential") > 2 * share(noon, "residential")
+    # A car stays for its block: the same camera and moment give the same answer.
+    moment = night + timedelta(minutes=3)
+    assert illegally_parked(7, "cam-1", "residential", moment, "weekday") == illegally_parked(
+        7, "cam-1", "residential", moment + timedelta(minutes=10), "weekday"
+    )
+    assert signal_plan(datetime(2026, 11, 26, 8, 0, tzinfo=SEOUL), "weekday") == 2
+    assert signal_plan(datetime(2026, 11, 26, 8, 0, tzinfo=SEOUL), "holiday") == 4
+    assert signal_plan(datetime(2026, 11, 26, 2, 0, tzinfo=SEOUL), "weekday") == 1
