@@ -3,10 +3,16 @@ snapshots, and who may see the package."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import orjson
 import pytest
 
 from smartcity.auth.principal import Caller
+from smartcity.bus.memory import InProcessBus
 from smartcity.core.errors import BadRequestData, Conflict, Forbidden, ResourceNotFound
+from smartcity.operations.facts import FactPublisher
 from smartcity.operations.incidents import IncidentDraft
 from smartcity.operations.places import distance_m
 from smartcity.operations.police import EscapeRequest
@@ -144,3 +150,24 @@ def test_bad_requests_say_what_to_fix(platform: Platform) -> None:
     ops.transition(operator(), incident, "close", note="false alarm")
     with pytest.raises(Conflict, match="closed"):
         ops.police.send(operator(), incident, "police", EscapeRequest())
+
+
+def test_sending_a_package_is_a_fact_on_the_bus(platform: Platform) -> None:
+    load(platform)
+    agency(platform, "police")
+    ops = platform.operations
+    incident = assault(platform)
+    package = ops.police.send(operator(), incident, "police", EscapeRequest(count=1))
+
+    async def run() -> list[tuple[str, dict[str, Any]]]:
+        bus = InProcessBus()
+        consumer = await bus.consumer("operations.incident.>", "test")
+        await FactPublisher(ops.store, bus, 0.1).publish_pending()
+        received = await consumer.fetch(10, 0.5)
+        return [(m.subject, orjson.loads(m.data)) for m in received]
+
+    facts = dict(asyncio.run(run()))
+    sent = facts["operations.incident.package-sent.dobong"]
+    assert sent["details"]["package"] == package.id
+    assert sent["details"]["agency"] == "police"
+    assert "operations.incident.sop-checked.dobong" in facts

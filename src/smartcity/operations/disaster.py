@@ -17,6 +17,7 @@ tell how bad it is (water levels of `FloodMonitoring` stations such as the Jungn
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -126,13 +127,13 @@ class DisasterSupport:
         dispatch: Dispatch,
         entities: SqlEntityStore,
         timezone: str = "Asia/Seoul",
-        wearables: Any = None,
+        wearables: Callable[[str], dict[str, str]] | None = None,
     ) -> None:
         self.dispatch = dispatch
         self.entities = entities
         self.zone = ZoneInfo(timezone)
         self.wearables = wearables
-        """A callable (tenant) -> {wearable entity id: person kind}, for counting."""
+        """Return a tenant's registered wearables and their person's kind (for counting)."""
 
     def _area(self, incident: Incident, request: DisasterRequest) -> dict[str, Any]:
         hazard = HAZARDS[request.hazard]
@@ -210,7 +211,7 @@ class DisasterSupport:
                 places.append({"id": entity.id, "name": name_of(entity), "category": categories})
         vulnerable: dict[str, int] = {}
         if self.wearables is not None:
-            worn: dict[str, str] = self.wearables(tenant)
+            worn = self.wearables(tenant)
             if worn:
                 for device in assets_near(self.entities, tenant, ["Device"], geometry=area):
                     if device.id in worn:

@@ -30,7 +30,8 @@ from smartcity.operations.assets import assets_near, is_a, name_of, observed_at,
 from smartcity.operations.cameras import attribute, cameras_around
 from smartcity.operations.dispatch import Dispatch, DispatchOptions
 from smartcity.operations.places import distance_m
-from smartcity.operations.roadnet import Path, Plane, RoadNetwork
+from smartcity.operations.plane import Plane
+from smartcity.operations.roadnet import Path, RoadNetwork
 from smartcity.operations.routes import along, nearby, road_network, route_json
 from smartcity.storage.incidents import DispatchPackage, Incident
 from smartcity.storage.sqlbase import SqlEntityStore

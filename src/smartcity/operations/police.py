@@ -150,8 +150,8 @@ class PoliceSupport:
         camera = self.entities.get(caller.tenant, camera_id) if shot else None
         if shot is None or camera is None or not is_camera(camera):
             raise ResourceNotFound(f"package {package_id} has no snapshot of camera {camera_id}")
+        incident = self.dispatch.incidents.get(caller, incident_id)
         with self.dispatch.store.write() as tx:
-            incident = self.dispatch.incidents.get(caller, incident_id)
             tx.append(
                 [
                     self.dispatch.incidents.event(

@@ -8,7 +8,8 @@ from typing import Any
 from smartcity.core.entity import StoredEntity
 from smartcity.operations.assets import assets_near, name_of, position_of
 from smartcity.operations.cameras import attribute, is_camera
-from smartcity.operations.roadnet import Path, Plane, RoadNetwork
+from smartcity.operations.plane import Plane
+from smartcity.operations.roadnet import Path, RoadNetwork
 from smartcity.storage.sqlbase import SqlEntityStore
 
 

@@ -183,17 +183,9 @@ class VulnerableSupport:
         now = self.dispatch.incidents.clock.now()
         moment = _moment(at, now)
         where = self._where(caller.tenant, wearable, location)
-        open_one = self._open_incident(caller.tenant, person)
         trail = self.trail(caller.tenant, wearable, moment)
         here = where or (trail[-1]["coordinates"] if trail else None)
         point = None if here is None else (float(here[0]), float(here[1]))
-        if open_one is not None:
-            event = self.dispatch.incidents.event(
-                caller, open_one, "sos-received", person=person.id, at=isoformat(moment)
-            )
-            with self.dispatch.store.write() as tx:
-                tx.append([event])
-            return open_one, "joined"
         system = Caller.system(caller.tenant)
         ko, en, subtype = KINDS[person.kind]
         draft = IncidentDraft(
@@ -205,7 +197,29 @@ class VulnerableSupport:
             location=None if point is None else {"type": "Point", "coordinates": list(point)},
             related=(wearable,),
         )
-        incident = self.dispatch.incidents.create(system, draft, source="sos")
+        # Look for the wearable's open incident and open one in the same (serialized) write,
+        # so two SOS calls at once never open two incidents.
+        with self.dispatch.store.write() as tx:
+            open_one = next(
+                (
+                    i
+                    for i in tx.open_of_type(caller.tenant, "vulnerable-person", "")
+                    if i.source == "sos" and wearable in i.related
+                ),
+                None,
+            )
+            if open_one is not None:
+                tx.append(
+                    [
+                        self.dispatch.incidents.event(
+                            caller, open_one, "sos-received", person=person.id, at=isoformat(moment)
+                        )
+                    ]
+                )
+                return open_one, "joined"
+            incident = self.dispatch.incidents.new_incident(system, draft, source="sos")
+            tx.insert(incident)
+            tx.append([self.dispatch.incidents.event(system, incident, "created", source="sos")])
         cameras = (
             []
             if point is None
@@ -230,6 +244,9 @@ class VulnerableSupport:
             "trail": trail,
             "cameras": cameras,
         }
+        agency = self.agency if self._is_agency(system, self.agency) else ""
+        then_ko = "경찰에 알렸습니다" if agency else "관제센터에서 확인하고 있습니다"
+        then_en = "the police are told" if agency else "the operations center is on it"
         guardian = self.dispatch.incidents.event(
             system,
             incident,
@@ -237,10 +254,9 @@ class VulnerableSupport:
             person=person.id,
             channel="sms",
             to=masked(person.guardian_phone),
-            ko=f"[통합관제센터] {person.alias}님의 긴급 호출(SOS)이 접수되어 경찰에 알렸습니다.",
-            en=f"[Operations center] An SOS from {person.alias} came in; the police are told.",
+            ko=f"[통합관제센터] {person.alias}님의 긴급 호출(SOS)이 접수되어 {then_ko}.",
+            en=f"[Operations center] An SOS from {person.alias} came in; {then_en}.",
         )
-        agency = self.agency if self._is_agency(system, self.agency) else ""
         self.dispatch.deliver(
             system,
             incident,
@@ -281,13 +297,6 @@ class VulnerableSupport:
         except BadRequestData:
             return False
         return True
-
-    def _open_incident(self, tenant: str, person: VulnerablePerson) -> Incident | None:
-        with self.dispatch.store.write() as tx:
-            for incident in tx.open_of_type(tenant, "vulnerable-person", ""):
-                if incident.source == "sos" and person.wearable in incident.related:
-                    return incident
-        return None
 
     def _where(
         self, tenant: str, wearable: str, location: dict[str, Any] | None
