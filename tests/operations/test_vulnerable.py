@@ -125,6 +125,7 @@ def test_an_sos_opens_an_incident_with_the_trail_and_tells_police_and_guardian(
     assert told.details["to"] == "*******5678"
     assert told.details["person"] == person.id
     assert "010-1234-5678" not in str([e.details for e in timeline])
+    assert ops.dispatch.packages(analyst(), incident.id) == []  # a person's data
     # The wearable service reported nothing it may read; other agencies see nothing.
     for outsider in (gateway, fire):
         with pytest.raises(ResourceNotFound):

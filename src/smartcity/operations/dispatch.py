@@ -48,6 +48,8 @@ STEP_OF: Final = {
     "vulnerable-person": "send-trail-police",
 }
 """The SOP step (operations/data/sop.yaml) that sending a package of a kind does."""
+PERSONAL: Final = frozenset({"vulnerable-person"})
+"""Package kinds that hold a person's data: only operators and their recipient read them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,10 +161,14 @@ class Dispatch:
         self.incidents.change(caller, incident.id, mutate)
 
     def packages(self, caller: Caller, incident_id: str) -> list[DispatchPackage]:
-        """Return an incident's packages (an agency: those sent to it)."""
+        """Return an incident's packages: operators all of them; analysts all but those that
+        hold a person's data; an agency those sent to it."""
         self.incidents.get(caller, incident_id)
-        if allowed(caller, Permission.MANAGE_INCIDENTS) or caller.has(Role.ANALYST):
+        if allowed(caller, Permission.MANAGE_INCIDENTS):
             return self.store.packages(caller.tenant, incident_id)
+        if caller.has(Role.ANALYST):
+            found = self.store.packages(caller.tenant, incident_id)
+            return [p for p in found if p.kind not in PERSONAL]
         return self.store.packages(caller.tenant, incident_id, caller.principal_id or "-")
 
     def package(self, caller: Caller, incident_id: str, package_id: str) -> DispatchPackage:
