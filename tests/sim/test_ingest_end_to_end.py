@@ -181,6 +181,7 @@ def test_an_hour_of_concert_night_is_stored_reading_by_reading(
         "ble-beacon",
         "parking-enforcement",
         "signal-controller",
+        "water-level",
     }
     # Every entity a device feeds holds what its device sent last.
     last: dict[str, Emission] = {}

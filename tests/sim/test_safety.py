@@ -12,8 +12,10 @@ from smartcity.sim.devices import build_devices
 from smartcity.sim.enforcement import illegally_parked, signal_plan
 from smartcity.sim.generate import Asset
 from smartcity.sim.model import District
-from smartcity.sim.safety import enforcement_points, safety_entities
+from smartcity.sim.safety import enforcement_points, flood_gauges, safety_entities
+from smartcity.sim.scenario import load_scenario
 from smartcity.sim.seed import data_path
+from smartcity.sim.stream import level_status, water_level
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
@@ -75,3 +77,20 @@ def test_illegal_parking_fills_residential_streets_at_night() -> None:
     assert signal_plan(datetime(2026, 11, 26, 8, 0, tzinfo=SEOUL), "weekday") == 2
     assert signal_plan(datetime(2026, 11, 26, 8, 0, tzinfo=SEOUL), "holiday") == 4
     assert signal_plan(datetime(2026, 11, 26, 2, 0, tzinfo=SEOUL), "weekday") == 1
+
+
+def test_the_stream_rises_with_the_heavy_rain_and_falls_after(changdong: District) -> None:
+    scenario = load_scenario("heavy-rain", changdong)
+    levels = {
+        hour: water_level(scenario, datetime(2026, 11, 24, hour, 0, tzinfo=SEOUL), 0.9)
+        for hour in range(12, 24)
+    }
+    assert levels[12] == levels[14] == 0.9  # the rain starts at 14:00 and takes time to arrive
+    peak = max(levels, key=lambda hour: levels[hour])
+    assert 17 <= peak <= 19
+    assert level_status(levels[peak], 3.5, 4.6) == "alert"
+    assert levels[23] < levels[peak]
+    dry = load_scenario("normal-weekday", changdong)
+    assert water_level(dry, datetime(2026, 11, 24, 18, 0, tzinfo=SEOUL), 0.9) == 0.9
+    (gauge,) = flood_gauges(changdong)
+    assert gauge[0] == "changdong-jungnangcheon-changdong-bridge"

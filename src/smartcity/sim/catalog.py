@@ -324,6 +324,20 @@ SIGNAL_CONTROLLER: Final = DeviceKind(
     vendor="Traffic signal controller (교통신호제어기)",
     commands=("priority",),
 )
+WATER_LEVEL: Final = DeviceKind(
+    name="water-level",
+    entity_type="FloodMonitoring",
+    protocol=PayloadFormat.JSON,
+    transport=Transport.MQTT,
+    fields=(
+        Field("lvl", "currentLevel", unit="MTR", value_type="number"),
+        Field("st", "floodLevelStatus", value_type="text"),
+    ),
+    interval=600,
+    stamp=Stamp.LOCAL,
+    timestamp_field="ts",
+    vendor="Stream water-level gauge (수위계)",
+)
 
 KINDS: Final = (
     TRAFFIC_DETECTOR,
@@ -337,5 +351,6 @@ KINDS: Final = (
     BEACON,
     PARKING_ENFORCEMENT,
     SIGNAL_CONTROLLER,
+    WATER_LEVEL,
 )
 BY_NAME: Final = {kind.name: kind for kind in KINDS}

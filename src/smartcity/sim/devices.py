@@ -24,12 +24,13 @@ from smartcity.sim.catalog import (
     SIGNAL_CONTROLLER,
     STREETLIGHT,
     TRAFFIC_DETECTOR,
+    WATER_LEVEL,
     DeviceKind,
 )
 from smartcity.sim.generate import Asset
 from smartcity.sim.geodesy import Position, rounded
 from smartcity.sim.model import District
-from smartcity.sim.safety import enforcement_points, signal_device_id
+from smartcity.sim.safety import enforcement_points, flood_gauges, signal_device_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,8 @@ def build_devices(district: District, assets: list[Asset], seed: int) -> list[Si
         }
         road = {"road_class": links[link_id].road_class}
         add(PARKING_ENFORCEMENT, local_id, local_id, position, link_id, static, road)
+    for local_id, position, levels in flood_gauges(district):
+        add(WATER_LEVEL, f"{local_id}-gauge", local_id, position, local_id, extra=levels)
     for node in district.nodes.values():
         if node.signalised:
             device_id = signal_device_id(district, node.id)

@@ -34,6 +34,7 @@ from smartcity.sim.parking import ParkingModel, poisson
 from smartcity.sim.patterns import FOOTFALL, TRAFFIC, Weather, hourly, sun_times, warmth, weather_at
 from smartcity.sim.roads import RoadGraph
 from smartcity.sim.scenario import Scenario
+from smartcity.sim.stream import level_status, water_level
 from smartcity.sim.traffic import LinkState, TrafficModel
 
 MINUTE = timedelta(minutes=1)
@@ -376,6 +377,10 @@ class Simulation:
             return {"car": int(parked)}
         if kind == "signal-controller":
             return {"plan": signal_plan(minute.local, minute.day_type)}
+        if kind == "water-level":
+            levels = device.extra
+            level = water_level(self.scenario, at, float(levels["dry"]))
+            return {"lvl": level, "st": level_status(level, levels["alert"], levels["danger"])}
         raise ValueError(f"no model for device kind {kind}")
 
     def _detector(self, device: SimDevice, minute: Minute, rng: random.Random) -> dict[str, Any]:

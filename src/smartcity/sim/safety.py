@@ -178,6 +178,21 @@ def enforcement_points(district: District) -> list[tuple[str, str, Position]]:
     return points
 
 
+def flood_gauges(district: District) -> list[tuple[str, Position, dict[str, float]]]:
+    """Return the water-level stations' gauges: (local id, position, dry, alert and danger
+    levels)."""
+    gauges = []
+    for raw in read_safety(district).get("flood_stations") or []:
+        where = _position(raw.get("position"), f"flood station {raw.get('id')}")
+        levels = {
+            "dry": float(raw.get("current_level", 0.0)),
+            "alert": float(raw["alert_level"]),
+            "danger": float(raw["danger_level"]),
+        }
+        gauges.append((f"{district.id}-{raw['id']}", where, levels))
+    return gauges
+
+
 def signal_device_id(district: District, node_id: str) -> str:
     """Return the device id of the controller of the signal at a road node."""
     return f"{district.id}-signal-{node_id}"
