@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS vulnerable_persons (
 CREATE UNIQUE INDEX IF NOT EXISTS vulnerable_persons_wearable
     ON vulnerable_persons (tenant, wearable)
 """
+_LOCK: Final = 0x736D6F7073  # the incident tables' lock ("smops")
 COLUMNS: Final = (
     "tenant, id, kind, alias, birth_year, description, wearable, guardian_name, "
     "guardian_phone, registered_by, registered_at"
@@ -69,8 +70,11 @@ class SqlPersonStore:
     def __init__(self, store: SqlEntityStore) -> None:
         self._store = store
         self._p = store.dialect.placeholder
-        text = 'TEXT COLLATE "C"' if store.dialect.name == "postgresql" else "TEXT"
+        postgres = store.dialect.name == "postgresql"
+        text = 'TEXT COLLATE "C"' if postgres else "TEXT"
         with store.writing() as cursor:
+            if postgres:  # several processes starting at once create the table once
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
             for statement in DDL.format(text=text).split(";"):
                 cursor.execute(statement)
 
