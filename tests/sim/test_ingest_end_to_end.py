@@ -182,6 +182,7 @@ def test_an_hour_of_concert_night_is_stored_reading_by_reading(
         "parking-enforcement",
         "signal-controller",
         "water-level",
+        "weather-station",
     }
     # Every entity a device feeds holds what its device sent last.
     last: dict[str, Emission] = {}

@@ -11,7 +11,9 @@ from smartcity.sim.catalog import PARKING_ENFORCEMENT, SIGNAL_CONTROLLER
 from smartcity.sim.devices import build_devices
 from smartcity.sim.enforcement import illegally_parked, signal_plan
 from smartcity.sim.generate import Asset
+from smartcity.sim.geodesy import distance
 from smartcity.sim.model import District
+from smartcity.sim.patterns import weather_at
 from smartcity.sim.safety import enforcement_points, flood_gauges, safety_entities
 from smartcity.sim.scenario import load_scenario
 from smartcity.sim.seed import data_path
@@ -94,3 +96,23 @@ def test_the_stream_rises_with_the_heavy_rain_and_falls_after(changdong: Distric
     assert water_level(dry, datetime(2026, 11, 24, 18, 0, tzinfo=SEOUL), 0.9) == 0.9
     (gauge,) = flood_gauges(changdong)
     assert gauge[0] == "changdong-jungnangcheon-changdong-bridge"
+
+
+def test_heavy_rain_meets_the_builtin_flood_rule(changdong: District) -> None:
+    """In the heavy-rain scenario the gauge rises 0.5 m an hour at 2.5 m or more while the
+    weather station reads 20 mm an hour: what `jungnangcheon-flood` waits for."""
+    scenario = load_scenario("heavy-rain", changdong)
+    met = []
+    for minutes in range(0, 8 * 60, 10):
+        at = datetime(2026, 11, 24, 12, 0, tzinfo=SEOUL) + timedelta(minutes=minutes)
+        level = water_level(scenario, at, 0.9)
+        rise = (level - water_level(scenario, at - timedelta(minutes=30), 0.9)) * 2
+        rain = weather_at(scenario, at, SEOUL).rain
+        if rise >= 0.5 and level >= 2.5 and rain >= 20:
+            met.append(at.astimezone(SEOUL).hour)
+    assert met
+    assert min(met) in (15, 16)
+    devices = build_devices(changdong, [], 1)
+    (station,) = [d for d in devices if d.kind.name == "weather-station"]
+    (gauge,) = [d for d in devices if d.kind.name == "water-level"]
+    assert distance(station.position, gauge.position) < 5000  # the rule's `near: 5000`

@@ -338,6 +338,21 @@ WATER_LEVEL: Final = DeviceKind(
     timestamp_field="ts",
     vendor="Stream water-level gauge (수위계)",
 )
+WEATHER_STATION: Final = DeviceKind(
+    name="weather-station",
+    entity_type="WeatherObserved",
+    protocol=PayloadFormat.JSON,
+    transport=Transport.MQTT,
+    fields=(
+        Field("rn", "precipitation", value_type="number"),
+        Field("ta", "temperature", unit="CEL", value_type="number"),
+        Field("hm", "relativeHumidity", scale=0.01),
+    ),
+    interval=60,
+    stamp=Stamp.LOCAL,
+    timestamp_field="ts",
+    vendor="Automatic weather station (AWS, 자동기상관측)",
+)
 
 KINDS: Final = (
     TRAFFIC_DETECTOR,
@@ -352,5 +367,6 @@ KINDS: Final = (
     PARKING_ENFORCEMENT,
     SIGNAL_CONTROLLER,
     WATER_LEVEL,
+    WEATHER_STATION,
 )
 BY_NAME: Final = {kind.name: kind for kind in KINDS}

@@ -25,12 +25,18 @@ from smartcity.sim.catalog import (
     STREETLIGHT,
     TRAFFIC_DETECTOR,
     WATER_LEVEL,
+    WEATHER_STATION,
     DeviceKind,
 )
 from smartcity.sim.generate import Asset
 from smartcity.sim.geodesy import Position, rounded
 from smartcity.sim.model import District
-from smartcity.sim.safety import enforcement_points, flood_gauges, signal_device_id
+from smartcity.sim.safety import (
+    enforcement_points,
+    flood_gauges,
+    signal_device_id,
+    weather_stations,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +138,13 @@ def build_devices(district: District, assets: list[Asset], seed: int) -> list[Si
         add(PARKING_ENFORCEMENT, local_id, local_id, position, link_id, static, road)
     for local_id, position, levels in flood_gauges(district):
         add(WATER_LEVEL, f"{local_id}-gauge", local_id, position, local_id, extra=levels)
+    for local_id, position, names in weather_stations(district):
+        static = {
+            "location": _location(position),
+            "name": {"type": "Property", "value": names["name_ko"]},
+            "alternateName": {"type": "Property", "value": names["name_en"]},
+        }
+        add(WEATHER_STATION, local_id, local_id, position, local_id, static)
     for node in district.nodes.values():
         if node.signalised:
             device_id = signal_device_id(district, node.id)

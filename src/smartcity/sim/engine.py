@@ -377,6 +377,13 @@ class Simulation:
             return {"car": int(parked)}
         if kind == "signal-controller":
             return {"plan": signal_plan(minute.local, minute.day_type)}
+        if kind == "weather-station":
+            weather = minute.weather
+            return {
+                "rn": weather.rain,
+                "ta": weather.temperature,
+                "hm": round(weather.humidity * 100, 1),
+            }
         if kind == "water-level":
             levels = device.extra
             level = water_level(self.scenario, at, float(levels["dry"]))

@@ -193,6 +193,16 @@ def flood_gauges(district: District) -> list[tuple[str, Position, dict[str, floa
     return gauges
 
 
+def weather_stations(district: District) -> list[tuple[str, Position, dict[str, str]]]:
+    """Return the automatic weather stations: (local id, position, names)."""
+    stations = []
+    for raw in read_safety(district).get("weather_stations") or []:
+        where = _position(raw.get("position"), f"weather station {raw.get('id')}")
+        names = {"name_ko": str(raw["name_ko"]), "name_en": str(raw["name_en"])}
+        stations.append((f"{district.id}-{raw['id']}", where, names))
+    return stations
+
+
 def signal_device_id(district: District, node_id: str) -> str:
     """Return the device id of the controller of the signal at a road node."""
     return f"{district.id}-signal-{node_id}"
