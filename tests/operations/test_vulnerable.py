@@ -7,12 +7,15 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import orjson
 import pytest
 
 from smartcity.auth.principal import Caller
+from smartcity.bus.memory import InProcessBus
 from smartcity.config import Settings
 from smartcity.core.clock import ManualClock, isoformat
 from smartcity.core.errors import AlreadyExists, BadRequestData, Forbidden, ResourceNotFound
+from smartcity.operations.consumer import AlertConsumer
 from smartcity.operations.vulnerable import PersonDraft, masked
 from smartcity.platform import Platform, build_platform
 from smartcity.sim.entities import CHANGDONG_CONTEXT_URL
@@ -151,3 +154,46 @@ def test_an_sos_from_an_unknown_wearable_or_caller_is_refused(platform: Platform
     kept = platform.operations.dispatch.packages(operator(), incident.id)
     assert [p.principal_name for p in kept] == [""]
     assert kept[0].body["trail"] == []
+
+
+def test_a_rule_alert_about_a_registered_wearable_is_its_sos(
+    sos_platform: Platform, clock: ManualClock
+) -> None:
+    platform = sos_platform
+    load(platform)
+    agency(platform, "police")
+    ops = platform.operations
+    ops.vulnerable.register(operator(), child())
+    clock.advance(timedelta(minutes=-10))
+    walk(platform, clock, 10)
+    consumer = AlertConsumer(
+        InProcessBus(), "rules.alerts.>", ops.intake, platform.deadletters, clock,
+        ops.vulnerable.take_alert,
+    )  # fmt: skip
+
+    def fact(alert_id: str, related: list[str]) -> bytes:
+        body = {
+            "alertId": alert_id,
+            "severity": "high",
+            "observedAt": isoformat(clock.now()),
+            "category": "security",
+            "subCategory": "suspiciousAction",
+            "ruleId": "vulnerable-person-left-safe-zone",
+            "related": related,
+            "location": point(ARENA),
+        }
+        return orjson.dumps(body)
+
+    taken = consumer.take("rules.alerts.dobong", fact("left-1", [WEARABLE]))
+    assert taken is not None
+    assert taken.outcome == "created"
+    assert (taken.incident.source, taken.incident.subtype) == ("sos", "missing-child")
+    kept = ops.dispatch.packages(operator(), taken.incident.id)
+    assert [p.principal_name for p in kept] == ["police"]
+    assert len(kept[0].body["trail"]) == 10
+    again = consumer.take("rules.alerts.dobong", fact("sos-1", [WEARABLE]))
+    assert again is not None
+    assert (again.incident.id, again.outcome) == (taken.incident.id, "merged")
+    other = consumer.take("rules.alerts.dobong", fact("x-1", ["urn:ngsi-ld:Camera:c1"]))
+    assert other is not None
+    assert other.incident.source == "alert"

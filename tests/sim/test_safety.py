@@ -5,19 +5,26 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from smartcity.sim.catalog import PARKING_ENFORCEMENT, SIGNAL_CONTROLLER
+import pytest
+
+from smartcity.config import Settings
+from smartcity.platform import build_platform
+from smartcity.sim.catalog import PARKING_ENFORCEMENT, SIGNAL_CONTROLLER, SOS_WEARABLE
 from smartcity.sim.devices import build_devices
 from smartcity.sim.enforcement import illegally_parked, signal_plan
 from smartcity.sim.generate import Asset
-from smartcity.sim.geodesy import distance
+from smartcity.sim.geodesy import Planar, distance
 from smartcity.sim.model import District
 from smartcity.sim.patterns import weather_at
+from smartcity.sim.provision import register_wearers
 from smartcity.sim.safety import enforcement_points, flood_gauges, safety_entities
 from smartcity.sim.scenario import load_scenario
 from smartcity.sim.seed import data_path
 from smartcity.sim.stream import level_status, water_level
+from smartcity.sim.wearables import rounded_text, wearer_report
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
@@ -116,3 +123,40 @@ def test_heavy_rain_meets_the_builtin_flood_rule(changdong: District) -> None:
     (station,) = [d for d in devices if d.kind.name == "weather-station"]
     (gauge,) = [d for d in devices if d.kind.name == "water-level"]
     assert distance(station.position, gauge.position) < 5000  # the rule's `near: 5000`
+
+
+def test_a_band_follows_its_wearer_and_calls_after_half_an_hour_out(
+    changdong: District, changdong_assets: list[Asset]
+) -> None:
+    (band, _) = [d for d in build_devices(changdong, changdong_assets, 1) if d.kind is SOS_WEARABLE]
+    assert band.id == "changdong-wearable-1-band"
+    assert band.entity_id == "urn:ngsi-ld:Device:changdong-wearable-1"
+    assert band.static["deviceCategory"]["value"] == "wearable"
+    assert band.static["safeZone"]["value"]["type"] == "Polygon"
+    planar = Planar(band.position)
+    start = datetime(2026, 11, 26, 16, 30, tzinfo=SEOUL)
+    walk = [(0.0, 10.0 * minute) for minute in range(120)]  # north, 10 m a minute
+    outing = [(start, start + timedelta(hours=2), walk)]
+    home = band.position
+    assert wearer_report(outing, start - timedelta(minutes=5), home, 255, planar) == (home, False)
+    where, sos = wearer_report(outing, start + timedelta(minutes=20), home, 255, planar)
+    assert distance(home, where) == pytest.approx(200, abs=1)
+    assert sos is False
+    # Last inside the 255 m zone at minute 25 (250 m): the band calls 30 minutes later.
+    assert wearer_report(outing, start + timedelta(minutes=54), home, 255, planar)[1] is False
+    assert wearer_report(outing, start + timedelta(minutes=55), home, 255, planar)[1] is True
+    assert rounded_text((127.0, 37.5)) == "127.000000,37.500000"
+
+
+def test_the_fictional_wearers_are_registered_once(changdong: District, tmp_path: Path) -> None:
+    platform = build_platform(
+        Settings(database_url=f"sqlite:///{tmp_path / 'w.db'}", context_offline=True)
+    )
+    try:
+        assert register_wearers(platform, changdong) == 2
+        assert register_wearers(platform, changdong) == 0
+        persons = platform.operations.vulnerable.persons.all("")
+        assert {p.kind for p in persons} == {"child", "dementia"}
+        assert all("가상" in p.alias for p in persons)
+    finally:
+        platform.close()

@@ -101,7 +101,12 @@ class Operations:
             )
         if settings.ops_alert_subjects:
             consumer = AlertConsumer(
-                bus, settings.ops_alert_subjects, self.intake, deadletters, clock
+                bus,
+                settings.ops_alert_subjects,
+                self.intake,
+                deadletters,
+                clock,
+                self.vulnerable.take_alert,
             )
             deadletters.register_replayer(ALERT_SOURCE, consumer.replay)
             workers.append(consumer)

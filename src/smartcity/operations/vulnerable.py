@@ -11,6 +11,10 @@ a second SOS from the same wearable while its incident is open joins that incide
 person's alias, kind and description, and the cameras near the last position; the guardian gets
 a `guardian-notified` message, carried on the bus with the person's id, never the phone number:
 the gateway that sends it reads the contact with its own operator credential.
+
+A rule's alert about a registered wearable (the builtin `vulnerable-person-sos` and
+`vulnerable-person-left-safe-zone` rules) takes the same path: the alert consumer hands it here
+instead of opening a plain incident.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from smartcity.core.clock import isoformat
 from smartcity.core.entity import LOCATION
 from smartcity.core.errors import BadRequestData, Conflict, ResourceNotFound
 from smartcity.core.geo import parse_geometry
+from smartcity.operations.alerts import AlertFact, Intake
 from smartcity.operations.assets import position_of
 from smartcity.operations.cameras import cameras_around
 from smartcity.operations.dispatch import Dispatch
@@ -268,6 +273,15 @@ class VulnerableSupport:
             trailPoints=len(trail),
         )
         return incident, "created"
+
+    def take_alert(self, caller: Caller, fact: AlertFact) -> Intake | None:
+        """Take a rule's alert about a registered wearable (its SOS button, its wearer out of
+        the safe zone) as that wearable's SOS; None when it is about no registered wearable."""
+        for entity_id in fact.related:
+            if self.persons.by_wearable(caller.tenant, entity_id) is not None:
+                incident, outcome = self.sos(caller, entity_id, fact.location, fact.observed_at)
+                return Intake(incident, "created" if outcome == "created" else "merged")
+        return None
 
     def send(self, caller: Caller, incident_id: str, agency: str) -> DispatchPackage:
         """Send an SOS incident's latest package (with a fresh trail) to an agency."""

@@ -45,6 +45,8 @@ class Field:
     scale: float | None = None
     value_type: str = "auto"
     expression: str | None = None
+    kind: str | None = None
+    """GeoProperty or Relationship (default: a Property)."""
 
     def mapping(self) -> dict[str, Any]:
         """Return the field's mapping as the device registry takes it."""
@@ -57,6 +59,8 @@ class Field:
             mapping["scale"] = self.scale
         if self.expression is not None:
             mapping["expression"] = self.expression
+        if self.kind is not None:
+            mapping["kind"] = self.kind
         return mapping
 
 
@@ -353,6 +357,21 @@ WEATHER_STATION: Final = DeviceKind(
     timestamp_field="ts",
     vendor="Automatic weather station (AWS, 자동기상관측)",
 )
+SOS_WEARABLE: Final = DeviceKind(
+    name="sos-wearable",
+    entity_type="Device",
+    protocol=PayloadFormat.JSON,
+    transport=Transport.MQTT,
+    fields=(
+        Field("pos", "location", kind="GeoProperty"),
+        Field("sos", "sos", value_type="boolean"),
+    ),
+    interval=60,
+    stamp=Stamp.UTC,
+    timestamp_field="ts",
+    vendor="SOS wearable for a vulnerable person (안심 단말)",
+    id_suffix="-band",
+)
 
 KINDS: Final = (
     TRAFFIC_DETECTOR,
@@ -368,5 +387,6 @@ KINDS: Final = (
     SIGNAL_CONTROLLER,
     WATER_LEVEL,
     WEATHER_STATION,
+    SOS_WEARABLE,
 )
 BY_NAME: Final = {kind.name: kind for kind in KINDS}

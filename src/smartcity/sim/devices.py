@@ -22,6 +22,7 @@ from smartcity.sim.catalog import (
     PARKING_LOT,
     PARKING_SPOT,
     SIGNAL_CONTROLLER,
+    SOS_WEARABLE,
     STREETLIGHT,
     TRAFFIC_DETECTOR,
     WATER_LEVEL,
@@ -34,7 +35,9 @@ from smartcity.sim.model import District
 from smartcity.sim.safety import (
     enforcement_points,
     flood_gauges,
+    safe_zone,
     signal_device_id,
+    wearables,
     weather_stations,
 )
 
@@ -145,6 +148,17 @@ def build_devices(district: District, assets: list[Asset], seed: int) -> list[Si
             "alternateName": {"type": "Property", "value": names["name_en"]},
         }
         add(WEATHER_STATION, local_id, local_id, position, local_id, static)
+    for band in wearables(district):
+        static = {
+            "deviceCategory": {"type": "Property", "value": "wearable"},
+            "safeZone": {
+                "type": "GeoProperty",
+                "value": safe_zone(band["position"], band["safe_zone"]),
+            },
+        }
+        home = {"home": band["home"], "safe_zone": band["safe_zone"]}
+        device_id = f"{band['id']}{SOS_WEARABLE.id_suffix}"
+        add(SOS_WEARABLE, device_id, band["id"], band["position"], band["home"], static, home)
     for node in district.nodes.values():
         if node.signalised:
             device_id = signal_device_id(district, node.id)

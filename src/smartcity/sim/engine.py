@@ -36,6 +36,7 @@ from smartcity.sim.roads import RoadGraph
 from smartcity.sim.scenario import Scenario
 from smartcity.sim.stream import level_status, water_level
 from smartcity.sim.traffic import LinkState, TrafficModel
+from smartcity.sim.wearables import rounded_text, wearer_report
 
 MINUTE = timedelta(minutes=1)
 HEARTBEAT_ONLY = frozenset({"parking-spot", "food-waste-bin"})
@@ -377,6 +378,15 @@ class Simulation:
             return {"car": int(parked)}
         if kind == "signal-controller":
             return {"plan": signal_plan(minute.local, minute.day_type)}
+        if kind == "sos-wearable":
+            home, radius = device.position, float(device.extra["safe_zone"])
+            outings = [
+                (person.start, person.end or self.scenario.end, self.incidents.walks[number])
+                for number, person in enumerate(self.scenario.missing)
+                if person.place == device.extra["home"]
+            ]
+            where, sos = wearer_report(outings, at, home, radius, self.planar)
+            return {"pos": rounded_text(where), "sos": sos}
         if kind == "weather-station":
             weather = minute.weather
             return {

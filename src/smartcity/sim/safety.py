@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 from typing import Any
 
 import yaml
@@ -201,6 +202,44 @@ def weather_stations(district: District) -> list[tuple[str, Position, dict[str, 
         names = {"name_ko": str(raw["name_ko"]), "name_en": str(raw["name_en"])}
         stations.append((f"{district.id}-{raw['id']}", where, names))
     return stations
+
+
+def wearables(district: District) -> list[dict[str, Any]]:
+    """Return the SOS wearables: id, home place, home position, kind, safe-zone radius, and the
+    fictional registration of their wearer."""
+    places = {place.id: place for place in district.places}
+    found = []
+    for raw in read_safety(district).get("wearables") or []:
+        home = places.get(str(raw.get("home")))
+        if home is None:
+            raise DistrictError(f"{FILE}: wearable {raw.get('id')} names no place as its home")
+        found.append(
+            {
+                "id": f"{district.id}-{raw['id']}",
+                "home": home.id,
+                "position": home.anchor,
+                "kind": str(raw["kind"]),
+                "safe_zone": float(raw.get("safe_zone", 250)),
+                "alias": str(raw["alias"]),
+                "guardian": str(raw["guardian"]),
+                "phone": str(raw["phone"]),
+            }
+        )
+    return found
+
+
+def safe_zone(centre: Position, radius: float, sides: int = 24) -> dict[str, Any]:
+    """Return a GeoJSON polygon of about `radius` metres around a position."""
+    lat_step = radius / 111_195.0
+    lon_step = lat_step / math.cos(math.radians(centre[1]))
+    ring = [
+        [
+            round(centre[0] + lon_step * math.sin(2 * math.pi * k / sides), 6),
+            round(centre[1] + lat_step * math.cos(2 * math.pi * k / sides), 6),
+        ]
+        for k in range(sides)
+    ]
+    return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
 
 
 def signal_device_id(district: District, node_id: str) -> str:
