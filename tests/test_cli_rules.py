@@ -112,3 +112,33 @@ def test_a_backtest_prints_what_a_rule_would_have_fired(
     assert main(["rules", "backtest", "hot", *window]) == 0
     assert "2 firing(s) from 3 change(s)" in capsys.readouterr().out
     assert main(["rules", "firings"]) == 0
+
+
+def test_the_built_in_rules_are_applied_once_and_what_an_operator_did_is_kept(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from smartcity.rules.commands import install_builtin_rules
+    from smartcity.rules.loader import builtin_rule_documents
+
+    shipped = {doc["id"] for doc in builtin_rule_documents()}
+    assert {"assault-at-night", "waste-bin-full", "jungnangcheon-flood"} <= shipped
+    assert main(["rules", "apply", "--builtin"]) == 0
+    assert capsys.readouterr().out.count(": version 1") == len(shipped)
+    platform = build_platform(load_settings())
+    try:
+        system = Caller.system()
+        assert {record.id for record in platform.rules.list_rules(system)} == shipped
+        platform.rules.set_enabled(system, "waste-bin-full", False)
+        platform.rules.delete(system, "pm10-watch")
+        counts = install_builtin_rules(platform.rules, system)
+        assert counts == {"created": 0, "updated": 0, "unchanged": len(shipped)}
+        assert platform.rules.get(system, "waste-bin-full").enabled is False
+        stored = {record.id for record in platform.rules.list_rules(system)}
+        assert stored == shipped - {"pm10-watch"}
+    finally:
+        platform.close()
+    assert main(["rules", "apply", "--builtin", "--tenant", "nowon"]) == 0
+    with pytest.raises(SystemExit) as refused:  # a file or --builtin
+        main(["rules", "apply"])
+    assert refused.value.code == 2
+    assert "one of the arguments file --builtin is required" in capsys.readouterr().err

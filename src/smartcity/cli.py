@@ -401,6 +401,7 @@ def _demo_simulator(args: argparse.Namespace) -> dict[str, Any]:
         "sim_speed": speed,
         "sim_seed": args.seed,
         "ingest_mqtt_enabled": True,
+        "rules_enabled": True,
     }
 
 
@@ -546,6 +547,12 @@ def serve(
             created=report.created,
             updated=report.updated,
         )
+    if demo:
+        from smartcity.auth.principal import Caller
+        from smartcity.rules.commands import install_builtin_rules
+
+        counts = install_builtin_rules(platform.rules, Caller.system())
+        log.info("built-in rules installed", **counts)
     url = settings.public_url or f"http://{settings.host}:{settings.port}"
     print(f"\n  창동 스마트시티 플랫폼 · Changdong Smart City Platform {__version__}", flush=True)
     print(f"  Dashboard:  {url}/", flush=True)

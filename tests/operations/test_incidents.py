@@ -168,6 +168,9 @@ def test_related_alerts_merge_and_duplicates_are_ignored(platform: Platform) -> 
     ids = {far.incident.id, late.incident.id, fire.incident.id, first.incident.id}
     assert len(ids) == 4
     assert fire.incident.type == "fire"
+    assert (first.incident.title, fire.incident.title) == ("violence", "smoke")
+    titled = alert("a6", *ARENA, "2026-11-27T11:30:00Z", title="야간 폭행 · Assault at night")
+    assert intake.open_or_merge(system, titled).incident.title == "야간 폭행 · Assault at night"
     kinds = [e.kind for e in platform.operations.store.timeline(TENANT, first.incident.id)]
     assert kinds == ["created", "alert-merged"]
 

@@ -12,6 +12,8 @@ from smartcity.broker.jsonld import CORE
 from smartcity.config import Settings
 from smartcity.core.entity import DEFAULT_CONTEXT_VOCAB
 from smartcity.platform import Platform, build_platform
+from smartcity.rules.actions import ActionRunner
+from smartcity.rules.firing import ActionSpec, Evidence, Firing
 from smartcity.rules.plug import EnginePlug
 from tests.conftest import postgres_url
 from tests.rules.threshold_engine import ThresholdPlug
@@ -93,3 +95,28 @@ async def eventually(condition: Callable[[], bool], seconds: float = 30.0) -> No
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"condition not met within {seconds} s")
+
+
+def record_failed_firing(platform: Platform, rule_id: str = "hot") -> Firing:
+    """Run a firing of a rule whose only action fails (a webhook to ftp://); return it."""
+    sensor = "urn:ngsi-ld:WeatherObserved:1"
+    firing = Firing(
+        rule_id,
+        1,
+        "",
+        sensor,
+        "raise",
+        "2026-11-27T10:00:00Z",
+        "high",
+        (ActionSpec("webhook", {"url": "ftp://nowhere"}),),
+        (Evidence("", sensor, "WeatherObserved", 3, "2026-11-27T10:00:00Z"),),
+    )
+    actions = ActionRunner(
+        platform.rule_parts.state,
+        platform.entities,
+        platform.contexts.resolve,
+        platform.bus,
+        platform.clock,
+    )
+    asyncio.run(actions.execute(firing))
+    return firing

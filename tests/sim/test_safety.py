@@ -15,6 +15,7 @@ from smartcity.platform import build_platform
 from smartcity.sim.catalog import PARKING_ENFORCEMENT, SIGNAL_CONTROLLER, SOS_WEARABLE
 from smartcity.sim.devices import build_devices
 from smartcity.sim.enforcement import illegally_parked, signal_plan
+from smartcity.sim.engine import Simulation
 from smartcity.sim.generate import Asset
 from smartcity.sim.geodesy import Planar, distance
 from smartcity.sim.model import District
@@ -160,3 +161,16 @@ def test_the_fictional_wearers_are_registered_once(changdong: District, tmp_path
         assert all("가상" in p.alias for p in persons)
     finally:
         platform.close()
+
+
+def test_a_signal_controller_takes_a_priority_request(changdong: District) -> None:
+    simulation = Simulation(changdong, load_scenario("normal-weekday", changdong), 1)
+    controller = next(d for d in simulation.devices if d.kind is SIGNAL_CONTROLLER)
+    moment = datetime(2026, 11, 24, 10, 0, tzinfo=SEOUL)
+    request = {"incident": "INC-1", "eta": "2026-11-24T01:01:30+00:00", "hold": 90}
+    granted = simulation.command(controller.id, "priority", request, moment)
+    assert granted.ok
+    assert granted.info == "green from 2026-11-24T01:01:30+00:00 for 90 s"
+    for bad in ({"hold": 90}, {"eta": "soon", "hold": 90}, {"eta": request["eta"], "hold": 0}):
+        assert not simulation.command(controller.id, "priority", bad, moment).ok
+    assert not simulation.command(controller.id, "brighten", {}, moment).ok

@@ -10,11 +10,8 @@ from fastapi.testclient import TestClient
 from smartcity.auth.principal import Caller
 from smartcity.config import Settings
 from smartcity.platform import Platform, build_platform
-from smartcity.rules.actions import ActionRunner
-from smartcity.rules.firing import ActionSpec, Evidence, Firing
 from smartcity.web.app import create_app
-from tests.bus.conftest import run
-from tests.rules.support import threshold_rule, write_reading
+from tests.rules.support import record_failed_firing, threshold_rule, write_reading
 from tests.rules.threshold_engine import ThresholdPlug
 from tests.web.conftest import admin_key
 
@@ -109,25 +106,7 @@ def test_firings_and_metrics_show_what_fired_and_how_its_actions_ended(
     platform: Platform, client: TestClient
 ) -> None:
     assert client.post("/rules/v1/rules", json=rule()).status_code == 201
-    firing = Firing(
-        "hot",
-        1,
-        "",
-        "urn:ngsi-ld:WeatherObserved:1",
-        "raise",
-        "2026-11-27T10:00:00Z",
-        "high",
-        (ActionSpec("webhook", {"url": "ftp://nowhere"}),),
-        (Evidence("", "urn:ngsi-ld:WeatherObserved:1", "WeatherObserved", 3, "2026-11-27"),),
-    )
-    actions = ActionRunner(
-        platform.rule_parts.state,
-        platform.entities,
-        platform.contexts.resolve,
-        platform.bus,
-        platform.clock,
-    )
-    run(actions.execute(firing))
+    firing = record_failed_firing(platform)
     listed = client.get("/rules/v1/firings", params={"rule": "hot"}).json()
     assert [f["firingId"] for f in listed] == [firing.firing_id]
     assert listed[0]["status"] == "failed"
@@ -135,7 +114,12 @@ def test_firings_and_metrics_show_what_fired_and_how_its_actions_ended(
     shown = client.get(f"/rules/v1/firings/{firing.firing_id}").json()
     assert shown["evidence"][0]["seq"] == 3
     metrics = client.get("/rules/v1/metrics").json()
-    assert metrics == {"rules": 1, "enabled": 1, "firings": {"hot": {"failed": 1}}}
+    assert metrics == {
+        "rules": 1,
+        "enabled": 1,
+        "firings": {"hot": {"failed": 1}},
+        "evaluation": {"hot": {}},  # no engine worker has checkpointed it
+    }
     assert client.get("/rules/v1/firings", params={"limit": "x"}).status_code == 400
 
 

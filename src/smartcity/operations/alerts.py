@@ -48,6 +48,8 @@ class AlertFact:
     incident_type: str = ""
     """Set by a rule's `incident` action to choose the type instead of the category mapping."""
     incident_subtype: str = ""
+    title: str = ""
+    """The incident's title if the rule gave one (else the subcategory names it)."""
 
     @classmethod
     def from_json(cls, data: Any) -> AlertFact:
@@ -87,6 +89,7 @@ class AlertFact:
             zone=string("zone", required=False),
             incident_type=string("incidentType", required=False),
             incident_subtype=string("incidentSubtype", required=False),
+            title=string("title", required=False),
         )
 
 
@@ -281,7 +284,7 @@ class IncidentIntake:
 
 
 def _title(alert: AlertFact, kind: tuple[str, str]) -> str:
-    what = alert.sub_category or alert.category or kind[0]
+    what = alert.title or alert.sub_category or alert.category or kind[0]
     where = f" ({alert.zone})" if alert.zone else ""
     return f"{what}{where}"[:200]
 

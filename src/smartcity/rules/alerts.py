@@ -160,8 +160,21 @@ def alert_fact(firing: Firing, params: dict[str, Any]) -> dict[str, Any]:
         "causes": evidence,
         "values": dict(firing.values),
     }
+    title = _title_text(params.get("title") or params.get("name"))
+    if title:
+        fact["title"] = title
     # An `incident` action may choose the incident's type instead of the category mapping.
     for name in ("incidentType", "incidentSubtype", "zone"):
         if isinstance(params.get(name), str):
             fact[name] = params[name]
     return fact
+
+
+def _title_text(value: Any) -> str:
+    """Return a title as one text: a {ko, en} pair reads "한국어 · English"."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        parts = [str(value[lang]) for lang in ("ko", "en") if value.get(lang)]
+        return " · ".join(parts)
+    return ""

@@ -35,16 +35,22 @@ class RuleMetrics:
     seconds: float = 0.0
     """Time spent evaluating it (wall time)."""
 
-    def as_dict(self) -> dict[str, Any]:
-        """Return the metrics as JSON-ready data."""
+    def counters(self) -> dict[str, float]:
+        """Return the counters by name (what the runtime keeps across restarts)."""
         return {
             "events": self.events,
             "matches": self.matches,
             "firings": self.firings,
             "actions": self.actions,
             "suppressed": self.suppressed,
-            "evaluationSeconds": round(self.seconds, 6),
+            "seconds": self.seconds,
         }
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the metrics as JSON-ready data."""
+        counters: dict[str, Any] = self.counters()
+        counters["evaluationSeconds"] = round(counters.pop("seconds"), 6)
+        return counters
 
 
 class CompiledAction:

@@ -83,7 +83,7 @@ class DeviceKind:
     id_suffix: str = ""
     """Added to the asset id when one asset hosts several devices (air and noise)."""
     commands: tuple[str, ...] = ()
-    """The commands it accepts (sent over MQTT)."""
+    """The commands the device obeys (sent by the platform over MQTT)."""
     field_names: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -109,10 +109,10 @@ class DeviceKind:
             "timestampField": self.timestamp_field,
             "name": name or f"{self.vendor} {device_id}",
         }
-        if static:
-            body["staticAttributes"] = dict(static)
         if self.commands:
             body["commands"] = list(self.commands)
+        if static:
+            body["staticAttributes"] = dict(static)
         return body
 
     def encode(self, values: Mapping[str, Any], observed: datetime, zone: ZoneInfo) -> bytes:
@@ -239,6 +239,7 @@ STREETLIGHT: Final = DeviceKind(
     stamp=Stamp.EPOCH,
     timestamp_field="t",
     vendor="Smart lamp controller",
+    commands=("brighten",),
 )
 FOOD_WASTE_BIN: Final = DeviceKind(
     name="food-waste-bin",

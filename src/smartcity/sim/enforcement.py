@@ -1,5 +1,5 @@
 """Illegal parking on the district's narrow streets, as enforcement cameras see it, and the
-time-of-day plans of the signal controllers.
+signal controllers: their time-of-day plans and how they take a green-wave priority request.
 
 Whether a car stands illegally at an enforcement camera is drawn per 20-minute block from the
 seed, the camera and the block, so a car stays a while, the same time always gives the same
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 BLOCK_MINUTES: Final = 20
 
@@ -48,3 +48,17 @@ def signal_plan(local: datetime, day_type: str) -> int:
     if day_type == "weekday" and 17 <= hour < 20:
         return 3
     return 4
+
+
+def priority_answer(arguments: dict[str, Any]) -> tuple[bool, str]:
+    """Return how a signal controller takes a `priority` request (incident, eta, hold): it
+    grants green to the approach at the arrival time, or refuses a request it cannot place."""
+    eta = arguments.get("eta")
+    hold = arguments.get("hold", 60)
+    if not isinstance(eta, str) or not isinstance(hold, int | float) or not 0 < hold <= 300:
+        return False, "a priority request needs `eta` (ISO 8601) and `hold` (1-300 s)"
+    try:
+        moment = datetime.fromisoformat(eta.replace("Z", "+00:00"))
+    except ValueError:
+        return False, f"eta {eta!r} is not an ISO 8601 time"
+    return True, f"green from {moment.isoformat(timespec='seconds')} for {round(hold)} s"
