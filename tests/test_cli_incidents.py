@@ -12,6 +12,7 @@ from smartcity.cli import main
 from smartcity.config import Settings
 from smartcity.operations.incidents import IncidentDraft
 from smartcity.platform import build_platform
+from tests.operations.district import ALLEY_MARKET, load, point
 from tests.serving import TEST_SECRET
 
 
@@ -55,3 +56,34 @@ def test_incidents_from_the_command_line(
     assert [e["event"] for e in shown["timeline"]] == ["created", "acknowledged", "closed"]
     assert shown["timeline"][1]["actor"] == "cli:kim"
     assert main(["incident", "show", "INC-nope", "--tenant", "dobong"]) == 1
+
+
+def test_dispatch_packages_from_the_command_line(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    platform = build_platform(
+        Settings(database_url=database_url, auth_secret=TEST_SECRET, context_offline=True)
+    )
+    try:
+        load(platform, "dobong")
+        platform.accounts.create_key(Caller.system("dobong"), "fire", ["agency"])
+        draft = IncidentDraft(
+            "fire", "critical", "시장 화재", "building", location=point(ALLEY_MARKET)
+        )
+        incident_id = platform.operations.incidents.create(Caller.system("dobong"), draft).id
+    finally:
+        platform.close()
+    tenant = ["--tenant", "dobong", "--actor", "kim"]
+    assert main(["incident", "send", incident_id, "fire-site", "--agency", "fire", *tenant]) == 0
+    package_id, kind, agency = capsys.readouterr().out.strip().splitlines()[-1].split("\t")
+    assert (kind, agency) == ("fire-site", "fire")
+    assert main(["incident", "packages", incident_id, "--json", *tenant]) == 0
+    listed = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert listed["id"] == package_id
+    assert listed["body"]["building"]["fireRiskGrade"]["grade"] == "2"
+    assert main(["incident", "green-wave", incident_id, package_id, *tenant]) == 0
+    assert "failed" in capsys.readouterr().out  # no signal controller is registered here
+    assert main(["incident", "send", incident_id, "escape-routes", *tenant]) == 1
+    assert "name the police" in capsys.readouterr().err
+    assert main(["incident", "send", incident_id, "disaster", "--hazard", "flood", *tenant]) == 1
+    assert "disaster incidents" in capsys.readouterr().err

@@ -297,6 +297,24 @@ class Settings(BaseSettings):
     """How long one signed video link works (never past its share's end)."""
     ops_stream_poll_interval: float = Field(default=1.0, gt=0, le=60)
     """Seconds between two reads of the incident timeline by a live stream or the publisher."""
+    ops_escape_distance: float = Field(default=1500.0, ge=100, le=10_000)
+    """Metres along the roads from a scene to where a suspect's escape route ends (or sooner,
+    where a road leaves the district's map)."""
+    ops_escape_routes: int = Field(default=4, ge=1, le=10)
+    """How many distinct escape routes a 112 dispatch package shows at most."""
+    ops_route_camera_distance: float = Field(default=50.0, gt=0, le=500)
+    """Metres from a route within which a camera counts as along it."""
+    ops_hydrant_radius: float = Field(default=200.0, gt=0, le=2000)
+    """Metres around a fire within which the 119 site package lists hydrants."""
+    ops_violation_minutes: float = Field(default=120.0, gt=0, le=24 * 60)
+    """Minutes an illegal-parking observation (TrafficViolation) counts as blocking a street."""
+    ops_trail_minutes: float = Field(default=60.0, gt=0, le=24 * 60)
+    """Minutes of a vulnerable person's location trail sent with an SOS."""
+    ops_sos_agency: str = ""
+    """The agency principal (the police) an SOS package goes to at once ('' or no such agency:
+    kept for the operators to send)."""
+    ops_timezone: str = "Asia/Seoul"
+    """The time zone of the times in messages to residents (disaster texts)."""
 
     @field_validator("database_url")
     @classmethod
@@ -330,7 +348,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("ingest_naive_time_zone")
+    @field_validator("ingest_naive_time_zone", "ops_timezone")
     @classmethod
     def _time_zone(cls, value: str) -> str:
         try:

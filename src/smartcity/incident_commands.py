@@ -1,4 +1,6 @@
-"""`smartcity incident ...`: list, show, acknowledge and close incidents on the database.
+"""`smartcity incident ...`: list, show, acknowledge and close incidents on the database; send
+and list their dispatch packages (112 escape routes, 119 site package, disaster) and request a
+green wave.
 
 The command acts as an operator named `cli:<actor>` (default: the login name) in `--tenant`,
 so its steps appear on the incidents' timelines like any operator's.
@@ -16,12 +18,18 @@ import orjson
 from smartcity.auth.principal import Caller, PrincipalKind, Role
 from smartcity.config import Settings
 from smartcity.core.errors import SmartCityError
+from smartcity.operations.disaster import DisasterRequest
+from smartcity.operations.dispatch import package_json
+from smartcity.operations.police import EscapeRequest
 from smartcity.operations.present import event_json, incident_json
+from smartcity.operations.service import Operations
 from smartcity.storage.incidents import STATUSES, IncidentFilter
 
 HELP = """Incidents of the operations center (see docs/operations.md): list them, show one with
-its SOP checklist and timeline, acknowledge or close one. Runs on the database the settings
-name, as an operator `cli:<actor>` of --tenant."""
+its SOP checklist and timeline, acknowledge or close one, send a dispatch package to an agency
+and list the packages, request a green wave along a 119 package's route. Runs on the database
+the settings name, as an operator `cli:<actor>` of --tenant."""
+PACKAGES = ("escape-routes", "fire-site", "disaster")
 
 
 def add_commands(commands: Any) -> None:
@@ -43,7 +51,23 @@ def add_commands(commands: Any) -> None:
     close = actions.add_parser("close", help="close an incident (ends its video shares)")
     close.add_argument("id")
     close.add_argument("--note", default="", help="why (required unless it is resolved)")
-    for parser in (listing, show, ack, close):
+    packages = actions.add_parser("packages", help="list an incident's dispatch packages")
+    packages.add_argument("id")
+    packages.add_argument("--json", action="store_true")
+    send = actions.add_parser("send", help="send a dispatch package to an agency")
+    send.add_argument("id")
+    send.add_argument("kind", choices=PACKAGES)
+    send.add_argument("--agency", default="", help="the agency principal (police, fire)")
+    send.add_argument("--count", type=int, help="escape routes: how many")
+    send.add_argument("--distance", type=float, help="escape routes: metres")
+    send.add_argument("--mode", default="vehicle", choices=("vehicle", "foot"))
+    send.add_argument("--hazard", default="", help="disaster: heavy-rain, flood, earthquake...")
+    send.add_argument("--level", default="advisory", choices=("advisory", "warning"))
+    send.add_argument("--radius", type=float, help="disaster: metres around the incident")
+    wave = actions.add_parser("green-wave", help="ask the signals on a 119 route for priority")
+    wave.add_argument("id")
+    wave.add_argument("package")
+    for parser in (listing, show, ack, close, packages, send, wave):
         parser.add_argument("--tenant", default="", help="the tenant (default: the default one)")
         parser.add_argument("--actor", default="", help="who acts (default: your login name)")
         parser.add_argument("--database-url", help="the platform's database (default: settings)")
@@ -81,6 +105,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             body["timeline"] = [event_json(e) for e in events]
             option = 0 if args.json else orjson.OPT_INDENT_2
             print(orjson.dumps(body, option=option).decode())
+        elif args.action in ("packages", "send", "green-wave"):
+            _dispatch(operations, caller, args)
         else:
             action = "acknowledge" if args.action == "ack" else "close"
             note = getattr(args, "note", "")
@@ -92,3 +118,31 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         platform.close()
     return 0
+
+
+def _dispatch(operations: Operations, caller: Caller, args: argparse.Namespace) -> None:
+    if args.action == "packages":
+        for package in operations.dispatch.packages(caller, args.id):
+            if args.json:
+                print(orjson.dumps(package_json(package)).decode())
+            else:
+                print(
+                    f"{package.id}\t{package.created_at}\t{package.kind}\t"
+                    f"{package.principal_name or '-'}\t{package.created_by}"
+                )
+        return
+    if args.action == "green-wave":
+        result = operations.fire.green_wave(caller, args.id, args.package)
+        for signal in result["signals"]:
+            why = signal.get("command") or signal.get("reason", "")
+            print(f"{signal['signal']}\t{signal['outcome']}\t{why}")
+        return
+    if args.kind == "escape-routes":
+        wanted = EscapeRequest(count=args.count, distance=args.distance, mode=args.mode)
+        made = operations.police.send(caller, args.id, args.agency, wanted)
+    elif args.kind == "fire-site":
+        made = operations.fire.send(caller, args.id, args.agency)
+    else:
+        request = DisasterRequest(args.hazard, args.level, None, args.radius, args.agency)
+        made = operations.disaster.send(caller, args.id, request)
+    print(f"{made.id}\t{made.kind}\t{made.principal_name or '-'}")

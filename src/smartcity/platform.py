@@ -257,7 +257,14 @@ def build_platform(
             )
         )
     platform.operations = build_operations(
-        settings, store, access, clock, platform.bus, platform_secret(settings)
+        settings,
+        store,
+        access,
+        clock,
+        platform.bus,
+        platform_secret(settings),
+        platform.iot.devices,
+        platform.history,
     )
     if settings.ops_enabled:
         platform.workers.extend(

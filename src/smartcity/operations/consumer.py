@@ -4,12 +4,14 @@ The consumer joins the group `operations-alerts` on `ops_alert_subjects` (off wh
 tenant is the subject's last token (`_` is the default tenant) unless the body names one. An
 alert the intake refuses (not JSON, a field missing, an unknown severity) becomes a dead letter
 with the reason and is not delivered again; it can be fixed and replayed from the dead letters.
-Any other failure (the database away) leaves the message to be delivered again.
+Any other failure (the database away) leaves the message to be delivered again. An alert about a
+registered vulnerable person's wearable goes to that person's SOS instead (`wearables`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Final
 
 import orjson
@@ -24,6 +26,8 @@ from smartcity.ingest.ports import RawInput, Rejected
 from smartcity.operations.alerts import AlertFact, IncidentIntake, Intake
 
 log = structlog.get_logger(__name__)
+WearableAlerts = Callable[[Caller, AlertFact], Intake | None]
+"""Takes an alert about a registered wearable as its SOS (see operations/vulnerable.py)."""
 GROUP: Final = "operations-alerts"
 SOURCE: Final = "operations:alerts"
 
@@ -48,12 +52,14 @@ class AlertConsumer:
         intake: IncidentIntake,
         deadletters: DeadLetterService,
         clock: Clock,
+        wearables: WearableAlerts | None = None,
     ) -> None:
         self.bus = bus
         self.subjects = subjects
         self.intake = intake
         self.deadletters = deadletters
         self.clock = clock
+        self.wearables = wearables
 
     def take(self, subject: str, data: bytes) -> Intake | None:
         """Open or merge the incident of one alert fact (or note that an alert cleared: `kind`
@@ -71,7 +77,8 @@ class AlertConsumer:
                     raise Rejected("invalid-alert", "a clear needs its alertId", stage="validate")
                 return self.intake.clear(caller, alert_id, str(at))
             fact = AlertFact.from_json(body)
-            return self.intake.open_or_merge(caller, fact)
+            taken = None if self.wearables is None else self.wearables(caller, fact)
+            return taken if taken is not None else self.intake.open_or_merge(caller, fact)
         except SmartCityError as error:
             if error.status >= 500:
                 raise

@@ -2,9 +2,10 @@
 
 Roles and tenants are enforced here, whatever calls (HTTP, CLI, workers). Operators and admins
 manage incidents; analysts read them; an agency principal (police, fire) sees only the
-incidents it reported or that have an active video share with it, and any other id reads as
-missing. Every change runs in one transaction that checks the incident's version, so two
-operators acting at once never overwrite each other: the second gets a 409 that says why.
+incidents it reported, that have an active video share with it or that it was sent a dispatch
+package of, and any other id reads as missing. Every change runs in one transaction that checks
+the incident's version, so two operators acting at once never overwrite each other: the second
+gets a 409 that says why.
 """
 
 from __future__ import annotations
@@ -54,14 +55,17 @@ MAX_TEXT: Final = 4000
 Mutation = Callable[[Incident, IncidentWrite], tuple[Incident, list[TimelineEvent]]]
 
 
-VIDEO_EVENTS: Final = frozenset({"share-granted", "share-ended", "link-issued", "camera-viewed"})
+VIDEO_EVENTS: Final = frozenset(
+    {"share-granted", "share-ended", "link-issued", "camera-viewed", "package-sent"}
+)
+"""Events an agency sees only when they are its own (video and dispatch packages)."""
 
 
 def shows(caller: Caller, event: TimelineEvent) -> bool:
     """Tell whether a timeline event is for the caller's eyes.
 
-    Staff see every event. An agency sees the lifecycle and comments, but of the video events
-    only its own: not which cameras another agency was given or watched.
+    Staff see every event. An agency sees the lifecycle and comments, but of the video and
+    package events only its own: not which cameras or packages another agency was given.
     """
     if caller.has(Role.ADMIN, Role.OPERATOR, Role.ANALYST) or event.kind not in VIDEO_EVENTS:
         return True
@@ -137,7 +141,11 @@ class IncidentService:
             for s in self.store.shares(caller.tenant, principal_id=caller.principal_id)
             if s.active_at(now)
         }
-        return frozenset(shared | set(self.store.reported_by(caller.tenant, caller.principal_id)))
+        sent = {
+            p.incident_id for p in self.store.packages(caller.tenant, None, caller.principal_id)
+        }
+        reported = self.store.reported_by(caller.tenant, caller.principal_id)
+        return frozenset(shared | sent | set(reported))
 
     def get(self, caller: Caller, incident_id: str) -> Incident:
         """Return an incident the caller may see; ResourceNotFound for any other id."""

@@ -16,17 +16,25 @@ from smartcity.core.clock import Clock
 from smartcity.core.errors import BadRequestData, ConfigurationError
 from smartcity.core.workers import Periodic, Worker
 from smartcity.ingest.deadletters import DeadLetterService
+from smartcity.ingest.devices import DeviceService
 from smartcity.operations.alerts import IncidentIntake
 from smartcity.operations.consumer import SOURCE as ALERT_SOURCE
 from smartcity.operations.consumer import AlertConsumer
+from smartcity.operations.disaster import DisasterSupport
+from smartcity.operations.dispatch import Dispatch, DispatchOptions
 from smartcity.operations.escalation import Escalator
 from smartcity.operations.facts import FactPublisher, subject_for
+from smartcity.operations.fire import FireSupport
 from smartcity.operations.incidents import IncidentService
 from smartcity.operations.links import LinkSigner
+from smartcity.operations.police import PoliceSupport
 from smartcity.operations.sop import Procedures
 from smartcity.operations.taxonomy import check_type
 from smartcity.operations.video import VideoOptions, VideoService
+from smartcity.operations.vulnerable import VulnerableSupport
+from smartcity.storage.history import SqlHistoryStore
 from smartcity.storage.incidents import Incident, TimelineEvent
+from smartcity.storage.persons import SqlPersonStore
 from smartcity.storage.sqlbase import SqlEntityStore
 from smartcity.storage.sqlincidents import IncidentWrite, SqlIncidentStore
 
@@ -45,6 +53,13 @@ class Operations:
     publisher: FactPublisher
     commits: CommitSignal
     """Set after each incident write of this process: live streams wake at once."""
+    dispatch: Dispatch
+    police: PoliceSupport
+    """112 dispatch support: scene snapshots and escape routes."""
+    fire: FireSupport
+    """119 dispatch support: site packages and green waves."""
+    disaster: DisasterSupport
+    vulnerable: VulnerableSupport
 
     def transition(
         self,
@@ -89,7 +104,12 @@ class Operations:
             )
         if settings.ops_alert_subjects:
             consumer = AlertConsumer(
-                bus, settings.ops_alert_subjects, self.intake, deadletters, clock
+                bus,
+                settings.ops_alert_subjects,
+                self.intake,
+                deadletters,
+                clock,
+                self.vulnerable.take_alert,
             )
             deadletters.register_replayer(ALERT_SOURCE, consumer.replay)
             workers.append(consumer)
@@ -103,8 +123,11 @@ def build_operations(
     clock: Clock,
     bus: EventBus,
     secret: str,
+    devices: DeviceService,
+    history: SqlHistoryStore,
 ) -> Operations:
-    """Build the operations services on the platform's database, bus and secret."""
+    """Build the operations services on the platform's database, bus, secret, device
+    commands and temporal history."""
     for pattern in settings.ops_video_types:
         incident_type, _, subtype = pattern.partition("/")
         try:
@@ -128,7 +151,29 @@ def build_operations(
             link_seconds=settings.ops_video_link_seconds,
         ),
     )
+    dispatch = Dispatch(incidents, access)
+    options = DispatchOptions(
+        escape_distance=settings.ops_escape_distance,
+        escape_routes=settings.ops_escape_routes,
+        route_camera_distance=settings.ops_route_camera_distance,
+        hydrant_radius=settings.ops_hydrant_radius,
+        violation_minutes=settings.ops_violation_minutes,
+        trail_minutes=settings.ops_trail_minutes,
+    )
+    vulnerable = VulnerableSupport(
+        dispatch,
+        entities,
+        history,
+        SqlPersonStore(entities),
+        settings.ops_trail_minutes,
+        settings.ops_sos_agency,
+    )
     return Operations(
+        dispatch=dispatch,
+        police=PoliceSupport(dispatch, entities, options),
+        fire=FireSupport(dispatch, entities, devices, options),
+        disaster=DisasterSupport(dispatch, entities, settings.ops_timezone, vulnerable.worn),
+        vulnerable=vulnerable,
         store=store,
         incidents=incidents,
         intake=IncidentIntake(

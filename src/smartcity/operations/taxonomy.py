@@ -82,11 +82,13 @@ TYPES: Final = {
             "Disaster",
             {
                 "flood": ("침수·홍수", "Flood"),
+                "heavy-rain": ("호우", "Heavy rain"),
                 "heavy-snow": ("대설", "Heavy snow"),
                 "heat-wave": ("폭염", "Heat wave"),
                 "earthquake": ("지진", "Earthquake"),
                 "crowd-crush": ("인파 밀집 사고", "Crowd crush"),
                 "gas-leak": ("가스 누출", "Gas leak"),
+                "fine-dust": ("미세먼지", "Fine dust"),
             },
         ),
         IncidentType(
@@ -156,6 +158,8 @@ _BY_SUBCATEGORY: Final = {
     "illegalParking": ("traffic", "illegal-parking"),
     # disaster and weather
     "flood": ("disaster", "flood"),
+    "heavyRain": ("disaster", "heavy-rain"),
+    "fineDust": ("disaster", "fine-dust"),
     "snow": ("disaster", "heavy-snow"),
     "highTemperature": ("disaster", "heat-wave"),
     "earthquake": ("disaster", "earthquake"),

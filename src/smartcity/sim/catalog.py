@@ -45,6 +45,8 @@ class Field:
     scale: float | None = None
     value_type: str = "auto"
     expression: str | None = None
+    kind: str | None = None
+    """GeoProperty or Relationship (default: a Property)."""
 
     def mapping(self) -> dict[str, Any]:
         """Return the field's mapping as the device registry takes it."""
@@ -57,6 +59,8 @@ class Field:
             mapping["scale"] = self.scale
         if self.expression is not None:
             mapping["expression"] = self.expression
+        if self.kind is not None:
+            mapping["kind"] = self.kind
         return mapping
 
 
@@ -295,6 +299,80 @@ BEACON: Final = DeviceKind(
     stamp=Stamp.LOCAL,
     vendor="Bluetooth beacon gateway",
 )
+PARKING_ENFORCEMENT: Final = DeviceKind(
+    name="parking-enforcement",
+    entity_type="TrafficViolation",
+    protocol=PayloadFormat.JSON,
+    transport=Transport.MQTT,
+    fields=(
+        Field(
+            "car",
+            "titleCode",
+            value_type="integer",
+            expression="'illegalParking' if value == 1 else 'none'",
+        ),
+    ),
+    interval=300,
+    stamp=Stamp.UTC,
+    timestamp_field="ts",
+    vendor="Illegal-parking enforcement camera (불법주정차 단속)",
+)
+SIGNAL_CONTROLLER: Final = DeviceKind(
+    name="signal-controller",
+    entity_type="TrafficSignal",
+    protocol=PayloadFormat.JSON,
+    transport=Transport.MQTT,
+    fields=(Field("plan", "signalPlan", value_type="integer"),),
+    interval=600,
+    stamp=Stamp.LOCAL,
+    timestamp_field="ts",
+    vendor="Traffic signal controller (교통신호제어기)",
+    commands=("priority",),
+)
+WATER_LEVEL: Final = DeviceKind(
+    name="water-level",
+    entity_type="FloodMonitoring",
+    protocol=PayloadFormat.JSON,
+    transport=Transport.MQTT,
+    fields=(
+        Field("lvl", "currentLevel", unit="MTR", value_type="number"),
+        Field("st", "floodLevelStatus", value_type="text"),
+    ),
+    interval=600,
+    stamp=Stamp.LOCAL,
+    timestamp_field="ts",
+    vendor="Stream water-level gauge (수위계)",
+)
+WEATHER_STATION: Final = DeviceKind(
+    name="weather-station",
+    entity_type="WeatherObserved",
+    protocol=PayloadFormat.JSON,
+    transport=Transport.MQTT,
+    fields=(
+        Field("rn", "precipitation", value_type="number"),
+        Field("ta", "temperature", unit="CEL", value_type="number"),
+        Field("hm", "relativeHumidity", scale=0.01),
+    ),
+    interval=60,
+    stamp=Stamp.LOCAL,
+    timestamp_field="ts",
+    vendor="Automatic weather station (AWS, 자동기상관측)",
+)
+SOS_WEARABLE: Final = DeviceKind(
+    name="sos-wearable",
+    entity_type="Device",
+    protocol=PayloadFormat.JSON,
+    transport=Transport.MQTT,
+    fields=(
+        Field("pos", "location", kind="GeoProperty"),
+        Field("sos", "sos", value_type="boolean"),
+    ),
+    interval=60,
+    stamp=Stamp.UTC,
+    timestamp_field="ts",
+    vendor="SOS wearable for a vulnerable person (안심 단말)",
+    id_suffix="-band",
+)
 
 KINDS: Final = (
     TRAFFIC_DETECTOR,
@@ -306,5 +384,10 @@ KINDS: Final = (
     AIR_QUALITY,
     NOISE,
     BEACON,
+    PARKING_ENFORCEMENT,
+    SIGNAL_CONTROLLER,
+    WATER_LEVEL,
+    WEATHER_STATION,
+    SOS_WEARABLE,
 )
 BY_NAME: Final = {kind.name: kind for kind in KINDS}

@@ -18,15 +18,28 @@ from smartcity.sim.catalog import (
     CCTV_ANALYTICS,
     FOOD_WASTE_BIN,
     NOISE,
+    PARKING_ENFORCEMENT,
     PARKING_LOT,
     PARKING_SPOT,
+    SIGNAL_CONTROLLER,
+    SOS_WEARABLE,
     STREETLIGHT,
     TRAFFIC_DETECTOR,
+    WATER_LEVEL,
+    WEATHER_STATION,
     DeviceKind,
 )
 from smartcity.sim.generate import Asset
 from smartcity.sim.geodesy import Position, rounded
 from smartcity.sim.model import District
+from smartcity.sim.safety import (
+    enforcement_points,
+    flood_gauges,
+    safe_zone,
+    signal_device_id,
+    wearables,
+    weather_stations,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +128,41 @@ def build_devices(district: District, assets: list[Asset], seed: int) -> list[Si
     for asset in by_kind.get("beacons", []):
         static = {"location": _location(asset.position)}
         add(BEACON, asset.id, asset.id, asset.position, asset.id, static)
+    links = {link.id: link for link in district.links}
+    for local_id, link_id, position in enforcement_points(district):
+        static = {
+            "location": _location(position),
+            "refRoadSegment": {
+                "type": "Relationship",
+                "object": f"urn:ngsi-ld:RoadSegment:{district.id}-{link_id}",
+            },
+        }
+        road = {"road_class": links[link_id].road_class}
+        add(PARKING_ENFORCEMENT, local_id, local_id, position, link_id, static, road)
+    for local_id, position, levels in flood_gauges(district):
+        add(WATER_LEVEL, f"{local_id}-gauge", local_id, position, local_id, extra=levels)
+    for local_id, position, names in weather_stations(district):
+        static = {
+            "location": _location(position),
+            "name": {"type": "Property", "value": names["name_ko"]},
+            "alternateName": {"type": "Property", "value": names["name_en"]},
+        }
+        add(WEATHER_STATION, local_id, local_id, position, local_id, static)
+    for band in wearables(district):
+        static = {
+            "deviceCategory": {"type": "Property", "value": "wearable"},
+            "safeZone": {
+                "type": "GeoProperty",
+                "value": safe_zone(band["position"], band["safe_zone"]),
+            },
+        }
+        home = {"home": band["home"], "safe_zone": band["safe_zone"]}
+        device_id = f"{band['id']}{SOS_WEARABLE.id_suffix}"
+        add(SOS_WEARABLE, device_id, band["id"], band["position"], band["home"], static, home)
+    for node in district.nodes.values():
+        if node.signalised:
+            device_id = signal_device_id(district, node.id)
+            add(SIGNAL_CONTROLLER, device_id, f"{district.id}-{node.id}", node.position, node.id)
 
     devices = []
     for number, (kind, device_id, entity_id, position, subject, static, extra) in enumerate(made):

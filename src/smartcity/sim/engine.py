@@ -24,6 +24,7 @@ from smartcity.sim import lights, waste
 from smartcity.sim.crowds import CrowdModel, beacon_report, camera_report
 from smartcity.sim.devices import SimDevice, build_devices
 from smartcity.sim.emission import Emission
+from smartcity.sim.enforcement import illegally_parked, priority_answer, signal_plan
 from smartcity.sim.environment import EnvironmentModel
 from smartcity.sim.events import ConcertFlows, ConcertModel
 from smartcity.sim.faults import FaultPlan
@@ -35,7 +36,9 @@ from smartcity.sim.parking import ParkingModel, poisson
 from smartcity.sim.patterns import FOOTFALL, TRAFFIC, Weather, hourly, sun_times, warmth, weather_at
 from smartcity.sim.roads import RoadGraph
 from smartcity.sim.scenario import Scenario
+from smartcity.sim.stream import level_status, water_level
 from smartcity.sim.traffic import LinkState, TrafficModel
+from smartcity.sim.wearables import rounded_text, wearer_report
 
 MINUTE = timedelta(minutes=1)
 HEARTBEAT_ONLY = frozenset({"parking-spot", "food-waste-bin"})
@@ -382,6 +385,32 @@ class Simulation:
         if kind == "ble-beacon":
             people = self._people(device, minute)
             return {"n": beacon_report(people, rng.gauss(1, 0.1))}
+        if kind == "parking-enforcement":
+            road = str(device.extra["road_class"])
+            parked = illegally_parked(self.seed, device.id, road, minute.local, minute.day_type)
+            return {"car": int(parked)}
+        if kind == "signal-controller":
+            return {"plan": signal_plan(minute.local, minute.day_type)}
+        if kind == "sos-wearable":
+            home, radius = device.position, float(device.extra["safe_zone"])
+            outings = [
+                (person.start, person.end or self.scenario.end, self.incidents.walks[number])
+                for number, person in enumerate(self.scenario.missing)
+                if person.place == device.extra["home"]
+            ]
+            where, sos = wearer_report(outings, at, home, radius, self.planar)
+            return {"pos": rounded_text(where), "sos": sos}
+        if kind == "weather-station":
+            weather = minute.weather
+            return {
+                "rn": weather.rain,
+                "ta": weather.temperature,
+                "hm": round(weather.humidity * 100, 1),
+            }
+        if kind == "water-level":
+            levels = device.extra
+            level = water_level(self.scenario, at, float(levels["dry"]))
+            return {"lvl": level, "st": level_status(level, levels["alert"], levels["danger"])}
         raise ValueError(f"no model for device kind {kind}")
 
     def _detector(self, device: SimDevice, minute: Minute, rng: random.Random) -> dict[str, Any]:
@@ -442,8 +471,9 @@ class Simulation:
     def command(self, device_id: str, name: str, params: Any, at: datetime) -> CommandAnswer:
         """Carry out a command a device received at a simulated moment; say how it went.
 
-        A streetlight obeys `brighten`; any other command, or a device that takes none, is
-        answered with an error as its controller would.
+        A streetlight obeys `brighten`, a signal controller `priority` (a green wave); any
+        other command, or a device that takes none, is answered with an error as its
+        controller would.
         """
         device = self.by_id.get(device_id)
         if device is None or name not in device.kind.commands:
@@ -451,6 +481,9 @@ class Simulation:
         arguments = params if isinstance(params, dict) else {}
         if device.kind.name == "streetlight" and name == "brighten":
             return self._brighten(device, arguments, at.replace(microsecond=0))
+        if device.kind.name == "signal-controller" and name == "priority":
+            ok, info = priority_answer(arguments)
+            return CommandAnswer(ok, info)
         return CommandAnswer(False, f"the simulated {device.kind.name} cannot carry out {name!r}")
 
     def _brighten(

@@ -19,6 +19,7 @@ from smartcity.sim.district import load_district
 from smartcity.sim.entities import CHANGDONG_CONTEXT_URL, district_entities
 from smartcity.sim.generate import generate_assets, read_assets
 from smartcity.sim.model import District, DistrictError
+from smartcity.sim.safety import safety_entities
 from smartcity.sim.seed import data_path
 from smartcity.storage.base import EntityQuery
 
@@ -47,7 +48,7 @@ def build_entities(district: District) -> list[dict[str, Any]]:
     """Return the district's entities: its curated places and its frozen or generated assets."""
     assets_file = district.root / "assets.geojson"
     assets = read_assets(assets_file) if assets_file.is_file() else generate_assets(district)
-    return district_entities(district, assets)
+    return [*district_entities(district, assets), *safety_entities(district)]
 
 
 def _comparable(attrs: Attributes) -> Attributes:

@@ -14,10 +14,13 @@ from typing import Any
 from smartcity.auth.principal import Caller
 from smartcity.core.errors import BadRequestData
 from smartcity.ingest.devices import DeviceService, ImportReport
+from smartcity.operations.vulnerable import PersonDraft
 from smartcity.platform import Platform
 from smartcity.sim.catalog import KINDS
 from smartcity.sim.devices import SimDevice
 from smartcity.sim.entities import CHANGDONG_CONTEXT_URL
+from smartcity.sim.model import District
+from smartcity.sim.safety import wearables
 from smartcity.sim.seed import data_path
 
 Progress = Callable[[int, int], None]
@@ -55,3 +58,26 @@ def provision(
             f"{len(report.failed)} simulated devices could not be registered: {shown}"
         )
     return report
+
+
+def register_wearers(platform: Platform, district: District, tenant: str = "") -> int:
+    """Register the district's fictional SOS wearers in the operations center (once); return
+    how many were new."""
+    caller = Caller.system(tenant)
+    support = platform.operations.vulnerable
+    added = 0
+    for band in wearables(district):
+        entity = f"urn:ngsi-ld:Device:{band['id']}"
+        if support.persons.by_wearable(tenant, entity) is not None:
+            continue
+        draft = PersonDraft(
+            kind=band["kind"],
+            alias=band["alias"],
+            wearable=entity,
+            guardian_name=band["guardian"],
+            guardian_phone=band["phone"],
+            description="Fictional person of the simulated district.",
+        )
+        support.register(caller, draft)
+        added += 1
+    return added

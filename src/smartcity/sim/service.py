@@ -34,7 +34,7 @@ from smartcity.sim.engine import Simulation
 from smartcity.sim.entities import CHANGDONG_CONTEXT_URL
 from smartcity.sim.events import concert_entities
 from smartcity.sim.model import District
-from smartcity.sim.provision import new_keys, prepare_contexts, provision
+from smartcity.sim.provision import new_keys, prepare_contexts, provision, register_wearers
 from smartcity.sim.runner import SimulationRunner
 from smartcity.sim.scenario import (
     Scenario,
@@ -256,6 +256,7 @@ class SimulationService:
             simulation.devices,
             self.keys,
         )
+        register_wearers(self.platform, district, self.tenant)
         publish_events(self.platform, Caller.system(self.tenant), scenario, district)
         agent = self.platform.iot.agent
         mqtt = MqttSender(

@@ -7,7 +7,13 @@ from typing import Any, Final
 
 import orjson
 
-from smartcity.storage.incidents import Incident, SopStep, TimelineEvent, VideoShare
+from smartcity.storage.incidents import (
+    DispatchPackage,
+    Incident,
+    SopStep,
+    TimelineEvent,
+    VideoShare,
+)
 
 DDL: Final = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -78,6 +84,20 @@ CREATE INDEX IF NOT EXISTS incident_video_shares_incident
     ON incident_video_shares (tenant, incident_id);
 CREATE INDEX IF NOT EXISTS incident_video_shares_principal
     ON incident_video_shares (tenant, principal_id);
+CREATE TABLE IF NOT EXISTS incident_packages (
+    tenant {text} NOT NULL,
+    id {text} NOT NULL,
+    incident_id {text} NOT NULL,
+    kind TEXT NOT NULL,
+    principal_id {text} NOT NULL,
+    principal_name TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+CREATE INDEX IF NOT EXISTS incident_packages_incident ON incident_packages (tenant, incident_id);
+CREATE INDEX IF NOT EXISTS incident_packages_principal ON incident_packages (tenant, principal_id);
 CREATE TABLE IF NOT EXISTS incident_positions (
     name {text} PRIMARY KEY,
     seq BIGINT NOT NULL
@@ -103,6 +123,9 @@ SHARE_COLUMNS: Final = (
     "granted_at, expires_at, ended_at"
 )
 EVENT_COLUMNS: Final = "seq, tenant, incident_id, at, actor, kind, details"
+PACKAGE_COLUMNS: Final = (
+    "tenant, id, incident_id, kind, principal_id, principal_name, created_by, created_at, body"
+)
 
 
 def dump(value: Any) -> str:
@@ -191,4 +214,35 @@ def share_from_row(row: Sequence[Any]) -> VideoShare:
         granted_at=granted_at,
         expires_at=expires_at,
         ended_at=ended_at,
+    )
+
+
+def package_row(package: DispatchPackage) -> list[Any]:
+    """Return the column values of a dispatch package, in PACKAGE_COLUMNS order."""
+    return [
+        package.tenant,
+        package.id,
+        package.incident_id,
+        package.kind,
+        package.principal_id,
+        package.principal_name,
+        package.created_by,
+        package.created_at,
+        dump(package.body),
+    ]
+
+
+def package_from_row(row: Sequence[Any]) -> DispatchPackage:
+    """Return the dispatch package of a row of PACKAGE_COLUMNS."""
+    tenant, package_id, incident_id, kind, principal_id, name, by, at, body = row
+    return DispatchPackage(
+        id=package_id,
+        tenant=tenant,
+        incident_id=incident_id,
+        kind=kind,
+        principal_id=principal_id,
+        principal_name=name,
+        created_by=by,
+        created_at=at,
+        body=orjson.loads(body),
     )

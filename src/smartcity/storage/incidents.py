@@ -89,7 +89,8 @@ class TimelineEvent:
     kind: str
     """created, alert-merged, acknowledged, started, resolved, closed, reopened, assigned,
     commented, sop-checked, sop-unchecked, share-granted, share-ended, link-issued,
-    camera-viewed, escalated, changed."""
+    camera-viewed, escalated, changed, package-sent, green-wave-requested, sos-received,
+    guardian-notified, message-queued."""
     details: dict[str, Any] = field(default_factory=dict)
     seq: int = 0
     """Its position in the platform-wide timeline (set when stored)."""
@@ -115,6 +116,24 @@ class VideoShare:
     def active_at(self, now: str) -> bool:
         """Tell whether the share lets its agency see its cameras at `now`."""
         return self.ended_at is None and now < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchPackage:
+    """What the operations center sent an agency about an incident (escape routes, a fire
+    site package, a disaster package, a vulnerable person's trail), as it was sent."""
+
+    id: str
+    tenant: str
+    incident_id: str
+    kind: str
+    """escape-routes, fire-site, disaster, vulnerable-person."""
+    principal_id: str
+    """The agency principal it was sent to ('' when kept for the operators only)."""
+    principal_name: str
+    created_by: str
+    created_at: str
+    body: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

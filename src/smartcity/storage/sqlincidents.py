@@ -21,14 +21,18 @@ from smartcity.storage.incident_rows import (
     DDL,
     DIALECT_TYPES,
     EVENT_COLUMNS,
+    PACKAGE_COLUMNS,
     SHARE_COLUMNS,
     dump,
     event_from_row,
     incident_from_row,
     incident_row,
+    package_from_row,
+    package_row,
     share_from_row,
 )
 from smartcity.storage.incidents import (
+    DispatchPackage,
     Incident,
     IncidentFilter,
     TimelineEvent,
@@ -138,6 +142,14 @@ class IncidentWrite:
                 share.expires_at,
                 share.ended_at,
             ],
+        )
+
+    def add_package(self, package: DispatchPackage) -> None:
+        """Store a dispatch package."""
+        marks = ", ".join([self._p] * 9)
+        self.cursor.execute(
+            f"INSERT INTO incident_packages ({PACKAGE_COLUMNS}) VALUES ({marks})",
+            package_row(package),
         )
 
     def end_shares(self, tenant: str, incident_id: str, at: str, share_id: str = "") -> None:
@@ -310,6 +322,26 @@ class SqlIncidentStore:
                 params,
             )
             return [share_from_row(row) for row in cursor.fetchall()]
+
+    def packages(
+        self, tenant: str, incident_id: str | None = None, principal_id: str | None = None
+    ) -> list[DispatchPackage]:
+        """Return dispatch packages of a tenant, of one incident and/or one agency, oldest first."""
+        p = self._p
+        condition, params = f"tenant = {p}", [tenant]
+        if incident_id is not None:
+            condition += f" AND incident_id = {p}"
+            params.append(incident_id)
+        if principal_id is not None:
+            condition += f" AND principal_id = {p}"
+            params.append(principal_id)
+        with self._store.reading() as cursor:
+            cursor.execute(
+                f"SELECT {PACKAGE_COLUMNS} FROM incident_packages WHERE {condition} "
+                "ORDER BY created_at, id",
+                params,
+            )
+            return [package_from_row(row) for row in cursor.fetchall()]
 
     def position(self, name: str) -> int:
         """Return a reader's saved timeline position (0 when it has none)."""

@@ -19,6 +19,7 @@ from smartcity.web import (
     auth,
     contexts,
     devices,
+    dispatch,
     entities,
     incident_stream,
     incidents,
@@ -104,6 +105,7 @@ def create_app(platform: Platform, *, district: Path | None = None) -> FastAPI:
     app.include_router(incidents.router)
     app.include_router(video.router)
     app.include_router(dashboard_router())
+    app.include_router(dispatch.router)
 
     @app.get("/health", tags=["operations"], summary="Liveness and readiness")
     def health() -> JSONResponse:
