@@ -17,7 +17,7 @@ from starlette.responses import FileResponse, HTMLResponse
 from smartcity.core.errors import ResourceNotFound
 from smartcity.web.livemap.routes import MEDIA_TYPES
 
-FILES = ("dashboard.html", "dashboard.js", "dashboard.css", "charts.js")
+FILES = ("dashboard.html", "dashboard.js", "dashboard.css", "charts.js", "linked.js")
 """The dashboard's own files (MapLibre and the live map's script come from /map/static)."""
 
 

@@ -35,7 +35,8 @@
       "event:reopened": "재개", "event:assigned": "담당자 지정", "event:commented": "의견",
       "event:sop-checked": "SOP 완료", "event:sop-unchecked": "SOP 취소", "event:share-granted": "영상 공유",
       "event:share-ended": "영상 공유 종료", "event:link-issued": "영상 링크 발급", "event:camera-viewed": "영상 열람",
-      "event:escalated": "격상", minutesShort: "분", secondsShort: "초", hoursShort: "시간",
+      "event:escalated": "격상", "event:package-sent": "연계 정보 전송", "event:green-wave-requested": "우선신호 요청",
+      "event:sos-received": "SOS 수신", minutesShort: "분", secondsShort: "초", hoursShort: "시간",
     },
     en: {
       title: "Changdong Operations Center", subtitle: "Smart city integrated platform", signOut: "Sign out",
@@ -62,7 +63,8 @@
       "event:closed": "closed", "event:reopened": "reopened", "event:assigned": "assigned", "event:commented": "comment",
       "event:sop-checked": "SOP step done", "event:sop-unchecked": "SOP step undone", "event:share-granted": "video shared",
       "event:share-ended": "video share ended", "event:link-issued": "video link issued",
-      "event:camera-viewed": "video viewed", "event:escalated": "escalated", minutesShort: " min", secondsShort: " s",
+      "event:camera-viewed": "video viewed", "event:escalated": "escalated", "event:package-sent": "package sent",
+      "event:green-wave-requested": "green wave requested", "event:sos-received": "SOS received", minutesShort: " min", secondsShort: " s",
       hoursShort: " h",
     },
   };
@@ -89,7 +91,7 @@
     detail: null, timeline: [], shares: [], cameras: [], viewer: null, filter: "open", generation: 0,
     controller: null, streamState: "reconnecting", problem: "", chartEntity: null, signedInResolve: null,
     taxonomy: new Map(), clusterLabels: new Map(), chosen: new Set(), acknowledged: new Map(),
-    note: "", comment: "",
+    note: "", comment: "", packages: [], greenWaves: new Map(),
   };
 
   // -- helpers ----------------------------------------------------------------------------------
@@ -540,13 +542,15 @@
     if (!id) return;
     const base = `/ops/v1/incidents/${encodeURIComponent(id)}`;
     try {
-      const [detail, timeline, shares] = await Promise.all([
+      const [detail, timeline, shares, packages] = await Promise.all([
         call("GET", base), call("GET", `${base}/timeline`), call("GET", `${base}/shares`).catch(() => []),
+        call("GET", `${base}/packages`).catch(() => []),
       ]);
       if (state.selected !== id) return;
       state.detail = detail;
       state.timeline = timeline;
       state.shares = shares;
+      state.packages = packages;
       upsertIncident(detail);
     } catch (error) {
       if (error.status === 404) dropIncident(id);
@@ -630,6 +634,10 @@
     box.append(element("h4", "", title));
   }
 
+  const linked = window.dashboardLinked.create({
+    state, call, element, button, section, pick, clockTime, canManage, refresh: () => refreshDetail(),
+  });
+
   function renderDetail() {
     const focused = document.activeElement?.id; // kept through the redraw (a note being typed)
     drawDetail();
@@ -641,7 +649,10 @@
     const detail = state.detail;
     box.hidden = !detail;
     box.replaceChildren();
-    if (!detail) return;
+    if (!detail) {
+      linked.draw([]);
+      return;
+    }
     const head = element("header");
     const top = element("div", "line");
     top.append(element("span", `badge ${detail.severity}`, t(`severity:${detail.severity}`)));
@@ -693,6 +704,7 @@
     box.append(sop);
 
     renderVideo(box, detail);
+    linked.render(box, detail);
 
     section(box, t("timeline"));
     const timeline = element("ol", "timeline");
