@@ -186,6 +186,8 @@ class CompiledFilter:
             watched = sorted(names | reads)
             self.watch = tuple(watched) if watched else None
         self.spatial = self.inside is not None or self.outside is not None
+        self.always = self.id is None and self.q is None and not self.spatial
+        """Whether every changed entity of its types meets its id, q and zones (it has none)."""
         signature = repr((item.id, item.q, self.watch, self.inside, self.outside))
         self.slot = memo_slot("passes" + signature)
         self.hold_slot = memo_slot("holds" + signature)

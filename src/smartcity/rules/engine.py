@@ -1,10 +1,11 @@
 """The convergence-event engine: changes in, firings out, in event-time order, deterministic.
 
 Changes wait in a reorder buffer until the watermark (the newest event time seen minus the
-allowed lateness) passes them, then meet only the rules indexed under their entity type, in
-event-time order together with the rules' timers (absences, windows closing, sequences running
-out). A change later than the watermark is too late for the rules (counted, and still applied to
-the joined state). Nothing here reads a clock: the same changes give the same firings.
+allowed lateness) passes them, then meet only the rules indexed under their entity type and
+behind the shared filters they pass (`dispatch.py`), in event-time order together with the
+rules' timers (absences, windows closing, sequences running out). A change later than the
+watermark is too late for the rules (counted, and still applied to the joined state). Nothing
+here reads a clock: the same changes give the same firings.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from zoneinfo import ZoneInfo
 
 from smartcity.core.entity import StoredEntity
 from smartcity.rules.calendars import Sun
-from smartcity.rules.compile import CompiledFilter
 from smartcity.rules.compiled import RuleRuntime
+from smartcity.rules.dispatch import RuleIndex
 from smartcity.rules.events import Env, Event
 from smartcity.rules.firing import Firing
 from smartcity.rules.loader import load_rule_set_text
@@ -80,7 +81,7 @@ class Engine:
         self.enabled: dict[str, bool] = {}
         self.fingerprints: dict[str, str] = {}
         self.versions: dict[str, int] = {}
-        self.by_type: dict[str, list[tuple[RuleRuntime, str, CompiledFilter]]] = {}
+        self.index = RuleIndex(())
         self.watermark = float("-inf")
         self.newest = float("-inf")
         self.buffer: list[tuple[float, int, ChangeRecord]] = []
@@ -163,14 +164,11 @@ class Engine:
         return timer
 
     def _index(self) -> None:
-        self.by_type = {}
-        for rule_id in sorted(self.rules):
-            if not self.enabled.get(rule_id, True):
-                continue
-            runtime = self.rules[rule_id]
-            for role, check in runtime.triggers():
-                for type_name in sorted(check.types):
-                    self.by_type.setdefault(type_name, []).append((runtime, role, check))
+        self.index.count_events()
+        enabled = self.enabled
+        self.index = RuleIndex(
+            self.rules[rule_id] for rule_id in sorted(self.rules) if enabled.get(rule_id, True)
+        )
 
     def enable(self, rule_id: str, enabled: bool = True) -> None:
         """Turn a rule on or off (off forgets its state: it starts afresh when turned on)."""
@@ -192,6 +190,7 @@ class Engine:
 
     def metrics(self) -> dict[str, Any]:
         """Return the engine's counters and each rule's metrics."""
+        self.index.count_events()
         return {
             "changes": self.changes,
             "tooLate": self.too_late,
@@ -306,16 +305,17 @@ class Engine:
         self._apply_state(change)
         if change.kind == ChangeKind.DELETE:
             for type_iri in change.entity.types:
-                for runtime, _, _ in self.by_type.get(local_name(type_iri), ()):
+                for runtime in self.index.rules.get(local_name(type_iri), ()):
                     runtime.forget(change.tenant, change.entity)
             return []
         entity = change.entity
         fired: list[Firing] = []
         names = None
+        index = self.index
         for type_iri in entity.types:
             type_name = local_name(type_iri)
-            rules = self.by_type.get(type_name)
-            if not rules:
+            gates = index.by_type.get(type_name)
+            if not gates:
                 continue
             if names is None:
                 names = name_map(entity)
@@ -329,19 +329,9 @@ class Engine:
                 change.seq,
                 type_name,
             )
-            clock = time.perf_counter
-            started = clock()
-            for runtime, role, _ in rules:
-                if runtime.tenants is not None and change.tenant not in runtime.tenants:
-                    continue
-                metrics = runtime.metrics
-                metrics.events += 1
-                found = runtime.on_event(role, event)
-                if found:
-                    fired.extend(found)
-                ended = clock()
-                metrics.seconds += ended - started
-                started = ended
+            found = index.dispatch(gates, event, self.env)
+            if found:
+                fired.extend(found)
         return fired
 
     # -- state -----------------------------------------------------------------------------

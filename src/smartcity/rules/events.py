@@ -118,7 +118,7 @@ def _passes(check: CompiledFilter, event: Event, zones: Zones) -> bool:
                 break
         else:
             return False
-    return holds(check, event, zones)
+    return check.always or holds(check, event, zones)
 
 
 def holds(check: CompiledFilter, event: Event, zones: Zones) -> bool:

@@ -156,6 +156,52 @@ class ThresholdRule(WindowedRule):
             op, number = parse_threshold(rule.clear)
             self.cold = (OPERATORS[op], number)
         self.hold_for = rule.for_
+        self.reading_only = self.windowing.window is None and self.value_name == "value"
+
+    def on_event(self, role: str, event: Event) -> list[Firing]:
+        if not self.reading_only:
+            return super().on_event(role, event)
+        # A reading's own value: most readings cross nothing, and cost a few steps.
+        when = self.when
+        passed = event.memo.get(when.slot)
+        if passed is None:
+            passed = passes(when, event, self.env.zones)
+        if not passed:
+            return []
+        self.metrics.matches += 1
+        keyer = self.keyer
+        if keyer.kind == "entity":
+            key, geometry = event.entity.id, None
+        else:
+            keyed = keyer.key(event)
+            if keyed is None:
+                return []
+            key, geometry = keyed
+        tenant = event.tenant
+        state_key = tenant + "\x1f" + key
+        state = self.states.get(state_key)
+        if state is None:
+            state = self.states[state_key] = {}
+        value = event.value(self.plain)
+        if value.__class__ not in (int, float):
+            return []
+        if state.get("raised"):
+            if not (
+                self.cold[0](value, self.cold[1])
+                if self.cold
+                else not self.hot[0](value, self.hot[1])
+            ):
+                return []
+        elif not self.hot[0](value, self.hot[1]):
+            state.pop("since", None)
+            return []
+
+        def reading() -> Subject:
+            subject = Subject(tenant, key, geometry=geometry, event=event)
+            subject.evidence = [event.item()]
+            return subject
+
+        return self.evaluate(reading, state, {"value": value}, event.t)
 
     def evaluate(
         self,
