@@ -74,9 +74,17 @@ def fingerprint(rule: Rule, rule_set: RuleSet) -> str:
 class Engine:
     """The rule engine (implements `firing.RuleEngine`)."""
 
-    def __init__(self, rule_set: RuleSet | None = None, *, lateness: float | None = None) -> None:
+    def __init__(
+        self,
+        rule_set: RuleSet | None = None,
+        *,
+        lateness: float | None = None,
+        clock_delay: float | None = None,
+    ) -> None:
         self._lateness_override = lateness
         self.lateness = lateness if lateness is not None else 60.0
+        self.clock_delay = clock_delay
+        """How far behind `advance`'s clock the watermark stays (None: the lateness)."""
         self.rules: dict[str, RuleRuntime] = {}
         self.enabled: dict[str, bool] = {}
         self.fingerprints: dict[str, str] = {}
@@ -258,8 +266,14 @@ class Engine:
         return self._drain()
 
     def advance(self, now: datetime) -> list[Firing]:
-        """Move the watermark to `now` minus the lateness; return what came due."""
-        self.watermark = max(self.watermark, now.timestamp() - self.lateness)
+        """Move the watermark to `now` minus the clock delay; return what came due.
+
+        The clock delay is how long after its event time a reading may still reach the engine;
+        it is the lateness unless set apart (a low lateness fires changes as soon as they are the
+        newest, while readings on their way still count when the clock moves time on).
+        """
+        delay = self.lateness if self.clock_delay is None else self.clock_delay
+        self.watermark = max(self.watermark, now.timestamp() - delay)
         return self._drain()
 
     def flush(self) -> list[Firing]:
