@@ -16,7 +16,7 @@ from smartcity.rules.firing import Firing
 from smartcity.rules.loader import builtin_rule_set, load_rule_set_text, merge_rule_sets
 from smartcity.rules.model import RuleSet
 from smartcity.rules.names import local_name, name_map
-from smartcity.rules.windowed import ThresholdRule
+from smartcity.rules.windowed import ThresholdRule, WindowedRule
 from smartcity.storage.base import ChangeKind, ChangeRecord
 from tests.rules.engine_support import T0, Feed
 
@@ -32,6 +32,9 @@ TEMPLATES = [
     'value: avg(averageVehicleSpeed), raise: "< {s}", for: 2m}}',
     "{{id: a{n}, kind: aggregate, when: {{type: TrafficFlowObserved, q: congested==true}}, "
     'key: global, window: {{size: 5m}}, aggregates: {{c: count()}}, having: "c>={c}"}}',
+    "{{id: d{n}, kind: aggregate, when: {{type: TrafficFlowObserved}}, window: {{size: 2m}}, "
+    "aggregates: {{v: avg(averageVehicleSpeed), n: count(), k: distinct(congested)}}, "
+    'having: "v<{s};n>={c}"}}',
     "{{id: m{n}, kind: match, when: {{type: CrowdFlowObserved, "
     'q: detectedEvent=="{event}"}}, suppress: {p}m}}',
     "{{id: m{n}, kind: match, tenants: [other], when: {{type: CrowdFlowObserved, "
@@ -130,6 +133,8 @@ class EveryRule(Engine):
         for runtime in self.rules.values():
             if isinstance(runtime, ThresholdRule):
                 runtime.reading_only = False  # the general path of thresholds, too
+            if isinstance(runtime, WindowedRule):
+                runtime.twin = None  # each rule keeps its own windows
 
     def _apply(self, change: ChangeRecord, moment: float) -> list[Firing]:
         self._apply_state(change)
@@ -170,12 +175,24 @@ class EveryRule(Engine):
         return fired
 
 
-def _run(engine: Engine, changes: list[ChangeRecord]) -> list[Firing]:
+def _run(engine: Engine, changes: list[ChangeRecord], end: bool = True) -> list[Firing]:
     fired: list[Firing] = []
     for change in changes:
         fired.extend(engine.process(change))
-    fired.extend(engine.advance(T0 + timedelta(hours=2)))
+    if end:
+        fired.extend(engine.advance(T0 + timedelta(hours=2)))
     return fired
+
+
+def _pause(engine: Engine, what: str, rule: str) -> Engine:
+    """Restore the engine from its snapshot, or turn a rule off or on."""
+    if what == "restore":
+        again = type(engine)(engine.rule_set, lateness=engine.lateness)
+        again.restore(engine.snapshot())
+        return again
+    if what == "toggle":
+        engine.enable(rule, not engine.enabled[rule])
+    return engine
 
 
 def _counts(engine: Engine) -> dict[str, tuple[int, int, int]]:
@@ -184,15 +201,39 @@ def _counts(engine: Engine) -> dict[str, tuple[int, int, int]]:
 
 
 @settings(max_examples=150)
-@given(rule_sets(), feeds(), st.sampled_from([0.0, 45.0]))
-def test_the_index_gives_the_firings_of_every_rule_met(
-    rule_set: RuleSet, changes: list[ChangeRecord], lateness: float
+@given(
+    rule_sets(),
+    feeds(),
+    st.sampled_from([0.0, 45.0]),
+    st.lists(
+        st.tuples(st.integers(0, 60), st.sampled_from(["restore", "toggle"]), st.integers(0, 3)),
+        max_size=4,
+    ),
+)
+def test_the_index_and_twins_give_the_firings_of_every_rule_alone(
+    rule_set: RuleSet,
+    changes: list[ChangeRecord],
+    lateness: float,
+    pauses: list[tuple[int, str, int]],
 ) -> None:
-    indexed, every = Engine(rule_set, lateness=lateness), EveryRule(rule_set, lateness=lateness)
-    assert _run(indexed, changes) == _run(every, changes)
-    assert _counts(indexed) == _counts(every)
-    ours, theirs = indexed.snapshot(), every.snapshot()
+    """Rules met through the index, windows shared by twins: as if each rule met every change."""
+    indexed: Engine = Engine(rule_set, lateness=lateness)
+    every: Engine = EveryRule(rule_set, lateness=lateness)
+    ours: list[Firing] = []
+    theirs: list[Firing] = []
+    done = 0
+    for at, what, which in sorted(pauses):
+        ours += _run(indexed, changes[done:at], end=False)
+        theirs += _run(every, changes[done:at], end=False)
+        rule = sorted(indexed.rules)[which % len(indexed.rules)]
+        indexed, every = _pause(indexed, what, rule), _pause(every, what, rule)
+        done = max(done, at)
+    ours += _run(indexed, changes[done:])
+    theirs += _run(every, changes[done:])
     assert ours == theirs
+    assert indexed.snapshot() == every.snapshot()
+    if not pauses:
+        assert _counts(indexed) == _counts(every)
 
 
 def test_a_rule_turned_off_and_on_is_indexed_again() -> None:
@@ -214,3 +255,39 @@ def test_a_rule_turned_off_and_on_is_indexed_again() -> None:
     assert [f.rule_id for f in second] == ["full", "fuller"]
     assert engine.metrics()["rules"]["fuller"]["events"] == 1
     assert engine.metrics()["rules"]["full"]["events"] == 2
+
+
+def test_twins_whose_lead_started_afresh_keep_windows_of_their_own() -> None:
+    twins = "\n".join(
+        f"  - {{id: d{n}, kind: threshold, when: {{type: TrafficFlowObserved}}, "
+        f'window: {{size: 10m}}, value: avg(averageVehicleSpeed), raise: "< {limit}"}}'
+        for n, limit in enumerate((20, 25, 30))
+    )
+    rule_set = load_rule_set_text("rules:\n" + twins)
+    indexed, every = Engine(rule_set, lateness=0), EveryRule(rule_set, lateness=0)
+    assert [isinstance(r, WindowedRule) and bool(r.twin) for r in indexed.rules.values()] == [
+        True
+    ] * 3
+    feed = Feed()
+    speeds = [40, 35, 30, 22, 18, 26, 10, 8, 5]
+    changes = [
+        feed.change(
+            "TrafficFlowObserved",
+            "urn:detector:1",
+            T0 + timedelta(minutes=i),
+            **{"averageVehicleSpeed": speed},
+        )
+        for i, speed in enumerate(speeds)
+    ]
+    ours, theirs = _run(indexed, changes[:3], end=False), _run(every, changes[:3], end=False)
+    for engine in (indexed, every):
+        engine.enable("d0", False)
+    ours += _run(indexed, changes[3:5], end=False)
+    theirs += _run(every, changes[3:5], end=False)
+    for engine in (indexed, every):
+        engine.enable("d0", True)  # the lead starts afresh; d1 and d2 had shared one window
+    ours += _run(indexed, changes[5:])
+    theirs += _run(every, changes[5:])
+    assert ours == theirs
+    assert [f.rule_id for f in ours if f.kind == "raise"] == ["d2", "d0", "d1"]
+    assert indexed.snapshot() == every.snapshot()

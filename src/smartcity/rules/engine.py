@@ -32,6 +32,7 @@ from smartcity.rules.patterns import KINDS, last_seen
 from smartcity.rules.snapshots import change_data, change_from, copy_data, finite, moment_or_never
 from smartcity.rules.spatial import Plane, Zones
 from smartcity.rules.state import WorldState
+from smartcity.rules.twins import link_twins, share_equal_windows
 from smartcity.storage.base import ChangeKind, ChangeRecord
 
 SNAPSHOT_FORMAT = 1
@@ -174,9 +175,11 @@ class Engine:
     def _index(self) -> None:
         self.index.count_events()
         enabled = self.enabled
-        self.index = RuleIndex(
+        running = [
             self.rules[rule_id] for rule_id in sorted(self.rules) if enabled.get(rule_id, True)
-        )
+        ]
+        self.index = RuleIndex(running)
+        link_twins(running)
 
     def enable(self, rule_id: str, enabled: bool = True) -> None:
         """Turn a rule on or off (off forgets its state: it starts afresh when turned on)."""
@@ -405,6 +408,7 @@ class Engine:
         self.timers = timers
         self.env.state.restore(state["world"])
         self._index()
+        share_equal_windows(self.rules.values())
 
 
 def _kept_types(rule_set: RuleSet) -> set[str]:

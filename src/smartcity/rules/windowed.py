@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smartcity.rules.aggregates import Aggregate, Item, Windowing, parse_aggregate
 from smartcity.rules.compile import CompiledFilter
@@ -23,12 +23,17 @@ from smartcity.rules.match import compile_values_q
 from smartcity.rules.model import Rule, parse_threshold
 from smartcity.rules.state import OPERATORS
 
+if TYPE_CHECKING:
+    from smartcity.rules.twins import Twin
+
 
 class WindowedRule(Hysteresis):
     """A rule that keeps a window of readings per key (threshold and aggregate rules)."""
 
     windowing: Windowing
     when: CompiledFilter
+    twin: Twin | None = None
+    """How the rule shares its sliding windows with rules that keep the same ones."""
     plain = ""
     """The attribute a threshold without a window reads."""
 
@@ -103,8 +108,8 @@ class WindowedRule(Hysteresis):
                 return subject
 
             return self.evaluate(reading, state, {"value": event.value(self.plain)}, event.t)
-        item = self.read(event)
         if windowing.tumbling:
+            item = self.read(event)
             subject = Subject(tenant, key, geometry=geometry, event=event)
             had_block = state.get("block")
             blocks = windowing.add(state, item)
@@ -113,7 +118,7 @@ class WindowedRule(Hysteresis):
                 self.timer(state["block"] + windowing.size, state_key, "block")
             remember_where(state, subject, event)
             return fired
-        windowing.add(state, item)
+        values = self.slide(event, state, state_key)
         items = state["items"]
 
         def window() -> Subject:
@@ -121,7 +126,35 @@ class WindowedRule(Hysteresis):
             subject.evidence = items
             return subject
 
-        return self.evaluate(window, state, windowing.values(items, state), event.t)
+        return self.evaluate(window, state, values, event.t)
+
+    def slide(self, event: Event, state: dict[str, Any], state_key: str) -> dict[str, Any]:
+        """Put a change in a key's sliding window; return the window's aggregates.
+
+        Twins (`twins.py`) whose window is the very one their lead just moved take the lead's
+        window and aggregates instead of doing the same work again.
+        """
+        windowing = self.windowing
+        twin = self.twin
+        if twin is not None:
+            shared = event.memo.get(twin.slot)
+            if twin.lead is None:
+                before = (state.get("items"), state.get("acc"))
+            elif (
+                shared is not None
+                and state.get("items") is shared[0]
+                and state.get("acc") is shared[1]
+            ):
+                state["items"], state["acc"] = shared[2], shared[3]
+                values: dict[str, Any] = shared[4]
+                return values
+            else:
+                twin.own(state, state_key)
+        windowing.add(state, self.read(event))
+        values = windowing.values(state["items"], state)
+        if twin is not None and twin.lead is None:
+            event.memo[twin.slot] = (*before, state["items"], state["acc"], values)
+        return values
 
     def on_timer(self, state_key: str, tag: str, due: float) -> list[Firing]:
         state = self.states.get(state_key)
