@@ -133,8 +133,14 @@ def holds(check: CompiledFilter, event: Event, zones: Zones) -> bool:
 def _holds(check: CompiledFilter, event: Event, zones: Zones) -> bool:
     if check.id is not None and check.id.fullmatch(event.entity.id) is None:
         return False
-    if check.q is not None and not check.q(event.entity, event.names):
-        return False
+    if check.conjuncts:
+        memo, entity, names = event.memo, event.entity, event.names
+        for slot, part in check.conjuncts:
+            found = memo.get(slot)
+            if found is None:
+                found = memo[slot] = part(entity, names)
+            if not found:
+                return False
     if check.spatial:
         point = event.point
         if point is None:
@@ -168,6 +174,8 @@ class Keyer:
         if self.by is not None and self.by.zone is not None:
             self.zone_names = list(env.zones.names) if "*" in self.by.zone else list(self.by.zone)
         self.slot = memo_slot("key" + repr(key))
+        self.cells: dict[Point, tuple[str, dict[str, Any]]] = {}
+        """Grid cells by position (things that report mostly stand still)."""
 
     def key(self, event: Event) -> tuple[str, dict[str, Any] | None] | None:
         """Return the key of a change and the key's own geometry (zone, cell), if any."""
@@ -198,7 +206,12 @@ class Keyer:
         if point is None:
             return None
         if by.grid is not None:
-            return grid_cell(self.env.plane, point, by.grid)
+            cell = self.cells.get(point)
+            if cell is None:
+                if len(self.cells) > 100_000:
+                    self.cells.clear()
+                cell = self.cells[point] = grid_cell(self.env.plane, point, by.grid)
+            return cell
         zone = self.env.zones.zone_of(point, self.zone_names)
         return (zone, self.env.zones.geojson[zone]) if zone is not None else None
 
