@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from smartcity.rules.compile import CompiledFilter
 from smartcity.rules.compiled import RuleRuntime
-from smartcity.rules.events import Env, Event, passes
+from smartcity.rules.events import Env, Event, filter_passes
 from smartcity.rules.firing import Firing
 
 Member = tuple[int, RuleRuntime, str]
@@ -71,14 +71,18 @@ class RuleIndex:
 
     def dispatch(self, gates: list[Gate], event: Event, env: Env) -> list[Firing]:
         """Give a change to the rules behind the gates it passes; return what fired."""
-        zones, tenant = env.zones, event.tenant
+        zones, tenant, memo = env.zones, event.tenant, event.memo
         ready: list[Member] | None = None
         several = False
         for gate in gates:
             if gate.tenants is not None and tenant not in gate.tenants:
                 continue
             gate.seen += 1
-            if not passes(gate.check, event, zones):
+            check = gate.check
+            passed = memo.get(check.slot)
+            if passed is None:
+                passed = memo[check.slot] = filter_passes(check, event, zones)
+            if not passed:
                 continue
             if ready is None:
                 ready = gate.members

@@ -104,11 +104,12 @@ def passes(check: CompiledFilter, event: Event, zones: Zones) -> bool:
     memo = event.memo
     found = memo.get(check.slot)
     if found is None:
-        found = memo[check.slot] = _passes(check, event, zones)
+        found = memo[check.slot] = filter_passes(check, event, zones)
     return bool(found)
 
 
-def _passes(check: CompiledFilter, event: Event, zones: Zones) -> bool:
+def filter_passes(check: CompiledFilter, event: Event, zones: Zones) -> bool:
+    """Tell whether a change passes a filter, working it out (`passes` remembers the answer)."""
     if check.watch is not None and not event.created:
         iris = event.names.iris
         changed = event.changed
