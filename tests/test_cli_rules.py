@@ -11,6 +11,7 @@ from smartcity.auth.principal import Caller
 from smartcity.cli import main
 from smartcity.config import load_settings
 from smartcity.platform import build_platform
+from smartcity.rules.convergence import ConvergencePlug
 from tests.rules.support import TEMPERATURE, write_reading
 from tests.rules.threshold_engine import ThresholdPlug
 
@@ -38,7 +39,7 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch) -> None:
     """Install the threshold engine as the platform's engine."""
-    monkeypatch.setattr("smartcity.platform.engine_plug", ThresholdPlug)
+    monkeypatch.setattr("smartcity.platform.engine_plug", lambda *_settings: ThresholdPlug())
 
 
 def test_the_platform_engine_refuses_rules_it_cannot_run_and_says_why(
@@ -112,3 +113,27 @@ def test_a_backtest_prints_what_a_rule_would_have_fired(
     assert main(["rules", "backtest", "hot", *window]) == 0
     assert "2 firing(s) from 3 change(s)" in capsys.readouterr().out
     assert main(["rules", "firings"]) == 0
+
+
+def test_the_built_in_rules_are_installed_into_a_tenant_and_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["rules", "apply", "--builtin", "--tenant", "changdong"]) == 0
+    applied = capsys.readouterr().out
+    assert "silent-traffic-detector: version 1" in applied
+    assert main(["rules", "apply", "--builtin", "--tenant", "changdong"]) == 0
+    again = capsys.readouterr().out
+    assert "silent-traffic-detector: unchanged" in again
+    assert "version" not in again
+    platform = build_platform(load_settings())
+    try:
+        stored = platform.rules.list_rules(Caller.system("changdong"))
+        assert len(stored) >= 19
+        assert all(record.enabled for record in stored)
+        assert isinstance(platform.rules.plug, ConvergencePlug)
+        engines = platform.rules.plug.build(stored)
+        assert "pm10-warning" in {info.id for info in engines.engines["changdong"].rule_infos()}
+    finally:
+        platform.close()
+    with pytest.raises(SystemExit):
+        main(["rules", "apply", "--builtin", "rules.yaml"])  # one source only

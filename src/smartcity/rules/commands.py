@@ -15,6 +15,7 @@ from rich.table import Table
 from smartcity.auth.principal import Caller
 from smartcity.core.errors import BadRequestData
 from smartcity.rules.checkpoints import firing_doc
+from smartcity.rules.loader import builtin_rule_set
 from smartcity.rules.service import RuleService
 
 RULES_HELP = """Convergence-event rules combine signals across services (a CCTV detection, a dark
@@ -41,7 +42,14 @@ def add_rules_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="create or update the rules of a file (a new version for each that changed)",
     )
-    apply.add_argument("file", type=Path, help=FILE_HELP)
+    source = apply.add_mutually_exclusive_group(required=True)
+    source.add_argument("file", type=Path, nargs="?", help=FILE_HELP)
+    source.add_argument(
+        "--builtin",
+        action="store_true",
+        help="the rules shipped with the platform for the district's services (smartcity.rules"
+        ".builtin: silent devices, air quality, assault and falls at night, illegal parking, ...)",
+    )
     apply.add_argument(
         "--disabled", action="store_true", help="create new rules disabled (default: enabled)"
     )
@@ -87,6 +95,14 @@ def read_rules(path: Path) -> list[dict[str, Any]]:
     return [dict(item) for item in items]
 
 
+def builtin_rules() -> list[dict[str, Any]]:
+    """Return the built-in rules as documents to store (as written in their YAML files)."""
+    return [
+        rule.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        for rule in builtin_rule_set().rules
+    ]
+
+
 def _time(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -106,7 +122,8 @@ def run_rules_command(rules: RuleService, args: argparse.Namespace) -> int:
     elif args.action == "validate":
         return _validate(rules, caller, args.file, console)
     elif args.action == "apply":
-        for doc in read_rules(args.file):
+        docs = builtin_rules() if args.builtin else read_rules(args.file)
+        for doc in docs:
             if args.disabled and rules.rules.get(caller.tenant, doc["id"]) is None:
                 record, changed = rules.create(caller, doc["id"], doc, enabled=False), True
             else:
