@@ -22,30 +22,30 @@ from tests.rules.engine_support import T0, Feed
 
 TYPES = ["TrafficFlowObserved", "Streetlight", "CrowdFlowObserved", "WasteContainer"]
 TEMPLATES = [
-    "{{id: t{n}, kind: threshold, when: {{type: WasteContainer}}, value: fillingLevel, "
+    "{{id: r{n}, kind: threshold, when: {{type: WasteContainer}}, value: fillingLevel, "
     'raise: ">= 0.{a}", clear: "< 0.{b}"}}',
-    "{{id: u{n}, kind: threshold, when: {{type: TrafficFlowObserved, watch: [intensity]}}, "
+    "{{id: r{n}, kind: threshold, when: {{type: TrafficFlowObserved, watch: [intensity]}}, "
     'value: averageVehicleSpeed, raise: "< {s}", for: {p}m}}',
-    "{{id: v{n}, kind: threshold, when: {{type: TrafficFlowObserved}}, key: {{grid: 300}}, "
+    "{{id: r{n}, kind: threshold, when: {{type: TrafficFlowObserved}}, key: {{grid: 300}}, "
     'value: averageVehicleSpeed, raise: "< {s}", clear: ">= 30"}}',
-    "{{id: w{n}, kind: threshold, when: {{type: TrafficFlowObserved}}, window: {{count: 3}}, "
+    "{{id: r{n}, kind: threshold, when: {{type: TrafficFlowObserved}}, window: {{count: 3}}, "
     'value: avg(averageVehicleSpeed), raise: "< {s}", for: 2m}}',
-    "{{id: a{n}, kind: aggregate, when: {{type: TrafficFlowObserved, q: congested==true}}, "
+    "{{id: r{n}, kind: aggregate, when: {{type: TrafficFlowObserved, q: congested==true}}, "
     'key: global, window: {{size: 5m}}, aggregates: {{c: count()}}, having: "c>={c}"}}',
-    "{{id: d{n}, kind: aggregate, when: {{type: TrafficFlowObserved}}, window: {{size: 2m}}, "
+    "{{id: r{n}, kind: aggregate, when: {{type: TrafficFlowObserved}}, window: {{size: 2m}}, "
     "aggregates: {{v: avg(averageVehicleSpeed), n: count(), k: distinct(congested)}}, "
     'having: "v<{s};n>={c}"}}',
-    "{{id: m{n}, kind: match, when: {{type: CrowdFlowObserved, "
+    "{{id: r{n}, kind: match, when: {{type: CrowdFlowObserved, "
     'q: detectedEvent=="{event}"}}, suppress: {p}m}}',
-    "{{id: m{n}, kind: match, tenants: [other], when: {{type: CrowdFlowObserved, "
+    "{{id: r{n}, kind: match, tenants: [other], when: {{type: CrowdFlowObserved, "
     'q: detectedEvent=="{event}"}}}}',
-    "{{id: s{n}, kind: sequence, sequence: {{first: {{type: CrowdFlowObserved, "
+    "{{id: r{n}, kind: sequence, sequence: {{first: {{type: CrowdFlowObserved, "
     'q: detectedEvent=="{event}"}}, then: {{type: CrowdFlowObserved, '
     'q: detectedEvent=="{event}"}}, within: {p}m}}}}',
-    "{{id: b{n}, kind: absence, when: {{type: {kind}}}, after: {p}m}}",
-    "{{id: z{n}, kind: state, when: {{type: Streetlight}}, "
+    "{{id: r{n}, kind: absence, when: {{type: {kind}}}, after: {p}m}}",
+    "{{id: r{n}, kind: state, when: {{type: Streetlight}}, "
     'condition: {{q: powerState=="off";illuminanceLevel<0.{a}}}}}',
-    "{{id: y{n}, kind: state, when: {{type: [Streetlight, TrafficFlowObserved]}}, "
+    "{{id: r{n}, kind: state, when: {{type: [Streetlight, TrafficFlowObserved]}}, "
     "condition: {{q: illuminanceLevel<0.{a}|averageVehicleSpeed<{s}}}, for: 1m}}",
 ]
 EVENTS = ["violence", "running", "fall", "none"]
@@ -54,14 +54,16 @@ BUILT_IN = builtin_rule_set()
 
 @st.composite
 def rule_sets(draw: st.DrawFn) -> RuleSet:
-    """Return rules that often share filters, with varied thresholds."""
+    """Return rules that often share filters, with varied thresholds, in any id order."""
     lines = []
-    for n in range(draw(st.integers(1, 14))):
+    count = draw(st.integers(1, 14))
+    names = draw(st.permutations(range(count)))
+    for n in range(count):
         template = draw(st.sampled_from(TEMPLATES))
         lines.append(
             "  - "
             + template.format(
-                n=n,
+                n=f"{names[n]:02d}",
                 a=draw(st.integers(1, 9)),
                 b=draw(st.integers(1, 9)),
                 s=draw(st.sampled_from([15, 30, 45])),

@@ -13,25 +13,46 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from itertools import pairwise
+from operator import itemgetter
+from typing import Protocol
 
 from smartcity.rules.compile import CompiledFilter
-from smartcity.rules.compiled import RuleRuntime
+from smartcity.rules.compiled import RuleMetrics, RuleRuntime
 from smartcity.rules.events import Env, Event, filter_passes
 from smartcity.rules.firing import Firing
+from smartcity.rules.twins import ThresholdBank, banked
+from smartcity.rules.windowed import ThresholdRule
 
 Member = tuple[int, RuleRuntime, str]
 """A rule behind a gate: its place in id order, the rule and the role the filter plays."""
 
 
+class Callee(Protocol):
+    """What a gate calls with a change: a rule, or a bank of thresholds (`twins.py`)."""
+
+    metrics: RuleMetrics
+
+    def on_event(self, role: str, event: Event) -> list[Firing]:
+        """Take a change that passed the gate; return what fired."""
+        ...
+
+
+Call = tuple[int, Callee, str]
+_PLACE = itemgetter(0)
+
+
 class Gate:
     """Rules of one entity type that share a trigger filter and tenant restriction."""
 
-    __slots__ = ("check", "members", "seen", "tenants")
+    __slots__ = ("calls", "check", "members", "seen", "tenants")
 
     def __init__(self, check: CompiledFilter, tenants: frozenset[str] | None) -> None:
         self.check = check
         self.tenants = tenants
         self.members: list[Member] = []
+        self.calls: list[Call] = []
+        """What a change that passes is given to: the members, thresholds banked together."""
         self.seen = 0
         """Changes that reached the gate since its count was last handed to its rules."""
 
@@ -59,6 +80,8 @@ class RuleIndex:
                     listed = self.rules.setdefault(type_name, [])
                     if runtime not in listed:
                         listed.append(runtime)
+        for type_gates in self.by_type.values():
+            _bank(type_gates)
 
     def count_events(self) -> None:
         """Hand each gate's count of the changes it saw to its rules' metrics."""
@@ -72,7 +95,7 @@ class RuleIndex:
     def dispatch(self, gates: list[Gate], event: Event, env: Env) -> list[Firing]:
         """Give a change to the rules behind the gates it passes; return what fired."""
         zones, tenant, memo = env.zones, event.tenant, event.memo
-        ready: list[Member] | None = None
+        ready: list[Call] | None = None
         several = False
         for gate in gates:
             if gate.tenants is not None and tenant not in gate.tenants:
@@ -85,16 +108,16 @@ class RuleIndex:
             if not passed:
                 continue
             if ready is None:
-                ready = gate.members
+                ready = gate.calls
             else:
                 if not several:
                     ready = list(ready)
                     several = True
-                ready.extend(gate.members)
+                ready.extend(gate.calls)
         if ready is None:
             return []
         if several:
-            ready.sort()  # by place (unique: the rest of a member is never compared)
+            ready.sort(key=_PLACE)
         fired: list[Firing] = []
         clock = time.perf_counter
         started = clock()
@@ -106,3 +129,34 @@ class RuleIndex:
             runtime.metrics.seconds += ended - started
             started = ended
         return fired
+
+
+def _bank(gates: list[Gate]) -> None:
+    """Make each gate's calls: its members, thresholds that follow each other banked."""
+    places = sorted(place for gate in gates for place, _, _ in gate.members)
+    following = dict(pairwise(places))
+    for gate in gates:
+        run: list[Member] = []
+        for member in gate.members:
+            shares = banked(member[1])
+            if (
+                shares is not None
+                and run
+                and banked(run[-1][1]) == shares
+                and following.get(run[-1][0]) == member[0]
+            ):
+                run.append(member)
+                continue
+            _flush(gate, run)
+            run = [member] if shares is not None else []
+            if shares is None:
+                gate.calls.append(member)
+        _flush(gate, run)
+
+
+def _flush(gate: Gate, run: list[Member]) -> None:
+    if len(run) > 1:
+        rules = [rule for _, rule, _ in run if isinstance(rule, ThresholdRule)]
+        gate.calls.append((run[0][0], ThresholdBank(rules), run[0][2]))
+    else:
+        gate.calls.extend(run)

@@ -1,4 +1,4 @@
-"""Rules that keep the same sliding windows share them: the first moves them, the rest read them.
+"""Rules that do the same work share it: twins share sliding windows, banks share readings.
 
 Rules over one type often differ only in what they test (thresholds of one average, `having`
 over the same aggregates), so each would keep the same window per key and do the same work on
@@ -13,13 +13,16 @@ each rule's window on its own, as before: sharing changes nothing a rule compute
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from smartcity.rules.compile import memo_slot
-from smartcity.rules.compiled import RuleRuntime
+from smartcity.rules.compiled import RuleMetrics, RuleRuntime
+from smartcity.rules.events import Event
+from smartcity.rules.firing import Firing
 from smartcity.rules.snapshots import copy_data
-from smartcity.rules.windowed import WindowedRule
+from smartcity.rules.windowed import ThresholdRule, WindowedRule
 
 WINDOW_PARTS = ("items", "acc")
 """What a key's state holds of its sliding window (the rest is the rule's own)."""
@@ -99,3 +102,62 @@ def share_equal_windows(rules: Iterable[RuleRuntime]) -> None:
             if all(state[part] == theirs.get(part) for part in WINDOW_PARTS):
                 for part in WINDOW_PARTS:
                     state[part] = theirs[part]
+
+
+class ThresholdBank:
+    """Thresholds on the same reading of the same changes, evaluated together.
+
+    Rules with the same filter, tenants and key that test a reading's own value (each with its
+    own limits) need the same key and value from a change; a bank works them out once and
+    then gives each rule its evaluation, in id order, as if each were called on its own. The
+    index makes a bank only of rules that follow each other among the rules of their type, so
+    firings and timers keep their order.
+    """
+
+    def __init__(self, rules: list[ThresholdRule]) -> None:
+        self.rules = rules
+        self.id = rules[0].id
+        self.metrics = RuleMetrics()
+        """The bank's own evaluation time (each rule's own is on the rule)."""
+
+    def on_event(self, role: str, event: Event) -> list[Firing]:
+        """Give a change that passed the rules' shared filter to each rule; return what fired."""
+        rules = self.rules
+        keyer = rules[0].keyer
+        if keyer.kind == "entity":
+            key, geometry = event.entity.id, None
+        else:
+            keyed = keyer.key(event)
+            if keyed is None:
+                for rule in rules:
+                    rule.metrics.matches += 1
+                return []
+            key, geometry = keyed
+        state_key = event.tenant + "\x1f" + key
+        value = event.value(rules[0].plain)
+        numeric = value.__class__ in (int, float)
+        fired: list[Firing] = []
+        clock = time.perf_counter
+        started = clock()
+        for rule in rules:
+            metrics = rule.metrics
+            metrics.matches += 1
+            states = rule.states
+            state = states.get(state_key)
+            if state is None:
+                state = states[state_key] = {}
+            if numeric:
+                found = rule.on_reading(event, state, key, geometry, value)
+                if found:
+                    fired.extend(found)
+            ended = clock()
+            metrics.seconds += ended - started
+            started = ended
+        return fired
+
+
+def banked(runtime: RuleRuntime) -> tuple[int, str] | None:
+    """Return what a threshold shares with its bank (key, reading), None if it takes none."""
+    if isinstance(runtime, ThresholdRule) and runtime.reading_only:
+        return (runtime.keyer.slot, runtime.plain)
+    return None

@@ -210,14 +210,24 @@ class ThresholdRule(WindowedRule):
             if keyed is None:
                 return []
             key, geometry = keyed
-        tenant = event.tenant
-        state_key = tenant + "\x1f" + key
+        state_key = event.tenant + "\x1f" + key
         state = self.states.get(state_key)
         if state is None:
             state = self.states[state_key] = {}
         value = event.value(self.plain)
         if value.__class__ not in (int, float):
             return []
+        return self.on_reading(event, state, key, geometry, value)
+
+    def on_reading(
+        self,
+        event: Event,
+        state: dict[str, Any],
+        key: str,
+        geometry: dict[str, Any] | None,
+        value: float,
+    ) -> list[Firing]:
+        """Evaluate a reading's own (numeric) value for a key (its filter passed)."""
         if state.get("raised"):
             if not (
                 self.cold[0](value, self.cold[1])
@@ -230,7 +240,7 @@ class ThresholdRule(WindowedRule):
             return []
 
         def reading() -> Subject:
-            subject = Subject(tenant, key, geometry=geometry, event=event)
+            subject = Subject(event.tenant, key, geometry=geometry, event=event)
             subject.evidence = [event.item()]
             return subject
 
