@@ -187,13 +187,16 @@ def _run(engine: Engine, changes: list[ChangeRecord], end: bool = True) -> list[
 
 
 def _pause(engine: Engine, what: str, rule: str) -> Engine:
-    """Restore the engine from its snapshot, or turn a rule off or on."""
+    """Restore the engine from its snapshot, turn a rule off or on, or load without it."""
     if what == "restore":
         again = type(engine)(engine.rule_set, lateness=engine.lateness)
         again.restore(engine.snapshot())
         return again
     if what == "toggle":
         engine.enable(rule, not engine.enabled[rule])
+    if what == "drop" and len(engine.rule_set.rules) > 1:
+        kept = [r for r in engine.rule_set.rules if r.id != rule]
+        engine.load(engine.rule_set.model_copy(update={"rules": kept}))
     return engine
 
 
@@ -208,7 +211,9 @@ def _counts(engine: Engine) -> dict[str, tuple[int, int, int]]:
     feeds(),
     st.sampled_from([0.0, 45.0]),
     st.lists(
-        st.tuples(st.integers(0, 60), st.sampled_from(["restore", "toggle"]), st.integers(0, 3)),
+        st.tuples(
+            st.integers(0, 60), st.sampled_from(["restore", "toggle", "drop"]), st.integers(0, 3)
+        ),
         max_size=4,
     ),
 )
