@@ -50,8 +50,11 @@ typecheck: $(STAMP_TEST)
 contracts: $(STAMP_TEST)
 	$(BIN)/lint-imports
 
+# Most tests wait on a server (PostgreSQL, MQTT, NATS, a subprocess), so one test process per core
+# (pytest-xdist, whole files per process) keeps the cores busy; TEST_WORKERS=0 runs them in one.
+TEST_WORKERS ?= auto
 unit: $(STAMP_TEST) interop-env
-	SMARTCITY_INTEROP_PYTHON=$(INTEROP)/bin/python $(BIN)/pytest -q --durations=30
+	SMARTCITY_INTEROP_PYTHON=$(INTEROP)/bin/python $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 test: lint typecheck contracts unit
 

@@ -11,7 +11,6 @@ from smartcity.auth.principal import Caller
 from smartcity.cli import main
 from smartcity.config import load_settings
 from smartcity.platform import build_platform
-from smartcity.rules.convergence import ConvergencePlug
 from tests.rules.support import TEMPERATURE, write_reading
 from tests.rules.threshold_engine import ThresholdPlug
 
@@ -115,25 +114,31 @@ def test_a_backtest_prints_what_a_rule_would_have_fired(
     assert main(["rules", "firings"]) == 0
 
 
-def test_the_built_in_rules_are_installed_into_a_tenant_and_run(
+def test_the_built_in_rules_are_applied_once_and_what_an_operator_did_is_kept(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["rules", "apply", "--builtin", "--tenant", "changdong"]) == 0
-    applied = capsys.readouterr().out
-    assert "silent-traffic-detector: version 1" in applied
-    assert main(["rules", "apply", "--builtin", "--tenant", "changdong"]) == 0
-    again = capsys.readouterr().out
-    assert "silent-traffic-detector: unchanged" in again
-    assert "version" not in again
+    from smartcity.rules.commands import install_builtin_rules
+    from smartcity.rules.loader import builtin_rule_documents
+
+    shipped = {doc["id"] for doc in builtin_rule_documents()}
+    assert {"assault-at-night", "waste-bin-full", "jungnangcheon-flood"} <= shipped
+    assert main(["rules", "apply", "--builtin"]) == 0
+    assert capsys.readouterr().out.count(": version 1") == len(shipped)
     platform = build_platform(load_settings())
     try:
-        stored = platform.rules.list_rules(Caller.system("changdong"))
-        assert len(stored) >= 19
-        assert all(record.enabled for record in stored)
-        assert isinstance(platform.rules.plug, ConvergencePlug)
-        engines = platform.rules.plug.build(stored)
-        assert "pm10-warning" in {info.id for info in engines.engines["changdong"].rule_infos()}
+        system = Caller.system()
+        assert {record.id for record in platform.rules.list_rules(system)} == shipped
+        platform.rules.set_enabled(system, "waste-bin-full", False)
+        platform.rules.delete(system, "pm10-watch")
+        counts = install_builtin_rules(platform.rules, system)
+        assert counts == {"created": 0, "updated": 0, "unchanged": len(shipped)}
+        assert platform.rules.get(system, "waste-bin-full").enabled is False
+        stored = {record.id for record in platform.rules.list_rules(system)}
+        assert stored == shipped - {"pm10-watch"}
     finally:
         platform.close()
-    with pytest.raises(SystemExit):
-        main(["rules", "apply", "--builtin", "rules.yaml"])  # one source only
+    assert main(["rules", "apply", "--builtin", "--tenant", "nowon"]) == 0
+    with pytest.raises(SystemExit) as refused:  # a file or --builtin
+        main(["rules", "apply"])
+    assert refused.value.code == 2
+    assert "one of the arguments file --builtin is required" in capsys.readouterr().err

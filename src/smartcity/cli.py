@@ -24,7 +24,7 @@ EPILOG = """examples:
   smartcity device import devices.csv              register devices in bulk (JSON or CSV)
   smartcity deadletters list --reason schema       input ingestion refused, and why
   smartcity rules apply rules.yaml                 store convergence-event rules (new versions)
-  smartcity rules apply --builtin                  install the built-in rules (the demo has none)
+  smartcity rules apply --builtin                  store the built-in rules in a tenant
   smartcity rules backtest dark-crowd --from 2026-11-27T18:00+09:00 --to 2026-11-28T00:00+09:00
   smartcity incident list --status new             incidents of the operations center
   smartcity district load                          load the Changdong district model
@@ -402,6 +402,7 @@ def _demo_simulator(args: argparse.Namespace) -> dict[str, Any]:
         "sim_speed": speed,
         "sim_seed": args.seed,
         "ingest_mqtt_enabled": True,
+        "rules_enabled": True,
     }
 
 
@@ -547,6 +548,12 @@ def serve(
             created=report.created,
             updated=report.updated,
         )
+    if demo:
+        from smartcity.auth.principal import Caller
+        from smartcity.rules.commands import install_builtin_rules
+
+        counts = install_builtin_rules(platform.rules, Caller.system())
+        log.info("built-in rules installed", **counts)
     url = settings.public_url or f"http://{settings.host}:{settings.port}"
     print(f"\n  창동 스마트시티 플랫폼 · Changdong Smart City Platform {__version__}", flush=True)
     print(f"  Dashboard:  {url}/", flush=True)

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from smartcity.auth.principal import Caller
 from smartcity.core.causality import Context
 from smartcity.platform import Platform
 from smartcity.rules.actions import IDEMPOTENCY_HEADER, ActionRunner, WebhookOptions
@@ -224,3 +225,46 @@ def test_an_incident_fact_is_published_with_its_causal_context(platform: Platfor
     record = platform.rule_parts.state.firing("", firing.firing_id)
     assert record is not None
     assert record.status == DONE
+
+
+def lamp(device_id: str) -> dict[str, Any]:
+    """A streetlight controller on MQTT that takes `brighten`, feeding its Streetlight entity."""
+    return {
+        "id": device_id,
+        "apiKey": "lamp-key-0123456789",
+        "entity": {"id": f"urn:ngsi-ld:Streetlight:{device_id}", "type": "Streetlight"},
+        "attributes": [{"objectId": "dim", "name": "illuminanceLevel", "scale": 0.01}],
+        "commands": ["brighten"],
+        "reportingInterval": 600,
+    }
+
+
+def test_a_command_to_target_entities_reaches_the_devices_that_feed_them(
+    platform: Platform,
+) -> None:
+    system = Caller.system()
+    for device_id in ("lamp-1", "lamp-2"):
+        platform.iot.devices.register(system, lamp(device_id))
+    targets = ["urn:ngsi-ld:Streetlight:lamp-1", "urn:ngsi-ld:Streetlight:lamp-2"]
+    brighten = {"command": "brighten", "illuminanceLevel": 1.0, "duration": "PT30M"}
+    firing = make_firing(
+        ActionSpec("command", {**brighten, "targets": targets}),
+        ActionSpec("command", {**brighten, "targets": []}),
+        ActionSpec("command", {**brighten, "targets": ["urn:ngsi-ld:Streetlight:nowhere"]}),
+    )
+    record = execute(platform, firing)
+    (sent, empty, unfed) = record.outcomes
+    assert sent.status == "ok"
+    assert sent.detail.count("(brighten) queued for lamp-") == 2
+    assert (empty.status, empty.detail) == ("ok", "no target entities: nothing to send")
+    assert unfed.status == "error"
+    assert "no registered device feeds urn:ngsi-ld:Streetlight:nowhere" in unfed.detail
+    for device_id in ("lamp-1", "lamp-2"):
+        (command,) = platform.iot.devices.command_history(system, device_id, 10)
+        assert (command.name, command.params) == (
+            "brighten",
+            {"illuminanceLevel": 1.0, "duration": "PT30M"},
+        )
+    again = execute(platform, firing)  # a replayed firing sends nothing twice
+    assert again.outcomes == record.outcomes
+    assert len(platform.iot.devices.command_history(system, "lamp-1", 10)) == 1

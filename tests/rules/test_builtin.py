@@ -208,11 +208,8 @@ def test_assault_at_night_brightens_lamps_within_50_m_and_opens_a_112_incident(
         "urn:ngsi-ld:Streetlight:lamp-c",
     ]
     incident = action(fired[0], "incident")
-    assert (incident["agency"], incident["type"], incident["camera"]) == (
-        "112",
-        "videoSupport",
-        camera,
-    )
+    assert (incident["agency"], incident["camera"]) == ("112", camera)
+    assert (incident["incidentType"], incident["incidentSubtype"]) == ("crime", "assault")
     assert incident["streetlights"] == brighten["targets"]
     assert action(fired[0], "alert")["description"] == "폭행 의심 (신뢰도 82%) · Possible assault"
 
@@ -296,7 +293,7 @@ def test_fire_alarm_in_a_high_risk_building_opens_a_119_incident(engine: Engine)
     fired = of(run(engine, changes), "fire-alarm-high-risk-building")
     assert [(f.key, f.at) for f in fired] == [(risky, iso(T0 + 2 * MINUTE))]
     incident = action(fired[0], "incident")
-    assert (incident["agency"], incident["type"]) == ("119", "dispatchSupport")
+    assert (incident["agency"], incident["incidentType"]) == ("119", "fire")
     assert incident["building"] == ["urn:ngsi-ld:Building:goshiwon-1"]
 
 

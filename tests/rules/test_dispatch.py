@@ -260,6 +260,7 @@ def test_a_rule_turned_off_and_on_is_indexed_again() -> None:
     later = T0 + timedelta(minutes=1)
     second = engine.process(feed.change("WasteContainer", "urn:bin:2", later, fillingLevel=0.99))
     assert [f.rule_id for f in second] == ["full", "fuller"]
+    assert engine.rule_metrics()[("", "full")]["events"] == 2  # counted by the gate
     assert engine.metrics()["rules"]["fuller"]["events"] == 1
     assert engine.metrics()["rules"]["full"]["events"] == 2
 

@@ -154,5 +154,11 @@ def test_a_restart_restores_the_checkpoint_and_misses_nothing_from_the_change_lo
         recorded = recorded_firings(second)
         assert sorted(recorded) == sorted(expected)
         assert len(expected) == 6 * len(sensors)
+        # The rule's counters add up over both processes, each change counted once.
+        counters = second.rules.metrics(SYSTEM)["evaluation"]["hot"]
+        assert (counters["events"], counters["firings"]) == (
+            len(values) * len(sensors),
+            len(expected),
+        )
     finally:
         second.close()

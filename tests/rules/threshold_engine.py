@@ -39,6 +39,7 @@ class ThresholdEngine:
         self.raised: set[tuple[str, str, str]] = set()
         self.last_seen: dict[tuple[str, str, str], str] = {}
         self.silent_fired: set[tuple[str, str, str, str]] = set()
+        self.counts: dict[tuple[str, str], dict[str, float]] = {}
 
     def prime(self, tenant: str, entities: Iterable[StoredEntity]) -> None:
         """Take the current values as the starting state (no firing for them)."""
@@ -72,16 +73,24 @@ class ThresholdEngine:
             value = None if change.kind == ChangeKind.DELETE else self._value(rule, change.entity)
             if value is None:
                 continue
+            counts = self.counts.setdefault((change.tenant, rule.id), {"events": 0, "firings": 0})
+            counts["events"] += 1
             at = self._observed(rule, change)
             self.last_seen[state] = at
             above = value > float(rule.doc["above"])
             if above and state not in self.raised:
                 self.raised.add(state)
                 fired.append(self._firing(rule, change, "raise", value, at))
+                counts["firings"] += 1
             elif not above and state in self.raised:
                 self.raised.discard(state)
                 fired.append(self._firing(rule, change, "clear", value, at))
+                counts["firings"] += 1
         return fired
+
+    def rule_metrics(self) -> dict[tuple[str, str], dict[str, float]]:
+        """Return the changes each rule looked at and its firings on them."""
+        return {key: dict(counts) for key, counts in self.counts.items()}
 
     def advance(self, now: datetime) -> list[Firing]:
         """Fire once for each entity silent longer than its rule's `silentSeconds`."""

@@ -86,6 +86,34 @@ def test_lamps_switch_on_at_dusk_dim_at_night_and_broken_ones_stay_dark() -> Non
     assert lights.lamp_state(lamp, at(27, 14), 14, sun, 30.0, False).power == "on"  # dark sky
 
 
+def test_a_brightened_lamp_burns_full_for_its_time_then_goes_back_to_its_schedule(
+    changdong: District,
+) -> None:
+    simulation = Simulation(changdong, load_scenario("night-assault", changdong), 1)
+    lamp = next(d for d in simulation.devices if d.kind.name == "streetlight")
+    assert lamp.subject not in simulation.broken
+    simulation.skip_to(at(28, 23, 50))
+    half = timedelta(seconds=30)
+    answer = simulation.command(lamp.id, "brighten", {"duration": "PT20M"}, at(28, 23, 55) + half)
+    assert answer.ok, answer.info
+    assert answer.report is not None
+    assert fields_of(answer.report)["dim"] == 100  # at once, though lamps dim after 23:00
+    dims = {
+        e.at: fields_of(e)["dim"]
+        for e in window(simulation, at(28, 23, 51), at(29, 0, 30))
+        if e.device.id == lamp.id
+    }
+    assert all(level == 100 for moment, level in dims.items() if moment < at(29, 0, 15) + half)
+    assert dims[at(29, 0, 15) + half] == lights.DIM_LEVEL  # the boost ends: a report of it
+    for refused in (
+        simulation.command(lamp.id, "explode", {}, at(29, 0, 40)),
+        simulation.command(lamp.id, "brighten", {"illuminanceLevel": 2}, at(29, 0, 40)),
+        simulation.command(lamp.id, "brighten", {"duration": "soon"}, at(29, 0, 40)),
+    ):
+        assert not refused.ok
+        assert refused.report is None
+
+
 def test_rain_slows_traffic_and_washes_particles_out(changdong: District) -> None:
     text = scenario_path("heavy-rain").read_text()
     dry = parse_scenario(text.split("events:")[0], changdong)

@@ -135,7 +135,12 @@ def test_firings_and_metrics_show_what_fired_and_how_its_actions_ended(
     shown = client.get(f"/rules/v1/firings/{firing.firing_id}").json()
     assert shown["evidence"][0]["seq"] == 3
     metrics = client.get("/rules/v1/metrics").json()
-    assert metrics == {"rules": 1, "enabled": 1, "firings": {"hot": {"failed": 1}}}
+    assert metrics == {
+        "rules": 1,
+        "enabled": 1,
+        "firings": {"hot": {"failed": 1}},
+        "evaluation": {"hot": {}},  # no engine worker has checkpointed it
+    }
     assert client.get("/rules/v1/firings", params={"limit": "x"}).status_code == 400
 
 

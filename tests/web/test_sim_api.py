@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
@@ -149,3 +150,48 @@ def test_an_operator_starts_jumps_pauses_and_stops_a_run(enabled: TestClient) ->
     assert platform.iot.devices.get(
         Caller.system(), "changdong-detector-0001"
     ).spec.entity.type == ("TrafficFlowObserved")
+
+
+def _command_status(client: TestClient, device_id: str, headers: dict[str, str]) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        (command,) = client.get(f"/iot/v1/devices/{device_id}/commands", headers=headers).json()
+        if command["status"] not in ("pending", "delivered") or time.monotonic() > deadline:
+            return dict(command)
+        time.sleep(0.2)
+
+
+def test_simulated_lamps_obey_brighten_through_mosquitto_unless_broken(
+    enabled: TestClient,
+) -> None:
+    operator = _key(enabled, "operator")
+    body = {"scenario": "night-assault", "speed": 60, "seed": 1}
+    assert enabled.post("/sim/v1/start", json=body, headers=operator).status_code == 200
+    simulation = enabled.app.state.simulation.runner.simulation  # type: ignore[attr-defined]
+    lamps = sorted(
+        (d for d in simulation.devices if d.kind.name == "streetlight"), key=lambda d: d.id
+    )
+    working = next(d for d in lamps if d.subject not in simulation.broken)
+    broken = next(d for d in lamps if d.subject in simulation.broken)
+    brighten = {"name": "brighten", "params": {"illuminanceLevel": 1.0, "duration": "PT20M"}}
+    for device in (working, broken):
+        sent = enabled.post(
+            f"/iot/v1/devices/{device.id}/commands", json=brighten, headers=operator
+        )
+        assert sent.status_code == 202, sent.text
+    obeyed = _command_status(enabled, working.id, operator)
+    assert obeyed["status"] == "ok", obeyed
+    assert str(obeyed["info"]).startswith("on at 100% until ")
+    refused = _command_status(enabled, broken.id, operator)
+    assert refused["status"] == "error", refused
+    assert "defective lamp" in str(refused["info"])
+    lamp_entity = f"/ngsi-ld/v1/entities/{working.entity_id}"
+    deadline = time.monotonic() + 30
+    while True:
+        shown = enabled.get(lamp_entity, params={"options": "keyValues"}, headers=operator).json()
+        shown = {name.rsplit("/", 1)[-1]: value for name, value in shown.items()}
+        if shown.get("illuminanceLevel") == 1.0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert (shown.get("illuminanceLevel"), shown.get("powerState")) == (1.0, "on")
+    assert enabled.post("/sim/v1/stop", headers=operator).status_code == 200

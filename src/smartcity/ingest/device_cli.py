@@ -175,7 +175,9 @@ def import_with_progress(
         f"{len(report.failed)} failed"
     )
     for number, device_id, detail in report.failed:
-        console.print(f"  item {number} {device_id}: {detail}", markup=False, highlight=False)
+        console.print(
+            f"  item {number} {device_id}: {detail}", markup=False, highlight=False, soft_wrap=True
+        )
     if report.generated_keys:
         console.print("API keys made for devices without one (shown once):")
         for device_id, key in report.generated_keys.items():

@@ -306,6 +306,11 @@ class DeviceService:
             raise ResourceNotFound(f"no device {device_id}", instance=device_id)
         return Device(record)
 
+    def feeding(self, caller: Caller, entity_id: str) -> list[Device]:
+        """Return the caller's tenant's devices that feed an entity (a lamp's controller)."""
+        require(caller, Permission.READ_DEVICES)
+        return [Device(record) for record in self.store.feeding(caller.tenant, entity_id)]
+
     def page(self, caller: Caller, limit: int, offset: int) -> tuple[list[Device], int]:
         """Return a page of the tenant's devices in id order, and how many there are."""
         require(caller, Permission.READ_DEVICES)

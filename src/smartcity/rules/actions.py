@@ -35,6 +35,8 @@ log = structlog.get_logger(__name__)
 
 ALERTS_SUBJECT: Final = "rules.alerts"
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
+COMMAND_KEYS: Final = frozenset({"command", "deviceId", "targets", "params"})
+"""A command action's own keys; any other key of its body is an argument of the command."""
 ContextResolve = Callable[[Any], ActiveContext]
 
 
@@ -197,18 +199,44 @@ class ActionRunner:
     # -- command --------------------------------------------------------------------------------
 
     def _command(self, index: int, firing: Firing, params: dict[str, Any]) -> str:
+        """Send a command to `deviceId`, or to the devices feeding each of the `targets`."""
         if self.devices is None:
             raise ActionFailed("device commands are not available in this process")
-        device_id, name = params.get("deviceId"), params.get("command")
-        if not isinstance(device_id, str) or not isinstance(name, str):
-            raise ActionFailed("a command needs `deviceId` and `command`")
+        name = params.get("command")
+        if not isinstance(name, str) or not name:
+            raise ActionFailed("a command needs its `command` name")
+        arguments = params.get("params")
+        if arguments is None:  # the rule may write the command's arguments beside its name
+            arguments = {k: v for k, v in params.items() if k not in COMMAND_KEYS} or None
         # The command's creator names the firing and the action: a replay finds it.
         marker = f"rule:{firing.firing_id}:{index}"
         caller = Caller(marker, firing.tenant, frozenset(Role), PrincipalKind.SYSTEM)
+        device_id = params.get("deviceId")
+        if isinstance(device_id, str):
+            return self._send(caller, marker, device_id, name, arguments)
+        targets = params.get("targets")
+        if not isinstance(targets, list):
+            raise ActionFailed("a command needs a `deviceId` or a `target`")
+        if not targets:
+            return "no target entities: nothing to send"
+        sent, missing = [], []
+        for entity_id in targets:
+            devices = self.devices.feeding(caller, str(entity_id))
+            if not devices:
+                missing.append(str(entity_id))
+            for device in devices:
+                sent.append(self._send(caller, marker, device.id, name, arguments))
+        if not sent:
+            raise ActionFailed(f"no registered device feeds {', '.join(missing)}")
+        detail = "; ".join(sent)
+        return f"{detail}; no device feeds {', '.join(missing)}" if missing else detail
+
+    def _send(self, caller: Caller, marker: str, device_id: str, name: str, arguments: Any) -> str:
+        assert self.devices is not None
         for earlier in self.devices.command_history(caller, device_id, 100):
             if earlier.created_by == marker:
                 return f"command {earlier.id} was sent before"
-        command = self.devices.send_command(caller, device_id, name, params.get("params"))
+        command = self.devices.send_command(caller, device_id, name, arguments)
         return f"command {command.id} ({name}) queued for {device_id}"
 
     # -- webhook --------------------------------------------------------------------------------
@@ -252,7 +280,10 @@ class ActionRunner:
     async def _incident(
         self, index: int, firing: Firing, params: dict[str, Any], parent: Context | None
     ) -> str:
-        fact = alert_fact(firing, params)
+        # The incident takes the category, subcategory and description of the firing's alert
+        # unless its own action says otherwise.
+        alert = next((spec.params for spec in firing.actions if spec.kind == "alert"), {})
+        fact = alert_fact(firing, {**alert, **params})
         context = firing_context(firing, parent)
         await self.bus.publish(
             alerts_subject(firing.tenant),

@@ -41,6 +41,14 @@ CREATE TABLE IF NOT EXISTS rule_firings (
     firing TEXT NOT NULL,
     outcomes TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS rule_metrics (
+    tenant {text} NOT NULL,
+    rule_id {text} NOT NULL,
+    partition_no INTEGER NOT NULL,
+    counters TEXT NOT NULL,
+    saved_at TEXT NOT NULL,
+    PRIMARY KEY (tenant, rule_id)
+);
 CREATE INDEX IF NOT EXISTS rule_firings_rule ON rule_firings (tenant, rule_id, at);
 CREATE INDEX IF NOT EXISTS rule_firings_at ON rule_firings (tenant, at)
 """
@@ -181,13 +189,38 @@ class SqlRuleState:
             return None
         return Checkpoint(int(row[0]), int(row[1]), int(row[2]), orjson.loads(row[3]), row[4])
 
-    def save_checkpoint(self, checkpoint: Checkpoint, *, lease: str, holder: str) -> bool:
-        """Store a checkpoint if `holder` still holds `lease` in its epoch; return whether."""
+    def save_checkpoint(
+        self,
+        checkpoint: Checkpoint,
+        *,
+        lease: str,
+        holder: str,
+        metrics: Mapping[tuple[str, str], Mapping[str, float]] | None = None,
+    ) -> bool:
+        """Store a checkpoint if `holder` still holds `lease` in its epoch; return whether.
+
+        `metrics` are the partition's rule counters up to the checkpoint (by tenant and rule),
+        written in the same transaction so that a restart counts a replayed change once.
+        """
         p = self._p
         state = orjson.dumps(checkpoint.state).decode()
         with self._store.writing() as cursor:
             if not self._coordination.fenced(cursor, lease, holder, checkpoint.epoch):
                 return False
+            for (tenant, rule_id), counters in sorted((metrics or {}).items()):
+                cursor.execute(
+                    "INSERT INTO rule_metrics (tenant, rule_id, partition_no, counters, saved_at) "
+                    f"VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT (tenant, rule_id) DO UPDATE "
+                    "SET partition_no = excluded.partition_no, counters = excluded.counters, "
+                    "saved_at = excluded.saved_at",
+                    [
+                        tenant,
+                        rule_id,
+                        checkpoint.partition,
+                        orjson.dumps(dict(counters)).decode(),
+                        checkpoint.saved_at,
+                    ],
+                )
             cursor.execute(
                 "INSERT INTO rule_checkpoints (partition_no, seq, epoch, state, saved_at) "
                 f"VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT (partition_no) DO UPDATE SET "
@@ -202,6 +235,47 @@ class SqlRuleState:
                 ],
             )
         return True
+
+    def partition_metrics(self, partition: int) -> dict[tuple[str, str], dict[str, float]]:
+        """Return the rule counters a partition saved with its last checkpoint."""
+        with self._store.reading() as cursor:
+            cursor.execute(
+                "SELECT tenant, rule_id, counters FROM rule_metrics "
+                f"WHERE partition_no = {self._p}",
+                [partition],
+            )
+            rows = cursor.fetchall()
+        return {(tenant, rule_id): orjson.loads(counters) for tenant, rule_id, counters in rows}
+
+    def rule_metrics(self, tenant: str) -> dict[str, dict[str, Any]]:
+        """Return a tenant's rule counters as of each rule's last checkpoint, by rule id."""
+        with self._store.reading() as cursor:
+            cursor.execute(
+                f"SELECT rule_id, counters, saved_at FROM rule_metrics WHERE tenant = {self._p}",
+                [tenant],
+            )
+            rows = cursor.fetchall()
+        return {
+            rule_id: {**orjson.loads(counters), "savedAt": saved_at}
+            for rule_id, counters, saved_at in rows
+        }
+
+    def all_counts(self) -> list[tuple[str, str, str, int]]:
+        """Return how many firings each rule of every tenant has, by status (for metrics)."""
+        with self._store.reading() as cursor:
+            cursor.execute(
+                "SELECT tenant, rule_id, status, COUNT(*) FROM rule_firings "
+                "GROUP BY tenant, rule_id, status ORDER BY tenant, rule_id, status"
+            )
+            return [(str(t), str(r), str(s), int(n)) for t, r, s, n in cursor.fetchall()]
+
+    def all_rule_metrics(self) -> list[tuple[str, str, dict[str, float]]]:
+        """Return every rule's saved evaluation counters (for metrics)."""
+        with self._store.reading() as cursor:
+            cursor.execute(
+                "SELECT tenant, rule_id, counters FROM rule_metrics ORDER BY tenant, rule_id"
+            )
+            return [(str(t), str(r), orjson.loads(c)) for t, r, c in cursor.fetchall()]
 
     def oldest_position(self, default: int) -> int:
         """Return the lowest sequence number a checkpoint covers (`default` without any)."""

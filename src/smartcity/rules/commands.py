@@ -15,7 +15,7 @@ from rich.table import Table
 from smartcity.auth.principal import Caller
 from smartcity.core.errors import BadRequestData
 from smartcity.rules.checkpoints import firing_doc
-from smartcity.rules.loader import builtin_rule_set
+from smartcity.rules.loader import builtin_rule_documents
 from smartcity.rules.service import RuleService
 
 RULES_HELP = """Convergence-event rules combine signals across services (a CCTV detection, a dark
@@ -47,8 +47,7 @@ def add_rules_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--builtin",
         action="store_true",
-        help="the rules shipped with the platform for the district's services (smartcity.rules"
-        ".builtin: silent devices, air quality, assault and falls at night, illegal parking, ...)",
+        help="the built-in rules shipped with the platform (docs/rules.md lists them)",
     )
     apply.add_argument(
         "--disabled", action="store_true", help="create new rules disabled (default: enabled)"
@@ -95,12 +94,21 @@ def read_rules(path: Path) -> list[dict[str, Any]]:
     return [dict(item) for item in items]
 
 
-def builtin_rules() -> list[dict[str, Any]]:
-    """Return the built-in rules as documents to store (as written in their YAML files)."""
-    return [
-        rule.model_dump(mode="json", by_alias=True, exclude_unset=True)
-        for rule in builtin_rule_set().rules
-    ]
+def install_builtin_rules(rules: RuleService, caller: Caller) -> dict[str, int]:
+    """Store the built-in rules that are missing or older; keep deleted ones deleted.
+
+    Return how many were created, updated and left as they were. A rule an operator disabled
+    stays disabled; one they deleted is not brought back (the demo runs this at each start).
+    """
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    for doc in builtin_rule_documents():
+        current = rules.rules.get(caller.tenant, doc["id"])
+        if current is not None and current.deleted:
+            counts["unchanged"] += 1
+            continue
+        _record, changed = rules.apply(caller, doc["id"], doc)
+        counts["unchanged" if not changed else "created" if current is None else "updated"] += 1
+    return counts
 
 
 def _time(text: str) -> datetime:
@@ -122,8 +130,7 @@ def run_rules_command(rules: RuleService, args: argparse.Namespace) -> int:
     elif args.action == "validate":
         return _validate(rules, caller, args.file, console)
     elif args.action == "apply":
-        docs = builtin_rules() if args.builtin else read_rules(args.file)
-        for doc in docs:
+        for doc in builtin_rule_documents() if args.builtin else read_rules(args.file):
             if args.disabled and rules.rules.get(caller.tenant, doc["id"]) is None:
                 record, changed = rules.create(caller, doc["id"], doc, enabled=False), True
             else:

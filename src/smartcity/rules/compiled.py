@@ -35,6 +35,17 @@ class RuleMetrics:
     seconds: float = 0.0
     """Time spent evaluating it (wall time)."""
 
+    def counters(self) -> dict[str, float]:
+        """Return the counters by name (what the runtime keeps across restarts)."""
+        return {
+            "events": self.events,
+            "matches": self.matches,
+            "firings": self.firings,
+            "actions": self.actions,
+            "suppressed": self.suppressed,
+            "seconds": self.seconds,
+        }
+
     def as_dict(self) -> dict[str, Any]:
         """Return the metrics as JSON-ready data."""
         return {

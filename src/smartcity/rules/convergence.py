@@ -71,6 +71,14 @@ class TenantEngines:
             if engine is not None:
                 engine.restore(saved)
 
+    def rule_metrics(self) -> dict[tuple[str, str], dict[str, float]]:
+        """Return what each rule did since its engine was built, by (tenant, rule id)."""
+        return {
+            (tenant, rule_id): counters
+            for tenant, engine in sorted(self.engines.items())
+            for (_, rule_id), counters in engine.rule_metrics().items()
+        }
+
     def metrics(self) -> dict[str, Any]:
         """Return each tenant engine's counters."""
         return {tenant: self.engines[tenant].metrics() for tenant in sorted(self.engines)}

@@ -199,6 +199,11 @@ class Engine:
             for r in sorted(self.rules.values(), key=lambda r: r.id)
         ]
 
+    def rule_metrics(self) -> dict[tuple[str, str], dict[str, float]]:
+        """Return each rule's counters by ("", rule id): one engine may serve any tenant."""
+        self.index.count_events()
+        return {("", rule.id): rule.metrics.counters() for rule in self.rules.values()}
+
     def metrics(self) -> dict[str, Any]:
         """Return the engine's counters and each rule's metrics."""
         self.index.count_events()

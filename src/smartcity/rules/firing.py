@@ -95,3 +95,11 @@ class RuleEngine(Protocol):
     def restore(self, state: Mapping[str, Any]) -> None:
         """Take back a state that `snapshot` returned."""
         ...
+
+    def rule_metrics(self) -> dict[tuple[str, str], dict[str, float]]:
+        """Return what each rule did since the engine was built, by (tenant, rule id).
+
+        Counters by name (`events` seen, `matches`, `firings`, `actions`, `suppressed`,
+        `seconds` of evaluation); the runtime adds them up across restarts.
+        """
+        ...

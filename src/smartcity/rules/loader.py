@@ -257,13 +257,24 @@ def merge_rule_sets(sets: Sequence[RuleSet]) -> RuleSet:
     )
 
 
+def _builtin_texts() -> list[tuple[str, str]]:
+    folder = resources.files("smartcity.rules") / "builtin"
+    return [
+        (f"builtin/{entry.name}", entry.read_text(encoding="utf-8"))
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".yaml")
+    ]
+
+
 def builtin_rule_set() -> RuleSet:
     """Return the built-in rules for the district's services, shipped in the package."""
-    folder = resources.files("smartcity.rules") / "builtin"
-    sets = []
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".yaml"):
-            sets.append(
-                load_rule_set_text(entry.read_text(encoding="utf-8"), f"builtin/{entry.name}")
-            )
-    return merge_rule_sets(sets)
+    return merge_rule_sets([load_rule_set_text(text, source) for source, text in _builtin_texts()])
+
+
+def builtin_rule_documents() -> list[dict[str, Any]]:
+    """Return each built-in rule as written in its file, to store it (zones stay shared)."""
+    builtin_rule_set()  # refuses a broken file before anything is stored
+    documents: list[dict[str, Any]] = []
+    for _source, text in _builtin_texts():
+        documents.extend(dict(rule) for rule in yaml.load(text, Loader=_FAST_LOADER)["rules"])
+    return documents

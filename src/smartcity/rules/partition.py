@@ -119,6 +119,8 @@ class PartitionRunner:
         self.handled = 0
         self.fired = 0
         self._engine: RuleEngine | None = None
+        self._metrics_before: dict[tuple[str, str], dict[str, float]] = {}
+        """Rule counters of the engines before this one (saved, or folded in at a rebuild)."""
         self._tenants: frozenset[str] = frozenset()
         self._revision = -1
         self._unsaved = 0
@@ -161,6 +163,7 @@ class PartitionRunner:
         self._tenants = frozenset(rule.tenant for rule in rules)
         self._engine = services.plug.build(rules)
         checkpoint = services.state.checkpoint(self.partition)
+        self._metrics_before = services.state.partition_metrics(self.partition)
         if checkpoint is not None:
             self._engine.restore(checkpoint.state)
             self.position = checkpoint.seq
@@ -172,6 +175,7 @@ class PartitionRunner:
     def _rebuild(self) -> None:
         """Rules changed: a new engine for them, with the old one's state (and new tenants')."""
         old_state, old_tenants = self.engine.snapshot(), self._tenants
+        self._metrics_before = self.rule_metrics()
         self._revision = self.services.rules.revision()
         rules = self._my_rules()
         self._tenants = frozenset(rule.tenant for rule in rules)
@@ -275,6 +279,15 @@ class PartitionRunner:
 
     # -- upkeep ---------------------------------------------------------------------------------
 
+    def rule_metrics(self) -> dict[tuple[str, str], dict[str, float]]:
+        """Return each rule's counters since it first ran, across restarts and reloads."""
+        totals = {key: dict(counters) for key, counters in self._metrics_before.items()}
+        for key, counters in self.engine.rule_metrics().items():
+            total = totals.setdefault(key, {})
+            for name, value in counters.items():
+                total[name] = total.get(name, 0) + value
+        return totals
+
     async def checkpoint(self) -> bool:
         """Save the engine's state and position (if the lease still holds); return whether."""
         checkpoint = Checkpoint(
@@ -289,6 +302,7 @@ class PartitionRunner:
             checkpoint,
             lease=lease_name(self.partition),
             holder=self.holder,
+            metrics=self.rule_metrics(),
         )
         if not saved:
             self._lose("the lease was gone when checkpointing")

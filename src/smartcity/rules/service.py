@@ -124,10 +124,12 @@ class RuleService:
         require(caller, Permission.READ_RULES)
         rules = self.rules.of_tenant(caller.tenant)
         counts = self.state.counts(caller.tenant)
+        engine = self.state.rule_metrics(caller.tenant)
         return {
             "rules": len(rules),
             "enabled": sum(1 for rule in rules if rule.enabled),
             "firings": {rule.id: counts.get(rule.id, {}) for rule in rules},
+            "evaluation": {rule.id: _evaluation(engine.get(rule.id)) for rule in rules},
         }
 
     # -- writing --------------------------------------------------------------------------------
@@ -225,3 +227,18 @@ class RuleService:
         replay = read_history(self.history, caller.tenant, start, end, types=types)
         fired = run_backtest(self.plug, [record], replay, end)
         return Backtest(rule_id, isoformat(start), isoformat(end), len(replay.changes), fired)
+
+
+def _evaluation(saved: dict[str, Any] | None) -> dict[str, Any]:
+    """Return a rule's engine counters as the API shows them ({} before its first checkpoint)."""
+    if saved is None:
+        return {}
+    return {
+        "events": int(saved.get("events", 0)),
+        "matches": int(saved.get("matches", 0)),
+        "firings": int(saved.get("firings", 0)),
+        "actions": int(saved.get("actions", 0)),
+        "suppressed": int(saved.get("suppressed", 0)),
+        "evaluationSeconds": round(float(saved.get("seconds", 0.0)), 6),
+        "asOf": saved.get("savedAt"),
+    }

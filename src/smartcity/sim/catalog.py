@@ -78,6 +78,8 @@ class DeviceKind:
     """What such a device is in the real world (for the docs and the Device entity's name)."""
     id_suffix: str = ""
     """Added to the asset id when one asset hosts several devices (air and noise)."""
+    commands: tuple[str, ...] = ()
+    """The commands the device obeys (sent by the platform over MQTT)."""
     field_names: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -103,6 +105,8 @@ class DeviceKind:
             "timestampField": self.timestamp_field,
             "name": name or f"{self.vendor} {device_id}",
         }
+        if self.commands:
+            body["commands"] = list(self.commands)
         if static:
             body["staticAttributes"] = dict(static)
         return body
@@ -231,6 +235,7 @@ STREETLIGHT: Final = DeviceKind(
     stamp=Stamp.EPOCH,
     timestamp_field="t",
     vendor="Smart lamp controller",
+    commands=("brighten",),
 )
 FOOD_WASTE_BIN: Final = DeviceKind(
     name="food-waste-bin",

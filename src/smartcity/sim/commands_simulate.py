@@ -63,7 +63,7 @@ def run_simulate(settings: Settings, args: argparse.Namespace) -> int:
             return asyncio.run(_remote(settings, args, simulation, until, console))
         return asyncio.run(_here(settings, args, simulation, until, console))
     except SmartCityError as error:
-        console.print(f"smartcity: {error.detail}", markup=False, highlight=False)
+        console.print(f"smartcity: {error.detail}", markup=False, highlight=False, soft_wrap=True)
         return 1
 
 
@@ -86,9 +86,9 @@ def _check(district: District, files: list[Path], console: Console) -> int:
             load_scenario(path, district)
         except ScenarioError as error:
             failed += 1
-            console.print(error.detail, markup=False, highlight=False)
+            console.print(error.detail, markup=False, highlight=False, soft_wrap=True)
         else:
-            console.print(f"{path}: OK", markup=False, highlight=False)
+            console.print(f"{path}: OK", markup=False, highlight=False, soft_wrap=True)
     return 1 if failed else 0
 
 

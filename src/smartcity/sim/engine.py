@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from smartcity.core.clock import isoformat
+from smartcity.core.durations import parse_duration
 from smartcity.sim import lights, waste
 from smartcity.sim.crowds import CrowdModel, beacon_report, camera_report
 from smartcity.sim.devices import SimDevice, build_devices
@@ -40,6 +42,15 @@ HEARTBEAT_ONLY = frozenset({"parking-spot", "food-waste-bin"})
 """Kinds whose periodic report is only a heartbeat, skipped in a minute they report a change."""
 VEHICLE_LENGTH = 7.5
 """Metres a car takes on a detector loop (its length and the loop's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandAnswer:
+    """How a device took a command, and the report it sends of its new state (if any)."""
+
+    ok: bool
+    info: str
+    report: Emission | None = None
 
 
 @dataclass(slots=True)
@@ -126,6 +137,8 @@ class Simulation:
             seed,
         )
         self.broken = lights.broken_lamps(self.lamps, seed) | self.incidents.dark_lamps
+        self.boosts: dict[str, lights.Boost] = {}
+        """Lamps brightened by a command, by lamp id."""
         self.faults = FaultPlan(scenario.faults, self.devices, seed, scenario.source)
         self.cursor = self._floor(scenario.start)
         self._settle(self.cursor)
@@ -351,7 +364,7 @@ class Simulation:
             lot, index = device.subject.split("#")
             return {"st": 1 if self.parking.by_id[lot].spots[int(index)] else 0}
         if kind == "streetlight":
-            return self._lamp(device.subject, at, sun, minute).values()
+            return self._lamp(device.subject, at, sun).values()
         if kind == "food-waste-bin":
             return self.bin_by_id[device.subject].values()
         if kind == "air-quality":
@@ -415,12 +428,55 @@ class Simulation:
             values["event"] = "none"
         return values
 
-    def _lamp(self, lamp_id: str, at: datetime, sun: Any, minute: Minute) -> lights.LampState:
+    def _lamp(self, lamp_id: str, at: datetime, sun: Any) -> lights.LampState:
         lamp = self.lamp_by_id[lamp_id]
         local = at.astimezone(self.zone)
         hour = local.hour + local.minute / 60 + local.second / 3600
         rain = weather_at(self.scenario, at, self.zone).rain if self.scenario.rains else 0.0
-        return lights.lamp_state(lamp, at, hour, sun, rain, lamp_id in self.broken)
+        boost = self.boosts.get(lamp_id)
+        level = boost.at(at) if boost is not None else None
+        return lights.lamp_state(lamp, at, hour, sun, rain, lamp_id in self.broken, level)
+
+    # -- commands from the platform -------------------------------------------------------------
+
+    def command(self, device_id: str, name: str, params: Any, at: datetime) -> CommandAnswer:
+        """Carry out a command a device received at a simulated moment; say how it went.
+
+        A streetlight obeys `brighten`; any other command, or a device that takes none, is
+        answered with an error as its controller would.
+        """
+        device = self.by_id.get(device_id)
+        if device is None or name not in device.kind.commands:
+            return CommandAnswer(False, f"{device_id} does not obey {name!r}")
+        arguments = params if isinstance(params, dict) else {}
+        if device.kind.name == "streetlight" and name == "brighten":
+            return self._brighten(device, arguments, at.replace(microsecond=0))
+        return CommandAnswer(False, f"the simulated {device.kind.name} cannot carry out {name!r}")
+
+    def _brighten(
+        self, device: SimDevice, arguments: dict[str, Any], start: datetime
+    ) -> CommandAnswer:
+        """Burn a lamp at `illuminanceLevel` (0-1, default 1) for `duration` (default PT30M).
+
+        A broken lamp cannot; the answer comes with the report of the lamp's new state.
+        """
+        lamp_id = device.subject
+        if lamp_id in self.broken:
+            return CommandAnswer(False, "defective lamp: it cannot be switched on")
+        try:
+            level = float(arguments.get("illuminanceLevel", 1.0))
+            duration = parse_duration(str(arguments.get("duration", "PT30M")))
+        except (TypeError, ValueError) as error:
+            return CommandAnswer(False, f"bad arguments: {error}")
+        if not 0.0 < level <= 1.0 or duration <= timedelta(0):
+            return CommandAnswer(False, "illuminanceLevel must be in (0, 1], duration positive")
+        self.boosts[lamp_id] = lights.Boost(start, start + duration, round(level * 100))
+        local = start.astimezone(self.zone)
+        sun = sun_times(local.date(), self.centre[0], self.centre[1], self.district.timezone)
+        values = self._lamp(lamp_id, start, sun).values()
+        report = self.faults.apply(device, start, values, self.zone, 0)
+        until = isoformat(start + duration)
+        return CommandAnswer(True, f"on at {round(level * 100)}% until {until}", report)
 
     def _events(self, minute: Minute, sun: Any, rng: random.Random, emit: Any) -> None:
         """Add the event-driven messages of a minute: spots, lamps, bins, camera detections."""
@@ -431,7 +487,7 @@ class Simulation:
                 emit(at, device, {"st": 1 if self.parking.by_id[lot].spots[index] else 0})
         for moment, lamp_id in self._switches(minute, sun):
             device = self.by_subject[("streetlight", lamp_id)]
-            emit(moment, device, self._lamp(lamp_id, moment, sun, minute).values())
+            emit(moment, device, self._lamp(lamp_id, moment, sun).values())
         for bin_id, second in minute.emptied:
             device = self.by_subject[("food-waste-bin", bin_id)]
             emit(minute.start + timedelta(seconds=second), device, {"tot": 0.0, "fill": 0})
@@ -466,14 +522,17 @@ class Simulation:
         second = timedelta(seconds=1)
         for lamp in self.lamps:
             candidates = [*shared, sun.dusk + lamp.photocell, sun.dawn + lamp.photocell]
+            boost = self.boosts.get(lamp.id)
+            if boost is not None:
+                candidates += [boost.start, boost.end]
             for moment in sorted(c for c in candidates if start <= c < end):
                 moment = moment.replace(microsecond=0) + (
                     second if moment.microsecond else timedelta(0)
                 )
                 if not start <= moment < end:
                     continue
-                before = self._lamp(lamp.id, moment - second, sun, minute)
-                after = self._lamp(lamp.id, moment, sun, minute)
+                before = self._lamp(lamp.id, moment - second, sun)
+                after = self._lamp(lamp.id, moment, sun)
                 if before != after:
                     switches.append((moment, lamp.id))
         return switches

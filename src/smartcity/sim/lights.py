@@ -1,5 +1,7 @@
 """Streetlights: on at dusk and off at dawn (each photocell a little early or late), dimmed at
-night, switched on by dark skies in heavy rain, and a few broken lamps.
+night, switched on by dark skies in heavy rain, and a few broken lamps. A `brighten` command
+(a rule brightening the lamps near a camera) burns a lamp at a level for a while; a broken lamp
+cannot obey.
 
 A lamp's state is a pure function of the time, the weather and its faults, so the simulation
 asks for it at any moment; it reports every 15 minutes and whenever its state changes.
@@ -69,10 +71,31 @@ def broken_lamps(lamps: list[Lamp], seed: int) -> set[str]:
     return set(rng.sample(sorted(lamp.id for lamp in lamps), count))
 
 
+@dataclass(frozen=True, slots=True)
+class Boost:
+    """A `brighten` command in force: the lamp burns at `level` percent from `start` to `end`."""
+
+    start: datetime
+    end: datetime
+    level: int
+
+    def at(self, moment: datetime) -> int | None:
+        """Return the level in force at a moment, or None outside the boost."""
+        return self.level if self.start <= moment < self.end else None
+
+
 def lamp_state(
-    lamp: Lamp, moment: datetime, local_hour: float, sun: SunTimes, rain: float, broken: bool
+    lamp: Lamp,
+    moment: datetime,
+    local_hour: float,
+    sun: SunTimes,
+    rain: float,
+    broken: bool,
+    boost: int | None = None,
 ) -> LampState:
-    """Return a lamp's state at a moment."""
+    """Return a lamp's state at a moment (`boost`: a commanded level in force, in percent)."""
+    if boost is not None and not broken:
+        return LampState("on", boost, round(lamp.rated_watts * boost / 100 + STANDBY_WATTS, 1), 0)
     dark = moment >= sun.dusk + lamp.photocell or moment < sun.dawn + lamp.photocell
     dark = dark or (rain >= DARK_SKY_RAIN and sun.sunrise <= moment < sun.sunset)
     if not dark:

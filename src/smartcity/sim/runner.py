@@ -18,14 +18,16 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+import aiomqtt
 import structlog
 
 from smartcity.core.clock import isoformat
 from smartcity.sim.clock import SimClock
 from smartcity.sim.emission import Emission
 from smartcity.sim.engine import Simulation
-from smartcity.sim.transports import Sender
+from smartcity.sim.transports import Sender, command_link
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +95,9 @@ class SimulationRunner:
         self.done = False
         self._wake = asyncio.Event()
         self._jump_to: datetime | None = None
+        self._commands: list[tuple[str, str, Any]] = []
+        self.obeyed = 0
+        """Commands from the platform the devices carried out (or refused)."""
 
     # -- control ------------------------------------------------------------------------------
 
@@ -124,8 +129,22 @@ class SimulationRunner:
         end = self.simulation.scenario.end
         return min(self.until, end) if self.until is not None else end
 
+    def take_command(self, device_id: str, name: str, arguments: Any) -> None:
+        """Queue a command a device received; it is carried out at the simulated clock's now."""
+        self._commands.append((device_id, name, arguments))
+        self._wake.set()
+
     async def run(self, stop: asyncio.Event) -> RunStats:
         """Run until the end, or until `stop` is set; return the figures."""
+        link = command_link(self.sender)
+        kinds = sorted(
+            {d.kind for d in self.simulation.devices if d.kind.commands}, key=lambda k: k.name
+        )
+        listening = (
+            asyncio.create_task(link.listen(kinds, self.take_command))
+            if link is not None and kinds
+            else None
+        )
         try:
             while not stop.is_set() and self.simulation.cursor < self.end:
                 if self._jump_to is not None:
@@ -138,6 +157,10 @@ class SimulationRunner:
                     self.on_minute(self.stats)
         finally:
             self.done = True
+            if listening is not None:
+                listening.cancel()
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await listening
         return self.stats
 
     def _next_minute(self) -> list[Emission]:
@@ -157,6 +180,9 @@ class SimulationRunner:
         while pending and not stop.is_set():
             if self._jump_to is not None:
                 return  # the rest of this minute is skipped with it
+            if self._commands:
+                pending = await self._obey(pending)
+                continue
             now = self.clock.now()
             due = 0
             while due < len(pending) and pending[due].at <= now:
@@ -170,6 +196,29 @@ class SimulationRunner:
                 continue
             wait = self.clock.wall_seconds_until(pending[0].at)
             await self._sleep(min(wait, 1.0), stop)
+
+    async def _obey(self, pending: list[Emission]) -> list[Emission]:
+        """Carry out the queued commands; return what is left to send of the minute.
+
+        A device that obeyed reports its new state at once, so what it was to send later in
+        this minute (computed before the command) is dropped.
+        """
+        link = command_link(self.sender)
+        while self._commands:
+            device_id, name, arguments = self._commands.pop(0)
+            answer = self.simulation.command(device_id, name, arguments, self.clock.now())
+            self.obeyed += 1
+            if answer.report is not None:
+                await self._send([answer.report])
+            device = self.simulation.by_id.get(device_id)
+            if link is not None and device is not None:
+                await link.answer(device.kind, device_id, name, answer.ok, answer.info)
+            log.info(
+                "device command", device=device_id, command=name, ok=answer.ok, info=answer.info
+            )
+            if answer.ok:
+                pending = [e for e in pending if e.device.id != device_id]
+        return pending
 
     async def _send(self, batch: list[Emission]) -> None:
         await self.sender.send(batch)

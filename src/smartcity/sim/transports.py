@@ -15,16 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Mapping, Sequence
-from typing import Final, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 import httpx
+import orjson
 
 from smartcity.core.errors import ConfigurationError
 from smartcity.ingest.agent import Inbound, IotAgent
 from smartcity.ingest.device_model import PayloadFormat, Transport
+from smartcity.sim.catalog import DeviceKind
 from smartcity.sim.emission import Emission
 
 HTTP_ATTEMPTS: Final = 4
@@ -32,6 +34,10 @@ HTTP_ATTEMPTS: Final = 4
 HTTP_PATHS: Final = {PayloadFormat.JSON: "/iot/json", PayloadFormat.ULTRALIGHT: "/iot/d"}
 PUBLISH_CONCURRENCY: Final = 200
 HTTP_CONCURRENCY: Final = 16
+
+
+CommandHandler = Callable[[str, str, Any], None]
+"""Takes a command a device received: device id, command name, arguments."""
 
 
 class Sender(Protocol):
@@ -54,6 +60,9 @@ class MqttSender:
         self.client_id = client_id
         self.client: aiomqtt.Client | None = None
         self.sent = 0
+        self._connecting = asyncio.Lock()
+        """One connection however many tasks ask at once (two with one client id: the broker
+        would drop the first)."""
 
     async def connect(self) -> None:
         """Connect now (ConfigurationError saying what to do if the broker cannot be reached)."""
@@ -66,6 +75,10 @@ class MqttSender:
             ) from None
 
     async def _connect(self) -> aiomqtt.Client:
+        async with self._connecting:
+            return await self._connect_once()
+
+    async def _connect_once(self) -> aiomqtt.Client:
         if self.client is None:
             url = urlsplit(self.url)
             if url.scheme not in ("mqtt", "mqtts"):
@@ -97,6 +110,40 @@ class MqttSender:
             chunk = batch[start : start + PUBLISH_CONCURRENCY]
             await asyncio.gather(*(client.publish(self.topic(e), e.payload, qos=1) for e in chunk))
         self.sent += len(batch)
+
+    async def listen(self, kinds: Sequence[DeviceKind], handler: CommandHandler) -> None:
+        """Take the commands sent to devices of these kinds (`/<apikey>/+/cmd`) until cancelled.
+
+        A command is `{"<name>": <arguments>}` (JSON devices); anything else is answered as an
+        error at once, as a real controller would.
+        """
+        client = await self._connect()
+        filters = {f"{self.prefix}/{self.keys[kind.name]}/+/cmd" for kind in kinds}
+        for topic in sorted(filters):
+            await client.subscribe(topic, qos=1)
+        async for message in client.messages:
+            device_id = str(message.topic).split("/")[-2]
+            try:
+                document = orjson.loads(bytes(message.payload))
+            except (orjson.JSONDecodeError, TypeError):
+                document = None
+            if not isinstance(document, dict) or len(document) != 1:
+                kind_key = str(message.topic).split("/")[-3]
+                topic = f"{self.prefix}/{kind_key}/{device_id}/cmdexe"
+                error = {"command": {"status": "error", "info": "not a JSON command"}}
+                await client.publish(topic, orjson.dumps(error), qos=1)
+                continue
+            ((name, arguments),) = document.items()
+            handler(device_id, str(name), arguments)
+
+    async def answer(
+        self, kind: DeviceKind, device_id: str, name: str, ok: bool, info: str
+    ) -> None:
+        """Publish a device's answer to a command on `/<apikey>/<deviceId>/cmdexe`."""
+        client = await self._connect()
+        result: Any = info if ok else {"status": "error", "info": info}
+        topic = f"{self.prefix}/{self.keys[kind.name]}/{device_id}/cmdexe"
+        await client.publish(topic, orjson.dumps({name: result}), qos=1)
 
     async def close(self) -> None:
         """Disconnect from the broker."""
@@ -210,3 +257,12 @@ class RoutingSender:
         """Close both senders."""
         await self.mqtt.close()
         await self.http.close()
+
+
+def command_link(sender: Sender) -> MqttSender | None:
+    """Return the MQTT connection commands reach the devices through, if the sender has one."""
+    if isinstance(sender, MqttSender):
+        return sender
+    if isinstance(sender, RoutingSender) and isinstance(sender.mqtt, MqttSender):
+        return sender.mqtt
+    return None

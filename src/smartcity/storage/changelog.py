@@ -39,6 +39,10 @@ class ChangeLogPruner:
         """Keep every change `reader` has not consumed yet."""
         self._readers[reader] = position
 
+    def positions(self) -> dict[str, int]:
+        """Return how far each registered reader has consumed the log (for metrics)."""
+        return {reader: position() for reader, position in sorted(self._readers.items())}
+
     def prune_once(self) -> int:
         """Delete what may go now; return how many changes were deleted."""
         consumed = min(

@@ -99,6 +99,10 @@ class DeadLetterStore(Protocol):
         """Return how many dead letters of a tenant match a filter."""
         ...
 
+    def status_counts(self) -> list[tuple[str, str, str, int]]:
+        """Return how many dead letters there are by tenant, source and status."""
+        ...
+
     def counts_by_reason(self, tenant: str, where: DeadLetterFilter) -> dict[str, int]:
         """Return how many of a tenant's matching dead letters there are per reason."""
         ...
@@ -296,6 +300,15 @@ class SqlDeadLetterStore:
         with self._store.reading() as cursor:
             cursor.execute(f"SELECT COUNT(*) FROM dead_letters WHERE {condition}", params)
             return int(cursor.fetchone()[0])
+
+    def status_counts(self) -> list[tuple[str, str, str, int]]:
+        """Return how many dead letters there are by tenant, source and status (for metrics)."""
+        with self._store.reading() as cursor:
+            cursor.execute(
+                "SELECT tenant, source, status, COUNT(*) FROM dead_letters "
+                "GROUP BY tenant, source, status ORDER BY tenant, source, status"
+            )
+            return [(str(t), str(s), str(st), int(n)) for t, s, st, n in cursor.fetchall()]
 
     def counts_by_reason(self, tenant: str, where: DeadLetterFilter) -> dict[str, int]:
         """Return how many of a tenant's matching dead letters there are per reason."""

@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS iot_devices (
 CREATE INDEX IF NOT EXISTS iot_devices_id ON iot_devices (id);
 CREATE INDEX IF NOT EXISTS iot_devices_silent_after ON iot_devices (silent_after);
 CREATE INDEX IF NOT EXISTS iot_devices_health ON iot_devices (tenant, health);
+CREATE INDEX IF NOT EXISTS iot_devices_entity ON iot_devices (tenant, entity_id);
 CREATE TABLE IF NOT EXISTS iot_commands (
     tenant {text} NOT NULL,
     id {text} NOT NULL,
@@ -244,6 +245,27 @@ class SqlDeviceStore:
                 [tenant, device_id],
             )
         return deleted > 0
+
+    def feeding(self, tenant: str, entity_id: str) -> list[DeviceRecord]:
+        """Return the devices of a tenant that feed an entity, in id order."""
+        p = self._p
+        with self._store.reading() as cursor:
+            cursor.execute(
+                f"SELECT {_DEVICE_COLUMNS} FROM iot_devices WHERE tenant = {p} AND entity_id = {p} "
+                "ORDER BY id",
+                [tenant, entity_id],
+            )
+            rows = cursor.fetchall()
+        return [_device_from_row(row) for row in rows]
+
+    def health_counts(self) -> list[tuple[str, str, int]]:
+        """Return how many devices each tenant has in each health state (for metrics)."""
+        with self._store.reading() as cursor:
+            cursor.execute(
+                "SELECT tenant, health, COUNT(*) FROM iot_devices GROUP BY tenant, health "
+                "ORDER BY tenant, health"
+            )
+            return [(str(t), str(h), int(n)) for t, h, n in cursor.fetchall()]
 
     def with_id(self, device_id: str) -> list[DeviceRecord]:
         """Return the devices of every tenant with this id (authentication starts here)."""

@@ -221,6 +221,15 @@ class SqlIncidentStore:
             cursor.execute(f"SELECT COUNT(*) FROM incidents WHERE {condition}", params)
             return int(cursor.fetchone()[0])
 
+    def status_counts(self) -> list[tuple[str, str, str, int]]:
+        """Return how many incidents there are by tenant, status and severity (for metrics)."""
+        with self._store.reading() as cursor:
+            cursor.execute(
+                "SELECT tenant, status, severity, COUNT(*) FROM incidents "
+                "GROUP BY tenant, status, severity ORDER BY tenant, status, severity"
+            )
+            return [(str(t), str(s), str(v), int(n)) for t, s, v, n in cursor.fetchall()]
+
     def reported_by(self, tenant: str, principal_id: str) -> list[str]:
         """Return the ids of the incidents an agency principal reported."""
         p = self._p

@@ -37,6 +37,7 @@ from smartcity.web.errors import install_error_handlers
 from smartcity.web.home import home_page
 from smartcity.web.livemap import livemap_router
 from smartcity.web.metrics import MetricsMiddleware, RequestMetrics, TrailingSlashMiddleware
+from smartcity.web.platform_metrics import PlatformCollector
 
 DESCRIPTION = """
 The Changdong smart-city platform's NGSI-LD context broker (ETSI GS CIM 009).
@@ -76,6 +77,7 @@ def create_app(platform: Platform, *, district: Path | None = None) -> FastAPI:
     app.state.simulation = attach_simulator(platform, district)
     registry = CollectorRegistry()
     app.add_middleware(MetricsMiddleware, metrics=RequestMetrics(registry))
+    registry.register(PlatformCollector(platform))
     app.add_middleware(TrailingSlashMiddleware)
     install_error_handlers(app)
     app.include_router(entities.router)
