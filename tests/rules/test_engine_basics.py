@@ -154,3 +154,13 @@ def test_no_lateness_fires_at_once_and_the_clock_delay_keeps_late_arrivals() -> 
     assert len(prompt.process(bins[1])) == 1
     assert strict.process(bins[1]) == []
     assert (prompt.too_late, strict.too_late) == (0, 1)
+
+
+def test_a_change_no_rule_reads_does_not_move_the_engines_time() -> None:
+    engine = Engine(engine_for(BINS).rule_set, lateness=0)
+    feed = Feed()
+    later = T0 + timedelta(seconds=2)
+    assert engine.process(feed.change("Alert", "urn:ngsi-ld:Alert:1", later, severity="high")) == []
+    reading = feed.change("WasteContainer", "urn:ngsi-ld:WasteContainer:b1", T0, fillingLevel=0.95)
+    assert brief(engine.process(reading)) == [("bin-full", "raise", reading.entity.id, iso(T0))]
+    assert (engine.changes, engine.too_late) == (2, 0)

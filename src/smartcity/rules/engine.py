@@ -91,6 +91,8 @@ class Engine:
         self.fingerprints: dict[str, str] = {}
         self.versions: dict[str, int] = {}
         self.index = RuleIndex(())
+        self.read_types: frozenset[str] = frozenset()
+        """The entity types a rule reads or joins with (local names): the others pass by."""
         self.watermark = float("-inf")
         self.newest = float("-inf")
         self.buffer: list[tuple[float, int, ChangeRecord]] = []
@@ -179,6 +181,7 @@ class Engine:
             self.rules[rule_id] for rule_id in sorted(self.rules) if enabled.get(rule_id, True)
         ]
         self.index = RuleIndex(running)
+        self.read_types = frozenset(self.index.by_type) | self.env.state.kept
         link_twins(running)
 
     def enable(self, rule_id: str, enabled: bool = True) -> None:
@@ -256,8 +259,19 @@ class Engine:
                         runtime.prime(tenant, entity, moment)
 
     def process(self, change: ChangeRecord) -> list[Firing]:
-        """Take one committed change; return what fired (maybe for earlier, buffered changes)."""
+        """Take one committed change; return what fired (maybe for earlier, buffered changes).
+
+        A change of a type no rule reads or joins with is counted and goes no further: it does
+        not move the engine's time either (an alert a rule wrote, stamped when it was committed,
+        must not make the readings still on their way late).
+        """
         self.changes += 1
+        read_types = self.read_types
+        for type_iri in change.entity.types:
+            if local_name(type_iri) in read_types:
+                break
+        else:
+            return []
         if change.kind == ChangeKind.DELETE:
             moment = parse_moment(change.at) or self.newest
         else:
