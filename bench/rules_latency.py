@@ -363,9 +363,9 @@ def section(results: list[RulesResult], sizes: RulesSizes, date: str) -> str:
         "  load generator's thread, per change the engine handled (summed over partitions",
         "  that hold rules). `busy before`: cores busy just before the run (of 2); `load`: the",
         "  1-minute load average then (other helpers' tests and benches ran on the machine).",
-        "  `too late`: changes of any type (the alerts written back included) that reached",
-        "  the engine after its time had passed them (the newest reading's, or the clock less",
-        f"  {CLOCK_DELAY:g} s): they fire nothing, so a crossing among them has no alert.",
+        "  `too late`: readings that reached the engine after its time had passed them (the",
+        f"  newest reading's, or the clock less {CLOCK_DELAY:g} s): they fire nothing, so a",
+        "  crossing among them has no alert.",
         "",
         "| store | bus | offered/s | written/s | alerts | too late | p50 ms | p95 ms | p99 ms "
         "| CPU ms/change | busy before | load |",
