@@ -38,7 +38,7 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch) -> None:
     """Install the threshold engine as the platform's engine."""
-    monkeypatch.setattr("smartcity.platform.engine_plug", ThresholdPlug)
+    monkeypatch.setattr("smartcity.platform.engine_plug", lambda *_settings: ThresholdPlug())
 
 
 def test_the_platform_engine_refuses_rules_it_cannot_run_and_says_why(

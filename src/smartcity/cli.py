@@ -24,6 +24,7 @@ EPILOG = """examples:
   smartcity device import devices.csv              register devices in bulk (JSON or CSV)
   smartcity deadletters list --reason schema       input ingestion refused, and why
   smartcity rules apply rules.yaml                 store convergence-event rules (new versions)
+  smartcity rules apply --builtin                  store the built-in rules in a tenant
   smartcity rules backtest dark-crowd --from 2026-11-27T18:00+09:00 --to 2026-11-28T00:00+09:00
   smartcity incident list --status new             incidents of the operations center
   smartcity district load                          load the Changdong district model

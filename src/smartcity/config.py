@@ -237,6 +237,12 @@ class Settings(BaseSettings):
     rules_checkpoint_seconds: float = Field(default=10.0, gt=0, le=3600)
     rules_advance_interval: float = Field(default=1.0, gt=0, le=3600)
     """How often the engine's time moves on without changes (absences, windows closing)."""
+    rules_lateness: float | None = Field(default=None, ge=0, le=3600)
+    """Seconds a reading may arrive late and still be placed by its event time; every change
+    waits that long for the rules (None: the built-in rule sets' `lateness`, 60 s)."""
+    rules_clock_delay: float | None = Field(default=None, ge=0, le=3600)
+    """Seconds the engine's time stays behind the clock when it moves on without changes: how
+    long a reading may take to reach the engine and still count (None: the lateness)."""
     rules_ack_wait: float = Field(default=60.0, gt=0, le=3600)
     rules_webhook_timeout: float = Field(default=5.0, gt=0, le=120)
     rules_webhook_attempts: int = Field(default=3, ge=1, le=10)

@@ -290,7 +290,9 @@ def build_platform(
         "adapter:",
         build_replayer(settings, platform.standardizer, platform.bus, platform.deadletters),
     )
-    attach_rules(platform, rules_engine or engine_plug())
+    if rules_engine is None:
+        rules_engine = engine_plug(settings.rules_lateness, settings.rules_clock_delay)
+    attach_rules(platform, rules_engine)
     set_up_modules(platform, load_modules(settings.modules, settings.module_settings))
     return platform
 

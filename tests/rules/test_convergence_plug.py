@@ -90,3 +90,19 @@ def test_a_stored_rule_raises_and_clears_an_alert_through_the_workers(tmp_path: 
         assert alert.attrs[ALERT_VOCAB + "validTo"][0]["value"]["@value"] == times[2]
     finally:
         platform.close()
+
+
+def test_rules_lateness_sets_how_long_a_change_waits_for_late_readings(tmp_path: Path) -> None:
+    settings = rules_settings(f"sqlite:///{tmp_path / 'late.db'}")
+    platform = build_platform(settings.model_copy(update={"rules_lateness": 0.0}))
+    try:
+        assert isinstance(platform.rules.plug, ConvergencePlug)
+        assert platform.rules.plug.lateness == 0.0
+        write_reading(platform, "", "urn:ngsi-ld:WeatherObserved:1", 35.0, reading_time(0))
+        (change,) = platform.store.changes_since(0, 10)
+        waiting = ConvergencePlug().build([record("", "hot", HOT)])
+        assert waiting.process(change) == []  # 60 s for late readings first
+        at_once = platform.rules.plug.build([record("", "hot", HOT)])
+        assert [f.kind for f in at_once.process(change)] == ["raise"]
+    finally:
+        platform.close()

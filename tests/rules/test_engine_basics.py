@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.rules.engine_support import T0, Feed, brief, engine_for, run
+from smartcity.rules.engine import Engine
+from tests.rules.engine_support import T0, Feed, brief, engine_for, iso, run
 
 BINS = """
 rules:
@@ -134,3 +135,32 @@ rules:
     )
     fired = run(engine, [first, other, gone], until=T0 + timedelta(minutes=30))
     assert [(f.key, f.kind) for f in fired] == [("b2", "raise")]
+
+
+def test_no_lateness_fires_at_once_and_the_clock_delay_keeps_late_arrivals() -> None:
+    rule_set = engine_for(BINS).rule_set
+    prompt = Engine(rule_set, lateness=0, clock_delay=5)
+    strict = Engine(rule_set, lateness=0)
+    feed = Feed()
+    bins = [
+        feed.change("WasteContainer", f"urn:ngsi-ld:WasteContainer:b{n}", T0, fillingLevel=0.95)
+        for n in range(2)
+    ]
+    assert brief(prompt.process(bins[0])) == [("bin-full", "raise", bins[0].entity.id, iso(T0))]
+    assert len(strict.process(bins[0])) == 1
+    # The clock moved on 3 s while the second reading (of the same moment) was on its way.
+    prompt.advance(T0 + timedelta(seconds=3))
+    strict.advance(T0 + timedelta(seconds=3))
+    assert len(prompt.process(bins[1])) == 1
+    assert strict.process(bins[1]) == []
+    assert (prompt.too_late, strict.too_late) == (0, 1)
+
+
+def test_a_change_no_rule_reads_does_not_move_the_engines_time() -> None:
+    engine = Engine(engine_for(BINS).rule_set, lateness=0)
+    feed = Feed()
+    later = T0 + timedelta(seconds=2)
+    assert engine.process(feed.change("Alert", "urn:ngsi-ld:Alert:1", later, severity="high")) == []
+    reading = feed.change("WasteContainer", "urn:ngsi-ld:WasteContainer:b1", T0, fillingLevel=0.95)
+    assert brief(engine.process(reading)) == [("bin-full", "raise", reading.entity.id, iso(T0))]
+    assert (engine.changes, engine.too_late) == (2, 0)

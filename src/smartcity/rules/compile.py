@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from smartcity.core.errors import InvalidRequest
 from smartcity.core.qlang import parse_q
 from smartcity.rules.aggregates import parse_aggregate
-from smartcity.rules.match import Condition, compile_q, q_names
+from smartcity.rules.match import Condition, compile_conjuncts, compile_q, q_names
 from smartcity.rules.model import Filter, Rule, RuleSet
 from smartcity.rules.spatial import valid_zone
 from smartcity.rules.templates import check_templates
@@ -175,9 +175,14 @@ class CompiledFilter:
         self.types = frozenset(item.type or ())
         self.id = re.compile(item.id) if item.id else None
         self.q: Condition | None = None
+        self.conjuncts: tuple[tuple[int, Condition], ...] = ()
+        """The parts of q that must all hold, each under its memo slot (shared between rules)."""
         names: set[str] = set()
         if item.q:
             self.q, names = compile_q(item.q)
+            self.conjuncts = tuple(
+                (memo_slot("q" + signature), part) for signature, part in compile_conjuncts(item.q)
+            )
         self.inside = item.inside
         self.outside = item.outside
         if item.watch is not None:
@@ -186,6 +191,8 @@ class CompiledFilter:
             watched = sorted(names | reads)
             self.watch = tuple(watched) if watched else None
         self.spatial = self.inside is not None or self.outside is not None
+        self.always = self.id is None and self.q is None and not self.spatial
+        """Whether every changed entity of its types meets its id, q and zones (it has none)."""
         signature = repr((item.id, item.q, self.watch, self.inside, self.outside))
         self.slot = memo_slot("passes" + signature)
         self.hold_slot = memo_slot("holds" + signature)

@@ -165,24 +165,26 @@ class RuleRuntime:
             Evidence(subject.tenant, item[2], item[3], item[1], format_moment(item[0]))
             for item in subject.evidence[-10:]
         )
-        scope: dict[str, Any] = {
-            "rule": {
-                "id": self.id,
-                "title": self.title,
-                "severity": self.rule.severity,
-                "version": self.version,
-            },
-            "key": subject.key,
-            "at": at,
-            "kind": kind,
-            "values": values,
-            "entity": _entity_scope(subject),
-            "targets": [],
-        }
         specs = []
+        scope: dict[str, Any] | None = None
         for action in self.actions:
             if kind not in action.on:
                 continue
+            if scope is None:  # what templates see, made only for a firing with actions
+                scope = {
+                    "rule": {
+                        "id": self.id,
+                        "title": self.title,
+                        "severity": self.rule.severity,
+                        "version": self.version,
+                    },
+                    "key": subject.key,
+                    "at": at,
+                    "kind": kind,
+                    "values": values,
+                    "entity": _entity_scope(subject),
+                    "targets": [],
+                }
             targeted = action.target is not None or bool(action.ids)
             if targeted:  # later actions may name these targets too ({{ targets }})
                 scope["targets"] = self._targets(action, subject)

@@ -31,8 +31,11 @@ SNAPSHOT_FORMAT = "tenant-engines/1"
 class TenantEngines:
     """A RuleEngine made of one convergence `Engine` per tenant."""
 
-    def __init__(self, rule_sets: Mapping[str, RuleSet]) -> None:
-        self.engines = {tenant: Engine(rule_set) for tenant, rule_set in rule_sets.items()}
+    def __init__(self, rule_sets: Mapping[str, RuleSet], clock_delay: float | None = None) -> None:
+        self.engines = {
+            tenant: Engine(rule_set, clock_delay=clock_delay)
+            for tenant, rule_set in rule_sets.items()
+        }
 
     def prime(self, tenant: str, entities: Iterable[StoredEntity]) -> None:
         """Load the current state of the tenant's entities its rules join with."""
@@ -84,10 +87,19 @@ class TenantEngines:
 class ConvergencePlug:
     """Builds tenant engines from stored rules and checks rule documents (the EnginePlug)."""
 
+    def __init__(self, lateness: float | None = None, clock_delay: float | None = None) -> None:
+        self.lateness = lateness
+        """Seconds a change waits for late readings (None: the built-in rule sets' lateness)."""
+        self.clock_delay = clock_delay
+        """Seconds the engines' time stays behind the clock (None: the lateness)."""
+
     @cached_property
     def shared(self) -> RuleSet:
         """The built-in rule sets' zones, calendars, place and time zone (without their rules)."""
-        return builtin_rule_set().model_copy(update={"rules": []})
+        shared = builtin_rule_set().model_copy(update={"rules": []})
+        if self.lateness is not None:
+            shared = shared.model_copy(update={"lateness": self.lateness})
+        return shared
 
     def rule_set(self, rules: Sequence[Rule]) -> RuleSet:
         """Return the shared settings with these rules."""
@@ -100,7 +112,8 @@ class ConvergencePlug:
             if record.enabled and not record.deleted:
                 by_tenant[record.tenant].append(_rule(record.id, record.doc))
         return TenantEngines(
-            {tenant: self.rule_set(tenant_rules) for tenant, tenant_rules in by_tenant.items()}
+            {tenant: self.rule_set(tenant_rules) for tenant, tenant_rules in by_tenant.items()},
+            self.clock_delay,
         )
 
     def validate(self, tenant: str, rule_id: str, doc: Mapping[str, Any]) -> list[str]:

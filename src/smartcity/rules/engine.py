@@ -1,10 +1,11 @@
 """The convergence-event engine: changes in, firings out, in event-time order, deterministic.
 
 Changes wait in a reorder buffer until the watermark (the newest event time seen minus the
-allowed lateness) passes them, then meet only the rules indexed under their entity type, in
-event-time order together with the rules' timers (absences, windows closing, sequences running
-out). A change later than the watermark is too late for the rules (counted, and still applied to
-the joined state). Nothing here reads a clock: the same changes give the same firings.
+allowed lateness) passes them, then meet only the rules indexed under their entity type and
+behind the shared filters they pass (`dispatch.py`), in event-time order together with the
+rules' timers (absences, windows closing, sequences running out). A change later than the
+watermark is too late for the rules (counted, and still applied to the joined state). Nothing
+here reads a clock: the same changes give the same firings.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from zoneinfo import ZoneInfo
 
 from smartcity.core.entity import StoredEntity
 from smartcity.rules.calendars import Sun
-from smartcity.rules.compile import CompiledFilter
 from smartcity.rules.compiled import RuleRuntime
+from smartcity.rules.dispatch import RuleIndex
 from smartcity.rules.events import Env, Event
 from smartcity.rules.firing import Firing
 from smartcity.rules.loader import load_rule_set_text
@@ -31,6 +32,7 @@ from smartcity.rules.patterns import KINDS, last_seen
 from smartcity.rules.snapshots import change_data, change_from, copy_data, finite, moment_or_never
 from smartcity.rules.spatial import Plane, Zones
 from smartcity.rules.state import WorldState
+from smartcity.rules.twins import link_twins, share_equal_windows
 from smartcity.storage.base import ChangeKind, ChangeRecord
 
 SNAPSHOT_FORMAT = 1
@@ -73,14 +75,24 @@ def fingerprint(rule: Rule, rule_set: RuleSet) -> str:
 class Engine:
     """The rule engine (implements `firing.RuleEngine`)."""
 
-    def __init__(self, rule_set: RuleSet | None = None, *, lateness: float | None = None) -> None:
+    def __init__(
+        self,
+        rule_set: RuleSet | None = None,
+        *,
+        lateness: float | None = None,
+        clock_delay: float | None = None,
+    ) -> None:
         self._lateness_override = lateness
         self.lateness = lateness if lateness is not None else 60.0
+        self.clock_delay = clock_delay
+        """How far behind `advance`'s clock the watermark stays (None: the lateness)."""
         self.rules: dict[str, RuleRuntime] = {}
         self.enabled: dict[str, bool] = {}
         self.fingerprints: dict[str, str] = {}
         self.versions: dict[str, int] = {}
-        self.by_type: dict[str, list[tuple[RuleRuntime, str, CompiledFilter]]] = {}
+        self.index = RuleIndex(())
+        self.read_types: frozenset[str] = frozenset()
+        """The entity types a rule reads or joins with (local names): the others pass by."""
         self.watermark = float("-inf")
         self.newest = float("-inf")
         self.buffer: list[tuple[float, int, ChangeRecord]] = []
@@ -163,14 +175,14 @@ class Engine:
         return timer
 
     def _index(self) -> None:
-        self.by_type = {}
-        for rule_id in sorted(self.rules):
-            if not self.enabled.get(rule_id, True):
-                continue
-            runtime = self.rules[rule_id]
-            for role, check in runtime.triggers():
-                for type_name in sorted(check.types):
-                    self.by_type.setdefault(type_name, []).append((runtime, role, check))
+        self.index.count_events()
+        enabled = self.enabled
+        running = [
+            self.rules[rule_id] for rule_id in sorted(self.rules) if enabled.get(rule_id, True)
+        ]
+        self.index = RuleIndex(running)
+        self.read_types = frozenset(self.index.by_type) | self.env.state.kept
+        link_twins(running)
 
     def enable(self, rule_id: str, enabled: bool = True) -> None:
         """Turn a rule on or off (off forgets its state: it starts afresh when turned on)."""
@@ -192,10 +204,12 @@ class Engine:
 
     def rule_metrics(self) -> dict[tuple[str, str], dict[str, float]]:
         """Return each rule's counters by ("", rule id): one engine may serve any tenant."""
+        self.index.count_events()
         return {("", rule.id): rule.metrics.counters() for rule in self.rules.values()}
 
     def metrics(self) -> dict[str, Any]:
         """Return the engine's counters and each rule's metrics."""
+        self.index.count_events()
         return {
             "changes": self.changes,
             "tooLate": self.too_late,
@@ -245,8 +259,19 @@ class Engine:
                         runtime.prime(tenant, entity, moment)
 
     def process(self, change: ChangeRecord) -> list[Firing]:
-        """Take one committed change; return what fired (maybe for earlier, buffered changes)."""
+        """Take one committed change; return what fired (maybe for earlier, buffered changes).
+
+        A change of a type no rule reads or joins with is counted and goes no further: it does
+        not move the engine's time either (an alert a rule wrote, stamped when it was committed,
+        must not make the readings still on their way late).
+        """
         self.changes += 1
+        read_types = self.read_types
+        for type_iri in change.entity.types:
+            if local_name(type_iri) in read_types:
+                break
+        else:
+            return []
         if change.kind == ChangeKind.DELETE:
             moment = parse_moment(change.at) or self.newest
         else:
@@ -263,8 +288,14 @@ class Engine:
         return self._drain()
 
     def advance(self, now: datetime) -> list[Firing]:
-        """Move the watermark to `now` minus the lateness; return what came due."""
-        self.watermark = max(self.watermark, now.timestamp() - self.lateness)
+        """Move the watermark to `now` minus the clock delay; return what came due.
+
+        The clock delay is how long after its event time a reading may still reach the engine;
+        it is the lateness unless set apart (a low lateness fires changes as soon as they are the
+        newest, while readings on their way still count when the clock moves time on).
+        """
+        delay = self.lateness if self.clock_delay is None else self.clock_delay
+        self.watermark = max(self.watermark, now.timestamp() - delay)
         return self._drain()
 
     def flush(self) -> list[Firing]:
@@ -310,16 +341,17 @@ class Engine:
         self._apply_state(change)
         if change.kind == ChangeKind.DELETE:
             for type_iri in change.entity.types:
-                for runtime, _, _ in self.by_type.get(local_name(type_iri), ()):
+                for runtime in self.index.rules.get(local_name(type_iri), ()):
                     runtime.forget(change.tenant, change.entity)
             return []
         entity = change.entity
         fired: list[Firing] = []
         names = None
+        index = self.index
         for type_iri in entity.types:
             type_name = local_name(type_iri)
-            rules = self.by_type.get(type_name)
-            if not rules:
+            gates = index.by_type.get(type_name)
+            if not gates:
                 continue
             if names is None:
                 names = name_map(entity)
@@ -333,19 +365,9 @@ class Engine:
                 change.seq,
                 type_name,
             )
-            clock = time.perf_counter
-            started = clock()
-            for runtime, role, _ in rules:
-                if runtime.tenants is not None and change.tenant not in runtime.tenants:
-                    continue
-                metrics = runtime.metrics
-                metrics.events += 1
-                found = runtime.on_event(role, event)
-                if found:
-                    fired.extend(found)
-                ended = clock()
-                metrics.seconds += ended - started
-                started = ended
+            found = index.dispatch(gates, event, self.env)
+            if found:
+                fired.extend(found)
         return fired
 
     # -- state -----------------------------------------------------------------------------
@@ -405,6 +427,7 @@ class Engine:
         self.timers = timers
         self.env.state.restore(state["world"])
         self._index()
+        share_equal_windows(self.rules.values())
 
 
 def _kept_types(rule_set: RuleSet) -> set[str]:

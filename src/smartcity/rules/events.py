@@ -104,11 +104,12 @@ def passes(check: CompiledFilter, event: Event, zones: Zones) -> bool:
     memo = event.memo
     found = memo.get(check.slot)
     if found is None:
-        found = memo[check.slot] = _passes(check, event, zones)
+        found = memo[check.slot] = filter_passes(check, event, zones)
     return bool(found)
 
 
-def _passes(check: CompiledFilter, event: Event, zones: Zones) -> bool:
+def filter_passes(check: CompiledFilter, event: Event, zones: Zones) -> bool:
+    """Tell whether a change passes a filter, working it out (`passes` remembers the answer)."""
     if check.watch is not None and not event.created:
         iris = event.names.iris
         changed = event.changed
@@ -118,7 +119,7 @@ def _passes(check: CompiledFilter, event: Event, zones: Zones) -> bool:
                 break
         else:
             return False
-    return holds(check, event, zones)
+    return check.always or holds(check, event, zones)
 
 
 def holds(check: CompiledFilter, event: Event, zones: Zones) -> bool:
@@ -133,8 +134,14 @@ def holds(check: CompiledFilter, event: Event, zones: Zones) -> bool:
 def _holds(check: CompiledFilter, event: Event, zones: Zones) -> bool:
     if check.id is not None and check.id.fullmatch(event.entity.id) is None:
         return False
-    if check.q is not None and not check.q(event.entity, event.names):
-        return False
+    if check.conjuncts:
+        memo, entity, names = event.memo, event.entity, event.names
+        for slot, part in check.conjuncts:
+            found = memo.get(slot)
+            if found is None:
+                found = memo[slot] = part(entity, names)
+            if not found:
+                return False
     if check.spatial:
         point = event.point
         if point is None:
@@ -168,6 +175,8 @@ class Keyer:
         if self.by is not None and self.by.zone is not None:
             self.zone_names = list(env.zones.names) if "*" in self.by.zone else list(self.by.zone)
         self.slot = memo_slot("key" + repr(key))
+        self.cells: dict[Point, tuple[str, dict[str, Any]]] = {}
+        """Grid cells by position (things that report mostly stand still)."""
 
     def key(self, event: Event) -> tuple[str, dict[str, Any] | None] | None:
         """Return the key of a change and the key's own geometry (zone, cell), if any."""
@@ -198,7 +207,12 @@ class Keyer:
         if point is None:
             return None
         if by.grid is not None:
-            return grid_cell(self.env.plane, point, by.grid)
+            cell = self.cells.get(point)
+            if cell is None:
+                if len(self.cells) > 100_000:
+                    self.cells.clear()
+                cell = self.cells[point] = grid_cell(self.env.plane, point, by.grid)
+            return cell
         zone = self.env.zones.zone_of(point, self.zone_names)
         return (zone, self.env.zones.geojson[zone]) if zone is not None else None
 

@@ -120,12 +120,18 @@ class StateRule(Hysteresis):
         if keyed is None:
             return []
         key, geometry = keyed
+        hot = holds(self.condition, event, self.env.zones)
+        state = self.state(event.tenant, key)
+        if state.get("raised"):
+            if hot:
+                return []  # still raised
+        elif not hot:
+            state.pop("since", None)
+            return []  # still clear
 
         def reading() -> Subject:
             subject = subject_of(event, key, geometry)
             subject.evidence = [event.item()]
             return subject
 
-        hot = holds(self.condition, event, self.env.zones)
-        state = self.state(event.tenant, key)
         return self.transition(reading, state, hot, not hot, event.t, {})

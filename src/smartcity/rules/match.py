@@ -44,6 +44,17 @@ def compile_q(text: str) -> tuple[Condition, set[str]]:
     return _compile(expr), q_names(expr)
 
 
+def compile_conjuncts(text: str) -> list[tuple[str, Condition]]:
+    """Return the parts of a q condition that must all hold, each with a signature and its test.
+
+    Rules often share a part (``detectedEvent=="violence"`` with different confidences), so a
+    change can remember each part's answer by its signature and test it once for all of them.
+    """
+    expr = parse_q(text)
+    parts = expr.items if isinstance(expr, And) else (expr,)
+    return [(repr(part), _compile(part)) for part in parts]
+
+
 def _compile(expr: Node) -> Condition:
     if isinstance(expr, And):
         parts = tuple(_compile(item) for item in expr.items)

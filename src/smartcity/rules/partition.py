@@ -262,7 +262,7 @@ class PartitionRunner:
             log.error("not an entity-change message: dropped", error=str(error))
             await received.term()
             return
-        await self.handle(change, Context.from_headers(received.headers))
+        await self.handle(change, Context.from_headers(headers))
         await received.ack()
 
     async def advance(self) -> None:

@@ -26,8 +26,13 @@ class EnginePlug(Protocol):
         ...
 
 
-def engine_plug() -> EnginePlug:
-    """Return the engine the platform runs: the convergence engine, one per tenant."""
+def engine_plug(lateness: float | None = None, clock_delay: float | None = None) -> EnginePlug:
+    """Return the engine the platform runs: the convergence engine, one per tenant.
+
+    `lateness` replaces the built-in rule sets' allowed lateness (`rules_lateness`);
+    `clock_delay` sets apart how far the engines' time stays behind the clock
+    (`rules_clock_delay`).
+    """
     from smartcity.rules.convergence import ConvergencePlug
 
-    return ConvergencePlug()
+    return ConvergencePlug(lateness, clock_delay)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smartcity.rules.aggregates import Aggregate, Item, Windowing, parse_aggregate
 from smartcity.rules.compile import CompiledFilter
@@ -23,12 +23,17 @@ from smartcity.rules.match import compile_values_q
 from smartcity.rules.model import Rule, parse_threshold
 from smartcity.rules.state import OPERATORS
 
+if TYPE_CHECKING:
+    from smartcity.rules.twins import Twin
+
 
 class WindowedRule(Hysteresis):
     """A rule that keeps a window of readings per key (threshold and aggregate rules)."""
 
     windowing: Windowing
     when: CompiledFilter
+    twin: Twin | None = None
+    """How the rule shares its sliding windows with rules that keep the same ones."""
     plain = ""
     """The attribute a threshold without a window reads."""
 
@@ -103,8 +108,8 @@ class WindowedRule(Hysteresis):
                 return subject
 
             return self.evaluate(reading, state, {"value": event.value(self.plain)}, event.t)
-        item = self.read(event)
         if windowing.tumbling:
+            item = self.read(event)
             subject = Subject(tenant, key, geometry=geometry, event=event)
             had_block = state.get("block")
             blocks = windowing.add(state, item)
@@ -113,7 +118,7 @@ class WindowedRule(Hysteresis):
                 self.timer(state["block"] + windowing.size, state_key, "block")
             remember_where(state, subject, event)
             return fired
-        windowing.add(state, item)
+        values = self.slide(event, state, state_key)
         items = state["items"]
 
         def window() -> Subject:
@@ -121,7 +126,35 @@ class WindowedRule(Hysteresis):
             subject.evidence = items
             return subject
 
-        return self.evaluate(window, state, windowing.values(items, state), event.t)
+        return self.evaluate(window, state, values, event.t)
+
+    def slide(self, event: Event, state: dict[str, Any], state_key: str) -> dict[str, Any]:
+        """Put a change in a key's sliding window; return the window's aggregates.
+
+        Twins (`twins.py`) whose window is the very one their lead just moved take the lead's
+        window and aggregates instead of doing the same work again.
+        """
+        windowing = self.windowing
+        twin = self.twin
+        if twin is not None:
+            shared = event.memo.get(twin.slot)
+            if twin.lead is None:
+                before = (state.get("items"), state.get("acc"))
+            elif (
+                shared is not None
+                and state.get("items") is shared[0]
+                and state.get("acc") is shared[1]
+            ):
+                state["items"], state["acc"] = shared[2], shared[3]
+                values: dict[str, Any] = shared[4]
+                return values
+            else:
+                twin.own(state, state_key)
+        windowing.add(state, self.read(event))
+        values = windowing.values(state["items"], state)
+        if twin is not None and twin.lead is None:
+            event.memo[twin.slot] = (*before, state["items"], state["acc"], values)
+        return values
 
     def on_timer(self, state_key: str, tag: str, due: float) -> list[Firing]:
         state = self.states.get(state_key)
@@ -156,6 +189,62 @@ class ThresholdRule(WindowedRule):
             op, number = parse_threshold(rule.clear)
             self.cold = (OPERATORS[op], number)
         self.hold_for = rule.for_
+        self.reading_only = self.windowing.window is None and self.value_name == "value"
+
+    def on_event(self, role: str, event: Event) -> list[Firing]:
+        if not self.reading_only:
+            return super().on_event(role, event)
+        # A reading's own value: most readings cross nothing, and cost a few steps.
+        when = self.when
+        passed = event.memo.get(when.slot)
+        if passed is None:
+            passed = passes(when, event, self.env.zones)
+        if not passed:
+            return []
+        self.metrics.matches += 1
+        keyer = self.keyer
+        if keyer.kind == "entity":
+            key, geometry = event.entity.id, None
+        else:
+            keyed = keyer.key(event)
+            if keyed is None:
+                return []
+            key, geometry = keyed
+        state_key = event.tenant + "\x1f" + key
+        state = self.states.get(state_key)
+        if state is None:
+            state = self.states[state_key] = {}
+        value = event.value(self.plain)
+        if value.__class__ not in (int, float):
+            return []
+        return self.on_reading(event, state, key, geometry, value)
+
+    def on_reading(
+        self,
+        event: Event,
+        state: dict[str, Any],
+        key: str,
+        geometry: dict[str, Any] | None,
+        value: float,
+    ) -> list[Firing]:
+        """Evaluate a reading's own (numeric) value for a key (its filter passed)."""
+        if state.get("raised"):
+            if not (
+                self.cold[0](value, self.cold[1])
+                if self.cold
+                else not self.hot[0](value, self.hot[1])
+            ):
+                return []
+        elif not self.hot[0](value, self.hot[1]):
+            state.pop("since", None)
+            return []
+
+        def reading() -> Subject:
+            subject = Subject(event.tenant, key, geometry=geometry, event=event)
+            subject.evidence = [event.item()]
+            return subject
+
+        return self.evaluate(reading, state, {"value": value}, event.t)
 
     def evaluate(
         self,

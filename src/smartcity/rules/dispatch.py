@@ -1,0 +1,162 @@
+"""Which rules a change meets: rules indexed by entity type, then gated by their shared filters.
+
+Rules of one type often share a trigger filter (the same `when`, watch list, q and zone), so the
+index groups them behind one gate per filter (and tenant restriction): a change tests each gate
+once, and the rules behind a gate it does not pass are not called at all. The rules behind the
+gates it passes are called in the order of their ids, as if each were tested one by one, so
+timers and firings come out in the same order. A gate's filter is exactly the filter every rule
+behind it would test first (and every rule kind does nothing else with a change that fails it),
+so no rule is skipped that could have done anything with the change.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from itertools import pairwise
+from operator import itemgetter
+from typing import Protocol
+
+from smartcity.rules.compile import CompiledFilter
+from smartcity.rules.compiled import RuleMetrics, RuleRuntime
+from smartcity.rules.events import Env, Event, filter_passes
+from smartcity.rules.firing import Firing
+from smartcity.rules.twins import ThresholdBank, banked
+from smartcity.rules.windowed import ThresholdRule
+
+Member = tuple[int, RuleRuntime, str]
+"""A rule behind a gate: its place in id order, the rule and the role the filter plays."""
+
+
+class Callee(Protocol):
+    """What a gate calls with a change: a rule, or a bank of thresholds (`twins.py`)."""
+
+    metrics: RuleMetrics
+
+    def on_event(self, role: str, event: Event) -> list[Firing]:
+        """Take a change that passed the gate; return what fired."""
+        ...
+
+
+Call = tuple[int, Callee, str]
+_PLACE = itemgetter(0)
+
+
+class Gate:
+    """Rules of one entity type that share a trigger filter and tenant restriction."""
+
+    __slots__ = ("calls", "check", "members", "seen", "tenants")
+
+    def __init__(self, check: CompiledFilter, tenants: frozenset[str] | None) -> None:
+        self.check = check
+        self.tenants = tenants
+        self.members: list[Member] = []
+        self.calls: list[Call] = []
+        """What a change that passes is given to: the members, thresholds banked together."""
+        self.seen = 0
+        """Changes that reached the gate since its count was last handed to its rules."""
+
+
+class RuleIndex:
+    """The enabled rules by entity type, behind their gates."""
+
+    def __init__(self, rules: Iterable[RuleRuntime]) -> None:
+        self.by_type: dict[str, list[Gate]] = {}
+        self.rules: dict[str, list[RuleRuntime]] = {}
+        """Every rule indexed under a type (each once), for deletes."""
+        gates: dict[tuple[str, int, frozenset[str] | None], Gate] = {}
+        position = 0
+        for runtime in rules:
+            for role, check in runtime.triggers():
+                for type_name in sorted(check.types):
+                    found = gates.get((type_name, check.slot, runtime.tenants))
+                    if found is None:
+                        found = gates[(type_name, check.slot, runtime.tenants)] = Gate(
+                            check, runtime.tenants
+                        )
+                        self.by_type.setdefault(type_name, []).append(found)
+                    found.members.append((position, runtime, role))
+                    position += 1
+                    listed = self.rules.setdefault(type_name, [])
+                    if runtime not in listed:
+                        listed.append(runtime)
+        for type_gates in self.by_type.values():
+            _bank(type_gates)
+
+    def count_events(self) -> None:
+        """Hand each gate's count of the changes it saw to its rules' metrics."""
+        for gates in self.by_type.values():
+            for gate in gates:
+                if gate.seen:
+                    for _, runtime, _ in gate.members:
+                        runtime.metrics.events += gate.seen
+                    gate.seen = 0
+
+    def dispatch(self, gates: list[Gate], event: Event, env: Env) -> list[Firing]:
+        """Give a change to the rules behind the gates it passes; return what fired."""
+        zones, tenant, memo = env.zones, event.tenant, event.memo
+        ready: list[Call] | None = None
+        several = False
+        for gate in gates:
+            if gate.tenants is not None and tenant not in gate.tenants:
+                continue
+            gate.seen += 1
+            check = gate.check
+            passed = memo.get(check.slot)
+            if passed is None:
+                passed = memo[check.slot] = filter_passes(check, event, zones)
+            if not passed:
+                continue
+            if ready is None:
+                ready = gate.calls
+            else:
+                if not several:
+                    ready = list(ready)
+                    several = True
+                ready.extend(gate.calls)
+        if ready is None:
+            return []
+        if several:
+            ready.sort(key=_PLACE)
+        fired: list[Firing] = []
+        clock = time.perf_counter
+        started = clock()
+        for _, runtime, role in ready:
+            found = runtime.on_event(role, event)
+            if found:
+                fired.extend(found)
+            ended = clock()
+            runtime.metrics.seconds += ended - started
+            started = ended
+        return fired
+
+
+def _bank(gates: list[Gate]) -> None:
+    """Make each gate's calls: its members, thresholds that follow each other banked."""
+    places = sorted(place for gate in gates for place, _, _ in gate.members)
+    following = dict(pairwise(places))
+    for gate in gates:
+        run: list[Member] = []
+        for member in gate.members:
+            shares = banked(member[1])
+            if (
+                shares is not None
+                and run
+                and banked(run[-1][1]) == shares
+                and following.get(run[-1][0]) == member[0]
+            ):
+                run.append(member)
+                continue
+            _flush(gate, run)
+            run = [member] if shares is not None else []
+            if shares is None:
+                gate.calls.append(member)
+        _flush(gate, run)
+
+
+def _flush(gate: Gate, run: list[Member]) -> None:
+    if len(run) > 1:
+        rules = [rule for _, rule, _ in run if isinstance(rule, ThresholdRule)]
+        gate.calls.append((run[0][0], ThresholdBank(rules), run[0][2]))
+    else:
+        gate.calls.extend(run)
