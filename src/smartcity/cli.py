@@ -35,6 +35,8 @@ EPILOG = """examples:
 """
 ROLES = ["admin", "operator", "analyst", "agency", "device", "public"]
 DEMO_KEY_FILE = Path("var/demo-admin-key")
+DEMO_RULES_LATENESS = 5.0
+"""Seconds of event time a reading waits for late ones in the demo (see `rules_lateness`)."""
 DEMO_PARKING_HISTORY_DAYS = 28
 """Weeks of parking history the demo writes before its run: the parking forecast learns them."""
 SHUTDOWN_GRACE_SECONDS = 5
@@ -406,6 +408,9 @@ def _demo_simulator(args: argparse.Namespace) -> dict[str, Any]:
         "sim_parking_history_days": DEMO_PARKING_HISTORY_DAYS,
         "ingest_mqtt_enabled": True,
         "rules_enabled": True,
+        # A reading waits this long (event time) for late ones before it meets the rules:
+        # the rule sets' minute would hold every demo alert back by a minute.
+        "rules_lateness": DEMO_RULES_LATENESS,
     }
 
 
