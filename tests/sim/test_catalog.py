@@ -51,7 +51,7 @@ def test_every_device_registers_and_every_message_is_accepted(
     prepare_contexts(sim_platform)
     keys = new_keys()
     report = provision(sim_platform.iot.devices, Caller.system(), simulation.devices, keys)
-    assert len(report.created) == len(simulation.devices) == 1919
+    assert len(report.created) == len(simulation.devices) == 1963
     simulation.skip_to(datetime(2026, 11, 27, 17, 38, tzinfo=SEOUL))
     emissions = [
         e

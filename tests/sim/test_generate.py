@@ -44,6 +44,7 @@ def test_counts_are_those_of_the_issue(changdong_assets: list[Asset]) -> None:
         "beacons": 50,
         "points_of_interest": 200,
         "parking_spots": 285,
+        "security_lights": 44,
     }
     assert len({asset.id for asset in changdong_assets}) == len(changdong_assets)
 

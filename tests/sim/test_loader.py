@@ -20,7 +20,7 @@ from tests.conftest import postgres_url
 
 EXPECTED = {
     "Camera": 300,
-    "Streetlight": 800,
+    "Streetlight": 844,  # 800 street lamps and 44 security lights by cameras in places
     "WasteContainer": 200,
     "OffStreetParking": 29,  # 25 lots and 4 shared-parking sites (parking_details.yaml)
     "OnStreetParking": 2,  # resident-priority zones

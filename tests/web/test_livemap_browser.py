@@ -20,12 +20,13 @@ DISTRICT_COUNTS = {
     "cctv": 300,
     "traffic": 150,
     "parking": 31,
-    "streetlights": 800,
+    "streetlights": 844,
     "waste": 200,
     "air": 30,
     "beacons": 50,
 }
-"""What the Changdong model holds (district.yaml, parking.csv with its 25 lots and
+"""What the Changdong model holds (district.yaml: 800 street lamps and 44 security lights by the
+cameras inside places; parking.csv with its 25 lots and
 parking_details.yaml with 4 shared sites and 2 resident-priority zones), by map layer."""
 
 

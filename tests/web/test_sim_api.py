@@ -120,7 +120,7 @@ def test_an_operator_starts_jumps_pauses_and_stops_a_run(enabled: TestClient) ->
     assert (status["state"], status["scenario"], status["devices"]) == (
         "running",
         "concert-night",
-        1919,
+        1963,
     )
     assert status["start"] == "2026-11-27T07:00:00.000000Z"
     jumped = enabled.post("/sim/v1/jump", json={"to": "19:00"}, headers=operator)

@@ -114,7 +114,7 @@ def build_devices(district: District, assets: list[Asset], seed: int) -> list[Si
         index = int(asset.properties["number"]) - 1
         subject = f"{asset.properties['lot']}#{index}"
         add(PARKING_SPOT, asset.id, asset.id, asset.position, subject)
-    for asset in by_kind.get("streetlights", []):
+    for asset in [*by_kind.get("streetlights", []), *by_kind.get("security_lights", [])]:
         height = float(asset.properties.get("height", 8.0))
         add(STREETLIGHT, asset.id, asset.id, asset.position, asset.id, extra={"height": height})
     for asset in by_kind.get("waste_bins", []):

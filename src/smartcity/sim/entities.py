@@ -286,6 +286,20 @@ def asset_entity(district: District, asset: Asset, number: int) -> Entity:
             refRoadSegment=rel(urn("RoadSegment", f"{district.id}-{p['link']}")),
             **base,
         )
+    if asset.kind == "security_lights":
+        place = next(x for x in district.places if x.id == p["place"])
+        return _entity(
+            "Streetlight",
+            asset.id,
+            name=prop(f"{place.name_ko} 보안등 {number:03d}"),
+            description=prop(f"Security light by camera {p['camera']} in {place.name_ko}"),
+            status=prop("ok"),
+            powerState=prop("off"),
+            locationCategory=prop("pedestrianPath"),
+            lanternHeight=prop(p["height"]),
+            streetPoleNum=prop(serial),
+            **base,
+        )
     if asset.kind == "waste_bins":
         complex_place = next(x for x in district.places if x.id == p["complex"])
         return _entity(

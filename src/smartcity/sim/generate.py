@@ -276,11 +276,40 @@ def parking_spots(district: District) -> list[Asset]:
     return placer.assets
 
 
+SECURITY_LIGHT_DISTANCE = (5.0, 15.0)
+"""Metres from its camera within which a security light stands."""
+
+
+def security_lights(district: District, placed_cameras: Sequence[Asset]) -> list[Asset]:
+    """Place a security light (보안등) beside each surveillance camera inside a place.
+
+    Markets, parks, schools and stations light their own lanes, which the road graph (the
+    district's streets) does not carry: without these, a camera inside a market has no lamp
+    within 50 m for a rule to brighten at night.
+    """
+    placer = _Placer(district, "security_lights", "securitylight")
+    places = {place.id for place in district.places}
+    low, high = SECURITY_LIGHT_DISTANCE
+    for camera in placed_cameras:
+        if camera.properties.get("usage") != "SURVEILLANCE":
+            continue
+        if camera.properties.get("at") not in places:
+            continue
+        for _ in range(8):  # a spot inside the district's zones
+            spot = moved(
+                camera.position, placer.random.uniform(0, 360), placer.random.uniform(low, high)
+            )
+            if placer.add(spot, height=6.0, camera=camera.id, place=camera.properties["at"]):
+                break
+    return placer.assets
+
+
 def generate_assets(district: District, graph: RoadGraph | None = None) -> list[Asset]:
     """Return every generated asset of the district, in a stable order."""
     graph = graph or RoadGraph(district)
+    placed_cameras = cameras(district, graph)
     assets = [
-        *cameras(district, graph),
+        *placed_cameras,
         *traffic_detectors(district, graph),
         *streetlights(district),
         *waste_bins(district),
@@ -288,6 +317,7 @@ def generate_assets(district: District, graph: RoadGraph | None = None) -> list[
         *beacons(district),
         *points_of_interest(district),
         *parking_spots(district),
+        *security_lights(district, placed_cameras),
     ]
     placed = Counter(asset.kind for asset in assets)
     for kind, target in district.targets.items():
