@@ -307,26 +307,37 @@ class SqlIncidentStore:
         self, tenant: str, incident_id: str | None = None, principal_id: str | None = None
     ) -> list[VideoShare]:
         """Return the video shares of a tenant, of one incident and/or one agency, oldest first."""
-        p = self._p
-        condition, params = f"tenant = {p}", [tenant]
-        if incident_id is not None:
-            condition += f" AND incident_id = {p}"
-            params.append(incident_id)
-        if principal_id is not None:
-            condition += f" AND principal_id = {p}"
-            params.append(principal_id)
-        with self._store.reading() as cursor:
-            cursor.execute(
-                f"SELECT {SHARE_COLUMNS} FROM incident_video_shares WHERE {condition} "
-                "ORDER BY granted_at, id",
-                params,
-            )
-            return [share_from_row(row) for row in cursor.fetchall()]
+        rows = self._of_incident(
+            f"SELECT {SHARE_COLUMNS} FROM incident_video_shares",
+            "granted_at, id",
+            tenant,
+            incident_id,
+            principal_id,
+        )
+        return [share_from_row(row) for row in rows]
 
     def packages(
         self, tenant: str, incident_id: str | None = None, principal_id: str | None = None
     ) -> list[DispatchPackage]:
         """Return dispatch packages of a tenant, of one incident and/or one agency, oldest first."""
+        rows = self._of_incident(
+            f"SELECT {PACKAGE_COLUMNS} FROM incident_packages",
+            "created_at, id",
+            tenant,
+            incident_id,
+            principal_id,
+        )
+        return [package_from_row(row) for row in rows]
+
+    def _of_incident(
+        self,
+        select: str,
+        order: str,
+        tenant: str,
+        incident_id: str | None,
+        principal_id: str | None,
+    ) -> list[Any]:
+        """Run `select` over a tenant's rows, of one incident and/or one agency, in `order`."""
         p = self._p
         condition, params = f"tenant = {p}", [tenant]
         if incident_id is not None:
@@ -336,12 +347,8 @@ class SqlIncidentStore:
             condition += f" AND principal_id = {p}"
             params.append(principal_id)
         with self._store.reading() as cursor:
-            cursor.execute(
-                f"SELECT {PACKAGE_COLUMNS} FROM incident_packages WHERE {condition} "
-                "ORDER BY created_at, id",
-                params,
-            )
-            return [package_from_row(row) for row in cursor.fetchall()]
+            cursor.execute(f"{select} WHERE {condition} ORDER BY {order}", params)
+            return list(cursor.fetchall())
 
     def position(self, name: str) -> int:
         """Return a reader's saved timeline position (0 when it has none)."""

@@ -289,20 +289,7 @@
     if (state.selected === summary.id) refreshDetail();
   }
 
-  function parseBlock(block) {
-    let name = "message", id = null;
-    const data = [];
-    for (const line of block.split("\n")) {
-      if (!line || line.startsWith(":")) continue;
-      const colon = line.indexOf(":");
-      const field = colon < 0 ? line : line.slice(0, colon);
-      const content = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-      if (field === "event") name = content;
-      else if (field === "data") data.push(content);
-      else if (field === "id") id = content;
-    }
-    return { name, id, data: data.join("\n") };
-  }
+  const parseBlock = (block) => window.livemap.parseEventBlock(block);
 
   async function follow(generation, signal, opened) {
     let lastId = null;

@@ -823,18 +823,8 @@
       while ((end = buffer.indexOf("\n\n")) >= 0) {
         const block = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
-        let name = "message", id = null;
-        const data = [];
-        for (const line of block.split("\n")) {
-          if (!line || line.startsWith(":")) continue;
-          const colon = line.indexOf(":");
-          const field = colon < 0 ? line : line.slice(0, colon);
-          const content = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-          if (field === "event") name = content;
-          else if (field === "data") data.push(content);
-          else if (field === "id") id = content;
-        }
-        if (data.length || id !== null) handleEvent(name, data.join("\n"), id, cursor);
+        const { name, id, data, empty } = parseEventBlock(block);
+        if (!empty) handleEvent(name, data, id, cursor);
         if (cursor.restart) return;
       }
     }
@@ -1074,7 +1064,25 @@
   }
 
   let resolveMapReady;
+  // One server-sent event block: its name, id and data lines (the dashboard reads its own
+  // stream with this too).
+  function parseEventBlock(block) {
+    let name = "message", id = null;
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (!line || line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const content = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") name = content;
+      else if (field === "data") data.push(content);
+      else if (field === "id") id = content;
+    }
+    return { name, id, data: data.join("\n"), empty: !data.length && id === null };
+  }
+
   window.livemap = {
+    parseEventBlock,
     state,
     mapReady: new Promise((resolve) => { resolveMapReady = resolve; }),
     entity: (id) => state.entities.get(id),
