@@ -200,6 +200,11 @@ class Settings(BaseSettings):
     """The district folder whose zones, roads and places the map draws ('': Changdong)."""
     map_stale_minutes: float = Field(default=15.0, gt=0)
     """A reading observed longer ago than this is marked stale on the map."""
+    map_tile_url: str = Field(default="", pattern=r"^$|^(https?://|/).*\{z\}.*")
+    """A raster tile template (`{z}/{x}/{y}`) drawn under the district, e.g. the city's own
+    tile server; '' (the default): no tiles, the district's GeoJSON only, nothing fetched."""
+    map_tile_attribution: str = ""
+    """The tiles' attribution, shown on the map (their licence usually requires it)."""
 
     # The simulator (docs/simulator.md): the district's simulated devices publish through the
     # real ingest path (MQTT to ingest_mqtt_url, the HTTP southbound). Never on a real city's

@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
 from smartcity.auth.policy import PUBLIC_MARK
 from smartcity.auth.principal import Caller
+from smartcity.config import Settings
 from smartcity.core.errors import ConfigurationError
 from smartcity.platform import Platform, build_platform
 from smartcity.sim.district import load_district
@@ -171,3 +173,31 @@ def test_a_fresh_platform_builds_the_map_app(tmp_path: Path) -> None:
     )
     with TestClient(create_app(platform)) as client:
         assert client.get("/map/district.json").json()["id"] == "changdong"
+
+
+def test_a_configured_tile_server_is_drawn_under_the_district(platform: Platform) -> None:
+    tiles = "https://tiles.dobong.example/{z}/{x}/{y}.png"
+    platform.settings = platform.settings.model_copy(
+        update={"map_tile_url": tiles, "map_tile_attribution": "© Dobong-gu"}
+    )
+    with TestClient(create_app(platform)) as client:
+        style = client.get("/map/style.json").json()
+    assert style["sources"]["basemap"] == {
+        "type": "raster",
+        "tiles": [tiles],
+        "tileSize": 256,
+        "maxzoom": 19,
+        "attribution": "© Dobong-gu",
+    }
+    ids = [layer["id"] for layer in style["layers"]]
+    assert ids[:3] == ["background", "basemap", "zones-fill"]  # under everything else
+    fills = {layer["id"]: layer["paint"] for layer in style["layers"] if layer["type"] == "fill"}
+    assert fills["zones-fill"]["fill-opacity"] == 0.25  # the tiles show through
+
+
+def test_a_tile_url_must_be_a_template_of_this_or_another_server() -> None:
+    with pytest.raises(ValidationError):
+        Settings(map_tile_url="tiles.example/{z}/{x}/{y}.png")
+    with pytest.raises(ValidationError):
+        Settings(map_tile_url="https://tiles.example/tile.png")
+    assert Settings(map_tile_url="/tiles/{z}/{x}/{y}.png").map_tile_url.startswith("/tiles")

@@ -118,7 +118,15 @@ def _district_routes(router: APIRouter, district: District, geojson: dict[str, b
     ) -> Response:
         """Draw the district's zones, roads and places from GeoJSON: no tiles, no glyphs."""
         base = platform.settings.public_url or str(request.base_url)
-        style = map_style(district, base.rstrip("/"), CHANGDONG_CONTEXT_URL, cluster=cluster)
+        settings = platform.settings
+        style = map_style(
+            district,
+            base.rstrip("/"),
+            CHANGDONG_CONTEXT_URL,
+            cluster=cluster,
+            tiles=settings.map_tile_url,
+            attribution=settings.map_tile_attribution,
+        )
         return Response(orjson.dumps(style), media_type="application/json")
 
     @router.get("/map/district/{name}.geojson", summary="The district's zones, roads or places")

@@ -1,8 +1,8 @@
 """The district as GeoJSON (zones, roads, places) and the MapLibre style that draws it.
 
-The style has GeoJSON sources only: no tiles, no sprite and no glyphs, so nothing is fetched
-from outside the platform. Labels are HTML markers the page places itself, in the browser's
-own fonts, which also lets them switch language.
+The style has GeoJSON sources only: no tiles (unless `map_tile_url` names a tile server), no
+sprite and no glyphs, so nothing is fetched from outside the platform. Labels are HTML markers
+the page places itself, in the browser's own fonts, which also lets them switch language.
 """
 
 from __future__ import annotations
@@ -158,14 +158,21 @@ def cluster_layer(layer: MapLayer) -> str:
 
 
 def map_style(
-    district: District, base_url: str, context_url: str, *, cluster: bool = False
+    district: District,
+    base_url: str,
+    context_url: str,
+    *,
+    cluster: bool = False,
+    tiles: str = "",
+    attribution: str = "",
 ) -> dict[str, Any]:
     """Return the MapLibre style (version 8) of the district; `base_url` ends without '/'.
 
     Its metadata tells the page the district's bounds, the layers, and the @context to read
     the entities with. `cluster`: the layers that may (`MapLayer.cluster`) gather their points
     into clusters in the browser (MapLibre's GeoJSON clustering), so thousands of devices
-    stay smooth; the live map shows every point, the operations dashboard clusters.
+    stay smooth; the live map shows every point, the operations dashboard clusters. `tiles`:
+    a raster tile template drawn under the district (the district's fills turn translucent).
     """
     west, south, east, north = district_bounds(district)
     empty = _collection([])
@@ -181,6 +188,19 @@ def map_style(
                 cluster=True, clusterRadius=CLUSTER_RADIUS, clusterMaxZoom=CLUSTER_MAX_ZOOM
             )
         sources[live_source(layer)] = source
+    base = _base_layers()
+    if tiles:
+        sources["basemap"] = {
+            "type": "raster",
+            "tiles": [tiles],
+            "tileSize": 256,
+            "maxzoom": 19,
+            "attribution": attribution,
+        }
+        base = [base[0], {"id": "basemap", "type": "raster", "source": "basemap"}, *base[1:]]
+        for drawn in base:
+            if drawn["id"] in ("zones-fill", "places-area"):
+                drawn["paint"] = {**drawn["paint"], "fill-opacity": 0.25}
     return {
         "version": 8,
         "name": f"{district.name_en} · {district.name_ko}",
@@ -194,7 +214,7 @@ def map_style(
         "center": [round((west + east) / 2, 6), round((south + north) / 2, 6)],
         "zoom": 14,
         "sources": sources,
-        "layers": [*_base_layers(), *_traffic_layers(), *_live_layers(cluster)],
+        "layers": [*base, *_traffic_layers(), *_live_layers(cluster)],
     }
 
 
