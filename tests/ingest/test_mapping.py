@@ -3,6 +3,7 @@ and the policy for fields nobody mapped."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -130,3 +131,26 @@ def test_unknown_fields_are_ignored_and_counted_unless_the_device_allows_them() 
     mapped = map_measure(lenient, Measure({"t": "1", "rssi": "-70", "bad name": "1"}), AT)
     assert mapped.attributes["rssi"]["value"] == -70
     assert mapped.ignored == ["bad name"]
+
+
+def test_expressions_parse_safely_in_many_threads_at_once() -> None:
+    # CPython 3.11 fails now and then (SystemError: AST constructor recursion depth mismatch)
+    # when threads parse at once; agents load devices in several threads.
+    from smartcity.ingest.device_model import parse_expression
+
+    failures: list[BaseException] = []
+
+    def parse_many(worker: int) -> None:
+        for number in range(2000):
+            text = f"'on' if value == {number} else round((value - 32) / 1.8 + {worker}, 2)"
+            try:
+                parse_expression(text)
+            except BaseException as error:
+                failures.append(error)
+
+    threads = [threading.Thread(target=parse_many, args=(worker,)) for worker in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []

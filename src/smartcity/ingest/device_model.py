@@ -8,7 +8,9 @@ the `Device` built from the stored record, with its conversions compiled once.
 from __future__ import annotations
 
 import ast
+import functools
 import re
+import threading
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
@@ -90,13 +92,27 @@ def is_attribute_name(name: str) -> bool:
     return bool(_NAME.match(name)) and name not in ("id", "type")
 
 
+_PARSING = threading.Lock()
+"""One parse at a time: CPython 3.11's AST constructor keeps its recursion depth per
+interpreter, not per thread, so two threads parsing at once can fail with `SystemError: AST
+constructor recursion depth mismatch` (seen when the MQTT and HTTP agents loaded devices
+together: a whole MQTT batch failed)."""
+
+
 def parse_expression(expression: str) -> Any:
     """Parse a conversion expression once (ValueError with the reason if it is not one)."""
-    try:
-        ast.parse(expression.strip(), mode="eval")  # one expression, not statements
-        return SimpleEval(functions=EXPRESSION_FUNCTIONS).parse(expression)
-    except (InvalidExpression, SyntaxError) as error:
-        raise ValueError(f"expression {expression!r} is not valid: {error}") from None
+    return _parsed(expression)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(expression: str) -> Any:
+    # The tree is only read when evaluated (simpleeval's `previously_parsed`): devices share it.
+    with _PARSING:
+        try:
+            ast.parse(expression.strip(), mode="eval")  # one expression, not statements
+            return SimpleEval(functions=EXPRESSION_FUNCTIONS).parse(expression)
+        except (InvalidExpression, SyntaxError) as error:
+            raise ValueError(f"expression {expression!r} is not valid: {error}") from None
 
 
 class AttributeMapping(_Model):
