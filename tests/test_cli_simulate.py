@@ -98,4 +98,8 @@ def test_a_run_here_goes_through_mosquitto_into_the_database(
     assert refused is not None
     expected = int(sent.group(1).replace(",", "")) - int(refused.group(1)) - int(refused.group(2))
     assert int(shown.group(1).replace(",", "")) == expected
-    assert "dead letters in the tenant: {'conversion': 1, 'unparsable': 2}" in printed
+    conversion, unparsable = int(refused.group(1)), int(refused.group(2))
+    assert conversion >= 1
+    assert unparsable >= 1  # the scenario's faulty devices sent some of each
+    wanted = {"conversion": conversion, "unparsable": unparsable}
+    assert f"dead letters in the tenant: {wanted}" in printed
