@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -27,25 +25,16 @@ from smartcity.storage.deadletters import (
     DeadLetterFilter,
     SqlDeadLetterStore,
 )
-from smartcity.storage.postgres import PostgresEntityStore
 from smartcity.storage.sqlbase import SqlEntityStore
-from smartcity.storage.sqlite import SqliteEntityStore
-from tests.conftest import postgres_url
 
 START = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
 EVERY = DeadLetterFilter()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlEntityStore]:
-    opened: SqlEntityStore
-    if request.param == "sqlite":
-        opened = SqliteEntityStore(tmp_path / "entities.db")
-    else:
-        schema: str = request.getfixturevalue("postgres_schema")
-        opened = PostgresEntityStore(postgres_url(), schema=schema, max_size=4)
-    yield opened
-    opened.close()
+@pytest.fixture
+def database(backend_store: SqlEntityStore) -> SqlEntityStore:
+    """Return an empty store of each backend (the root conftest's `backend_store`)."""
+    return backend_store
 
 
 @pytest.fixture

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from smartcity.storage.base import EntityStore
-from smartcity.storage.postgres import PostgresEntityStore
-from smartcity.storage.sqlite import SqliteEntityStore
-from tests.conftest import postgres_url
+from smartcity.storage.sqlbase import SqlEntityStore
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EntityStore]:
-    """Yield an empty store of each backend."""
-    opened: EntityStore
-    if request.param == "sqlite":
-        opened = SqliteEntityStore(tmp_path / "entities.db")
-    else:
-        schema: str = request.getfixturevalue("postgres_schema")
-        opened = PostgresEntityStore(postgres_url(), schema=schema, max_size=8)
-    yield opened
-    opened.close()
+@pytest.fixture
+def store(backend_store: SqlEntityStore) -> EntityStore:
+    """Return an empty store of each backend (the root conftest's `backend_store`)."""
+    return backend_store

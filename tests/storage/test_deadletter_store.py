@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -17,25 +15,15 @@ from smartcity.storage.deadletters import (
     ReplayRecord,
     SqlDeadLetterStore,
 )
-from smartcity.storage.postgres import PostgresEntityStore
 from smartcity.storage.sqlbase import SqlEntityStore
-from smartcity.storage.sqlite import SqliteEntityStore
-from tests.conftest import postgres_url
 
 EVERY = DeadLetterFilter()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlEntityStore]:
-    """Yield an empty database of each backend."""
-    opened: SqlEntityStore
-    if request.param == "sqlite":
-        opened = SqliteEntityStore(tmp_path / "entities.db")
-    else:
-        schema: str = request.getfixturevalue("postgres_schema")
-        opened = PostgresEntityStore(postgres_url(), schema=schema, max_size=4)
-    yield opened
-    opened.close()
+@pytest.fixture
+def database(backend_store: SqlEntityStore) -> SqlEntityStore:
+    """Return an empty store of each backend (the root conftest's `backend_store`)."""
+    return backend_store
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from starlette.responses import FileResponse, HTMLResponse
 
-from smartcity.core.errors import ResourceNotFound
-from smartcity.web.livemap.routes import MEDIA_TYPES
+from smartcity.web.livemap.routes import static_file
 
 FILES = ("dashboard.html", "dashboard.js", "dashboard.css", "charts.js", "linked.js")
 """The dashboard's own files (MapLibre and the live map's script come from /map/static)."""
@@ -39,13 +38,7 @@ def dashboard_router() -> APIRouter:
 
     @router.get("/ops/static/{name}", include_in_schema=False)
     def dashboard_file(name: str) -> FileResponse:
-        path = files.get(name)
-        if path is None:
-            raise ResourceNotFound(f"the dashboard serves no file {name!r}")
-        return FileResponse(
-            path,
-            media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
-            headers={"Cache-Control": "no-cache"},
-        )
+        missing = f"the dashboard serves no file {name!r}"
+        return static_file(files.get(name), missing, "no-cache")
 
     return router

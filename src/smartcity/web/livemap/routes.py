@@ -88,6 +88,17 @@ def livemap_router(platform: Platform) -> APIRouter:
     return router
 
 
+def static_file(path: Path | None, missing: str, cache: str) -> FileResponse:
+    """Serve one of a page's own files; `missing` is the 404's detail when there is none."""
+    if path is None:
+        raise ResourceNotFound(missing)
+    return FileResponse(
+        path,
+        media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
+        headers={"Cache-Control": cache},
+    )
+
+
 def _page_routes(router: APIRouter, assets: MapAssets) -> None:
     page = assets.files["livemap.html"].read_text(encoding="utf-8")
 
@@ -97,14 +108,8 @@ def _page_routes(router: APIRouter, assets: MapAssets) -> None:
 
     @router.get("/map/static/{name}", include_in_schema=False)
     def map_file(name: str) -> FileResponse:
-        path = assets.path(name)
-        if path is None:
-            raise ResourceNotFound(f"the map serves no file {name!r}")
-        return FileResponse(
-            path,
-            media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
-            headers={"Cache-Control": "public, max-age=300"},
-        )
+        missing = f"the map serves no file {name!r}"
+        return static_file(assets.path(name), missing, "public, max-age=300")
 
 
 def _district_routes(router: APIRouter, district: District, geojson: dict[str, bytes]) -> None:
