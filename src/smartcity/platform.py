@@ -309,6 +309,23 @@ def freeze_startup_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+    collect_young_objects_less_often()
+
+
+YOUNG_COLLECTION_THRESHOLD = 10_000
+"""Allocations between collections of the youngest generation (CPython's default is 700)."""
+
+
+def collect_young_objects_less_often() -> None:
+    """Run the garbage collector's young collections every 10,000 allocations, not every 700.
+
+    A serving process makes mostly short-lived, acyclic objects (a request's, a change's), freed
+    by reference counting; the collector still walks the young generation every 700 allocations
+    and the older ones every 7,000 and 70,000, which cost the rule engine 12 % of its time per
+    change (`bench/rules.py` measures with the same setting). Cycles are still collected, a
+    little later.
+    """
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, 10, 10)
 
 
 def set_up_modules(platform: Platform, modules: list[LoadedModule]) -> None:

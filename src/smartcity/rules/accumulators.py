@@ -20,7 +20,7 @@ _RUNNING = frozenset({"count", "sum", "avg", "min", "max", "distinct", "percenti
 
 
 def _number(value: Any) -> bool:
-    return value.__class__ in (int, float) and value == value  # not NaN, not bool
+    return type(value) in (int, float) and value == value  # not NaN, not bool
 
 
 class Accumulators:

@@ -73,9 +73,7 @@ def parse_aggregate(text: str) -> Aggregate:
 
 def _numbers(items: Sequence[Item], column: int) -> list[float]:
     return [
-        float(v)
-        for item in items
-        if (v := item[column]).__class__ in (int, float) and not math.isnan(v)
+        float(v) for item in items if type(v := item[column]) in (int, float) and not math.isnan(v)
     ]
 
 
@@ -129,16 +127,16 @@ def compute(
 
 
 def _numeric(value: Any) -> bool:
-    return value.__class__ in (int, float) and not math.isnan(value)
+    return type(value) in (int, float) and not math.isnan(value)
 
 
 def distinct_key(value: Any) -> str:
     """Return the key a value counts under in distinct() (JSON object keys are strings)."""
-    if value.__class__ is str:
+    if type(value) is str:
         return "s" + value
-    if value.__class__ in (int, float):
+    if type(value) in (int, float):
         return "n" + repr(float(value))
-    if value.__class__ is bool:
+    if type(value) is bool:
         return "b" + str(value)
     return "j" + json.dumps(value, sort_keys=True, default=str)
 
@@ -187,7 +185,9 @@ class Windowing:
 
     def add(self, state: dict[str, Any], item: Item) -> list[list[Item]]:
         """Put a reading in a key's window; return the tumbling blocks it closed (oldest first)."""
-        items: list[Item] = state.setdefault("items", [])
+        items: list[Item] | None = state.get("items")
+        if items is None:
+            items = state["items"] = []
         closed: list[list[Item]] = []
         moment = item[0]
         if self.tumbling and self.size is not None:

@@ -72,7 +72,20 @@ class CompiledAction:
             self.limit = action.target.limit
 
 
-class RuleRuntime:
+class Callee:
+    """What the index calls with a change that passed a gate: a rule, or a bank of thresholds.
+
+    A base class (not a protocol), so that compiled code calls `on_event` directly.
+    """
+
+    metrics: RuleMetrics
+
+    def on_event(self, role: str, event: Event) -> list[Firing]:
+        """Take a change that passed the gate; return what fired."""
+        raise NotImplementedError
+
+
+class RuleRuntime(Callee):
     """The parts of a compiled rule every kind uses; kinds add `on_event` and `on_timer`."""
 
     def __init__(self, rule: Rule, version: int, env: Env, timer: Timer) -> None:
@@ -117,6 +130,14 @@ class RuleRuntime:
         """Drop what is kept for an entity that was deleted (its own key's state)."""
         if self.keyer.kind == "entity":
             self.states.pop(tenant + "\x1f" + entity.id, None)
+
+    def state_for(self, event: Event, key: str) -> dict[str, Any]:
+        """Return the state of a change's key (made when first asked)."""
+        state_key = event.state_key(key)
+        found = self.states.get(state_key)
+        if found is None:
+            found = self.states[state_key] = {}
+        return found
 
     def state(self, tenant: str, key: str) -> dict[str, Any]:
         """Return a key's state (made when first asked)."""

@@ -15,27 +15,16 @@ import time
 from collections.abc import Iterable
 from itertools import pairwise
 from operator import itemgetter
-from typing import Protocol
 
 from smartcity.rules.compile import CompiledFilter
-from smartcity.rules.compiled import RuleMetrics, RuleRuntime
+from smartcity.rules.compiled import Callee, RuleRuntime
 from smartcity.rules.events import Env, Event, filter_passes
 from smartcity.rules.firing import Firing
-from smartcity.rules.twins import ThresholdBank, banked
+from smartcity.rules.twins import ThresholdBank, TwinBank, bank_twins, banked
 from smartcity.rules.windowed import ThresholdRule
 
 Member = tuple[int, RuleRuntime, str]
 """A rule behind a gate: its place in id order, the rule and the role the filter plays."""
-
-
-class Callee(Protocol):
-    """What a gate calls with a change: a rule, or a bank of thresholds (`twins.py`)."""
-
-    metrics: RuleMetrics
-
-    def on_event(self, role: str, event: Event) -> list[Firing]:
-        """Take a change that passed the gate; return what fired."""
-        ...
 
 
 Call = tuple[int, Callee, str]
@@ -119,25 +108,45 @@ class RuleIndex:
         if several:
             ready.sort(key=_PLACE)
         fired: list[Firing] = []
+        places: list[int] = []
+        reorder = False
         clock = time.perf_counter
         started = clock()
-        for _, runtime, role in ready:
+        for place, runtime, role in ready:
             found = runtime.on_event(role, event)
             if found:
                 fired.extend(found)
+                if isinstance(runtime, TwinBank):
+                    places.extend(runtime.fired_places)
+                    reorder = True
+                else:
+                    places.extend([place] * len(found))
             ended = clock()
             runtime.metrics.seconds += ended - started
             started = ended
+        if reorder:  # twins fired at their lead's place: hand the firings out in id order
+            order = sorted(range(len(fired)), key=places.__getitem__)
+            return [fired[index] for index in order]
         return fired
 
 
 def _bank(gates: list[Gate]) -> None:
-    """Make each gate's calls: its members, thresholds that follow each other banked."""
+    """Make each gate's calls: its members, twins banked, thresholds that follow each other
+    banked."""
     places = sorted(place for gate in gates for place, _, _ in gate.members)
     following = dict(pairwise(places))
     for gate in gates:
+        twins = bank_twins([(place, runtime) for place, runtime, _ in gate.members])
+        in_banks: set[int] = set()
+        for group in twins.values():
+            bank = TwinBank(group)
+            role = next(role for place, _, role in gate.members if place == group[0][0])
+            gate.calls.append((group[0][0], bank, role))
+            in_banks.update(place for place, _ in group)
         run: list[Member] = []
         for member in gate.members:
+            if member[0] in in_banks:
+                continue
             shares = banked(member[1])
             if (
                 shares is not None
@@ -152,6 +161,7 @@ def _bank(gates: list[Gate]) -> None:
             if shares is None:
                 gate.calls.append(member)
         _flush(gate, run)
+        gate.calls.sort(key=_PLACE)
 
 
 def _flush(gate: Gate, run: list[Member]) -> None:

@@ -13,11 +13,14 @@ from __future__ import annotations
 import hashlib
 import heapq
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
+
+from mypy_extensions import mypyc_attr
 
 from smartcity.core.entity import StoredEntity
 from smartcity.rules.calendars import Sun
@@ -36,6 +39,10 @@ from smartcity.rules.twins import link_twins, share_equal_windows
 from smartcity.storage.base import ChangeKind, ChangeRecord
 
 SNAPSHOT_FORMAT = 1
+_CREATE: Final = ChangeKind.CREATE
+_DELETE: Final = ChangeKind.DELETE
+Buffered = tuple[float, int, ChangeRecord]
+"""A change waiting for the watermark: its event time, its arrival order and the change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,7 @@ def fingerprint(rule: Rule, rule_set: RuleSet) -> str:
     return hashlib.sha256("\n".join([text, *shared]).encode()).hexdigest()[:24]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Engine:
     """The rule engine (implements `firing.RuleEngine`)."""
 
@@ -95,7 +103,10 @@ class Engine:
         """The entity types a rule reads or joins with (local names): the others pass by."""
         self.watermark = float("-inf")
         self.newest = float("-inf")
-        self.buffer: list[tuple[float, int, ChangeRecord]] = []
+        self.buffer: list[Buffered] = []
+        """Changes that came after a later one, in a heap by event time."""
+        self.in_order: deque[Buffered] = deque()
+        """Changes that came in event-time order (most of them): appended, taken from the front."""
         self.timers: list[tuple[float, int, str, int, str, str]] = []
         self.order = 0
         self.too_late = 0
@@ -180,9 +191,9 @@ class Engine:
         running = [
             self.rules[rule_id] for rule_id in sorted(self.rules) if enabled.get(rule_id, True)
         ]
+        link_twins(running)
         self.index = RuleIndex(running)
         self.read_types = frozenset(self.index.by_type) | self.env.state.kept
-        link_twins(running)
 
     def enable(self, rule_id: str, enabled: bool = True) -> None:
         """Turn a rule on or off (off forgets its state: it starts afresh when turned on)."""
@@ -213,7 +224,7 @@ class Engine:
         return {
             "changes": self.changes,
             "tooLate": self.too_late,
-            "buffered": len(self.buffer),
+            "buffered": len(self.buffer) + len(self.in_order),
             "timers": len(self.timers),
             "watermark": self.watermark if self.watermark > float("-inf") else None,
             "rules": {
@@ -272,7 +283,7 @@ class Engine:
                 break
         else:
             return []
-        if change.kind == ChangeKind.DELETE:
+        if change.kind is _DELETE:
             moment = parse_moment(change.at) or self.newest
         else:
             moment = event_time(change.entity, change.changed, change.at)
@@ -282,7 +293,11 @@ class Engine:
             return []
         if moment > self.newest:
             self.newest = moment
-        heapq.heappush(self.buffer, (moment, self.order, change))
+        in_order = self.in_order
+        if not in_order or moment >= in_order[-1][0]:
+            in_order.append((moment, self.order, change))
+        else:
+            heapq.heappush(self.buffer, (moment, self.order, change))
         self.order += 1
         self.watermark = max(self.watermark, self.newest - self.lateness)
         return self._drain()
@@ -305,9 +320,20 @@ class Engine:
 
     def _drain(self) -> list[Firing]:
         fired: list[Firing] = []
-        buffer, timers, watermark = self.buffer, self.timers, self.watermark
+        buffer, in_order, timers = self.buffer, self.in_order, self.timers
+        watermark = self.watermark
         while True:
-            change_at = buffer[0][0] if buffer and buffer[0][0] <= watermark else None
+            head = in_order[0] if in_order else None
+            late = False
+            if buffer:
+                other = buffer[0]
+                if (
+                    head is None
+                    or other[0] < head[0]
+                    or (other[0] == head[0] and other[1] < head[1])
+                ):
+                    head, late = other, True
+            change_at = head[0] if head is not None and head[0] <= watermark else None
             if (
                 timers
                 and timers[0][0] <= watermark
@@ -324,43 +350,48 @@ class Engine:
                     fired.extend(runtime.on_timer(state_key, tag, due))
                     runtime.timed(started)
                 continue
-            if change_at is None:
+            if change_at is None or head is None:
                 return fired
-            moment, _, change = heapq.heappop(buffer)
-            fired.extend(self._apply(change, moment))
+            if late:
+                heapq.heappop(buffer)
+            else:
+                in_order.popleft()
+            fired.extend(self._apply(head[2], change_at))
 
     def _apply_state(self, change: ChangeRecord) -> None:
         state = self.env.state
         if state.kept and state.types_of(change.entity):
-            if change.kind == ChangeKind.DELETE:
+            if change.kind is _DELETE:
                 state.remove(change.tenant, change.entity)
             else:
                 state.put(change.tenant, change.entity)
 
     def _apply(self, change: ChangeRecord, moment: float) -> list[Firing]:
-        self._apply_state(change)
-        if change.kind == ChangeKind.DELETE:
-            for type_iri in change.entity.types:
+        entity, tenant, kind = change.entity, change.tenant, change.kind
+        state = self.env.state
+        if kind is _DELETE:
+            if state.kept and state.types_of(entity):
+                state.remove(tenant, entity)
+            for type_iri in entity.types:
                 for runtime in self.index.rules.get(local_name(type_iri), ()):
-                    runtime.forget(change.tenant, change.entity)
+                    runtime.forget(tenant, entity)
             return []
-        entity = change.entity
+        names = name_map(entity)
+        if state.kept and state.types_of(entity):
+            state.put(tenant, entity, names)
         fired: list[Firing] = []
-        names = None
         index = self.index
         for type_iri in entity.types:
             type_name = local_name(type_iri)
             gates = index.by_type.get(type_name)
             if not gates:
                 continue
-            if names is None:
-                names = name_map(entity)
             event = Event(
-                change.tenant,
+                tenant,
                 entity,
                 names,
                 change.changed,
-                change.kind == ChangeKind.CREATE,
+                kind is _CREATE,
                 moment,
                 change.seq,
                 type_name,
@@ -381,7 +412,10 @@ class Engine:
             "order": self.order,
             "tooLate": self.too_late,
             "changes": self.changes,
-            "buffer": [[t, order, change_data(change)] for t, order, change in sorted(self.buffer)],
+            "buffer": [
+                [t, order, change_data(change)]
+                for t, order, change in sorted([*self.buffer, *self.in_order])
+            ],
             "timers": [list(timer) for timer in sorted(self.timers)],
             "rules": {
                 rule_id: {
@@ -404,8 +438,10 @@ class Engine:
         self.order = int(state["order"])
         self.too_late = int(state.get("tooLate", 0))
         self.changes = int(state.get("changes", 0))
-        self.buffer = [(t, order, change_from(data)) for t, order, data in state["buffer"]]
-        heapq.heapify(self.buffer)
+        self.buffer = []
+        self.in_order = deque(
+            sorted((t, order, change_from(data)) for t, order, data in state["buffer"])
+        )
         saved = state["rules"]
         timers = []
         for rule_id, runtime in self.rules.items():

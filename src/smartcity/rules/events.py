@@ -41,7 +41,9 @@ class Event:
     """One change as the rules see it, at its event time."""
 
     __slots__ = (
+        "_key",
         "_point",
+        "_state_key",
         "changed",
         "created",
         "entity",
@@ -77,6 +79,20 @@ class Event:
         self.memo: dict[int, Any] = {}
         """Answers of filters and keys, by slot, shared by the rules this change meets."""
         self.values: dict[str, Any] = {}
+        self._key: str | None = None
+        self._state_key = ""
+
+    def state_key(self, key: str) -> str:
+        """Return where rules keep a key's state: the tenant and the key (made once per key).
+
+        Rules that key the same way ask with the same key object one after the other, so the
+        text (and its hash) is made once for them all.
+        """
+        if key is self._key:
+            return self._state_key
+        found = self._state_key = self.tenant + "\x1f" + key
+        self._key = key
+        return found
 
     def value(self, name: str) -> Any:
         """Return an attribute's value (a relationship's object), read once per change."""

@@ -39,11 +39,11 @@ class MatchRule(RuleRuntime):
         keyed = self.keyer.key(event)
         if keyed is None:
             return []
-        subject = subject_of(event, *keyed)
+        subject = subject_of(event, keyed[0], keyed[1])
         if not self.armed(subject, event.t):
             return []
         subject.evidence = [event.item()]
-        state = self.state(event.tenant, subject.key)
+        state = self.state_for(event, subject.key)
         firing = self.emit("fire", subject, event.t, {}, state)
         return [firing] if firing else []
 
@@ -121,7 +121,7 @@ class StateRule(Hysteresis):
             return []
         key, geometry = keyed
         hot = holds(self.condition, event, self.env.zones)
-        state = self.state(event.tenant, key)
+        state = self.state_for(event, key)
         if state.get("raised"):
             if hot:
                 return []  # still raised

@@ -9,6 +9,7 @@ found through the entity's cached name map (`names.py`).
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -22,11 +23,29 @@ from smartcity.core.qeval import (
     resolve,
     value_keys,
 )
-from smartcity.core.qlang import And, AttrPath, Compare, Exists, Match, Node, Or, parse_q
+from smartcity.core.qlang import (
+    And,
+    AttrPath,
+    Compare,
+    Exists,
+    Match,
+    Node,
+    Or,
+    parse_q,
+)
 from smartcity.rules.names import NameMap
 
 Condition = Callable[[StoredEntity, NameMap], bool]
 _ids = itertools.count(1)
+_NUMERIC_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.eq,  # `!=` is the negated `==` test (`core.qeval.compare_predicate`)
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+_MAX_REMEMBERED = 4096
 
 
 def q_names(expr: Node) -> set[str]:
@@ -56,19 +75,36 @@ def compile_conjuncts(text: str) -> list[tuple[str, Condition]]:
 
 
 def _compile(expr: Node) -> Condition:
-    if isinstance(expr, And):
-        parts = tuple(_compile(item) for item in expr.items)
-        return lambda entity, names: all(part(entity, names) for part in parts)
-    if isinstance(expr, Or):
-        parts = tuple(_compile(item) for item in expr.items)
-        return lambda entity, names: any(part(entity, names) for part in parts)
+    if isinstance(expr, And | Or):
+        return _junction([_compile(item) for item in expr.items], isinstance(expr, Or))
     if isinstance(expr, Exists):
         return _exists(expr)
     if isinstance(expr, Compare):
-        return _leaf(expr.path, compare_predicate(expr), expr.op == "!=")
+        return _leaf(expr.path, compare_predicate(expr), expr.op == "!=", _numeric(expr))
     if isinstance(expr, Match):
-        return _leaf(expr.path, match_predicate(expr), expr.negated)
+        return _leaf(expr.path, match_predicate(expr), expr.negated, None)
     raise TypeError(f"not a q expression: {expr!r}")
+
+
+def _numeric(expr: Compare) -> tuple[Callable[[Any, Any], bool], float] | None:
+    """Return a comparison with a number as (operator, number): what its predicate does with a
+    number (`core.qeval.key_matches` on two ``num`` keys), without building keys."""
+    value = expr.value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return _NUMERIC_OPS[expr.op], as_number(value)
+
+
+def _junction(parts: list[Condition], any_of: bool) -> Condition:
+    """Return the test that all parts hold (`any_of`: that one does), in order, lazily."""
+
+    def junction(entity: StoredEntity, names: NameMap) -> bool:
+        for part in parts:
+            if part(entity, names) == any_of:
+                return any_of
+        return not any_of
+
+    return junction
 
 
 def _exists(expr: Exists) -> Condition:
@@ -91,22 +127,54 @@ def _exists(expr: Exists) -> Condition:
     return deep
 
 
-def _leaf(path: AttrPath, predicate: Callable[[Any], bool], negated: bool) -> Condition:
-    """Return the test of one comparison, as `core.qeval._holds` defines it."""
+def _leaf(
+    path: AttrPath,
+    predicate: Callable[[Any], bool],
+    negated: bool,
+    numeric: tuple[Callable[[Any, Any], bool], float] | None,
+) -> Condition:
+    """Return the test of one comparison, as `core.qeval._holds` defines it.
+
+    A Property's number meets a numeric comparison directly; a Property's text or boolean is
+    tested once and the answer remembered (it depends on the value alone), as readings repeat a
+    few values ("occupied", "violence", true).
+    """
     attr = path.attr
     if path.top_level:
+        texts: dict[str, bool] = {}
+        flags: dict[bool, bool] = {}
 
         def top(entity: StoredEntity, names: NameMap) -> bool:
             iri = names.iris.get(attr)
             if iri is None:
                 return False
             for instance in entity.attrs.get(iri, ()):
-                value = instance.get("value")
-                if (
-                    value.__class__ in (int, float)
-                    and instance.get("type", "Property") == "Property"
-                ):
-                    hit = predicate(("num", as_number(value)))  # the common case, without a list
+                value: Any = instance.get("value")
+                kind = type(value)
+                if (kind is float or kind is int) and instance.get(
+                    "type", "Property"
+                ) == "Property":
+                    if numeric is not None:
+                        number = value if kind is float else as_number(value)
+                        hit = numeric[0](number, numeric[1])
+                    else:
+                        hit = predicate(("num", as_number(value)))
+                elif kind is str and instance.get("type", "Property") == "Property":
+                    found = texts.get(value)
+                    if found is None:
+                        if len(texts) >= _MAX_REMEMBERED:
+                            texts.clear()
+                        found = texts[value] = any(
+                            predicate(key) for key in instance_keys(instance)
+                        )
+                    hit = found
+                elif kind is bool and instance.get("type", "Property") == "Property":
+                    found = flags.get(value)
+                    if found is None:
+                        found = flags[value] = any(
+                            predicate(key) for key in instance_keys(instance)
+                        )
+                    hit = found
                 else:
                     hit = any(predicate(key) for key in instance_keys(instance))
                 if hit != negated:
@@ -144,12 +212,10 @@ def compile_values_q(text: str) -> ValuesCondition:
 
 
 def _compile_values(expr: Node) -> ValuesCondition:
-    if isinstance(expr, And):
-        parts = tuple(_compile_values(item) for item in expr.items)
-        return lambda values: all(part(values) for part in parts)
-    if isinstance(expr, Or):
-        parts = tuple(_compile_values(item) for item in expr.items)
-        return lambda values: any(part(values) for part in parts)
+    if isinstance(expr, And | Or):
+        return _values_junction(
+            [_compile_values(item) for item in expr.items], isinstance(expr, Or)
+        )
     if not isinstance(expr, Compare | Match | Exists):
         raise TypeError(f"not a q expression: {expr!r}")
     path = expr.path
@@ -160,20 +226,38 @@ def _compile_values(expr: Node) -> ValuesCondition:
     if isinstance(expr, Exists):
         negated = expr.negated
         return lambda values: (values.get(name) is not None) != negated
+    numeric = None
     if isinstance(expr, Compare):
         predicate, negated = compare_predicate(expr), expr.op == "!="
+        numeric = _numeric(expr)
     else:
         predicate, negated = match_predicate(expr), expr.negated
 
     def leaf(values: dict[str, Any]) -> bool:
-        value = values.get(name)
+        value: Any = values.get(name)
         if value is None:
             return False
-        if value.__class__ in (int, float):
+        kind = type(value)
+        if kind is int or kind is float:
+            if numeric is not None:
+                number = value if kind is float else as_number(value)
+                return numeric[0](number, numeric[1]) != negated
             return predicate(("num", as_number(value))) != negated
         return any(predicate(key) for key in value_keys(value)) != negated
 
     return leaf
+
+
+def _values_junction(parts: list[ValuesCondition], any_of: bool) -> ValuesCondition:
+    """Return the test that all parts hold over values (`any_of`: that one does)."""
+
+    def junction(values: dict[str, Any]) -> bool:
+        for part in parts:
+            if part(values) == any_of:
+                return any_of
+        return not any_of
+
+    return junction
 
 
 def condition_id() -> int:

@@ -20,6 +20,7 @@ _MAX_CACHED: Final = 50_000
 _locals: dict[str, str] = {}
 _name_maps: dict[tuple[str, ...], NameMap] = {}
 _moments: dict[str, float] = {}
+_texts: dict[float, str] = {}
 
 
 def local_name(iri: str) -> str:
@@ -83,11 +84,22 @@ def parse_moment(text: Any) -> float | None:
 
 
 def format_moment(seconds: float) -> str:
-    """Return POSIX seconds as an ISO 8601 UTC text ending in Z (milliseconds when not whole)."""
+    """Return POSIX seconds as an ISO 8601 UTC text ending in Z (milliseconds when not whole).
+
+    Remembered: a firing names the moments of its evidence, which the next firings name again.
+    """
+    found = _texts.get(seconds)
+    if found is not None:
+        return found
     moment = datetime.fromtimestamp(seconds, UTC)
     if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        found = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    else:
+        found = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if len(_texts) > _MAX_CACHED:
+        _texts.clear()
+    _texts[seconds] = found
+    return found
 
 
 def event_time(entity: StoredEntity, changed: list[str], fallback: str) -> float:

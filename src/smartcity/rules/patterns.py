@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from smartcity.core.entity import StoredEntity
@@ -23,6 +24,8 @@ from smartcity.rules.kinds import MatchRule, StateRule
 from smartcity.rules.model import Rule
 from smartcity.rules.names import format_moment, local_name, name_map, parse_moment
 from smartcity.rules.windowed import AggregateRule, ThresholdRule
+
+_NEVER = -math.inf
 
 
 class SequenceRule(RuleRuntime):
@@ -132,9 +135,9 @@ class AbsenceRule(RuleRuntime):
         keyed = self.keyer.key(event)
         if keyed is None:
             return []
-        subject = subject_of(event, *keyed)
-        state = self.state(event.tenant, subject.key)
-        if event.t < state.get("last", float("-inf")):
+        subject = subject_of(event, keyed[0], keyed[1])
+        state = self.state_for(event, subject.key)
+        if event.t < state.get("last", _NEVER):
             return []
         state["last"] = event.t
         remember_where(state, subject, event)
@@ -166,7 +169,7 @@ class AbsenceRule(RuleRuntime):
         if "last" in state:
             return
         state["last"] = moment
-        state["where"] = where_of(subject_of(event, *keyed))
+        state["where"] = where_of(subject_of(event, keyed[0], keyed[1]))
         state["seen"] = event.item()
         state["armed"] = True
         self.timer(moment + self.after, tenant + "\x1f" + keyed[0], "silent")

@@ -70,12 +70,12 @@ def geometry_point(geometry: Any) -> Point | None:
     if not isinstance(geometry, dict):
         return None
     if geometry.get("type") == "Point":
-        coordinates = geometry.get("coordinates")
-        if coordinates.__class__ in (list, tuple) and len(coordinates) >= 2:
+        coordinates: Any = geometry.get("coordinates")
+        if type(coordinates) in (list, tuple) and len(coordinates) >= 2:
             x, y = coordinates[0], coordinates[1]
             if (
-                x.__class__ in (float, int)
-                and y.__class__ in (float, int)
+                type(x) in (float, int)
+                and type(y) in (float, int)
                 and -180.0 <= x <= 180.0
                 and -90.0 <= y <= 90.0
             ):
@@ -182,7 +182,10 @@ class GridIndex:
 
     def put(self, entity_id: str, point: Point | None) -> None:
         """Place (or move, or with None remove) an entity."""
-        old = self.where.pop(entity_id, None)
+        old = self.where.get(entity_id)
+        if old is not None and old[1] == point:
+            return  # it did not move (most things that report stand still)
+        self.where.pop(entity_id, None)
         if old is not None:
             bucket = self.cells.get(old[0])
             if bucket is not None:

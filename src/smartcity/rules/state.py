@@ -42,12 +42,15 @@ class WorldState:
         """Return the kept types of an entity (local names)."""
         return [name for iri in entity.types if (name := local_name(iri)) in self.kept]
 
-    def put(self, tenant: str, entity: StoredEntity) -> None:
-        """Keep (or replace) an entity of a kept type."""
-        point = entity_point(entity, name_map(entity))
+    def put(self, tenant: str, entity: StoredEntity, names: NameMap | None = None) -> None:
+        """Keep (or replace) an entity of a kept type (`names`: its name map, if known)."""
+        point = entity_point(entity, names if names is not None else name_map(entity))
         for type_name in self.types_of(entity):
             slot = (tenant, type_name)
-            self.entities.setdefault(slot, {})[entity.id] = entity
+            kept = self.entities.get(slot)
+            if kept is None:
+                kept = self.entities[slot] = {}
+            kept[entity.id] = entity
             grid = self.grids.get(slot)
             if grid is None:
                 grid = self.grids[slot] = GridIndex(self.plane)

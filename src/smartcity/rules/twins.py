@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from smartcity.rules.compile import memo_slot
-from smartcity.rules.compiled import RuleMetrics, RuleRuntime
-from smartcity.rules.events import Event
+from smartcity.rules.compiled import Callee, RuleMetrics, RuleRuntime
+from smartcity.rules.events import Event, Subject
 from smartcity.rules.firing import Firing
 from smartcity.rules.snapshots import copy_data
 from smartcity.rules.windowed import ThresholdRule, WindowedRule
@@ -104,7 +104,7 @@ def share_equal_windows(rules: Iterable[RuleRuntime]) -> None:
                     state[part] = theirs[part]
 
 
-class ThresholdBank:
+class ThresholdBank(Callee):
     """Thresholds on the same reading of the same changes, evaluated together.
 
     Rules with the same filter, tenants and key that test a reading's own value (each with its
@@ -133,9 +133,9 @@ class ThresholdBank:
                     rule.metrics.matches += 1
                 return []
             key, geometry = keyed
-        state_key = event.tenant + "\x1f" + key
+        state_key = event.state_key(key)
         value = event.value(rules[0].plain)
-        numeric = value.__class__ in (int, float)
+        numeric = type(value) in (int, float)
         fired: list[Firing] = []
         clock = time.perf_counter
         started = clock()
@@ -154,6 +154,74 @@ class ThresholdBank:
             metrics.seconds += ended - started
             started = ended
         return fired
+
+
+class TwinBank(Callee):
+    """Twins behind one gate (rules that keep the same sliding windows), called together.
+
+    The index calls the bank where the lead stands among the rules in id order; the bank keys
+    the change once, lets the lead move the window and each twin test its own condition, and
+    tells at which place each firing belongs (`fired_places`), so that the index can hand out
+    the firings of a change in id order, as if each rule had been called at its own place.
+    Nothing else depends on that order: rules over sliding windows set no timers, and no rule
+    reads another's state.
+    """
+
+    def __init__(self, members: list[tuple[int, WindowedRule]]) -> None:
+        self.places = [place for place, _ in members]
+        self.rules = [rule for _, rule in members]
+        self.id = self.rules[0].id
+        self.metrics = RuleMetrics()
+        """The bank's own evaluation time (each rule's own is on the rule)."""
+        self.fired_places: list[int] = []
+        """The place of each firing the last call returned."""
+
+    def on_event(self, role: str, event: Event) -> list[Firing]:
+        """Give a change that passed the twins' shared filter to each; return what fired."""
+        rules = self.rules
+        fired_places = self.fired_places
+        fired_places.clear()
+        keyed = rules[0].keyer.key(event)
+        if keyed is None:
+            for rule in rules:
+                rule.metrics.matches += 1
+            return []
+        key, geometry = keyed
+        state_key = event.state_key(key)
+        fired: list[Firing] = []
+        clock = time.perf_counter
+        started = clock()
+        for index, rule in enumerate(rules):
+            metrics = rule.metrics
+            metrics.matches += 1
+            states = rule.states
+            state = states.get(state_key)
+            if state is None:
+                state = states[state_key] = {}
+            values = rule.slide(event, state, state_key)
+            subject = Subject(event.tenant, key, geometry=geometry, event=event)
+            subject.evidence = state["items"]
+            found = rule.evaluate(subject, state, values, event.t)
+            if found:
+                fired.extend(found)
+                fired_places.extend([self.places[index]] * len(found))
+            ended = clock()
+            metrics.seconds += ended - started
+            started = ended
+        return fired
+
+
+def bank_twins(members: list[tuple[int, RuleRuntime]]) -> dict[int, list[tuple[int, WindowedRule]]]:
+    """Return the twins among a gate's members with their places, by their twin slot.
+
+    Only groups of two or more that share a sliding window are returned (`link_twins` linked
+    them before); a rule appears in one group at most.
+    """
+    groups: dict[int, list[tuple[int, WindowedRule]]] = {}
+    for place, runtime in members:
+        if isinstance(runtime, WindowedRule) and runtime.twin is not None:
+            groups.setdefault(runtime.twin.slot, []).append((place, runtime))
+    return {slot: group for slot, group in groups.items() if len(group) > 1}
 
 
 def banked(runtime: RuleRuntime) -> tuple[int, str] | None:

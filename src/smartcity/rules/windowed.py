@@ -27,6 +27,21 @@ if TYPE_CHECKING:
     from smartcity.rules.twins import Twin
 
 
+class Moved:
+    """A sliding window as its lead found and left it on one change, for the lead's twins."""
+
+    __slots__ = ("acc", "acc_before", "items", "items_before", "values")
+
+    def __init__(
+        self, items_before: Any, acc_before: Any, items: Any, acc: Any, values: dict[str, Any]
+    ) -> None:
+        self.items_before = items_before
+        self.acc_before = acc_before
+        self.items = items
+        self.acc = acc
+        self.values = values
+
+
 class WindowedRule(Hysteresis):
     """A rule that keeps a window of readings per key (threshold and aggregate rules)."""
 
@@ -95,7 +110,7 @@ class WindowedRule(Hysteresis):
             return []
         tenant = event.tenant
         key, geometry = keyed
-        state_key = tenant + "\x1f" + key
+        state_key = event.state_key(key)
         state = self.states.get(state_key)
         if state is None:
             state = self.states[state_key] = {}
@@ -119,14 +134,9 @@ class WindowedRule(Hysteresis):
             remember_where(state, subject, event)
             return fired
         values = self.slide(event, state, state_key)
-        items = state["items"]
-
-        def window() -> Subject:
-            subject = Subject(tenant, key, geometry=geometry, event=event)
-            subject.evidence = items
-            return subject
-
-        return self.evaluate(window, state, values, event.t)
+        subject = Subject(tenant, key, geometry=geometry, event=event)
+        subject.evidence = state["items"]
+        return self.evaluate(subject, state, values, event.t)
 
     def slide(self, event: Event, state: dict[str, Any], state_key: str) -> dict[str, Any]:
         """Put a change in a key's sliding window; return the window's aggregates.
@@ -136,24 +146,27 @@ class WindowedRule(Hysteresis):
         """
         windowing = self.windowing
         twin = self.twin
+        before_items: Any = None
+        before_acc: Any = None
         if twin is not None:
-            shared = event.memo.get(twin.slot)
             if twin.lead is None:
-                before = (state.get("items"), state.get("acc"))
-            elif (
-                shared is not None
-                and state.get("items") is shared[0]
-                and state.get("acc") is shared[1]
-            ):
-                state["items"], state["acc"] = shared[2], shared[3]
-                values: dict[str, Any] = shared[4]
-                return values
+                before_items, before_acc = state.get("items"), state.get("acc")
             else:
+                shared = event.memo.get(twin.slot)
+                if (
+                    isinstance(shared, Moved)
+                    and state.get("items") is shared.items_before
+                    and state.get("acc") is shared.acc_before
+                ):
+                    state["items"], state["acc"] = shared.items, shared.acc
+                    return shared.values
                 twin.own(state, state_key)
         windowing.add(state, self.read(event))
         values = windowing.values(state["items"], state)
         if twin is not None and twin.lead is None:
-            event.memo[twin.slot] = (*before, state["items"], state["acc"], values)
+            event.memo[twin.slot] = Moved(
+                before_items, before_acc, state["items"], state["acc"], values
+            )
         return values
 
     def on_timer(self, state_key: str, tag: str, due: float) -> list[Firing]:
@@ -210,12 +223,12 @@ class ThresholdRule(WindowedRule):
             if keyed is None:
                 return []
             key, geometry = keyed
-        state_key = event.tenant + "\x1f" + key
+        state_key = event.state_key(key)
         state = self.states.get(state_key)
         if state is None:
             state = self.states[state_key] = {}
         value = event.value(self.plain)
-        if value.__class__ not in (int, float):
+        if type(value) not in (int, float):
             return []
         return self.on_reading(event, state, key, geometry, value)
 
@@ -254,8 +267,8 @@ class ThresholdRule(WindowedRule):
         moment: float,
         start: float | None = None,
     ) -> list[Firing]:
-        value = values.get(self.value_name)
-        if value.__class__ not in (int, float):
+        value: Any = values.get(self.value_name)
+        if type(value) not in (int, float):
             return []
         hot = self.hot[0](value, self.hot[1])
         cold = self.cold[0](value, self.cold[1]) if self.cold else not hot
