@@ -622,10 +622,11 @@ def run_workers(settings: Settings) -> None:
     import signal
 
     from smartcity.logs import configure_logging
-    from smartcity.platform import build_platform
+    from smartcity.platform import build_platform, freeze_startup_objects
 
     configure_logging(settings.log_level, settings.log_format)
     platform = build_platform(settings.model_copy(update={"notifications_enabled": True}))
+    freeze_startup_objects()  # rule partitions run here: long-lived state, short-lived changes
 
     async def until_stopped() -> None:
         stop = asyncio.Event()

@@ -110,9 +110,15 @@ class Event:
         point: Point | None = self._point
         return point
 
-    def item(self, *values: Any) -> Item:
-        """Return the change as a window or pattern item."""
-        return [self.t, self.seq, self.entity.id, self.type_name, *values]
+    def item(self) -> Item:
+        """Return the change as a pattern item (or a window's, without its values)."""
+        return [self.t, self.seq, self.entity.id, self.type_name]
+
+    def item_with(self, values: list[Any]) -> Item:
+        """Return the change as a window item: the pattern item, then the watched values."""
+        item = [self.t, self.seq, self.entity.id, self.type_name]
+        item.extend(values)
+        return item
 
 
 def passes(check: CompiledFilter, event: Event, zones: Zones) -> bool:

@@ -9,7 +9,6 @@ from smartcity.rules.compiled import RuleRuntime
 from smartcity.rules.events import (
     Env,
     Event,
-    Subject,
     SubjectSource,
     Timer,
     holds,
@@ -128,10 +127,6 @@ class StateRule(Hysteresis):
         elif not hot:
             state.pop("since", None)
             return []  # still clear
-
-        def reading() -> Subject:
-            subject = subject_of(event, key, geometry)
-            subject.evidence = [event.item()]
-            return subject
-
-        return self.transition(reading, state, hot, not hot, event.t, {})
+        subject = subject_of(event, key, geometry)
+        subject.evidence = [event.item()]
+        return self.transition(subject, state, hot, not hot, event.t, {})

@@ -66,7 +66,7 @@ class WindowedRule(Hysteresis):
     def read(self, event: Event) -> Item:
         """Return a change as a window item (its time, origin and the watched values)."""
         value = event.value
-        return event.item(*[value(column) for column in self.windowing.columns])
+        return event.item_with([value(column) for column in self.windowing.columns])
 
     def close_blocks(
         self, subject: Subject, state: dict[str, Any], blocks: list[list[Item]]
@@ -116,13 +116,9 @@ class WindowedRule(Hysteresis):
             state = self.states[state_key] = {}
         windowing = self.windowing
         if windowing.window is None:  # a reading's own value: no window to keep
-
-            def reading() -> Subject:
-                subject = Subject(tenant, key, geometry=geometry, event=event)
-                subject.evidence = [event.item()]
-                return subject
-
-            return self.evaluate(reading, state, {"value": event.value(self.plain)}, event.t)
+            subject = Subject(tenant, key, geometry=geometry, event=event)
+            subject.evidence = [event.item()]
+            return self.evaluate(subject, state, {"value": event.value(self.plain)}, event.t)
         if windowing.tumbling:
             item = self.read(event)
             subject = Subject(tenant, key, geometry=geometry, event=event)
@@ -251,13 +247,10 @@ class ThresholdRule(WindowedRule):
         elif not self.hot[0](value, self.hot[1]):
             state.pop("since", None)
             return []
-
-        def reading() -> Subject:
-            subject = Subject(event.tenant, key, geometry=geometry, event=event)
-            subject.evidence = [event.item()]
-            return subject
-
-        return self.evaluate(reading, state, {"value": value}, event.t)
+        # (no closure here: compiled, a function that makes one pays for it on every call)
+        subject = Subject(event.tenant, key, geometry=geometry, event=event)
+        subject.evidence = [event.item()]
+        return self.evaluate(subject, state, {"value": value}, event.t)
 
     def evaluate(
         self,
