@@ -33,12 +33,13 @@ from smartcity.rules.model import Rule, RuleSet
 from smartcity.rules.names import event_time, local_name, name_map, parse_moment
 from smartcity.rules.patterns import KINDS, last_seen
 from smartcity.rules.snapshots import change_data, change_from, copy_data, finite, moment_or_never
-from smartcity.rules.spatial import Plane, Zones
+from smartcity.rules.spatial import Plane, Zones, entity_point
 from smartcity.rules.state import WorldState
 from smartcity.rules.twins import link_twins, share_equal_windows
 from smartcity.storage.base import ChangeKind, ChangeRecord
 
 SNAPSHOT_FORMAT = 1
+_UNSET: Final[Any] = object()
 _CREATE: Final = ChangeKind.CREATE
 _DELETE: Final = ChangeKind.DELETE
 Buffered = tuple[float, int, ChangeRecord]
@@ -377,8 +378,10 @@ class Engine:
                     runtime.forget(tenant, entity)
             return []
         names = name_map(entity)
+        point: Any = _UNSET
         if state.kept and state.types_of(entity):
-            state.put(tenant, entity, names)
+            point = entity_point(entity, names)
+            state.put_at(tenant, entity, point)
         fired: list[Firing] = []
         index = self.index
         for type_iri in entity.types:
@@ -396,6 +399,8 @@ class Engine:
                 change.seq,
                 type_name,
             )
+            if point is not _UNSET:
+                event.know_point(point)
             found = index.dispatch(gates, event, self.env)
             if found:
                 fired.extend(found)

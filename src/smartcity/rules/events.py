@@ -42,6 +42,7 @@ class Event:
 
     __slots__ = (
         "_key",
+        "_moved",
         "_point",
         "_state_key",
         "changed",
@@ -81,6 +82,17 @@ class Event:
         self.values: dict[str, Any] = {}
         self._key: str | None = None
         self._state_key = ""
+        self._moved: bool | None = None
+
+    def moved(self) -> bool:
+        """Tell whether the change may have moved the entity (created, or location changed)."""
+        moved = self._moved
+        if moved is None:
+            location = self.names.iris.get("location")
+            moved = self._moved = self.created or (
+                location is not None and location in self.changed
+            )
+        return moved
 
     def state_key(self, key: str) -> str:
         """Return where rules keep a key's state: the tenant and the key (made once per key).
@@ -101,6 +113,10 @@ class Event:
             return values[name]
         found = values[name] = attribute_value(self.entity, self.names, name)
         return found
+
+    def know_point(self, point: Point | None) -> None:
+        """Take the entity's position, worked out already (`point`)."""
+        self._point = point
 
     @property
     def point(self) -> Point | None:
@@ -299,11 +315,7 @@ def subject_of(event: Event, key: str, geometry: dict[str, Any] | None) -> Subje
 def remember_where(state: dict[str, Any], subject: Subject, event: Event) -> None:
     """Keep where a key's entity is, for timers; again only when its location changed."""
     where = state.get("where")
-    if where is None or where.get("entity") != event.entity.id or event.created:
-        state["where"] = where_of(subject)
-        return
-    location = event.names.iris.get("location")
-    if location is not None and location in event.changed:
+    if where is None or event.moved() or where.get("entity") != event.entity.id:
         state["where"] = where_of(subject)
 
 

@@ -42,9 +42,12 @@ class WorldState:
         """Return the kept types of an entity (local names)."""
         return [name for iri in entity.types if (name := local_name(iri)) in self.kept]
 
-    def put(self, tenant: str, entity: StoredEntity, names: NameMap | None = None) -> None:
-        """Keep (or replace) an entity of a kept type (`names`: its name map, if known)."""
-        point = entity_point(entity, names if names is not None else name_map(entity))
+    def put(self, tenant: str, entity: StoredEntity) -> None:
+        """Keep (or replace) an entity of a kept type."""
+        self.put_at(tenant, entity, entity_point(entity, name_map(entity)))
+
+    def put_at(self, tenant: str, entity: StoredEntity, point: Point | None) -> None:
+        """Keep (or replace) an entity of a kept type, whose position is known already."""
         for type_name in self.types_of(entity):
             slot = (tenant, type_name)
             kept = self.entities.get(slot)

@@ -189,6 +189,8 @@ class TwinBank(Callee):
         key, geometry = keyed
         state_key = event.state_key(key)
         fired: list[Firing] = []
+        # One subject for all: a rule reads it only while it fires, and keeps nothing of it.
+        subject = Subject(event.tenant, key, geometry=geometry, event=event)
         clock = time.perf_counter
         started = clock()
         for index, rule in enumerate(rules):
@@ -199,7 +201,6 @@ class TwinBank(Callee):
             if state is None:
                 state = states[state_key] = {}
             values = rule.slide(event, state, state_key)
-            subject = Subject(event.tenant, key, geometry=geometry, event=event)
             subject.evidence = state["items"]
             found = rule.evaluate(subject, state, values, event.t)
             if found:
