@@ -36,6 +36,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from bench.cpu import wait_for_quiet
 from smartcity import native
 from smartcity.broker.change_events import decode_change, encode_change
 from smartcity.core.entity import StoredEntity
@@ -401,6 +402,7 @@ def _sources_main(sizes: RulesSizes) -> dict[str, object]:
 
 def run_rules(sizes: RulesSizes, profile: bool = False) -> RulesResult:
     """Run the changes with no rules and with the rule mix; return the figures."""
+    wait_for_quiet(max_wait=60.0 if sizes.changes >= FULL.changes else 0.0)
     load_before = os.getloadavg()[0]
     reference = reference_loop_ns()
     messages = [encode_change(change) for change in build_changes(sizes.changes)]
