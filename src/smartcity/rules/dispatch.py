@@ -4,9 +4,11 @@ Rules of one type often share a trigger filter (the same `when`, watch list, q a
 index groups them behind one gate per filter (and tenant restriction): a change tests each gate
 once, and the rules behind a gate it does not pass are not called at all. The rules behind the
 gates it passes are called in the order of their ids, as if each were tested one by one, so
-timers and firings come out in the same order. A gate's filter is exactly the filter every rule
-behind it would test first (and every rule kind does nothing else with a change that fails it),
-so no rule is skipped that could have done anything with the change.
+timers and firings come out in the same order (twins that share a sliding window are called
+together at the first one's place, and their firings put back in id order: `twins.TwinBank`).
+A gate's filter is exactly the filter every rule behind it would test first (and every rule
+kind does nothing else with a change that fails it), so no rule is skipped that could have done
+anything with the change.
 """
 
 from __future__ import annotations

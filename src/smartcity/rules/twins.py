@@ -14,7 +14,7 @@ each rule's window on its own, as before: sharing changes nothing a rule compute
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from smartcity.rules.compile import memo_slot
@@ -123,16 +123,10 @@ class ThresholdBank(Callee):
     def on_event(self, role: str, event: Event) -> list[Firing]:
         """Give a change that passed the rules' shared filter to each rule; return what fired."""
         rules = self.rules
-        keyer = rules[0].keyer
-        if keyer.kind == "entity":
-            key, geometry = event.entity.id, None
-        else:
-            keyed = keyer.key(event)
-            if keyed is None:
-                for rule in rules:
-                    rule.metrics.matches += 1
-                return []
-            key, geometry = keyed
+        keyed = _key_of(rules, event)
+        if keyed is None:
+            return []
+        key, geometry = keyed
         state_key = event.state_key(key)
         value = event.value(rules[0].plain)
         numeric = type(value) in (int, float)
@@ -141,11 +135,7 @@ class ThresholdBank(Callee):
         started = clock()
         for rule in rules:
             metrics = rule.metrics
-            metrics.matches += 1
-            states = rule.states
-            state = states.get(state_key)
-            if state is None:
-                state = states[state_key] = {}
+            state = _matched(rule, state_key)
             if numeric:
                 found = rule.on_reading(event, state, key, geometry, value)
                 if found:
@@ -181,10 +171,8 @@ class TwinBank(Callee):
         rules = self.rules
         fired_places = self.fired_places
         fired_places.clear()
-        keyed = rules[0].keyer.key(event)
+        keyed = _key_of(rules, event)
         if keyed is None:
-            for rule in rules:
-                rule.metrics.matches += 1
             return []
         key, geometry = keyed
         state_key = event.state_key(key)
@@ -195,11 +183,7 @@ class TwinBank(Callee):
         started = clock()
         for index, rule in enumerate(rules):
             metrics = rule.metrics
-            metrics.matches += 1
-            states = rule.states
-            state = states.get(state_key)
-            if state is None:
-                state = states[state_key] = {}
+            state = _matched(rule, state_key)
             values = rule.slide(event, state, state_key)
             subject.evidence = state["items"]
             found = rule.evaluate(subject, state, values, event.t)
@@ -210,6 +194,31 @@ class TwinBank(Callee):
             metrics.seconds += ended - started
             started = ended
         return fired
+
+
+def _key_of(
+    rules: Sequence[WindowedRule], event: Event
+) -> tuple[str, dict[str, Any] | None] | None:
+    """Return the key the rules of a bank share for a change (None: it has none, and each
+    rule counts the change as met)."""
+    keyer = rules[0].keyer
+    if keyer.kind == "entity":
+        return event.entity.id, None
+    keyed = keyer.key(event)
+    if keyed is None:
+        for rule in rules:
+            rule.metrics.matches += 1
+    return keyed
+
+
+def _matched(rule: WindowedRule, state_key: str) -> dict[str, Any]:
+    """Count a change as met by a rule of a bank; return the rule's state of its key."""
+    rule.metrics.matches += 1
+    states = rule.states
+    state = states.get(state_key)
+    if state is None:
+        state = states[state_key] = {}
+    return state
 
 
 def bank_twins(members: list[tuple[int, RuleRuntime]]) -> dict[int, list[tuple[int, WindowedRule]]]:

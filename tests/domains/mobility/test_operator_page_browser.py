@@ -46,7 +46,7 @@ def test_a_lot_operator_signs_in_and_sees_its_own_lots(tmp_path: Path, shared_da
         ],
     )
     settle_day(payment, SYSTEM, yesterday.astimezone(KST).date())
-    write_lot_history(platform, clock.now(), (OFFICE_LOT, ARENA_LOT), 2)
+    write_lot_history(platform, clock.now(), (OFFICE_LOT, ARENA_LOT), 2, live_at=clock.now())
     platform.accounts.add_user(SYSTEM, "dobong-staff", PASSWORD, [Role.PARKING_OPERATOR.value])
     payment.grants.grant(SYSTEM, "dobong-staff", OPERATOR, ["op-dobong"])
     platform.accounts.add_user(SYSTEM, "gate", PASSWORD, [Role.PARKING_TERMINAL.value])

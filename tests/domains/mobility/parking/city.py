@@ -115,8 +115,18 @@ def make_parking_public(platform: Platform, tenant: str = "") -> None:
     platform.access.forget_marks(tenant)
 
 
-def write_lot_history(platform: Platform, now: datetime, lots: tuple[str, ...], days: int) -> None:
-    """Write `days` of each lot's counter readings up to `now` (a daily wave with noise)."""
+def write_lot_history(
+    platform: Platform,
+    now: datetime,
+    lots: tuple[str, ...],
+    days: int,
+    live_at: datetime | None = None,
+) -> None:
+    """Write `days` of each lot's counter readings up to `now` (a daily wave with noise).
+
+    The counter's live count is its last reading, observed at the last step before `now`, or
+    at `live_at` (a test on the system clock: the count must not go stale, 5 minutes after the
+    step, while the test runs)."""
     reader = OccupancyHistory(platform.history, platform.store)
     start = align(now - timedelta(days=days)) + STEP
     for number, lot_id in enumerate(lots):
@@ -125,4 +135,4 @@ def write_lot_history(platform: Platform, now: datetime, lots: tuple[str, ...], 
         series = replace(daily_series(lot_id, info.capacity, days, seed=number), start=start)
         write_series(platform.history, "", replace(series, lot=info))
         last = int(series.occupied[-1])  # the counter's current value is its last reading
-        set_free(platform, lot_id, info.capacity - last, series.end - STEP)
+        set_free(platform, lot_id, info.capacity - last, live_at or series.end - STEP)
