@@ -142,11 +142,14 @@ def build(strict: bool = False) -> int:
 
     A failed compile leaves the sources to run and exits 0, unless `strict`.
     """
+    if not _in_source_tree():
+        print(f"{SOURCE_ROOT} is not the src/ folder of a checkout: nothing compiled")
+        return 1 if strict else 0
     try:
         import mypyc  # noqa: F401
     except ImportError:
         print("mypyc is not installed (pip install mypy): the rule engine runs from sources")
-        return 0
+        return 1 if strict else 0
     started = time.monotonic()
     clean()  # a half-done build must not be taken for a current one
     sources = {name: _digest(_source(name)) for name in COMPILED}
@@ -176,12 +179,19 @@ def build(strict: bool = False) -> int:
     return 0
 
 
+def _in_source_tree() -> bool:
+    """Tell whether the package sits in a checkout's src/ (the only place it is compiled in;
+    in site-packages the shared libraries of other mypyc-compiled packages sit beside it)."""
+    return SOURCE_ROOT.name == "src" and (SOURCE_ROOT.parent / "pyproject.toml").exists()
+
+
 def clean() -> None:
     """Remove the compiled modules (the engine then runs from sources)."""
     for extension in _extensions().values():
         extension.unlink()
-    for shared in SOURCE_ROOT.glob("*__mypyc*"):
-        shared.unlink()
+    if _in_source_tree():
+        for shared in SOURCE_ROOT.glob("*__mypyc*"):
+            shared.unlink()
     MANIFEST.unlink(missing_ok=True)
 
 

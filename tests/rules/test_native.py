@@ -154,3 +154,16 @@ def test_compiled_and_sources_give_the_same_firings_metrics_and_state(tmp_path: 
     theirs = json.loads(target.read_text())
     assert len(ours["firings"]) > 100  # the workload fires: the comparison means something
     assert ours == theirs
+
+
+def test_nothing_is_built_or_removed_outside_a_checkout(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Installed in site-packages, other packages' mypyc libraries sit beside ours."""
+    foreign = tree.parent / f"0123abcd__mypyc{SUFFIX}"
+    assert native.build(strict=True) == 1
+    assert "not the src/ folder of a checkout" in capsys.readouterr().out
+    native.clean()
+    assert foreign.exists()  # not ours to remove
+    assert not (tree / "rules" / f"engine{SUFFIX}").exists()  # ours: gone
+    assert not (tree / "_native.json").exists()
