@@ -61,7 +61,7 @@ def build(tmp_path: Path, clock: ManualClock) -> Iterator[BuildService]:
         lookup = HostedContextLookup(store, PUBLIC_URL + "/")
         resolver = ContextResolver(
             allowed_hosts=[] if allowed_hosts is None else allowed_hosts,
-            timeout=0.5,
+            timeout=10.0,  # a fetch from the local test server (a loaded CI took over 0.5 s)
             local=lookup,
             local_ttl=local_ttl,
             clock=clock,
