@@ -72,16 +72,22 @@ def masked(phone: str) -> str:
     return "*" * max(0, len(digits) - 4) + "".join(digits[-4:])
 
 
-def person_json(person: VulnerablePerson, *, contact: bool) -> dict[str, Any]:
-    """Return a person as JSON (with the guardian's contact only when asked)."""
+def described(person: VulnerablePerson) -> dict[str, Any]:
+    """Return who a person is, as responders see it in an SOS (no registration, no contact)."""
     ko, en, _ = KINDS.get(person.kind, (person.kind, person.kind, ""))
-    body: dict[str, Any] = {
+    return {
         "id": person.id,
         "kind": person.kind,
         "kindName": {"ko": ko, "en": en},
         "alias": person.alias,
         "birthYear": person.birth_year,
         "description": person.description,
+    }
+
+
+def person_json(person: VulnerablePerson, *, contact: bool) -> dict[str, Any]:
+    """Return a person as JSON (with the guardian's contact only when asked)."""
+    body = described(person) | {
         "wearable": person.wearable,
         "registeredBy": person.registered_by,
         "registeredAt": person.registered_at,
@@ -234,14 +240,7 @@ class VulnerableSupport:
             ][:SOS_CAMERAS]
         )
         body = {
-            "person": {
-                "id": person.id,
-                "kind": person.kind,
-                "kindName": {"ko": ko, "en": en},
-                "alias": person.alias,
-                "birthYear": person.birth_year,
-                "description": person.description,
-            },
+            "person": described(person),
             "sosAt": isoformat(moment),
             "lastPosition": None
             if point is None

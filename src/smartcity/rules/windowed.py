@@ -97,23 +97,30 @@ class WindowedRule(Hysteresis):
         """Evaluate the rule's condition on a window's values."""
         raise NotImplementedError
 
-    def on_event(self, role: str, event: Event) -> list[Firing]:
-        when = self.when
-        passed = event.memo.get(when.slot)
-        if passed is None:
-            passed = passes(when, event, self.env.zones)
-        if not passed:
-            return []
+    def keyed_state(
+        self, event: Event
+    ) -> tuple[str, dict[str, Any] | None, str, dict[str, Any]] | None:
+        """Count a change that passes the rule's filter; return its key, the key's geometry,
+        where the key's state is kept and the state (None: the filter failed, or no key)."""
+        if not passes(self.when, event, self.env.zones):
+            return None
         self.metrics.matches += 1
         keyed = self.keyer.key(event)
         if keyed is None:
-            return []
-        tenant = event.tenant
+            return None
         key, geometry = keyed
         state_key = event.state_key(key)
         state = self.states.get(state_key)
         if state is None:
             state = self.states[state_key] = {}
+        return key, geometry, state_key, state
+
+    def on_event(self, role: str, event: Event) -> list[Firing]:
+        found = self.keyed_state(event)
+        if found is None:
+            return []
+        key, geometry, state_key, state = found
+        tenant = event.tenant
         windowing = self.windowing
         if windowing.window is None:  # a reading's own value: no window to keep
             subject = Subject(tenant, key, geometry=geometry, event=event)
@@ -204,25 +211,10 @@ class ThresholdRule(WindowedRule):
         if not self.reading_only:
             return super().on_event(role, event)
         # A reading's own value: most readings cross nothing, and cost a few steps.
-        when = self.when
-        passed = event.memo.get(when.slot)
-        if passed is None:
-            passed = passes(when, event, self.env.zones)
-        if not passed:
+        found = self.keyed_state(event)
+        if found is None:
             return []
-        self.metrics.matches += 1
-        keyer = self.keyer
-        if keyer.kind == "entity":
-            key, geometry = event.entity.id, None
-        else:
-            keyed = keyer.key(event)
-            if keyed is None:
-                return []
-            key, geometry = keyed
-        state_key = event.state_key(key)
-        state = self.states.get(state_key)
-        if state is None:
-            state = self.states[state_key] = {}
+        key, geometry, _, state = found
         value = event.value(self.plain)
         if type(value) not in (int, float):
             return []
