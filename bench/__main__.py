@@ -196,7 +196,9 @@ def rules_latency(console: Console, backends: list[Backend], args: argparse.Name
     """Run the rules latency benchmark (change committed -> alert stored); return its section."""
     sizes = latency_bench.QUICK if args.quick else latency_bench.FULL
     results = []
-    runs = [(backend, "memory") for backend in backends] + [("sqlite", "nats")]
+    # NATS is for several processes: with PostgreSQL, when it is among the backends run.
+    runs = [(backend, "memory") for backend in backends]
+    runs.append(("postgres" if "postgres" in backends else "sqlite", "nats"))
     for backend, bus in runs:
         with console.status(f"rules latency: {backend}, {bus} bus, {sizes.rate:,} changes/s"):
             results.append(latency_bench.run_rules_latency(backend, bus, sizes, args.postgres_url))

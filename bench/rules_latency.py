@@ -1,13 +1,17 @@
 """Rules latency: from an entity change committed to the alert it raises stored.
 
 One process holds the platform (SQLite in a temporary folder or a fresh PostgreSQL schema),
-the bus (in-process, or a fresh stream on the local NATS server), the change relay, the engine
-worker (four partitions) and the load generator. The generator commits temperature readings of
-`sensors` entities at `rate` changes/s (in transactions of `rate/100` changes every 10 ms, written
-straight to the store as the ingest writer's batches are); one change in `crossing_every` crosses
-the rule's threshold, raising or clearing an alert (an `Alert` entity written through the
-broker). Latency: from the return of the commit holding the crossing change to the write of the
-alert it raised or cleared (the store's change hook, inside the alert's transaction).
+the bus (in-process, or a fresh stream on the local NATS server), the change relay and the engine
+worker (four partitions). The load generator commits temperature readings of `sensors` entities
+at `rate` changes/s (a transaction every 20 ms, written straight to the store as the ingest
+writer's batches are); one change in `crossing_every` crosses the rule's
+threshold, raising or clearing an alert (an `Alert` entity written through the broker). On
+SQLite the generator is a thread of the platform's process (SQLite deployments are one process);
+on PostgreSQL it is a process of its own, as the API processes that take a city's writes are
+beside `smartcity workers` (the relay hears their commits through LISTEN/NOTIFY,
+`storage/pgnotify.py`). Latency: from the return of the commit holding the crossing change to the
+write of the alert it raised or cleared (the store's change hook, inside the alert's
+transaction), both on the system-wide monotonic clock.
 
 The engine is the platform's own: the convergence engine (`rules.plug.engine_plug`), with the
 threshold rule stored through the rule service. Readings carry their event time (the wall clock
@@ -21,13 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
+import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,8 +56,10 @@ from smartcity.rules.convergence import TenantEngines
 from smartcity.rules.names import format_moment
 from smartcity.rules.plug import engine_plug
 from smartcity.rules.runtime import RulesRuntime
-from smartcity.storage.base import Changes, LoggedChanges
+from smartcity.storage.base import Changes, EntityStore, LoggedChanges
+from smartcity.storage.postgres import PostgresEntityStore
 
+ROOT = Path(__file__).resolve().parent.parent
 TEMPERATURE = DEFAULT_CONTEXT_VOCAB + "temperature"
 RULE: dict[str, Any] = {  # a threshold rule in the engine's language (as stored by the API)
     "kind": "threshold",
@@ -79,6 +87,8 @@ class RulesSizes:
     sensors: int = 2_000
     crossing_every: int = 250
     """One change in this many raises or clears an alert (20 alerts/s at 5,000 changes/s)."""
+    every: float = 0.02
+    """Seconds between two transactions of the load generator (100 readings each at 5,000/s)."""
 
 
 FULL = RulesSizes()
@@ -92,6 +102,8 @@ class RulesResult:
     backend: str
     bus: str
     offered: int
+    writer: str = "thread"
+    """Where the load generator ran: a `thread` of the platform's process, or its own `process`."""
     written: int = 0
     seconds: float = 0.0
     handled: int = 0
@@ -101,7 +113,7 @@ class RulesResult:
     too_late: int = 0
     """Changes the engine took after its watermark had passed them (they fire nothing)."""
     cpu_seconds: float = 0.0
-    """CPU of the process minus the load generator's thread."""
+    """CPU of the platform's process (less the load generator's thread when it runs there)."""
     busy_before: float = 0.0
     load: float = 0.0
     """The machine's 1-minute load average at the start (other work on a shared machine)."""
@@ -126,21 +138,19 @@ def _upserting(entities: list[StoredEntity]) -> Callable[[dict[str, StoredEntity
     return plan
 
 
-class Generator:
-    """Commit readings at a rate; remember when each crossing change committed."""
+def clock() -> float:
+    """Return the system-wide monotonic clock (the same in every process of the machine)."""
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
 
-    def __init__(self, platform: Platform, sizes: RulesSizes) -> None:
-        self.platform = platform
-        self.sizes = sizes
-        self.hot = [False] * sizes.sensors
-        self.crossings: dict[tuple[str, str], float] = {}
-        self.alerts: dict[tuple[str, str], float] = {}
-        self.count = 0
-        self.cpu = 0.0
+
+class AlertTimes:
+    """When each alert was written (the store's change hook, in the alert's transaction)."""
+
+    def __init__(self) -> None:
+        self.written: dict[tuple[str, str], float] = {}
 
     def on_logged(self, _cursor: Any, logged: LoggedChanges) -> None:
-        """Note when an alert is written (the store's change hook, in its transaction)."""
-        now = time.perf_counter()
+        now = clock()
         for record in logged.records:
             if ALERT_VOCAB + "Alert" not in record.entity.types:
                 continue
@@ -148,7 +158,20 @@ class Generator:
             key = attrs[RULES_VOCAB + "ruleKey"][0]["value"]
             cleared = VALID_TO in attrs and VALID_TO in record.changed
             at = attrs[VALID_TO if cleared else ALERT_VOCAB + "dateIssued"][0]["value"]
-            self.alerts.setdefault((key, at["@value"]), now)
+            self.written.setdefault((key, at["@value"]), now)
+
+
+class Generator:
+    """Commit readings at a rate; remember when each crossing change committed."""
+
+    def __init__(self, store: EntityStore, sizes: RulesSizes) -> None:
+        self.store = store
+        self.sizes = sizes
+        self.hot = [False] * sizes.sensors
+        self.crossings: dict[tuple[str, str], float] = {}
+        self.count = 0
+        self.cpu = 0.0
+        self.seconds = 0.0
 
     def _batch(self, size: int) -> list[StoredEntity]:
         entities: list[StoredEntity] = []
@@ -170,25 +193,66 @@ class Generator:
         return entities
 
     def run(self, stop: threading.Event) -> None:
-        """Write batches every 10 ms until `stop` (catching up when behind)."""
+        """Write a batch every `sizes.every` seconds until `stop` (catching up when behind)."""
         thread_id = threading.get_native_id()
         started_cpu = thread_cpu_seconds(thread_id)
-        per_batch = max(self.sizes.rate // 100, 1)
-        next_at = time.perf_counter()
+        per_batch = max(round(self.sizes.rate * self.sizes.every), 1)
+        started = next_at = time.perf_counter()
         while not stop.is_set():
             entities = self._batch(per_batch)
             unique = {e.id: e for e in entities}
-            self.platform.store.apply("", list(unique), _upserting(list(unique.values())))
-            committed = time.perf_counter()
+            self.store.apply("", list(unique), _upserting(list(unique.values())))
+            committed = clock()
             for entity in unique.values():
                 at = entity.attrs[TEMPERATURE][0]["observedAt"]
                 if (entity.id, at) in self.crossings:
                     self.crossings[(entity.id, at)] = committed
-            next_at += 0.01
+            next_at += self.sizes.every
             pause = next_at - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
+        self.seconds = time.perf_counter() - started
         self.cpu = thread_cpu_seconds(thread_id) - started_cpu
+
+
+def _writer_main() -> None:
+    """The load generator as a process of its own (PostgreSQL): write for the given seconds,
+    then print what it wrote as JSON (argv: database URL, schema, sizes as JSON)."""
+    url, schema, given = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    sizes = RulesSizes(**given)
+    store = PostgresEntityStore(url, schema=schema, max_size=1)
+    generator = Generator(store, sizes)
+    stop = threading.Event()
+    threading.Timer(sizes.seconds, stop.set).start()
+    generator.run(stop)
+    store.close()
+    crossings = [[*key, at] for key, at in generator.crossings.items()]
+    print(
+        json.dumps({"count": generator.count, "seconds": generator.seconds, "crossings": crossings})
+    )
+
+
+async def _write_elsewhere(
+    settings: Settings, sizes: RulesSizes
+) -> tuple[int, float, dict[tuple[str, str], float]]:
+    """Run the generator as a process of its own; return its count, seconds and crossings."""
+    code = "from bench.rules_latency import _writer_main\n_writer_main()\n"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        code,
+        settings.database_url,
+        settings.database_schema or "",
+        json.dumps(asdict(sizes)),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"the load generator's process failed ({process.returncode})")
+    done = json.loads(out.decode().strip().splitlines()[-1])
+    crossings = {(entity_id, at): committed for entity_id, at, committed in done["crossings"]}
+    return done["count"], done["seconds"], crossings
 
 
 def _settings(backend: str, bus: str, folder: Path, postgres_url: str, schema: str) -> Settings:
@@ -229,8 +293,8 @@ async def _measure(
     )
     assert parts.runtime is not None
     parts.service.create(Caller.system(""), "bench-hot", {"id": "bench-hot", **RULE})
-    generator = Generator(platform, sizes)
-    platform.store.set_change_hook("bench-rules", generator.on_logged)
+    alerts = AlertTimes()
+    platform.store.set_change_hook("bench-rules", alerts.on_logged)
     await platform.start()
     stop = asyncio.Event()
     workers = [asyncio.create_task(w.run(stop)) for w in parts.workers]
@@ -238,28 +302,33 @@ async def _measure(
     await _until(lambda: all(state.checkpoint(p) for p in range(settings.rules_partitions)), 60)
     result.busy_before = await asyncio.to_thread(wait_for_quiet, 0.5, max_wait=15)
     result.load = os.getloadavg()[0]
-    stop_writing = threading.Event()
     cpu_before = time.process_time()
-    started = time.perf_counter()
-    writer = asyncio.create_task(asyncio.to_thread(generator.run, stop_writing))
-    await asyncio.sleep(sizes.seconds)
-    stop_writing.set()
-    await writer
-    result.seconds = time.perf_counter() - started
-    await _until(lambda: len(generator.alerts) >= len(generator.crossings), 30)
-    result.cpu_seconds = time.process_time() - cpu_before - generator.cpu
+    if result.writer == "process":
+        written, seconds, crossings = await _write_elsewhere(settings, sizes)
+        writer_cpu = 0.0  # another process's
+    else:
+        generator = Generator(platform.store, sizes)
+        stop_writing = threading.Event()
+        writer = asyncio.create_task(asyncio.to_thread(generator.run, stop_writing))
+        await asyncio.sleep(sizes.seconds)
+        stop_writing.set()
+        await writer
+        written, seconds, writer_cpu = generator.count, generator.seconds, generator.cpu
+        crossings = generator.crossings
+    await _until(lambda: len(alerts.written) >= len(crossings), 30)
+    result.cpu_seconds = time.process_time() - cpu_before - writer_cpu
     result.handled = parts.runtime.counts()["handled"]
     result.too_late = _too_late(parts.runtime)
     stop.set()
     await asyncio.gather(*workers)
     await platform.stop()
-    result.written = generator.count
-    result.expected_alerts = len(generator.crossings)
-    result.alerts = len(generator.alerts)
+    result.written, result.seconds = written, seconds
+    result.expected_alerts = len(crossings)
+    result.alerts = len(alerts.written)
     result.latencies = [
-        generator.alerts[key] - committed
-        for key, committed in generator.crossings.items()
-        if key in generator.alerts and committed
+        alerts.written[key] - committed
+        for key, committed in crossings.items()
+        if key in alerts.written and committed
     ]
 
 
@@ -282,10 +351,11 @@ async def _until(condition: Callable[[], bool], seconds: float) -> None:
 
 
 def run_rules_latency(backend: str, bus: str, sizes: RulesSizes, postgres_url: str) -> RulesResult:
-    """Run the benchmark on one store and one bus."""
+    """Run the benchmark on one store and one bus (on PostgreSQL, the writes come from a process
+    of their own)."""
     configure_logging("warning", "console")
     schema = f"bench_rules_{uuid.uuid4().hex[:10]}"
-    result = RulesResult(backend, bus, sizes.rate)
+    result = RulesResult(backend, bus, sizes.rate, "process" if backend == "postgres" else "thread")
     with tempfile.TemporaryDirectory() as folder:
         settings = _settings(backend, bus, Path(folder), postgres_url, schema)
         # The platform without its own rule workers: the bench builds them on its subjects.
@@ -313,6 +383,7 @@ def print_results(console: Console, results: list[RulesResult]) -> None:
     columns = (
         "store",
         "bus",
+        "writer",
         "offered/s",
         "written/s",
         "alerts",
@@ -333,6 +404,7 @@ def _cells(r: RulesResult) -> list[str]:
     return [
         r.backend,
         r.bus,
+        r.writer,
         f"{r.offered:,}",
         f"{r.written_per_second:,.0f}",
         f"{r.alerts}/{r.expected_alerts}",
@@ -356,24 +428,28 @@ def section(results: list[RulesResult], sizes: RulesSizes, date: str) -> str:
         f"- {sizes.sensors:,} WeatherObserved entities; temperature readings committed at the",
         f"  offered rate in transactions every 10 ms; one change in {sizes.crossing_every}",
         "  crosses a threshold rule and raises or clears an `Alert` (through the broker).",
-        "- One process: store, bus, change relay, engine worker (4 partitions, each reading",
-        "  every change) and the load generator. Engine: the platform's convergence engine",
-        "  (`engine_plug`), the threshold rule stored through the rule service, with",
+        "- The platform's process: store, bus, change relay and engine worker (4 partitions,",
+        "  each reading every change). The load generator: on SQLite a thread of that process",
+        "  (`writer` thread: SQLite deployments are one process), on PostgreSQL a process of",
+        "  its own (`writer` process, as a city's API processes are beside `smartcity workers`;",
+        "  the relay hears its commits by LISTEN/NOTIFY). Engine: the platform's convergence",
+        "  engine (`engine_plug`), the threshold rule stored through the rule service, with",
         f"  `rules_lateness` {LATENESS:g}: a change meets the rules as soon as it is the newest",
         "  (the default 60 s makes every alert wait a minute for late readings), and",
         f"  `rules_clock_delay` {CLOCK_DELAY:g} s. Readings carry the wall clock as event time.",
         "- Latency: from the return of the commit holding the crossing change to the write of",
-        "  the alert (inside its transaction). `CPU ms/change`: the process's CPU minus the",
-        "  load generator's thread, per change the engine handled (summed over partitions",
-        "  that hold rules). `busy before`: cores busy just before the run (of 2); `load`: the",
-        "  1-minute load average then (other helpers' tests and benches ran on the machine).",
+        "  the alert (inside its transaction), on the machine's monotonic clock. `CPU",
+        "  ms/change`: the platform process's CPU (less the generator's thread), per change the",
+        "  engine handled (summed over partitions that hold rules). `busy before`: cores busy",
+        "  just before the run (of 2); `load`: the 1-minute load average then (other helpers'",
+        "  tests and benches ran on the machine).",
         "  `too late`: readings that reached the engine after its time had passed them (the",
         f"  newest reading's, or the clock less {CLOCK_DELAY:g} s): they fire nothing, so a",
         "  crossing among them has no alert.",
         "",
-        "| store | bus | offered/s | written/s | alerts | too late | p50 ms | p95 ms | p99 ms "
-        "| CPU ms/change | busy before | load |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| store | bus | writer | offered/s | written/s | alerts | too late | p50 ms | p95 ms "
+        "| p99 ms | CPU ms/change | busy before | load |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines += ["| " + " | ".join(_cells(r)) + " |" for r in results]
     lines += [
@@ -388,9 +464,9 @@ def section(results: list[RulesResult], sizes: RulesSizes, date: str) -> str:
         lines += [
             "",
             "Where `written/s` is under the offered rate, the load generator could not commit",
-            "faster: it shares the process and its GIL with the store, the relay and the engine",
-            "(and on PostgreSQL each commit is a round trip). The latencies are at the rate",
-            "written.",
+            "faster: as a thread it shares the process and its GIL with the store, the relay and",
+            "the engine; as a process it shares the machine's two cores with the platform's",
+            "process, PostgreSQL and NATS. The latencies are at the rate written.",
         ]
     verdicts = []
     for r in results:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -13,6 +13,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from smartcity.core.errors import ConfigurationError
+from smartcity.storage.pgnotify import COMMIT_CHANNEL, CommitNotifications
 from smartcity.storage.sqlbase import BBox, Cursor, IndexEntry, SqlEntityStore
 from smartcity.storage.sqlfilter import POSTGRES
 
@@ -111,7 +112,10 @@ class PostgresEntityStore(SqlEntityStore):
         connect_timeout: float = 10.0,
     ) -> None:
         self._schema = schema
+        self._url = url
         self._commit_listeners = []
+        self._own_backends: set[int] = set()
+        self._notifications: CommitNotifications | None = None
         self._change_hooks = {}
         self._pool = ConnectionPool(
             url,
@@ -146,6 +150,7 @@ class PostgresEntityStore(SqlEntityStore):
         analytical queries; a misestimated entity query (before statistics exist) would pay it.
         """
         connection.execute("SET jit = off")
+        self._own_backends.add(connection.info.backend_pid)
         if self._schema is not None:
             connection.execute(
                 sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema))
@@ -205,7 +210,30 @@ class PostgresEntityStore(SqlEntityStore):
     # -- writes -----------------------------------------------------------------------------
 
     def _lock_change_log(self, cursor: Cursor) -> None:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHANGE_LOG_LOCK])
+        # With the lock, the notice other processes hear at commit (`pgnotify.py`).
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s), pg_notify(%s, %s)",
+            [_CHANGE_LOG_LOCK, COMMIT_CHANNEL, self._schema or ""],
+        )
+
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every commit that logged changes, in this process (in the
+        writing thread) or in another one on the same database and schema (in a thread that
+        listens for their notifications, started with the first listener)."""
+        super().add_commit_listener(listener)
+        if self._notifications is None:
+            self._notifications = CommitNotifications(
+                self._url,
+                self._schema or "",
+                self._own_backends,
+                self._wake_listeners,
+                where=redacted(self._url),
+            )
+            self._notifications.start()
+
+    def _wake_listeners(self) -> None:
+        for listener in list(self._commit_listeners):
+            listener()
 
     def _insert_index(self, cursor: Cursor, rows: list[IndexEntry]) -> None:
         # COPY: about four times faster than pipelined INSERTs, even for a few rows.
@@ -232,5 +260,7 @@ class PostgresEntityStore(SqlEntityStore):
         )
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Stop hearing other processes' commits; close the connection pool."""
+        if self._notifications is not None:
+            self._notifications.close()
         self._pool.close()
