@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 
 import pytest
@@ -61,8 +62,11 @@ def test_fetch_waits_for_a_message_published_later(bus_under_test: BusUnderTest)
         fetching = asyncio.create_task(consumer.fetch(5, 10.0))
         await asyncio.sleep(0.2)
         await bus.publish(bus_under_test.subject("late"), b"late")
+        published = time.monotonic()
         got = await fetching
         assert datas(got) == [b"late"]
+        # As soon as it came: not when the batch of 5 was full, nor when the wait was over.
+        assert time.monotonic() - published < 2.0
         await settle_all(got)
         await bus_under_test.close_all()
 
