@@ -89,6 +89,8 @@ class RulesSizes:
     """One change in this many raises or clears an alert (20 alerts/s at 5,000 changes/s)."""
     every: float = 0.02
     """Seconds between two transactions of the load generator (100 readings each at 5,000/s)."""
+    quiet_wait: float = 15.0
+    """Seconds to wait at most for the machine to be quiet before the run (0: none)."""
 
 
 FULL = RulesSizes()
@@ -300,7 +302,7 @@ async def _measure(
     workers = [asyncio.create_task(w.run(stop)) for w in parts.workers]
     state = parts.state
     await _until(lambda: all(state.checkpoint(p) for p in range(settings.rules_partitions)), 60)
-    result.busy_before = await asyncio.to_thread(wait_for_quiet, 0.5, max_wait=15)
+    result.busy_before = await asyncio.to_thread(wait_for_quiet, 0.5, max_wait=sizes.quiet_wait)
     result.load = os.getloadavg()[0]
     cpu_before = time.process_time()
     if result.writer == "process":
