@@ -181,7 +181,10 @@ def _leaf(
             iri = names.iris.get(attr)
             if iri is None:
                 return False
-            for instance in entity.attrs.get(iri, ()):
+            instances = entity.attrs.get(iri)
+            if instances is None:
+                return False
+            for instance in instances:
                 value: Any = instance.get("value")
                 kind = type(value)
                 if (kind is float or kind is int) and instance.get(

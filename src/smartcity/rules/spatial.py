@@ -101,7 +101,10 @@ def entity_point(entity: StoredEntity, names: NameMap, attribute: str = "locatio
     iri = names.get(attribute)
     if iri is None:
         return None
-    for instance in entity.attrs.get(iri, ()):
+    instances = entity.attrs.get(iri)
+    if instances is None:
+        return None
+    for instance in instances:
         if instance.get("type") == "GeoProperty":
             point = geometry_point(instance.get("value"))
             if point is not None:

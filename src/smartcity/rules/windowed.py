@@ -65,8 +65,7 @@ class WindowedRule(Hysteresis):
 
     def read(self, event: Event) -> Item:
         """Return a change as a window item (its time, origin and the watched values)."""
-        value = event.value
-        return event.item_with([value(column) for column in self.windowing.columns])
+        return event.item_with([event.value(column) for column in self.windowing.columns])
 
     def close_blocks(
         self, subject: Subject, state: dict[str, Any], blocks: list[list[Item]]
