@@ -19,7 +19,7 @@ from itertools import pairwise
 from operator import itemgetter
 
 from smartcity.rules.compile import CompiledFilter
-from smartcity.rules.compiled import Callee, RuleRuntime
+from smartcity.rules.compiled import TIME_ONE_IN, Callee, RuleRuntime
 from smartcity.rules.events import Env, Event, filter_passes
 from smartcity.rules.firing import Firing
 from smartcity.rules.twins import ThresholdBank, TwinBank, bank_twins, banked
@@ -57,6 +57,8 @@ class RuleIndex:
         self.by_type: dict[str, list[Gate]] = {}
         self.rules: dict[str, list[RuleRuntime]] = {}
         """Every rule indexed under a type (each once), for deletes."""
+        self.draws = 1
+        """A pseudo-random sequence that picks the changes whose evaluation is timed."""
         self.merged: dict[str, dict[int, list[Call]]] = {}
         """The calls of sets of a type's gates passed together, by type and set (`_merged`)."""
         gates: dict[tuple[str, int, frozenset[str] | None], Gate] = {}
@@ -115,8 +117,10 @@ class RuleIndex:
         fired: list[Firing] = []
         places: list[int] = []
         reorder = False
+        self.draws = draw = (self.draws * 1103515245 + 12345) & 0x7FFFFFFF
+        timed = event.timed = (draw >> 16) % TIME_ONE_IN == 0
         clock = time.perf_counter
-        started = clock()
+        started = clock() if timed else 0.0
         for place, runtime, role in ready:
             found = runtime.on_event(role, event)
             if found:
@@ -126,9 +130,10 @@ class RuleIndex:
                     reorder = True
                 else:
                     places.extend([place] * len(found))
-            ended = clock()
-            runtime.metrics.seconds += ended - started
-            started = ended
+            if timed:
+                ended = clock()
+                runtime.metrics.seconds += (ended - started) * TIME_ONE_IN
+                started = ended
         if reorder:  # twins fired at their lead's place: hand the firings out in id order
             order = sorted(range(len(fired)), key=places.__getitem__)
             return [fired[index] for index in order]

@@ -53,6 +53,7 @@ class Event:
         "seq",
         "t",
         "tenant",
+        "timed",
         "type_name",
         "values",
     )
@@ -83,6 +84,8 @@ class Event:
         self._key: str | None = None
         self._state_key = ""
         self._moved: bool | None = None
+        self.timed = False
+        """Whether the rules' evaluation of this change is timed (`compiled.TIME_ONE_IN`)."""
 
     def moved(self) -> bool:
         """Tell whether the change may have moved the entity (created, or location changed)."""
