@@ -119,8 +119,7 @@ class RuleIndex:
         reorder = False
         self.draws = draw = (self.draws * 1103515245 + 12345) & 0x7FFFFFFF
         timed = event.timed = (draw >> 16) % TIME_ONE_IN == 0
-        clock = time.perf_counter
-        started = clock() if timed else 0.0
+        started = time.perf_counter() if timed else 0.0
         for place, runtime, role in ready:
             found = runtime.on_event(role, event)
             if found:
@@ -131,7 +130,7 @@ class RuleIndex:
                 else:
                     places.extend([place] * len(found))
             if timed:
-                ended = clock()
+                ended = time.perf_counter()
                 runtime.metrics.seconds += (ended - started) * TIME_ONE_IN
                 started = ended
         if reorder:  # twins fired at their lead's place: hand the firings out in id order

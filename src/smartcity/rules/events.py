@@ -105,7 +105,7 @@ class Event:
         """
         if key is self._key:
             return self._state_key
-        found = self._state_key = self.tenant + "\x1f" + key
+        found = self._state_key = f"{self.tenant}\x1f{key}"  # (one text made, not two)
         self._key = key
         return found
 
@@ -324,7 +324,7 @@ def drop(state: dict[str, Any], name: str) -> None:
 
 def remember_where(state: dict[str, Any], subject: Subject, event: Event) -> None:
     """Keep where a key's entity is, for timers; again only when its location changed."""
-    where = state.get("where")
+    where: dict[str, Any] | None = state.get("where")
     if where is None or event.moved() or where.get("entity") != event.entity.id:
         state["where"] = where_of(subject)
 

@@ -73,7 +73,10 @@ def geometry_point(geometry: Any) -> Point | None:
         coordinates: Any = geometry.get("coordinates")
         if type(coordinates) in (list, tuple) and len(coordinates) >= 2:
             x, y = coordinates[0], coordinates[1]
-            if (
+            if type(x) is float and type(y) is float:  # most positions: compared unboxed
+                if -180.0 <= x <= 180.0 and -90.0 <= y <= 90.0:
+                    return (x, y)
+            elif (
                 type(x) in (float, int)
                 and type(y) in (float, int)
                 and -180.0 <= x <= 180.0
