@@ -19,7 +19,7 @@ from itertools import pairwise
 from operator import itemgetter
 
 from smartcity.rules.compile import CompiledFilter
-from smartcity.rules.compiled import Callee, RuleRuntime
+from smartcity.rules.compiled import TIME_ONE_IN, Callee, RuleRuntime
 from smartcity.rules.events import Env, Event, filter_passes
 from smartcity.rules.firing import Firing
 from smartcity.rules.twins import ThresholdBank, TwinBank, bank_twins, banked
@@ -31,6 +31,8 @@ Member = tuple[int, RuleRuntime, str]
 
 Call = tuple[int, Callee, str]
 _PLACE = itemgetter(0)
+_MAX_MERGED = 4096
+"""Sets of gates kept merged per type (there are a few; a bound all the same)."""
 
 
 class Gate:
@@ -55,6 +57,10 @@ class RuleIndex:
         self.by_type: dict[str, list[Gate]] = {}
         self.rules: dict[str, list[RuleRuntime]] = {}
         """Every rule indexed under a type (each once), for deletes."""
+        self.draws = 1
+        """A pseudo-random sequence that picks the changes whose evaluation is timed."""
+        self.merged: dict[str, dict[int, list[Call]]] = {}
+        """The calls of sets of a type's gates passed together, by type and set (`_merged`)."""
         gates: dict[tuple[str, int, frozenset[str] | None], Gate] = {}
         position = 0
         for runtime in rules:
@@ -87,8 +93,9 @@ class RuleIndex:
         """Give a change to the rules behind the gates it passes; return what fired."""
         zones, tenant, memo = env.zones, event.tenant, event.memo
         ready: list[Call] | None = None
+        passed_gates = 0  # a bit for each gate passed, by its place among the type's gates
         several = False
-        for gate in gates:
+        for bit, gate in enumerate(gates):
             if gate.tenants is not None and tenant not in gate.tenants:
                 continue
             gate.seen += 1
@@ -98,22 +105,21 @@ class RuleIndex:
                 passed = memo[check.slot] = filter_passes(check, event, zones)
             if not passed:
                 continue
+            passed_gates |= 1 << bit
             if ready is None:
                 ready = gate.calls
             else:
-                if not several:
-                    ready = list(ready)
-                    several = True
-                ready.extend(gate.calls)
+                several = True
         if ready is None:
             return []
         if several:
-            ready.sort(key=_PLACE)
+            ready = self._merged(event.type_name, gates, passed_gates)
         fired: list[Firing] = []
         places: list[int] = []
         reorder = False
-        clock = time.perf_counter
-        started = clock()
+        self.draws = draw = (self.draws * 1103515245 + 12345) & 0x7FFFFFFF
+        timed = event.timed = (draw >> 16) % TIME_ONE_IN == 0
+        started = time.perf_counter() if timed else 0.0
         for place, runtime, role in ready:
             found = runtime.on_event(role, event)
             if found:
@@ -123,13 +129,30 @@ class RuleIndex:
                     reorder = True
                 else:
                     places.extend([place] * len(found))
-            ended = clock()
-            runtime.metrics.seconds += ended - started
-            started = ended
+            if timed:
+                ended = time.perf_counter()
+                runtime.metrics.seconds += (ended - started) * TIME_ONE_IN
+                started = ended
         if reorder:  # twins fired at their lead's place: hand the firings out in id order
             order = sorted(range(len(fired)), key=places.__getitem__)
             return [fired[index] for index in order]
         return fired
+
+    def _merged(self, type_name: str, gates: list[Gate], passed: int) -> list[Call]:
+        """Return the calls of several gates a change passed (`passed`, a bit a gate), in id
+        order: merged once for each set of gates changes pass together (a few per type)."""
+        merged = self.merged.get(type_name)
+        if merged is None:
+            merged = self.merged[type_name] = {}
+        found = merged.get(passed)
+        if found is None:
+            if len(merged) >= _MAX_MERGED:
+                merged.clear()
+            calls = [
+                call for bit, gate in enumerate(gates) if passed >> bit & 1 for call in gate.calls
+            ]
+            found = merged[passed] = sorted(calls, key=_PLACE)
+        return found
 
 
 def _bank(gates: list[Gate]) -> None:

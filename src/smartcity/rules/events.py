@@ -53,6 +53,7 @@ class Event:
         "seq",
         "t",
         "tenant",
+        "timed",
         "type_name",
         "values",
     )
@@ -83,6 +84,8 @@ class Event:
         self._key: str | None = None
         self._state_key = ""
         self._moved: bool | None = None
+        self.timed = False
+        """Whether the rules' evaluation of this change is timed (`compiled.TIME_ONE_IN`)."""
 
     def moved(self) -> bool:
         """Tell whether the change may have moved the entity (created, or location changed)."""
@@ -102,7 +105,7 @@ class Event:
         """
         if key is self._key:
             return self._state_key
-        found = self._state_key = self.tenant + "\x1f" + key
+        found = self._state_key = f"{self.tenant}\x1f{key}"  # (one text made, not two)
         self._key = key
         return found
 
@@ -312,9 +315,16 @@ def subject_of(event: Event, key: str, geometry: dict[str, Any] | None) -> Subje
     return Subject(event.tenant, key, geometry=geometry, event=event)
 
 
+def drop(state: dict[str, Any], name: str) -> None:
+    """Remove a name from a key's state if it is there (`state.pop(name, None)`: compiled, a
+    look-up costs far less than a method call, and the name is mostly not there)."""
+    if name in state:
+        del state[name]  # noqa: RUF051 (compiled, cheaper than pop: see above)
+
+
 def remember_where(state: dict[str, Any], subject: Subject, event: Event) -> None:
     """Keep where a key's entity is, for timers; again only when its location changed."""
-    where = state.get("where")
+    where: dict[str, Any] | None = state.get("where")
     if where is None or event.moved() or where.get("entity") != event.entity.id:
         state["where"] = where_of(subject)
 

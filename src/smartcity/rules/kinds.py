@@ -11,6 +11,7 @@ from smartcity.rules.events import (
     Event,
     SubjectSource,
     Timer,
+    drop,
     holds,
     passes,
     resolve,
@@ -71,13 +72,13 @@ class Hysteresis(RuleRuntime):
             if not cold:
                 return []
             state["raised"] = False
-            state.pop("since", None)
+            drop(state, "since")
             if state.pop("silent", False):
                 return []
             firing = self.emit("clear", resolve(source), moment, values, state)
             return [firing] if firing else []
         if not hot:
-            state.pop("since", None)
+            drop(state, "since")
             return []
         if self.hold_for:
             since = state.setdefault("since", moment if start is None else start)
@@ -125,7 +126,7 @@ class StateRule(Hysteresis):
             if hot:
                 return []  # still raised
         elif not hot:
-            state.pop("since", None)
+            drop(state, "since")
             return []  # still clear
         subject = subject_of(event, key, geometry)
         subject.evidence = [event.item()]

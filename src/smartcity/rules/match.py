@@ -9,10 +9,9 @@ found through the entity's cached name map (`names.py`).
 from __future__ import annotations
 
 import itertools
-import operator
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Final
 
 from smartcity.core.entity import StoredEntity
 from smartcity.core.qeval import (
@@ -37,15 +36,48 @@ from smartcity.rules.names import NameMap
 
 Condition = Callable[[StoredEntity, NameMap], bool]
 _ids = itertools.count(1)
-_NUMERIC_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq,
-    "!=": operator.eq,  # `!=` is the negated `==` test (`core.qeval.compare_predicate`)
-    ">": operator.gt,
-    ">=": operator.ge,
-    "<": operator.lt,
-    "<=": operator.le,
-}
+_OPS: Final = {"==": 0, "!=": 1, ">": 2, ">=": 3, "<": 4, "<=": 5}
 _MAX_REMEMBERED = 4096
+
+
+class Bound:
+    """A comparison with a fixed number (``>= 0.9``), as the operator would make it.
+
+    Compiled, comparing two floats here costs a fraction of calling `operator.ge` with them
+    (which boxes both), and rules compare readings with their limits on every change.
+    """
+
+    __slots__ = ("code", "number")
+
+    def __init__(self, op: str, number: float) -> None:
+        self.code = _OPS[op]
+        self.number = number
+
+    def holds(self, value: float) -> bool:
+        """Tell whether a number meets the comparison."""
+        code, number = self.code, self.number
+        if code == 0:
+            return value == number
+        if code == 1:
+            return value != number
+        if code == 2:
+            return value > number
+        if code == 3:
+            return value >= number
+        if code == 4:
+            return value < number
+        return value <= number
+
+
+def as_float(value: int | float) -> float:
+    """Return a number as `core.qeval.as_number` does, compiled (it is called on readings
+    of every change; only an integer too large for a float goes on to `as_number`)."""
+    if type(value) is float:
+        return value
+    try:
+        return float(value)
+    except OverflowError:
+        return as_number(value)
 
 
 def q_names(expr: Node) -> set[str]:
@@ -86,13 +118,14 @@ def _compile(expr: Node) -> Condition:
     raise TypeError(f"not a q expression: {expr!r}")
 
 
-def _numeric(expr: Compare) -> tuple[Callable[[Any, Any], bool], float] | None:
-    """Return a comparison with a number as (operator, number): what its predicate does with a
-    number (`core.qeval.key_matches` on two ``num`` keys), without building keys."""
+def _numeric(expr: Compare) -> Bound | None:
+    """Return a comparison with a number as a bound: what its predicate does with a number
+    (`core.qeval.key_matches` on two ``num`` keys), without building keys (``!=`` gives the
+    ``==`` test, as `core.qeval.compare_predicate` does)."""
     value = expr.value
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return _NUMERIC_OPS[expr.op], as_number(value)
+    return Bound("==" if expr.op == "!=" else expr.op, as_number(value))
 
 
 def _junction(parts: list[Condition], any_of: bool) -> Condition:
@@ -131,7 +164,7 @@ def _leaf(
     path: AttrPath,
     predicate: Callable[[Any], bool],
     negated: bool,
-    numeric: tuple[Callable[[Any, Any], bool], float] | None,
+    numeric: Bound | None,
 ) -> Condition:
     """Return the test of one comparison, as `core.qeval._holds` defines it.
 
@@ -148,15 +181,17 @@ def _leaf(
             iri = names.iris.get(attr)
             if iri is None:
                 return False
-            for instance in entity.attrs.get(iri, ()):
+            instances = entity.attrs.get(iri)
+            if instances is None:
+                return False
+            for instance in instances:
                 value: Any = instance.get("value")
                 kind = type(value)
                 if (kind is float or kind is int) and instance.get(
                     "type", "Property"
                 ) == "Property":
                     if numeric is not None:
-                        number = value if kind is float else as_number(value)
-                        hit = numeric[0](number, numeric[1])
+                        hit = numeric.holds(as_float(value))
                     else:
                         hit = predicate(("num", as_number(value)))
                 elif kind is str and instance.get("type", "Property") == "Property":
@@ -240,8 +275,7 @@ def _compile_values(expr: Node) -> ValuesCondition:
         kind = type(value)
         if kind is int or kind is float:
             if numeric is not None:
-                number = value if kind is float else as_number(value)
-                return numeric[0](number, numeric[1]) != negated
+                return numeric.holds(as_float(value)) != negated
             return predicate(("num", as_number(value))) != negated
         return any(predicate(key) for key in value_keys(value)) != negated
 

@@ -111,7 +111,10 @@ def event_time(entity: StoredEntity, changed: list[str], fallback: str) -> float
     attrs = entity.attrs
     last_text = None
     for name in changed:
-        for instance in attrs.get(name, ()):
+        instances = attrs.get(name)
+        if instances is None:
+            continue
+        for instance in instances:  # (a list, not `get(name, ())`: compiled, a list is faster)
             observed = instance.get("observedAt")
             if observed is None or observed == last_text:
                 continue  # the attributes of one reading usually share their observedAt

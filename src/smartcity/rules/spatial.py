@@ -73,7 +73,10 @@ def geometry_point(geometry: Any) -> Point | None:
         coordinates: Any = geometry.get("coordinates")
         if type(coordinates) in (list, tuple) and len(coordinates) >= 2:
             x, y = coordinates[0], coordinates[1]
-            if (
+            if type(x) is float and type(y) is float:  # most positions: compared unboxed
+                if -180.0 <= x <= 180.0 and -90.0 <= y <= 90.0:
+                    return (x, y)
+            elif (
                 type(x) in (float, int)
                 and type(y) in (float, int)
                 and -180.0 <= x <= 180.0
@@ -101,7 +104,10 @@ def entity_point(entity: StoredEntity, names: NameMap, attribute: str = "locatio
     iri = names.get(attribute)
     if iri is None:
         return None
-    for instance in entity.attrs.get(iri, ()):
+    instances = entity.attrs.get(iri)
+    if instances is None:
+        return None
+    for instance in instances:
         if instance.get("type") == "GeoProperty":
             point = geometry_point(instance.get("value"))
             if point is not None:

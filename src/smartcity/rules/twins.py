@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from smartcity.rules.compile import memo_slot
-from smartcity.rules.compiled import Callee, RuleMetrics, RuleRuntime
+from smartcity.rules.compiled import TIME_ONE_IN, Callee, RuleMetrics, RuleRuntime
 from smartcity.rules.events import Event, Subject
 from smartcity.rules.firing import Firing
 from smartcity.rules.snapshots import copy_data
@@ -131,18 +131,18 @@ class ThresholdBank(Callee):
         value = event.value(rules[0].plain)
         numeric = type(value) in (int, float)
         fired: list[Firing] = []
-        clock = time.perf_counter
-        started = clock()
+        timed = event.timed
+        started = time.perf_counter() if timed else 0.0
         for rule in rules:
-            metrics = rule.metrics
             state = _matched(rule, state_key)
             if numeric:
                 found = rule.on_reading(event, state, key, geometry, value)
                 if found:
                     fired.extend(found)
-            ended = clock()
-            metrics.seconds += ended - started
-            started = ended
+            if timed:
+                ended = time.perf_counter()
+                rule.metrics.seconds += (ended - started) * TIME_ONE_IN
+                started = ended
         return fired
 
 
@@ -179,10 +179,9 @@ class TwinBank(Callee):
         fired: list[Firing] = []
         # One subject for all: a rule reads it only while it fires, and keeps nothing of it.
         subject = Subject(event.tenant, key, geometry=geometry, event=event)
-        clock = time.perf_counter
-        started = clock()
+        timed = event.timed
+        started = time.perf_counter() if timed else 0.0
         for index, rule in enumerate(rules):
-            metrics = rule.metrics
             state = _matched(rule, state_key)
             values = rule.slide(event, state, state_key)
             subject.evidence = state["items"]
@@ -190,9 +189,10 @@ class TwinBank(Callee):
             if found:
                 fired.extend(found)
                 fired_places.extend([self.places[index]] * len(found))
-            ended = clock()
-            metrics.seconds += ended - started
-            started = ended
+            if timed:
+                ended = time.perf_counter()
+                rule.metrics.seconds += (ended - started) * TIME_ONE_IN
+                started = ended
         return fired
 
 

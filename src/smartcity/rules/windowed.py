@@ -12,6 +12,7 @@ from smartcity.rules.events import (
     Subject,
     SubjectSource,
     Timer,
+    drop,
     passes,
     remember_where,
     resolve,
@@ -19,9 +20,8 @@ from smartcity.rules.events import (
 )
 from smartcity.rules.firing import Firing
 from smartcity.rules.kinds import Hysteresis
-from smartcity.rules.match import compile_values_q
+from smartcity.rules.match import Bound, compile_values_q
 from smartcity.rules.model import Rule, parse_threshold
-from smartcity.rules.state import OPERATORS
 
 if TYPE_CHECKING:
     from smartcity.rules.twins import Twin
@@ -65,8 +65,7 @@ class WindowedRule(Hysteresis):
 
     def read(self, event: Event) -> Item:
         """Return a change as a window item (its time, origin and the watched values)."""
-        value = event.value
-        return event.item_with([value(column) for column in self.windowing.columns])
+        return event.item_with([event.value(column) for column in self.windowing.columns])
 
     def close_blocks(
         self, subject: Subject, state: dict[str, Any], blocks: list[list[Item]]
@@ -161,7 +160,11 @@ class WindowedRule(Hysteresis):
                     and state.get("items") is shared.items_before
                     and state.get("acc") is shared.acc_before
                 ):
-                    state["items"], state["acc"] = shared.items, shared.acc
+                    # (the lead mostly moves its window in place: nothing to store then)
+                    if shared.items is not shared.items_before:
+                        state["items"] = shared.items
+                    if shared.acc is not shared.acc_before:
+                        state["acc"] = shared.acc
                     return shared.values
                 twin.own(state, state_key)
         windowing.add(state, self.read(event))
@@ -198,12 +201,8 @@ class ThresholdRule(WindowedRule):
         self.plain = (
             (plain.attribute or "") if plain is not None and plain.function == "last" else ""
         )
-        op, number = parse_threshold(rule.raise_)
-        self.hot = (OPERATORS[op], number)
-        self.cold = None
-        if rule.clear is not None:
-            op, number = parse_threshold(rule.clear)
-            self.cold = (OPERATORS[op], number)
+        self.hot = Bound(*parse_threshold(rule.raise_))
+        self.cold = Bound(*parse_threshold(rule.clear)) if rule.clear is not None else None
         self.hold_for = rule.for_
         self.reading_only = self.windowing.window is None and self.value_name == "value"
 
@@ -230,14 +229,11 @@ class ThresholdRule(WindowedRule):
     ) -> list[Firing]:
         """Evaluate a reading's own (numeric) value for a key (its filter passed)."""
         if state.get("raised"):
-            if not (
-                self.cold[0](value, self.cold[1])
-                if self.cold
-                else not self.hot[0](value, self.hot[1])
-            ):
+            cold = self.cold
+            if not (cold.holds(value) if cold is not None else not self.hot.holds(value)):
                 return []
-        elif not self.hot[0](value, self.hot[1]):
-            state.pop("since", None)
+        elif not self.hot.holds(value):
+            drop(state, "since")
             return []
         # (no closure here: compiled, a function that makes one pays for it on every call)
         subject = Subject(event.tenant, key, geometry=geometry, event=event)
@@ -255,8 +251,8 @@ class ThresholdRule(WindowedRule):
         value: Any = values.get(self.value_name)
         if type(value) not in (int, float):
             return []
-        hot = self.hot[0](value, self.hot[1])
-        cold = self.cold[0](value, self.cold[1]) if self.cold else not hot
+        hot = self.hot.holds(value)
+        cold = self.cold.holds(value) if self.cold is not None else not hot
         return self.transition(subject, state, hot, cold, moment, values, start)
 
 
