@@ -17,8 +17,10 @@ from smartcity.broker.change_events import ChangeRelay, decode_change
 from smartcity.bus.memory import InProcessBus
 from smartcity.storage.coordination import SqlCoordination
 from smartcity.storage.postgres import PostgresEntityStore
+from smartcity.storage.sqlincidents import SqlIncidentStore
 from tests.conftest import postgres_url
 from tests.storage.entity_factories import make_entity, prop
+from tests.storage.test_incident_store import incident
 from tests.storage.test_store_contract import put
 
 pytestmark = pytest.mark.postgres
@@ -43,13 +45,13 @@ def stores(postgres_schema: str) -> Iterator[Callable[..., PostgresEntityStore]]
 class Heard:
     """A commit listener that counts, and lets a test wait for a count."""
 
-    def __init__(self, store: PostgresEntityStore) -> None:
+    def __init__(
+        self, store: PostgresEntityStore, incidents: SqlIncidentStore | None = None
+    ) -> None:
         self.count = 0
         self._changed = threading.Condition()
-        store.add_commit_listener(self)
-        notifications = store._notifications
-        assert notifications is not None
-        assert notifications.listening.wait(10), "the listening connection did not come up"
+        (incidents or store).add_commit_listener(self)
+        assert store.notifications.listening.wait(10), "the listening connection did not come up"
 
     def __call__(self) -> None:
         with self._changed:
@@ -75,9 +77,22 @@ def test_another_stores_commit_wakes_the_listeners_once_per_transaction(
     assert heard.count == 2
     # The writer heard its own commits once each (directly), not again from the server.
     assert own.count == 2
-    notifications = writing._notifications
-    assert notifications is not None
-    assert notifications.heard == 0
+    assert writing.notifications.heard == 0
+
+
+def test_an_incident_written_elsewhere_wakes_the_incident_listeners_only(
+    stores: Callable[..., PostgresEntityStore],
+) -> None:
+    listening, writing = stores(), stores()
+    heard_entities = Heard(listening)
+    heard_incidents = Heard(listening, SqlIncidentStore(listening))
+    with SqlIncidentStore(writing).write() as tx:
+        tx.insert(incident("INC-elsewhere"), [])
+    assert heard_incidents.wait_for(1)
+    put(writing, make_entity("urn:ngsi-ld:ParkingSpot:i", "ParkingSpot"))
+    assert heard_entities.wait_for(1)
+    time.sleep(0.5)
+    assert (heard_incidents.count, heard_entities.count) == (1, 1)
 
 
 def test_a_rolled_back_write_and_another_schema_wake_no_one(
@@ -119,9 +134,7 @@ def test_the_relay_publishes_another_processs_change_without_waiting_for_its_pol
         relay = ChangeRelay(store, SqlCoordination(store), bus, poll_interval=60.0)
         stop = asyncio.Event()
         task = asyncio.create_task(relay.run(stop))
-        notifications = store._notifications
-        assert notifications is not None
-        await asyncio.to_thread(notifications.listening.wait, 10)
+        await asyncio.to_thread(store.notifications.listening.wait, 10)
         await asyncio.sleep(0.3)  # the relay's first look found nothing; it waits a minute
         code = (
             "import sys\n"

@@ -13,7 +13,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from smartcity.core.errors import ConfigurationError
-from smartcity.storage.pgnotify import COMMIT_CHANNEL, CommitNotifications
+from smartcity.storage.pgnotify import COMMIT_CHANNEL, CommitNotifications, payload
 from smartcity.storage.sqlbase import BBox, Cursor, IndexEntry, SqlEntityStore
 from smartcity.storage.sqlfilter import POSTGRES
 
@@ -115,7 +115,8 @@ class PostgresEntityStore(SqlEntityStore):
         self._url = url
         self._commit_listeners = []
         self._own_backends: set[int] = set()
-        self._notifications: CommitNotifications | None = None
+        self.notifications = CommitNotifications(url, self._own_backends, where=redacted(url))
+        """Other processes' commits to this database and schema (`pgnotify.py`)."""
         self._change_hooks = {}
         self._pool = ConnectionPool(
             url,
@@ -213,27 +214,19 @@ class PostgresEntityStore(SqlEntityStore):
         # With the lock, the notice other processes hear at commit (`pgnotify.py`).
         cursor.execute(
             "SELECT pg_advisory_xact_lock(%s), pg_notify(%s, %s)",
-            [_CHANGE_LOG_LOCK, COMMIT_CHANNEL, self._schema or ""],
+            [_CHANGE_LOG_LOCK, COMMIT_CHANNEL, self.commit_notice("entities")],
         )
+
+    def commit_notice(self, topic: str) -> str:
+        """Return the notification of a commit of `topic` to this store's schema."""
+        return payload(topic, self._schema)
 
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
         """Call `listener` after every commit that logged changes, in this process (in the
-        writing thread) or in another one on the same database and schema (in a thread that
-        listens for their notifications, started with the first listener)."""
+        writing thread) or in another one on the same database and schema (in the thread that
+        listens for their notifications)."""
         super().add_commit_listener(listener)
-        if self._notifications is None:
-            self._notifications = CommitNotifications(
-                self._url,
-                self._schema or "",
-                self._own_backends,
-                self._wake_listeners,
-                where=redacted(self._url),
-            )
-            self._notifications.start()
-
-    def _wake_listeners(self) -> None:
-        for listener in list(self._commit_listeners):
-            listener()
+        self.notifications.listen(self.commit_notice("entities"), listener)
 
     def _insert_index(self, cursor: Cursor, rows: list[IndexEntry]) -> None:
         # COPY: about four times faster than pipelined INSERTs, even for a few rows.
@@ -261,6 +254,5 @@ class PostgresEntityStore(SqlEntityStore):
 
     def close(self) -> None:
         """Stop hearing other processes' commits; close the connection pool."""
-        if self._notifications is not None:
-            self._notifications.close()
+        self.notifications.close()
         self._pool.close()

@@ -38,6 +38,8 @@ from smartcity.storage.incidents import (
     TimelineEvent,
     VideoShare,
 )
+from smartcity.storage.pgnotify import COMMIT_CHANNEL
+from smartcity.storage.postgres import PostgresEntityStore
 from smartcity.storage.sqlbase import Cursor, SqlEntityStore
 
 _LOCK: Final = 0x736D6F7073  # "smops"
@@ -170,7 +172,7 @@ class SqlIncidentStore:
         self._store = store
         self._p = store.dialect.placeholder
         self._commit_listeners: list[Callable[[], None]] = []
-        self._postgres = store.dialect.name == "postgresql"
+        self._postgres = store if isinstance(store, PostgresEntityStore) else None
         ddl = DDL.format(**DIALECT_TYPES[store.dialect.name])
         with store.writing() as cursor:
             if self._postgres:
@@ -179,15 +181,22 @@ class SqlIncidentStore:
                 cursor.execute(statement)
 
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
-        """Call `listener` (in the writing thread) after every committed incident write."""
+        """Call `listener` after every committed incident write: in the writing thread, or (on
+        PostgreSQL) in the thread that hears other processes' writes (`pgnotify.py`)."""
         self._commit_listeners.append(listener)
+        if self._postgres is not None:
+            self._postgres.notifications.listen(self._postgres.commit_notice("incidents"), listener)
 
     @contextmanager
     def write(self) -> Iterator[IncidentWrite]:
         """Open one write transaction on incidents (serialized with every other one)."""
         with self._store.writing() as cursor:
-            if self._postgres:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
+            if self._postgres is not None:
+                # With the lock, the notice other processes hear at commit.
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s), pg_notify(%s, %s)",
+                    [_LOCK, COMMIT_CHANNEL, self._postgres.commit_notice("incidents")],
+                )
             yield IncidentWrite(cursor, self._p)
         for listener in self._commit_listeners:
             listener()
