@@ -92,6 +92,9 @@ class ThresholdEngine:
         """Return the changes each rule looked at and its firings on them."""
         return {key: dict(counts) for key, counts in self.counts.items()}
 
+    def resume(self, now: datetime) -> None:
+        """This engine counts a silence from the last reading, whatever stopped meanwhile."""
+
     def advance(self, now: datetime) -> list[Firing]:
         """Fire once for each entity silent longer than its rule's `silentSeconds`."""
         fired: list[Firing] = []

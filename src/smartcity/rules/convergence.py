@@ -48,6 +48,11 @@ class TenantEngines:
         engine = self.engines.get(change.tenant)
         return engine.process(change) if engine is not None else []
 
+    def resume(self, now: datetime) -> None:
+        """Note that every tenant's engine runs again from `now`."""
+        for engine in self.engines.values():
+            engine.resume(now)
+
     def advance(self, now: datetime) -> list[Firing]:
         """Move every tenant's engine to `now` (in tenant order: deterministic)."""
         fired: list[Firing] = []

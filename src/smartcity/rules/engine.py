@@ -39,6 +39,8 @@ from smartcity.rules.twins import link_twins, share_equal_windows
 from smartcity.storage.base import ChangeKind, ChangeRecord
 
 SNAPSHOT_FORMAT = 1
+_GAPS_KEPT: Final = 16
+"""Feed gaps remembered (a timer due in one fires right after its jump: older ones are done)."""
 _UNSET: Final[Any] = object()
 _CREATE: Final = ChangeKind.CREATE
 _DELETE: Final = ChangeKind.DELETE
@@ -90,6 +92,7 @@ class Engine:
         *,
         lateness: float | None = None,
         clock_delay: float | None = None,
+        feed_gaps: bool = True,
     ) -> None:
         self._lateness_override = lateness
         self.lateness = lateness if lateness is not None else 60.0
@@ -104,6 +107,12 @@ class Engine:
         """The entity types a rule reads or joins with (local names): the others pass by."""
         self.watermark = float("-inf")
         self.newest = float("-inf")
+        self.feed_gaps = feed_gaps
+        """Whether jumps of the engine's time are feed gaps (`Env.gaps`): live engines; not
+        backtests, whose time moves only with the stored changes."""
+        self.gaps: list[tuple[float, float]] = []
+        self.gap_floor = float("inf")
+        """The shortest silence an absence rule waits for: no longer jump is a gap to any."""
         self.buffer: list[Buffered] = []
         """Changes that came after a later one, in a heap by event time."""
         self.in_order: deque[Buffered] = deque()
@@ -128,6 +137,7 @@ class Engine:
             zone_info=zone,
             calendars={name: list(days) for name, days in rule_set.calendars.items()},
             state=state,
+            gaps=self.gaps,
         )
 
     def load(self, rule_set: RuleSet) -> LoadReport:
@@ -195,6 +205,8 @@ class Engine:
         link_twins(running)
         self.index = RuleIndex(running)
         self.read_types = frozenset(self.index.by_type) | self.env.state.kept
+        afters = [r.rule.after for r in running if r.rule.kind == "absence" and r.rule.after]
+        self.gap_floor = min(afters) if afters and self.feed_gaps else float("inf")
 
     def enable(self, rule_id: str, enabled: bool = True) -> None:
         """Turn a rule on or off (off forgets its state: it starts afresh when turned on)."""
@@ -292,7 +304,8 @@ class Engine:
             self.too_late += 1
             self._apply_state(change)
             return []
-        if moment > self.newest:
+        heard = self.newest
+        if moment > heard:
             self.newest = moment
         in_order = self.in_order
         if not in_order or moment >= in_order[-1][0]:
@@ -300,7 +313,11 @@ class Engine:
         else:
             heapq.heappush(self.buffer, (moment, self.order, change))
         self.order += 1
-        self.watermark = max(self.watermark, self.newest - self.lateness)
+        target = self.newest - self.lateness
+        if target > self.watermark:
+            if target - self.watermark > self.gap_floor:
+                self._gap(heard, self.newest)
+            self.watermark = target
         return self._drain()
 
     def advance(self, now: datetime) -> list[Firing]:
@@ -313,6 +330,28 @@ class Engine:
         delay = self.lateness if self.clock_delay is None else self.clock_delay
         self.watermark = max(self.watermark, now.timestamp() - delay)
         return self._drain()
+
+    def resume(self, now: datetime) -> None:
+        """Note that the engine runs again from `now` after it did not (a worker that starts
+        on a checkpoint or on the current state): the time since the last change it heard is a
+        feed gap (`_gap`), not a silence of each device. Call it before `advance(now)`."""
+        delay = self.lateness if self.clock_delay is None else self.clock_delay
+        resumed = now.timestamp() - delay
+        if resumed - max(self.watermark, self.newest) > self.gap_floor:
+            self._gap(self.newest, resumed)
+
+    def _gap(self, heard: float, resumed: float) -> None:
+        """Note a feed gap: from the last moment the engine heard anything to `resumed`, when
+        it runs again (`resume`) or when a change moved its time on by longer than an absence
+        at once (a simulation moved on by hours).
+
+        Live, the clock moves the engine's time on (`advance`, every second) and changes come
+        at about its time, so a change never makes such a jump: a device that is silent while
+        others are heard, or while nothing is, is silent.
+        """
+        gaps = self.gaps
+        gaps.append((heard, resumed))
+        del gaps[:-_GAPS_KEPT]
 
     def flush(self) -> list[Firing]:
         """Process every buffered change and due timer up to the newest event time (backtests)."""
@@ -414,6 +453,7 @@ class Engine:
             "format": SNAPSHOT_FORMAT,
             "watermark": finite(self.watermark),
             "newest": finite(self.newest),
+            "gaps": [[finite(heard), resumed] for heard, resumed in self.gaps],
             "order": self.order,
             "tooLate": self.too_late,
             "changes": self.changes,
@@ -440,6 +480,9 @@ class Engine:
             raise ValueError(f"not a rule engine snapshot of format {SNAPSHOT_FORMAT}")
         self.watermark = moment_or_never(state["watermark"])
         self.newest = moment_or_never(state["newest"])
+        self.gaps[:] = [
+            (moment_or_never(heard), float(resumed)) for heard, resumed in state.get("gaps", ())
+        ]
         self.order = int(state["order"])
         self.too_late = int(state.get("tooLate", 0))
         self.changes = int(state.get("changes", 0))

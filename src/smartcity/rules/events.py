@@ -35,6 +35,11 @@ class Env:
     zone_info: ZoneInfo
     calendars: dict[str, list[date]]
     state: WorldState
+    gaps: list[tuple[float, float]]
+    """Feed gaps: jumps of the engine's time over which it heard nothing at all, (the last
+    moment heard, the moment it went on from), newest last. Not the devices but the feed (or the
+    engine) was silent then, so the absence rules count silence from a gap's end. The engine's
+    own list, kept across loads."""
 
 
 class Event:

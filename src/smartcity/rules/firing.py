@@ -93,6 +93,12 @@ class RuleEngine(Protocol):
         """Move time to `now` (timers: absences, windows closing); return what fired."""
         ...
 
+    def resume(self, now: datetime) -> None:
+        """Note that the engine runs again from `now` after it did not (a worker started on a
+        checkpoint or the current state, then caught up): silences from before are not counted
+        against devices that report again now (see the engine's feed gaps)."""
+        ...
+
     def snapshot(self) -> dict[str, Any]:
         """Return the engine's state (windows, pending patterns) as JSON-ready data."""
         ...

@@ -190,6 +190,9 @@ class PartitionRunner:
         """Build the engine, restore its checkpoint and catch up from the change log."""
         await asyncio.to_thread(self._build)
         caught_up = await self.catch_up()
+        # From here the engine hears the bus: the time since the last change it handled was
+        # the partition's (or the platform's) downtime, not each device's silence.
+        self.engine.resume(self.services.clock.now())
         log.info(
             "rule partition taken",
             partition=self.partition,

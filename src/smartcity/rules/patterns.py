@@ -179,8 +179,8 @@ class AbsenceRule(RuleRuntime):
         if state is None:
             return []
         state["armed"] = False
-        silent_from = state.get("last", 0.0) + self.after
-        if silent_from > due:  # heard from since the timer was set: wait on
+        silent_from = max(state.get("last", 0.0), self._resumed(due)) + self.after
+        if silent_from > due:  # heard from since the timer was set (or deaf): wait on
             state["armed"] = True
             self.timer(silent_from, state_key, "silent")
             return []
@@ -198,6 +198,14 @@ class AbsenceRule(RuleRuntime):
             state["silent"] = True
             return []
         return [firing]
+
+    def _resumed(self, due: float) -> float:
+        """Return the end of a feed gap at least `after` long that `due` falls in, else -inf:
+        nothing at all was heard then, so silence counts from when the feed came back."""
+        for heard, resumed in self.env.gaps:
+            if heard < due <= resumed and resumed - heard >= self.after:
+                return resumed
+        return float("-inf")
 
 
 def _iso(moment: float) -> str:
