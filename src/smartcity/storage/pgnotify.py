@@ -85,7 +85,10 @@ class CommitNotifications:
                 for wake in listed
             ]
         for wake in wakes:
-            wake()
+            try:
+                wake()
+            except Exception:  # one listener's fault must not deafen the others
+                log.exception("a commit listener failed", server=self.where)
 
     def _run(self) -> None:
         lost = False
