@@ -164,11 +164,14 @@ class Notifier:
 
     def step(self) -> int:
         """Handle one batch of logged changes; return how many changes it read."""
-        index = self.catalog.refresh()
         position = self.subscriptions.position()
         heads = self.entities.change_heads_since(position, self.batch)
         if not heads:
             return 0
+        # The subscriptions as they are now, read after the changes: a subscription turned on
+        # before a change was committed is in the index (read before the changes, it could miss
+        # the change of an update that came between the two reads).
+        index = self.catalog.refresh()
         now = self._now()
         queued: list[NewNotification] = []
         # Only the changes some subscription may select are read whole.

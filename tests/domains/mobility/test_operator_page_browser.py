@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -36,7 +36,10 @@ def test_a_lot_operator_signs_in_and_sees_its_own_lots(tmp_path: Path, shared_da
     payment.register_lot(SYSTEM, ARENA_LOT, "op-arena", EXAMPLE_TARIFF)
     payment.register_lot(SYSTEM, OFFICE_LOT, "op-dobong", EXAMPLE_TARIFF)
     payment.issue_card(SYSTEM, "card-1", CardKind.POSTPAID)
-    yesterday = clock.now() - timedelta(days=1)
+    # Yesterday's stays at 10:00 and 12:00 in Seoul: whole within that business day whenever
+    # the test runs (late in the evening a stay from 'now less a day' ends the next day).
+    today = clock.now().astimezone(KST).date()
+    yesterday = datetime.combine(today - timedelta(days=1), time(10, 0), KST)
     payment.submit(
         SYSTEM,
         [
