@@ -73,6 +73,23 @@ def test_fetch_waits_for_a_message_published_later(bus_under_test: BusUnderTest)
     run(scenario())
 
 
+def test_a_fetch_after_a_publish_returns_the_message(bus_under_test: BusUnderTest) -> None:
+    # What was stored before a fetch began comes in it: a fetch that returns nothing means
+    # the consumer is caught up (the rule partitions move their position on that).
+    async def scenario() -> None:
+        bus = await bus_under_test.open()
+        consumer = await bus.consumer(bus_under_test.subject(">"), "g")
+        for number in range(30):
+            assert await consumer.fetch(10, 0.02) == []
+            await bus.publish(bus_under_test.subject("one"), str(number).encode())
+            got = await consumer.fetch(10, 0.02)
+            assert datas(got) == [str(number).encode()]
+            await settle_all(got)
+        await bus_under_test.close_all()
+
+    run(scenario())
+
+
 def test_subject_filters(bus_under_test: BusUnderTest) -> None:
     async def scenario() -> None:
         bus = await bus_under_test.open()

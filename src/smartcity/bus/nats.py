@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import deque
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from types import MappingProxyType
 from typing import Any
 
 import nats
 import nats.errors
 import nats.js.errors
+import orjson
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -45,6 +49,13 @@ log = structlog.get_logger(__name__)
 MSG_ID_HEADER = "Nats-Msg-Id"
 _MIN_FETCH_WAIT = 0.01
 """A pull request must expire in the future: shorter waits are rounded up to this."""
+_PULL_MARGIN = 0.05
+"""Seconds past a pull request's expiry for its last deliveries to come in."""
+_ANSWER_WAIT = 2.0
+"""Seconds to wait at most for the answer to a request for what is there now (a round trip;
+longer only when the connection is being re-made)."""
+_STATUS = "Status"
+"""The header of the server's status messages on a pull inbox (no messages, expired...)."""
 
 
 class BusUnavailable(ConnectionError):
@@ -113,12 +124,70 @@ class _NatsReceived:
 
 
 class NatsConsumer:
-    """One member of a durable pull consumer."""
+    """One member of a durable pull consumer, pulling with the JetStream pull protocol itself.
 
-    def __init__(self, subscription: JetStreamContext.PullSubscription) -> None:
-        self._subscription = subscription
+    The client library's `fetch` waits for each message of a batch in a task of its own, which
+    costs some 40 µs of CPU a message; here one subscription on private inboxes takes the
+    deliveries in a callback (some 17 µs a message, acknowledgement included). A `fetch` asks
+    (`$JS.API.CONSUMER.MSG.NEXT`) for what is there now (`no_wait`: the server sends it, then
+    says "no messages" if it was less than the batch); when nothing was, it waits up to `wait`
+    for one message, then asks for what came with it. Each request answers on an inbox of its
+    own, so the end of one is never taken for another's. A `fetch` that returns nothing had
+    asked while nothing was there: everything stored before it began was delivered (the rule
+    partitions rely on it), and a member keeps nothing it did not hand out.
+    """
+
+    def __init__(self, nc: Client, stream: str, group: str) -> None:
+        self._nc = nc
+        self._api = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{group}"
+        self._inbox = nc.new_inbox()
+        self._subscription: Subscription | None = None
+        self._arrived: deque[Msg] = deque()
+        self._wake = asyncio.Event()
+        self._requests = 0
+        self._ended: set[str] = set()
+        """The inboxes of requests the server ended (no messages, expired, a limit)."""
+        self._lingering_until = 0.0
+        """When the last waiting request expires (the server ends it then)."""
         self._held: set[_NatsReceived] = set()
         self._closed = False
+
+    async def start(self) -> None:
+        self._subscription = await self._nc.subscribe(self._inbox + ".*", cb=self._delivered)
+
+    async def _delivered(self, msg: Msg) -> None:
+        if not msg.data and msg.headers and msg.headers.get(_STATUS):
+            self._ended.add(msg.subject)  # 404 no messages, 408 expired, 409 a limit
+        else:
+            self._arrived.append(msg)
+        self._wake.set()
+
+    async def _ask(self, batch: int, expires: float | None) -> str:
+        """Send a pull request (waiting up to `expires`, else only for what is there now)."""
+        self._requests += 1
+        reply = f"{self._inbox}.{self._requests}"
+        request: dict[str, Any] = {"batch": batch}
+        if expires is None:
+            request["no_wait"] = True
+        else:
+            request["expires"] = int(expires * 1e9)
+            self._lingering_until = asyncio.get_running_loop().time() + expires
+        await self._nc.publish(self._api, orjson.dumps(request), reply=reply)
+        return reply
+
+    async def _until_answered(self, reply: str, count: int, deadline: float) -> bool:
+        """Wait until `count` messages are in, or request `reply` ended; False at deadline."""
+        loop = asyncio.get_running_loop()
+        while len(self._arrived) < count and reply not in self._ended:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                self._ended.clear()
+                return False
+            self._wake.clear()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), remaining)
+        self._ended.clear()  # this one, and the late ends of requests no one waits for now
+        return True
 
     async def fetch(self, max_messages: int, wait: float) -> list[Received]:
         """Wait up to `wait` seconds for messages; return what arrived (maybe nothing)."""
@@ -126,11 +195,21 @@ class NatsConsumer:
             raise ValueError("max_messages must be at least 1")
         if self._closed:
             raise RuntimeError("fetch from a closed consumer")
-        try:
-            msgs = await self._subscription.fetch(max_messages, timeout=max(wait, _MIN_FETCH_WAIT))
-        except TimeoutError:  # nats-py raises its own subclass, or asyncio's
-            return []
-        received = [_NatsReceived(msg, self) for msg in msgs]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        if not self._arrived:
+            answer_by = loop.time() + _ANSWER_WAIT
+            reply = await self._ask(max_messages, None)
+            await self._until_answered(reply, max_messages, answer_by)
+        if not self._arrived and loop.time() < deadline:
+            reply = await self._ask(1, max(deadline - loop.time(), _MIN_FETCH_WAIT))
+            await self._until_answered(reply, 1, deadline)
+            if self._arrived and max_messages > 1:  # one came: and what came with it
+                answer_by = loop.time() + _ANSWER_WAIT
+                reply = await self._ask(max_messages - 1, None)
+                await self._until_answered(reply, max_messages, answer_by)
+        taken = [self._arrived.popleft() for _ in range(min(max_messages, len(self._arrived)))]
+        received = [_NatsReceived(msg, self) for msg in taken]
         self._held.update(received)
         return list(received)
 
@@ -139,15 +218,23 @@ class NatsConsumer:
         if self._closed:
             return
         self._closed = True
-        for received in list(self._held):
+        # Let a waiting request end first (within the last fetch's wait): what it brought after
+        # the inbox was gone would wait out `ack_wait` before anyone got it.
+        linger = self._lingering_until + _PULL_MARGIN - asyncio.get_running_loop().time()
+        if linger > 0:
+            await asyncio.sleep(min(linger, 5.0))
+        if self._subscription is not None:
+            try:
+                await self._subscription.unsubscribe()
+            except nats.errors.Error as error:
+                log.debug("pull inbox not removed", error=str(error))
+        held = list(self._held) + [_NatsReceived(msg, self) for msg in self._arrived]
+        self._arrived.clear()
+        for received in held:
             try:
                 await received.nak()
             except nats.errors.Error:
                 break  # disconnected: the server delivers them again after ack_wait anyway
-        try:
-            await self._subscription.unsubscribe()
-        except nats.errors.Error as error:
-            log.debug("pull subscription not removed", error=str(error))
 
 
 class NatsBus:
@@ -249,6 +336,11 @@ class NatsBus:
     async def delete_stream(self) -> None:
         """Delete the stream and everything in it (tests and operators' clean-ups)."""
         await self._jetstream().delete_stream(self.stream)
+
+    def _client(self) -> Client:
+        if self._nc is None:
+            raise RuntimeError("the NATS bus is not started (or closed)")
+        return self._nc
 
     def _jetstream(self) -> JetStreamContext:
         if self._js is None:
@@ -374,8 +466,9 @@ class NatsBus:
                     max_ack_pending=self.max_ack_pending,
                 ),
             )
-        subscription = await js.pull_subscribe_bind(durable=group, stream=self.stream)
-        return NatsConsumer(subscription)
+        consumer = NatsConsumer(self._client(), self.stream, group)
+        await consumer.start()
+        return consumer
 
 
 def _headers_of(message: Outgoing, msg_id: str) -> dict[str, str]:
