@@ -12,6 +12,7 @@ import bisect
 import json
 import math
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -68,7 +69,11 @@ def parse_aggregate(text: str) -> Aggregate:
             raise ValueError("percentile needs a rank from 0 to 100, e.g. percentile(pm10, 95)")
     elif argument is not None:
         raise ValueError(f"{function}() takes one attribute, no number")
-    return Aggregate(function, attribute, float(argument) if argument is not None else None)
+    return Aggregate(
+        function,
+        sys.intern(attribute) if attribute is not None else None,  # (`names.local_name`)
+        float(argument) if argument is not None else None,
+    )
 
 
 def _numbers(items: Sequence[Item], column: int) -> list[float]:

@@ -7,6 +7,7 @@ turns into a line of the YAML file.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -172,7 +173,7 @@ class CompiledFilter:
     """
 
     def __init__(self, item: Filter, reads: set[str]) -> None:
-        self.types = frozenset(item.type or ())
+        self.types = frozenset(sys.intern(name) for name in item.type or ())  # (`local_name`)
         self.id = re.compile(item.id) if item.id else None
         self.q: Condition | None = None
         self.conjuncts: tuple[tuple[int, Condition], ...] = ()
@@ -186,9 +187,9 @@ class CompiledFilter:
         self.inside = item.inside
         self.outside = item.outside
         if item.watch is not None:
-            self.watch: tuple[str, ...] | None = tuple(item.watch)
+            self.watch: tuple[str, ...] | None = tuple(sys.intern(name) for name in item.watch)
         else:
-            watched = sorted(names | reads)
+            watched = sorted(sys.intern(name) for name in names | reads)
             self.watch = tuple(watched) if watched else None
         self.spatial = self.inside is not None or self.outside is not None
         self.always = self.id is None and self.q is None and not self.spatial

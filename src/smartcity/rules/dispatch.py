@@ -17,6 +17,9 @@ import time
 from collections.abc import Iterable
 from itertools import pairwise
 from operator import itemgetter
+from typing import Final
+
+from mypy_extensions import i64
 
 from smartcity.rules.compile import CompiledFilter
 from smartcity.rules.compiled import TIME_ONE_IN, Callee, RuleRuntime
@@ -31,7 +34,7 @@ Member = tuple[int, RuleRuntime, str]
 
 Call = tuple[int, Callee, str]
 _PLACE = itemgetter(0)
-_MAX_MERGED = 4096
+_MAX_MERGED: Final = 4096
 """Sets of gates kept merged per type (there are a few; a bound all the same)."""
 
 
@@ -57,8 +60,10 @@ class RuleIndex:
         self.by_type: dict[str, list[Gate]] = {}
         self.rules: dict[str, list[RuleRuntime]] = {}
         """Every rule indexed under a type (each once), for deletes."""
-        self.draws = 1
-        """A pseudo-random sequence that picks the changes whose evaluation is timed."""
+        self.draws: i64 = 1
+        """A pseudo-random sequence that picks the changes whose evaluation is timed (a 64-bit
+        integer: compiled, the next draw's product overflows a tagged int and took a big-integer
+        multiplication; it stays below 2**62, so the numbers are the same)."""
         self.merged: dict[str, dict[int, list[Call]]] = {}
         """The calls of sets of a type's gates passed together, by type and set (`_merged`)."""
         gates: dict[tuple[str, int, frozenset[str] | None], Gate] = {}
@@ -89,8 +94,9 @@ class RuleIndex:
                         runtime.metrics.events += gate.seen
                     gate.seen = 0
 
-    def dispatch(self, gates: list[Gate], event: Event, env: Env) -> list[Firing]:
-        """Give a change to the rules behind the gates it passes; return what fired."""
+    def dispatch(self, gates: list[Gate], event: Event, env: Env) -> list[Firing] | None:
+        """Give a change to the rules behind the gates it passes; return what fired (None:
+        nothing, as for most changes; no list is made for them)."""
         zones, tenant, memo = env.zones, event.tenant, event.memo
         ready: list[Call] | None = None
         passed_gates = 0  # a bit for each gate passed, by its place among the type's gates
@@ -111,10 +117,10 @@ class RuleIndex:
             else:
                 several = True
         if ready is None:
-            return []
+            return None
         if several:
             ready = self._merged(event.type_name, gates, passed_gates)
-        fired: list[Firing] = []
+        fired: list[Firing] | None = None
         places: list[int] = []
         reorder = False
         self.draws = draw = (self.draws * 1103515245 + 12345) & 0x7FFFFFFF
@@ -123,6 +129,8 @@ class RuleIndex:
         for place, runtime, role in ready:
             found = runtime.on_event(role, event)
             if found:
+                if fired is None:
+                    fired = []
                 fired.extend(found)
                 if isinstance(runtime, TwinBank):
                     places.extend(runtime.fired_places)
@@ -133,6 +141,8 @@ class RuleIndex:
                 ended = time.perf_counter()
                 runtime.metrics.seconds += (ended - started) * TIME_ONE_IN
                 started = ended
+        if fired is None:
+            return None
         if reorder:  # twins fired at their lead's place: hand the firings out in id order
             order = sorted(range(len(fired)), key=places.__getitem__)
             return [fired[index] for index in order]

@@ -291,7 +291,8 @@ class Engine:
         """
         self.changes += 1
         read_types = self.read_types
-        for type_iri in change.entity.types:
+        entity = change.entity
+        for type_iri in entity.types:
             if local_name(type_iri) in read_types:
                 break
         else:
@@ -299,7 +300,7 @@ class Engine:
         if change.kind is _DELETE:
             moment = parse_moment(change.at) or self.newest
         else:
-            moment = event_time(change.entity, change.changed, change.at)
+            moment = event_time(entity, change.changed, change.at)
         if moment < self.watermark:
             self.too_late += 1
             self._apply_state(change)
@@ -363,40 +364,47 @@ class Engine:
         buffer, in_order, timers = self.buffer, self.in_order, self.timers
         watermark = self.watermark
         while True:
-            head = in_order[0] if in_order else None
+            # The next change, of those in order or the late ones: its parts, not the tuple
+            # (compiled, a tuple kept in an optional variable is boxed anew at each step).
+            change: ChangeRecord | None = None
+            change_at = 0.0
+            order = 0
             late = False
+            if in_order:
+                change_at, order, change = in_order[0]
             if buffer:
-                other = buffer[0]
+                other_at, other_order, other = buffer[0]
                 if (
-                    head is None
-                    or other[0] < head[0]
-                    or (other[0] == head[0] and other[1] < head[1])
+                    change is None
+                    or other_at < change_at
+                    or (other_at == change_at and other_order < order)
                 ):
-                    head, late = other, True
-            change_at = head[0] if head is not None and head[0] <= watermark else None
-            if (
-                timers
-                and timers[0][0] <= watermark
-                and (change_at is None or timers[0][0] < change_at)
-            ):
-                due, _, rule_id, version, state_key, tag = heapq.heappop(timers)
-                runtime = self.rules.get(rule_id)
-                if (
-                    runtime is not None
-                    and runtime.version == version
-                    and self.enabled.get(rule_id, True)
-                ):
-                    started = time.perf_counter()
-                    fired.extend(runtime.on_timer(state_key, tag, due))
-                    runtime.timed(started)
-                continue
-            if change_at is None or head is None:
+                    change_at, order, change, late = other_at, other_order, other, True
+            if change is not None and not change_at <= watermark:
+                change = None  # not due yet
+            if timers:
+                due = timers[0][0]
+                if due <= watermark and (change is None or due < change_at):
+                    due, _, rule_id, version, state_key, tag = heapq.heappop(timers)
+                    runtime = self.rules.get(rule_id)
+                    if (
+                        runtime is not None
+                        and runtime.version == version
+                        and self.enabled.get(rule_id, True)
+                    ):
+                        started = time.perf_counter()
+                        fired.extend(runtime.on_timer(state_key, tag, due))
+                        runtime.timed(started)
+                    continue
+            if change is None:
                 return fired
             if late:
                 heapq.heappop(buffer)
             else:
                 in_order.popleft()
-            fired.extend(self._apply(head[2], change_at))
+            found = self._apply(change, change_at)
+            if found:
+                fired.extend(found)
 
     def _apply_state(self, change: ChangeRecord) -> None:
         state = self.env.state
@@ -406,7 +414,9 @@ class Engine:
             else:
                 state.put(change.tenant, change.entity)
 
-    def _apply(self, change: ChangeRecord, moment: float) -> list[Firing]:
+    def _apply(self, change: ChangeRecord, moment: float) -> list[Firing] | None:
+        """Apply a due change to the joined state and the rules; return what fired (None:
+        nothing, as for most changes)."""
         entity, tenant, kind = change.entity, change.tenant, change.kind
         state = self.env.state
         if kind is _DELETE:
@@ -415,13 +425,13 @@ class Engine:
             for type_iri in entity.types:
                 for runtime in self.index.rules.get(local_name(type_iri), ()):
                     runtime.forget(tenant, entity)
-            return []
+            return None
         names = name_map(entity)
         point: Any = _UNSET
         if state.kept and state.types_of(entity):
             point = entity_point(entity, names)
             state.put_at(tenant, entity, point)
-        fired: list[Firing] = []
+        fired: list[Firing] | None = None
         index = self.index
         for type_iri in entity.types:
             type_name = local_name(type_iri)
@@ -442,7 +452,10 @@ class Engine:
                 event.know_point(point)
             found = index.dispatch(gates, event, self.env)
             if found:
-                fired.extend(found)
+                if fired is None:
+                    fired = found
+                else:
+                    fired.extend(found)
         return fired
 
     # -- state -----------------------------------------------------------------------------

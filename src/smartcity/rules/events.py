@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import shapely
@@ -18,7 +19,7 @@ from smartcity.rules.names import NameMap, name_map
 from smartcity.rules.spatial import Plane, Point, Zones, entity_geometry, entity_point, grid_cell
 from smartcity.rules.state import WorldState, attribute_value
 
-_UNSET: Any = object()
+_UNSET: Final[Any] = object()
 Item = list[Any]
 """A remembered change: ``[t, seq, entity_id, type, ...]`` (JSON-ready)."""
 Timer = Callable[[float, str, str], None]
@@ -220,6 +221,15 @@ class Keyer:
         self.by = key if isinstance(key, KeyBy) else None
         if self.by is not None and self.by.zone is not None:
             self.zone_names = list(env.zones.names) if "*" in self.by.zone else list(self.by.zone)
+        by = self.by
+        self.reads = (
+            sys.intern(by.relationship or by.attribute or "")
+            if by is not None and (by.relationship is not None or by.attribute is not None)
+            else None
+        )
+        """The relationship or attribute keyed by (None: not by one); read from the model once,
+        as a compiled attribute (the model's own attributes cost a look-up each time)."""
+        self.grid = by.grid if by is not None else None
         self.slot = memo_slot("key" + repr(key))
         self.cells: dict[Point, tuple[str, dict[str, Any]]] = {}
         """Grid cells by position (things that report mostly stand still)."""
@@ -240,24 +250,23 @@ class Keyer:
             return event.entity.id, None
         if self.kind == "global":
             return "*", None
-        by = self.by
-        assert by is not None
-        if by.relationship is not None or by.attribute is not None:
-            value = attribute_value(
-                event.entity, event.names, by.relationship or by.attribute or ""
-            )
+        assert self.by is not None
+        reads = self.reads
+        if reads is not None:
+            value = attribute_value(event.entity, event.names, reads)
             if value is None or isinstance(value, dict | list):
                 return None
             return str(value), None
         point = event.point
         if point is None:
             return None
-        if by.grid is not None:
+        grid = self.grid
+        if grid is not None:
             cell = self.cells.get(point)
             if cell is None:
                 if len(self.cells) > 100_000:
                     self.cells.clear()
-                cell = self.cells[point] = grid_cell(self.env.plane, point, by.grid)
+                cell = self.cells[point] = grid_cell(self.env.plane, point, grid)
             return cell
         zone = self.env.zones.zone_of(point, self.zone_names)
         return (zone, self.env.zones.geojson[zone]) if zone is not None else None

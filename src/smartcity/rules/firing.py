@@ -23,10 +23,12 @@ matches (a sequence completed, N occurrences)."""
 
 # Firings and their parts are values: nothing changes them once made. They are not frozen
 # dataclasses only because a frozen dataclass's __init__ sets each field through
-# object.__setattr__, which made firing cost twice as much (compiled, `native.py`).
+# object.__setattr__, which made firing cost twice as much (compiled, `native.py`). Evidence
+# and Firing write their own __init__ for the same reason: compiled, the one `dataclass` makes
+# runs as interpreted code (it cost more than the rest of a firing's evidence).
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Evidence:
     """One entity change that contributed to a firing (a link of the causal chain)."""
 
@@ -39,6 +41,23 @@ class Evidence:
     observed_at: str
     """Event time of the change, ISO 8601 UTC."""
 
+    def __init__(
+        self, tenant: str, entity_id: str, entity_type: str, seq: int, observed_at: str
+    ) -> None:
+        self.tenant = tenant
+        self.entity_id = entity_id
+        self.entity_type = entity_type
+        self.seq = seq
+        self.observed_at = observed_at
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Copy and pickle through __init__ (compiled, a class with its own __init__ cannot be
+        made empty first, as copy and pickle otherwise do)."""
+        return (
+            Evidence,
+            (self.tenant, self.entity_id, self.entity_type, self.seq, self.observed_at),
+        )
+
 
 @dataclass(slots=True)
 class ActionSpec:
@@ -48,7 +67,7 @@ class ActionSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Firing:
     """A rule that matched (or stopped matching) for one key at one event time."""
 
@@ -68,6 +87,51 @@ class Firing:
     """Aggregates and matched values, for messages and the alert's description."""
     location: Mapping[str, Any] | None = None
     """A GeoJSON geometry for the firing (the entity's location, the zone, the cell)."""
+
+    def __init__(
+        self,
+        rule_id: str,
+        rule_version: int,
+        tenant: str,
+        key: str,
+        kind: FiringKind,
+        at: str,
+        severity: str,
+        actions: tuple[ActionSpec, ...],
+        evidence: tuple[Evidence, ...],
+        values: Mapping[str, Any] | None = None,
+        location: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.rule_id = rule_id
+        self.rule_version = rule_version
+        self.tenant = tenant
+        self.key = key
+        self.kind = kind
+        self.at = at
+        self.severity = severity
+        self.actions = actions
+        self.evidence = evidence
+        self.values = values if values is not None else {}
+        self.location = location
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Copy and pickle through __init__ (as `Evidence` does)."""
+        return (
+            Firing,
+            (
+                self.rule_id,
+                self.rule_version,
+                self.tenant,
+                self.key,
+                self.kind,
+                self.at,
+                self.severity,
+                self.actions,
+                self.evidence,
+                self.values,
+                self.location,
+            ),
+        )
 
     @property
     def firing_id(self) -> str:

@@ -62,36 +62,37 @@ class Hysteresis(RuleRuntime):
         moment: float,
         values: dict[str, Any],
         start: float | None = None,
-    ) -> list[Firing]:
+    ) -> list[Firing] | None:
         """Move a key's state on one evaluation; return the raise or clear it caused.
 
         `start` is when the evaluated readings began (a tumbling block's start): a condition
-        that holds over a whole block has held since then.
+        that holds over a whole block has held since then. None when nothing fired (most
+        evaluations): no empty list made for them, here and in `windowed.py`'s evaluations.
         """
         if state.get("raised"):
             if not cold:
-                return []
+                return None
             state["raised"] = False
             drop(state, "since")
             if state.pop("silent", False):
-                return []
+                return None
             firing = self.emit("clear", resolve(source), moment, values, state)
-            return [firing] if firing else []
+            return [firing] if firing else None
         if not hot:
             drop(state, "since")
-            return []
+            return None
         if self.hold_for:
             since = state.setdefault("since", moment if start is None else start)
             if moment - since < self.hold_for:
-                return []
+                return None
         subject = resolve(source)
         if not self.armed(subject, moment):
-            return []
+            return None
         state["raised"] = True
         firing = self.emit("raise", subject, moment, values, state)
         if firing is None:
             state["silent"] = True
-            return []
+            return None
         return [firing]
 
 
@@ -130,4 +131,4 @@ class StateRule(Hysteresis):
             return []  # still clear
         subject = subject_of(event, key, geometry)
         subject.evidence = [event.item()]
-        return self.transition(subject, state, hot, not hot, event.t, {})
+        return self.transition(subject, state, hot, not hot, event.t, {}) or []

@@ -9,6 +9,7 @@ found through the entity's cached name map (`names.py`).
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Final
@@ -37,7 +38,7 @@ from smartcity.rules.names import NameMap
 Condition = Callable[[StoredEntity, NameMap], bool]
 _ids = itertools.count(1)
 _OPS: Final = {"==": 0, "!=": 1, ">": 2, ">=": 3, "<": 4, "<=": 5}
-_MAX_REMEMBERED = 4096
+_MAX_REMEMBERED: Final = 4096
 
 
 class Bound:
@@ -172,7 +173,7 @@ def _leaf(
     tested once and the answer remembered (it depends on the value alone), as readings repeat a
     few values ("occupied", "violence", true).
     """
-    attr = path.attr
+    attr = sys.intern(path.attr)  # (as `names.local_name` interns the names it finds)
     if path.top_level:
         texts: dict[str, bool] = {}
         flags: dict[bool, bool] = {}
@@ -234,7 +235,16 @@ def _leaf(
     return deep
 
 
-ValuesCondition = Callable[[dict[str, Any]], bool]
+class ValuesCondition:
+    """A test of a q condition over named values (aggregates).
+
+    Objects of compiled classes, not closures: compiled, calling `holds` is a direct call,
+    where a closure goes through Python's generic call (argument parsing and all) each time.
+    """
+
+    def holds(self, values: dict[str, Any]) -> bool:
+        """Tell whether the values meet the condition."""
+        raise NotImplementedError
 
 
 def compile_values_q(text: str) -> ValuesCondition:
@@ -248,50 +258,78 @@ def compile_values_q(text: str) -> ValuesCondition:
 
 def _compile_values(expr: Node) -> ValuesCondition:
     if isinstance(expr, And | Or):
-        return _values_junction(
-            [_compile_values(item) for item in expr.items], isinstance(expr, Or)
-        )
+        return _ValuesJunction([_compile_values(item) for item in expr.items], isinstance(expr, Or))
     if not isinstance(expr, Compare | Match | Exists):
         raise TypeError(f"not a q expression: {expr!r}")
     path = expr.path
     if not path.top_level:
-        condition = _compile(expr)
-        return lambda values: condition(*values_entity(values))
-    name = path.attr
+        return _ValuesPath(_compile(expr))
     if isinstance(expr, Exists):
-        negated = expr.negated
-        return lambda values: (values.get(name) is not None) != negated
-    numeric = None
+        return _ValuesExists(path.attr, expr.negated)
     if isinstance(expr, Compare):
-        predicate, negated = compare_predicate(expr), expr.op == "!="
-        numeric = _numeric(expr)
-    else:
-        predicate, negated = match_predicate(expr), expr.negated
+        return _ValuesLeaf(path.attr, compare_predicate(expr), expr.op == "!=", _numeric(expr))
+    return _ValuesLeaf(path.attr, match_predicate(expr), expr.negated, None)
 
-    def leaf(values: dict[str, Any]) -> bool:
-        value: Any = values.get(name)
+
+class _ValuesLeaf(ValuesCondition):
+    """One comparison of a named value, as `core.qeval` defines it for a Property's value."""
+
+    def __init__(
+        self, name: str, predicate: Callable[[Any], bool], negated: bool, numeric: Bound | None
+    ) -> None:
+        self.name = name
+        self.predicate = predicate
+        self.negated = negated
+        self.numeric = numeric
+
+    def holds(self, values: dict[str, Any]) -> bool:
+        value: Any = values.get(self.name)
         if value is None:
             return False
         kind = type(value)
         if kind is int or kind is float:
+            numeric = self.numeric
             if numeric is not None:
-                return numeric.holds(as_float(value)) != negated
-            return predicate(("num", as_number(value))) != negated
-        return any(predicate(key) for key in value_keys(value)) != negated
+                return numeric.holds(as_float(value)) != self.negated
+            return self.predicate(("num", as_number(value))) != self.negated
+        predicate = self.predicate
+        return any(predicate(key) for key in value_keys(value)) != self.negated
 
-    return leaf
+
+class _ValuesExists(ValuesCondition):
+    """Whether a named value is there (or, negated, is not)."""
+
+    def __init__(self, name: str, negated: bool) -> None:
+        self.name = name
+        self.negated = negated
+
+    def holds(self, values: dict[str, Any]) -> bool:
+        return (values.get(self.name) is not None) != self.negated
 
 
-def _values_junction(parts: list[ValuesCondition], any_of: bool) -> ValuesCondition:
-    """Return the test that all parts hold over values (`any_of`: that one does)."""
+class _ValuesPath(ValuesCondition):
+    """A condition on a path into values, tested on an entity made of the values."""
 
-    def junction(values: dict[str, Any]) -> bool:
-        for part in parts:
-            if part(values) == any_of:
+    def __init__(self, condition: Condition) -> None:
+        self.condition = condition
+
+    def holds(self, values: dict[str, Any]) -> bool:
+        return self.condition(*values_entity(values))
+
+
+class _ValuesJunction(ValuesCondition):
+    """The test that all parts hold over values (`any_of`: that one does), in order, lazily."""
+
+    def __init__(self, parts: list[ValuesCondition], any_of: bool) -> None:
+        self.parts = parts
+        self.any_of = any_of
+
+    def holds(self, values: dict[str, Any]) -> bool:
+        any_of = self.any_of
+        for part in self.parts:
+            if part.holds(values) == any_of:
                 return any_of
         return not any_of
-
-    return junction
 
 
 def condition_id() -> int:
@@ -299,7 +337,7 @@ def condition_id() -> int:
     return next(_ids)
 
 
-_VALUE_NAMES: dict[tuple[str, ...], NameMap] = {}
+_VALUE_NAMES: Final[dict[tuple[str, ...], NameMap]] = {}
 
 
 def values_entity(values: dict[str, Any]) -> tuple[StoredEntity, NameMap]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
 
 from smartcity.core.entity import StoredEntity
 from smartcity.rules.compile import CompiledFilter
@@ -25,7 +25,7 @@ from smartcity.rules.model import Rule
 from smartcity.rules.names import format_moment, local_name, name_map, parse_moment
 from smartcity.rules.windowed import AggregateRule, ThresholdRule
 
-_NEVER = -math.inf
+_NEVER: Final = -math.inf
 
 
 class SequenceRule(RuleRuntime):

@@ -124,6 +124,22 @@ def entity_geometry(entity: StoredEntity, names: NameMap, attribute: str) -> Any
     return None
 
 
+class _Zone:
+    """One zone as `Zones.contains` tests it: its bounds, its prepared shape, its answers."""
+
+    __slots__ = ("east", "known", "north", "shape", "south", "west")
+
+    def __init__(self, geometry: Any) -> None:
+        west, south, east, north = geometry.bounds  # (as floats: compiled, compared unboxed)
+        self.west = float(west)
+        self.south = float(south)
+        self.east = float(east)
+        self.north = float(north)
+        self.shape = geometry
+        self.known: dict[Point, bool] = {}
+        """Answers by position (the position's own tuple: no key to make)."""
+
+
 class Zones:
     """Named polygons, tested with a bounding-box check first, then the prepared geometry."""
 
@@ -132,9 +148,9 @@ class Zones:
         self.shapes = {name: shape(geometry) for name, geometry in geometries.items()}
         for geometry in self.shapes.values():
             shapely.prepare(geometry)
-        self.boxes = {name: geometry.bounds for name, geometry in self.shapes.items()}
         self.names = list(geometries)
-        self._known: dict[tuple[str, float, float], bool] = {}
+        self._zones = {name: _Zone(geometry) for name, geometry in self.shapes.items()}
+        """Each zone's test, found with one look-up."""
 
     def contains(self, name: str, point: Point) -> bool:
         """Tell whether a zone holds a position (on its edge counts).
@@ -142,15 +158,15 @@ class Zones:
         Answers are remembered: most things that report stand still (a detector, a camera).
         """
         x, y = point
-        west, south, east, north = self.boxes[name]
-        if x < west or x > east or y < south or y > north:
+        zone = self._zones[name]
+        if x < zone.west or x > zone.east or y < zone.south or y > zone.north:
             return False
-        probe = (name, x, y)
-        found = self._known.get(probe)
+        known = zone.known
+        found = known.get(point)
         if found is None:
-            if len(self._known) > 100_000:
-                self._known.clear()
-            found = self._known[probe] = bool(shapely.intersects_xy(self.shapes[name], x, y))
+            if len(known) > 100_000:
+                known.clear()
+            found = known[point] = bool(shapely.intersects_xy(zone.shape, x, y))
         return found
 
     def zone_of(self, point: Point, names: Iterable[str]) -> str | None:

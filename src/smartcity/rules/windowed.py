@@ -76,7 +76,9 @@ class WindowedRule(Hysteresis):
             end = self.block_end(items)
             start = end - self.windowing.size if self.windowing.size is not None else items[0][0]
             subject.evidence = items
-            fired.extend(self.evaluate(subject, state, self.windowing.values(items), end, start))
+            found = self.evaluate(subject, state, self.windowing.values(items), end, start)
+            if found:
+                fired.extend(found)
         return fired
 
     def block_end(self, items: list[Item]) -> float:
@@ -92,8 +94,8 @@ class WindowedRule(Hysteresis):
         values: dict[str, Any],
         moment: float,
         start: float | None = None,
-    ) -> list[Firing]:
-        """Evaluate the rule's condition on a window's values."""
+    ) -> list[Firing] | None:
+        """Evaluate the rule's condition on a window's values (None: nothing fired)."""
         raise NotImplementedError
 
     def keyed_state(
@@ -124,7 +126,7 @@ class WindowedRule(Hysteresis):
         if windowing.window is None:  # a reading's own value: no window to keep
             subject = Subject(tenant, key, geometry=geometry, event=event)
             subject.evidence = [event.item()]
-            return self.evaluate(subject, state, {"value": event.value(self.plain)}, event.t)
+            return self.evaluate(subject, state, {"value": event.value(self.plain)}, event.t) or []
         if windowing.tumbling:
             item = self.read(event)
             subject = Subject(tenant, key, geometry=geometry, event=event)
@@ -138,7 +140,7 @@ class WindowedRule(Hysteresis):
         values = self.slide(event, state, state_key)
         subject = Subject(tenant, key, geometry=geometry, event=event)
         subject.evidence = state["items"]
-        return self.evaluate(subject, state, values, event.t)
+        return self.evaluate(subject, state, values, event.t) or []
 
     def slide(self, event: Event, state: dict[str, Any], state_key: str) -> dict[str, Any]:
         """Put a change in a key's sliding window; return the window's aggregates.
@@ -217,7 +219,7 @@ class ThresholdRule(WindowedRule):
         value = event.value(self.plain)
         if type(value) not in (int, float):
             return []
-        return self.on_reading(event, state, key, geometry, value)
+        return self.on_reading(event, state, key, geometry, value) or []
 
     def on_reading(
         self,
@@ -226,15 +228,16 @@ class ThresholdRule(WindowedRule):
         key: str,
         geometry: dict[str, Any] | None,
         value: float,
-    ) -> list[Firing]:
-        """Evaluate a reading's own (numeric) value for a key (its filter passed)."""
+    ) -> list[Firing] | None:
+        """Evaluate a reading's own (numeric) value for a key (its filter passed; None: nothing
+        fired)."""
         if state.get("raised"):
             cold = self.cold
             if not (cold.holds(value) if cold is not None else not self.hot.holds(value)):
-                return []
+                return None
         elif not self.hot.holds(value):
             drop(state, "since")
-            return []
+            return None
         # (no closure here: compiled, a function that makes one pays for it on every call)
         subject = Subject(event.tenant, key, geometry=geometry, event=event)
         subject.evidence = [event.item()]
@@ -247,10 +250,10 @@ class ThresholdRule(WindowedRule):
         values: dict[str, Any],
         moment: float,
         start: float | None = None,
-    ) -> list[Firing]:
+    ) -> list[Firing] | None:
         value: Any = values.get(self.value_name)
         if type(value) not in (int, float):
-            return []
+            return None
         hot = self.hot.holds(value)
         cold = self.cold.holds(value) if self.cold is not None else not hot
         return self.transition(subject, state, hot, cold, moment, values, start)
@@ -272,14 +275,14 @@ class AggregateRule(WindowedRule):
         values: dict[str, Any],
         moment: float,
         start: float | None = None,
-    ) -> list[Firing]:
-        hot = self.having(values)
+    ) -> list[Firing] | None:
+        hot = self.having.holds(values)
         if self.windowing.tumbling:
             if not hot:
-                return []
+                return None
             whom = resolve(subject)
             if not self.armed(whom, moment):
-                return []
+                return None
             firing = self.emit("fire", whom, moment, values, state)
-            return [firing] if firing else []
+            return [firing] if firing else None
         return self.transition(subject, state, hot, not hot, moment, values)
