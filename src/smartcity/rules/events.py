@@ -336,11 +336,14 @@ def drop(state: dict[str, Any], name: str) -> None:
         del state[name]  # noqa: RUF051 (compiled, cheaper than pop: see above)
 
 
-def remember_where(state: dict[str, Any], subject: Subject, event: Event) -> None:
-    """Keep where a key's entity is, for timers; again only when its location changed."""
+def remember_where(
+    state: dict[str, Any], event: Event, key: str, geometry: dict[str, Any] | None
+) -> None:
+    """Keep where a key's entity is, for timers; again (its subject made) only when its
+    location changed."""
     where: dict[str, Any] | None = state.get("where")
     if where is None or event.moved() or where.get("entity") != event.entity.id:
-        state["where"] = where_of(subject)
+        state["where"] = where_of(subject_of(event, key, geometry))
 
 
 def where_of(subject: Subject) -> dict[str, Any]:

@@ -135,21 +135,22 @@ class AbsenceRule(RuleRuntime):
         keyed = self.keyer.key(event)
         if keyed is None:
             return []
-        subject = subject_of(event, keyed[0], keyed[1])
-        state = self.state_for(event, subject.key)
+        key, geometry = keyed
+        state = self.state_for(event, key)
         if event.t < state.get("last", _NEVER):
             return []
         state["last"] = event.t
-        remember_where(state, subject, event)
+        remember_where(state, event, key, geometry)
         state["seen"] = event.item()
         if not state.get("armed"):  # one timer per key at a time, moved on when it comes due
             state["armed"] = True
-            self.timer(event.t + self.after, event.tenant + "\x1f" + subject.key, "silent")
+            self.timer(event.t + self.after, event.tenant + "\x1f" + key, "silent")
         if not state.get("raised"):
             return []
         state["raised"] = False
         if state.pop("silent", False):
             return []
+        subject = subject_of(event, key, geometry)
         subject.evidence = [event.item()]
         firing = self.emit("clear", subject, event.t, {"silentSeconds": 0}, state)
         return [firing] if firing else []

@@ -135,7 +135,7 @@ class WindowedRule(Hysteresis):
             fired = self.close_blocks(subject, state, blocks) if blocks else []
             if windowing.size is not None and state.get("block") != had_block:
                 self.timer(state["block"] + windowing.size, state_key, "block")
-            remember_where(state, subject, event)
+            remember_where(state, event, key, geometry)
             return fired
         values = self.slide(event, state, state_key)
         subject = Subject(tenant, key, geometry=geometry, event=event)
