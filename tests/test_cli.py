@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import pytest
 
-from smartcity.cli import main
+from smartcity.cli import demo_lateness, main
 
 
 def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
@@ -111,3 +112,11 @@ def test_the_command_manages_principals_of_several_tenants(
     assert main(["user", "enable", "kim", "--tenant", "nowon"]) == 1
     assert "no principal named" in capsys.readouterr().err
     assert main(["user", "enable", "kim", "--tenant", "dobong"]) == 0
+
+
+def test_the_demo_waits_for_late_readings_the_same_wall_time_at_any_speed() -> None:
+    # At 60x a reading that lags another path's by a second is a minute late in simulated time.
+    assert demo_lateness(1.0) == 5.0
+    assert demo_lateness(0.5) == 5.0
+    assert demo_lateness(60.0) == 300.0
+    assert demo_lateness(math.inf) == 3600.0

@@ -36,7 +36,7 @@ EPILOG = """examples:
 ROLES = ["admin", "operator", "analyst", "agency", "device", "public"]
 DEMO_KEY_FILE = Path("var/demo-admin-key")
 DEMO_RULES_LATENESS = 5.0
-"""Seconds of event time a reading waits for late ones in the demo (see `rules_lateness`)."""
+"""Wall seconds a demo reading waits for late ones (`rules_lateness`; see `demo_lateness`)."""
 DEMO_PARKING_HISTORY_DAYS = 28
 """Weeks of parking history the demo writes before its run: the parking forecast learns them."""
 SHUTDOWN_GRACE_SECONDS = 5
@@ -410,8 +410,19 @@ def _demo_simulator(args: argparse.Namespace) -> dict[str, Any]:
         "rules_enabled": True,
         # A reading waits this long (event time) for late ones before it meets the rules:
         # the rule sets' minute would hold every demo alert back by a minute.
-        "rules_lateness": DEMO_RULES_LATENESS,
+        "rules_lateness": demo_lateness(speed),
     }
+
+
+def demo_lateness(speed: float) -> float:
+    """Return the event-time seconds a demo reading waits for late ones: `DEMO_RULES_LATENESS`
+    of wall time at the simulator's speed (at most an hour).
+
+    The simulator sends its devices' readings by MQTT and HTTP; one path may lag the other by a
+    second or two, which at 60x is minutes of simulated time. With a lateness of seconds the
+    lagging readings came too late for the rules, and devices on that path looked silent.
+    """
+    return min(DEMO_RULES_LATENESS * max(speed, 1.0), 3600.0)
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
