@@ -6,8 +6,8 @@ poll for everything else. On PostgreSQL several processes share one database: HT
 the writes while `smartcity workers` relays them, so a change written by another process would
 wait up to a poll interval (0.5 s for the relay) before any worker looked. Every transaction that
 logs changes or writes incidents therefore notifies `COMMIT_CHANNEL` with what it wrote and its
-schema (`payload`; the entity store in `PostgresEntityStore._lock_change_log`, the incident store
-in its write lock: in a statement each runs anyway, so no extra round trip; PostgreSQL delivers
+schema (`payload`, sent by `PostgresEntityStore.lock_and_notify` with the lock the change log
+and the incident store take anyway: no extra round trip; PostgreSQL delivers
 the notification at commit, never on rollback, and folds a transaction's equal notifications
 into one), and one thread per store listens on a connection of its own and wakes the listeners
 when a commit of another process (another backend than the store's own connections) arrives.

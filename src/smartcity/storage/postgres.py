@@ -112,7 +112,6 @@ class PostgresEntityStore(SqlEntityStore):
         connect_timeout: float = 10.0,
     ) -> None:
         self._schema = schema
-        self._url = url
         self._commit_listeners = []
         self._own_backends: set[int] = set()
         self.notifications = CommitNotifications(url, self._own_backends, where=redacted(url))
@@ -211,22 +210,26 @@ class PostgresEntityStore(SqlEntityStore):
     # -- writes -----------------------------------------------------------------------------
 
     def _lock_change_log(self, cursor: Cursor) -> None:
-        # With the lock, the notice other processes hear at commit (`pgnotify.py`).
+        self.lock_and_notify(cursor, _CHANGE_LOG_LOCK, "entities")
+
+    def lock_and_notify(self, cursor: Cursor, lock: int, topic: str) -> None:
+        """Take a transaction's advisory lock and, in the same statement, the notification of a
+        commit of `topic` that other processes hear (`pgnotify.py`; sent at commit only)."""
         cursor.execute(
             "SELECT pg_advisory_xact_lock(%s), pg_notify(%s, %s)",
-            [_CHANGE_LOG_LOCK, COMMIT_CHANNEL, self.commit_notice("entities")],
+            [lock, COMMIT_CHANNEL, payload(topic, self._schema)],
         )
 
-    def commit_notice(self, topic: str) -> str:
-        """Return the notification of a commit of `topic` to this store's schema."""
-        return payload(topic, self._schema)
+    def hear_commits(self, topic: str, listener: Callable[[], None]) -> None:
+        """Call `listener` when another process commits `topic` to this database and schema."""
+        self.notifications.listen(payload(topic, self._schema), listener)
 
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
         """Call `listener` after every commit that logged changes, in this process (in the
         writing thread) or in another one on the same database and schema (in the thread that
         listens for their notifications)."""
         super().add_commit_listener(listener)
-        self.notifications.listen(self.commit_notice("entities"), listener)
+        self.hear_commits("entities", listener)
 
     def _insert_index(self, cursor: Cursor, rows: list[IndexEntry]) -> None:
         # COPY: about four times faster than pipelined INSERTs, even for a few rows.

@@ -38,7 +38,6 @@ from smartcity.storage.incidents import (
     TimelineEvent,
     VideoShare,
 )
-from smartcity.storage.pgnotify import COMMIT_CHANNEL
 from smartcity.storage.postgres import PostgresEntityStore
 from smartcity.storage.sqlbase import Cursor, SqlEntityStore
 
@@ -175,7 +174,7 @@ class SqlIncidentStore:
         self._postgres = store if isinstance(store, PostgresEntityStore) else None
         ddl = DDL.format(**DIALECT_TYPES[store.dialect.name])
         with store.writing() as cursor:
-            if self._postgres:
+            if self._postgres is not None:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
             for statement in ddl.split(";"):
                 cursor.execute(statement)
@@ -185,18 +184,14 @@ class SqlIncidentStore:
         PostgreSQL) in the thread that hears other processes' writes (`pgnotify.py`)."""
         self._commit_listeners.append(listener)
         if self._postgres is not None:
-            self._postgres.notifications.listen(self._postgres.commit_notice("incidents"), listener)
+            self._postgres.hear_commits("incidents", listener)
 
     @contextmanager
     def write(self) -> Iterator[IncidentWrite]:
         """Open one write transaction on incidents (serialized with every other one)."""
         with self._store.writing() as cursor:
             if self._postgres is not None:
-                # With the lock, the notice other processes hear at commit.
-                cursor.execute(
-                    "SELECT pg_advisory_xact_lock(%s), pg_notify(%s, %s)",
-                    [_LOCK, COMMIT_CHANNEL, self._postgres.commit_notice("incidents")],
-                )
+                self._postgres.lock_and_notify(cursor, _LOCK, "incidents")
             yield IncidentWrite(cursor, self._p)
         for listener in self._commit_listeners:
             listener()
