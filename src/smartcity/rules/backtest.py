@@ -84,10 +84,7 @@ def backtest(
         for rule in rule_set.rules
         if wanted is None or rule.id in wanted
     ]
-    # The history's time moves only with its changes: a quiet stretch in it is no feed gap.
-    engine = Engine(
-        rule_set.model_copy(update={"rules": chosen}), lateness=lateness, feed_gaps=False
-    )
+    engine = Engine(rule_set.model_copy(update={"rules": chosen}), lateness=lateness)
     by_tenant: dict[str, list[StoredEntity]] = {}
     for tenant, entity in primed:
         by_tenant.setdefault(tenant, []).append(entity)

@@ -137,21 +137,20 @@ class RuleRuntime(Callee):
         if self.keyer.kind == "entity":
             self.states.pop(tenant + "\x1f" + entity.id, None)
 
-    def state_for(self, event: Event, key: str) -> dict[str, Any]:
-        """Return the state of a change's key (made when first asked)."""
-        state_key = event.state_key(key)
+    def state_at(self, state_key: str) -> dict[str, Any]:
+        """Return the state kept under a state key (tenant and key; made when first asked)."""
         found = self.states.get(state_key)
         if found is None:
             found = self.states[state_key] = {}
         return found
 
+    def state_for(self, event: Event, key: str) -> dict[str, Any]:
+        """Return the state of a change's key (made when first asked)."""
+        return self.state_at(event.state_key(key))
+
     def state(self, tenant: str, key: str) -> dict[str, Any]:
         """Return a key's state (made when first asked)."""
-        state_key = tenant + "\x1f" + key
-        found = self.states.get(state_key)
-        if found is None:
-            found = self.states[state_key] = {}
-        return found
+        return self.state_at(tenant + "\x1f" + key)
 
     def armed(self, subject: Subject, moment: float) -> bool:
         """Tell whether the schedule and the joins hold for a subject at a moment."""

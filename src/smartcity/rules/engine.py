@@ -39,6 +39,7 @@ from smartcity.rules.twins import link_twins, share_equal_windows
 from smartcity.storage.base import ChangeKind, ChangeRecord
 
 SNAPSHOT_FORMAT = 1
+_NEVER: Final = float("-inf")
 _GAPS_KEPT: Final = 16
 """Feed gaps remembered (a timer due in one fires right after its jump: older ones are done)."""
 _UNSET: Final[Any] = object()
@@ -92,7 +93,6 @@ class Engine:
         *,
         lateness: float | None = None,
         clock_delay: float | None = None,
-        feed_gaps: bool = True,
     ) -> None:
         self._lateness_override = lateness
         self.lateness = lateness if lateness is not None else 60.0
@@ -107,9 +107,10 @@ class Engine:
         """The entity types a rule reads or joins with (local names): the others pass by."""
         self.watermark = float("-inf")
         self.newest = float("-inf")
-        self.feed_gaps = feed_gaps
-        """Whether jumps of the engine's time are feed gaps (`Env.gaps`): live engines; not
-        backtests, whose time moves only with the stored changes."""
+        self.clock = float("-inf")
+        """The newest moment `advance` was given since the engine was made (not kept in a
+        snapshot): until the clock moves it, changes alone move the engine's time (a catch-up
+        from the log, a backtest), and no jump of theirs is a feed gap."""
         self.gaps: list[tuple[float, float]] = []
         self.gap_floor = float("inf")
         """The shortest silence an absence rule waits for: no longer jump is a gap to any."""
@@ -206,7 +207,7 @@ class Engine:
         self.index = RuleIndex(running)
         self.read_types = frozenset(self.index.by_type) | self.env.state.kept
         afters = [r.rule.after for r in running if r.rule.kind == "absence" and r.rule.after]
-        self.gap_floor = min(afters) if afters and self.feed_gaps else float("inf")
+        self.gap_floor = min(afters) if afters else float("inf")
 
     def enable(self, rule_id: str, enabled: bool = True) -> None:
         """Turn a rule on or off (off forgets its state: it starts afresh when turned on)."""
@@ -314,11 +315,9 @@ class Engine:
         else:
             heapq.heappush(self.buffer, (moment, self.order, change))
         self.order += 1
-        target = self.newest - self.lateness
-        if target > self.watermark:
-            if target - self.watermark > self.gap_floor:
-                self._gap(heard, self.newest)
-            self.watermark = target
+        self.watermark = max(self.watermark, self.newest - self.lateness)
+        if moment - heard > self.gap_floor and self.clock > _NEVER:
+            self._gap(max(heard, self.clock), moment)
         return self._drain()
 
     def advance(self, now: datetime) -> list[Firing]:
@@ -328,31 +327,34 @@ class Engine:
         it is the lateness unless set apart (a low lateness fires changes as soon as they are the
         newest, while readings on their way still count when the clock moves time on).
         """
-        delay = self.lateness if self.clock_delay is None else self.clock_delay
-        self.watermark = max(self.watermark, now.timestamp() - delay)
+        self.clock = max(self.clock, now.timestamp())
+        self.watermark = max(self.watermark, now.timestamp() - self._delay)
         return self._drain()
+
+    @property
+    def _delay(self) -> float:
+        """How far behind the clock `advance` keeps the watermark (the lateness unless set)."""
+        return self.lateness if self.clock_delay is None else self.clock_delay
 
     def resume(self, now: datetime) -> None:
         """Note that the engine runs again from `now` after it did not (a worker that starts
-        on a checkpoint or on the current state): the time since the last change it heard is a
-        feed gap (`_gap`), not a silence of each device. Call it before `advance(now)`."""
-        delay = self.lateness if self.clock_delay is None else self.clock_delay
-        resumed = now.timestamp() - delay
-        if resumed - max(self.watermark, self.newest) > self.gap_floor:
-            self._gap(self.newest, resumed)
+        on a checkpoint or on the current state): the time since it last heard or moved on is
+        a feed gap (`_gap`), not a silence of each device. Call it before `advance(now)`."""
+        self._gap(max(self.watermark, self.newest), now.timestamp() - self._delay)
 
     def _gap(self, heard: float, resumed: float) -> None:
-        """Note a feed gap: from the last moment the engine heard anything to `resumed`, when
-        it runs again (`resume`) or when a change moved its time on by longer than an absence
-        at once (a simulation moved on by hours).
+        """Note a feed gap, if longer than an absence: from the last moment the engine heard
+        anything to `resumed`, when it runs again (`resume`) or when, its clock running, a
+        change came from further ahead of the clock (a simulation moved on by hours).
 
-        Live, the clock moves the engine's time on (`advance`, every second) and changes come
-        at about its time, so a change never makes such a jump: a device that is silent while
-        others are heard, or while nothing is, is silent.
+        Live, changes come at about the clock's time and the clock moves the engine's time on
+        (`advance`, every second): a device silent while others are heard, or while nothing
+        is, is silent.
         """
-        gaps = self.gaps
-        gaps.append((heard, resumed))
-        del gaps[:-_GAPS_KEPT]
+        if resumed - heard > self.gap_floor:
+            gaps = self.gaps
+            gaps.append((heard, resumed))
+            del gaps[:-_GAPS_KEPT]
 
     def flush(self) -> list[Firing]:
         """Process every buffered change and due timer up to the newest event time (backtests)."""

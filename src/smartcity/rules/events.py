@@ -246,11 +246,8 @@ class Keyer:
         return keyed
 
     def _key(self, event: Event) -> tuple[str, dict[str, Any] | None] | None:
-        if self.kind == "entity":
-            return event.entity.id, None
         if self.kind == "global":
             return "*", None
-        assert self.by is not None
         reads = self.reads
         if reads is not None:
             value = attribute_value(event.entity, event.names, reads)
@@ -314,15 +311,6 @@ class Subject:
     def point(self) -> Point | None:
         """Return where that entity is."""
         return self._event.point if self._event is not None else self._point
-
-
-SubjectSource = Subject | Callable[[], Subject]
-"""A subject, or how to make it (most evaluations fire nothing and never need one)."""
-
-
-def resolve(source: SubjectSource) -> Subject:
-    """Return the subject a source stands for."""
-    return source if isinstance(source, Subject) else source()
 
 
 def subject_of(event: Event, key: str, geometry: dict[str, Any] | None) -> Subject:

@@ -9,12 +9,11 @@ from smartcity.rules.compiled import RuleRuntime
 from smartcity.rules.events import (
     Env,
     Event,
-    SubjectSource,
+    Subject,
     Timer,
     drop,
     holds,
     passes,
-    resolve,
     subject_of,
 )
 from smartcity.rules.firing import Firing
@@ -55,7 +54,7 @@ class Hysteresis(RuleRuntime):
 
     def transition(
         self,
-        source: SubjectSource,
+        subject: Subject,
         state: dict[str, Any],
         hot: bool,
         cold: bool,
@@ -76,7 +75,7 @@ class Hysteresis(RuleRuntime):
             drop(state, "since")
             if state.pop("silent", False):
                 return None
-            firing = self.emit("clear", resolve(source), moment, values, state)
+            firing = self.emit("clear", subject, moment, values, state)
             return [firing] if firing else None
         if not hot:
             drop(state, "since")
@@ -85,7 +84,6 @@ class Hysteresis(RuleRuntime):
             since = state.setdefault("since", moment if start is None else start)
             if moment - since < self.hold_for:
                 return None
-        subject = resolve(source)
         if not self.armed(subject, moment):
             return None
         state["raised"] = True

@@ -7,26 +7,16 @@ stream the rules see, with a grid index so "near" looks only at the cells around
 
 from __future__ import annotations
 
-import operator
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from smartcity.core.entity import StoredEntity, instance_value
-from smartcity.rules.match import Condition, compile_q
+from smartcity.rules.match import Bound, Condition, compile_q
 from smartcity.rules.model import Join, Target, parse_threshold
 from smartcity.rules.names import NameMap, local_name, name_map, parse_moment
 from smartcity.rules.spatial import GridIndex, Plane, Point, Zones, entity_point
-
-OPERATORS: Final[dict[str, Callable[[float, float], bool]]] = {
-    ">=": operator.ge,
-    ">": operator.gt,
-    "<=": operator.le,
-    "<": operator.lt,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
 
 
 class WorldState:
@@ -210,9 +200,7 @@ class CompiledJoin:
         self.selection = selection(join.type, join.id, join.q, join.near, join.inside)
         self.via = join.via
         self.active = join.active
-        op, number = parse_threshold(join.count)
-        self.compare = OPERATORS[op]
-        self.number = number
+        self.count = Bound(*parse_threshold(join.count))
 
     def holds(
         self,
@@ -236,7 +224,7 @@ class CompiledJoin:
             found = self.selection.select(state, zones, tenant, point)
         if self.active is not None:
             found = [e for e in found if self._active(e, moment)]
-        return self.compare(len(found), self.number)
+        return self.count.holds(len(found))
 
     def _filter(self, among: list[StoredEntity]) -> list[StoredEntity]:
         keep = []

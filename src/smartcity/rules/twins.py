@@ -201,10 +201,7 @@ def _key_of(
 ) -> tuple[str, dict[str, Any] | None] | None:
     """Return the key the rules of a bank share for a change (None: it has none, and each
     rule counts the change as met)."""
-    keyer = rules[0].keyer
-    if keyer.kind == "entity":
-        return event.entity.id, None
-    keyed = keyer.key(event)
+    keyed = rules[0].keyer.key(event)
     if keyed is None:
         for rule in rules:
             rule.metrics.matches += 1
@@ -214,11 +211,7 @@ def _key_of(
 def _matched(rule: WindowedRule, state_key: str) -> dict[str, Any]:
     """Count a change as met by a rule of a bank; return the rule's state of its key."""
     rule.metrics.matches += 1
-    states = rule.states
-    state = states.get(state_key)
-    if state is None:
-        state = states[state_key] = {}
-    return state
+    return rule.state_at(state_key)
 
 
 def bank_twins(members: list[tuple[int, RuleRuntime]]) -> dict[int, list[tuple[int, WindowedRule]]]:

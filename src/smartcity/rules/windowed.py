@@ -10,12 +10,10 @@ from smartcity.rules.events import (
     Env,
     Event,
     Subject,
-    SubjectSource,
     Timer,
     drop,
     passes,
     remember_where,
-    resolve,
     restored_subject,
 )
 from smartcity.rules.firing import Firing
@@ -89,7 +87,7 @@ class WindowedRule(Hysteresis):
 
     def evaluate(
         self,
-        subject: SubjectSource,
+        subject: Subject,
         state: dict[str, Any],
         values: dict[str, Any],
         moment: float,
@@ -111,10 +109,7 @@ class WindowedRule(Hysteresis):
             return None
         key, geometry = keyed
         state_key = event.state_key(key)
-        state = self.states.get(state_key)
-        if state is None:
-            state = self.states[state_key] = {}
-        return key, geometry, state_key, state
+        return key, geometry, state_key, self.state_at(state_key)
 
     def on_event(self, role: str, event: Event) -> list[Firing]:
         found = self.keyed_state(event)
@@ -245,7 +240,7 @@ class ThresholdRule(WindowedRule):
 
     def evaluate(
         self,
-        subject: SubjectSource,
+        subject: Subject,
         state: dict[str, Any],
         values: dict[str, Any],
         moment: float,
@@ -270,7 +265,7 @@ class AggregateRule(WindowedRule):
 
     def evaluate(
         self,
-        subject: SubjectSource,
+        subject: Subject,
         state: dict[str, Any],
         values: dict[str, Any],
         moment: float,
@@ -280,9 +275,8 @@ class AggregateRule(WindowedRule):
         if self.windowing.tumbling:
             if not hot:
                 return None
-            whom = resolve(subject)
-            if not self.armed(whom, moment):
+            if not self.armed(subject, moment):
                 return None
-            firing = self.emit("fire", whom, moment, values, state)
+            firing = self.emit("fire", subject, moment, values, state)
             return [firing] if firing else None
         return self.transition(subject, state, hot, not hot, moment, values)
