@@ -172,7 +172,7 @@ class EveryRule(Engine):
                     continue
                 runtime.metrics.events += 1
                 started = time.perf_counter()
-                fired.extend(runtime.on_event(role, event))
+                fired.extend(runtime.on_event(role, event) or ())
                 runtime.timed(started)
         return fired
 

@@ -164,3 +164,30 @@ def test_a_change_no_rule_reads_does_not_move_the_engines_time() -> None:
     reading = feed.change("WasteContainer", "urn:ngsi-ld:WasteContainer:b1", T0, fillingLevel=0.95)
     assert brief(engine.process(reading)) == [("bin-full", "raise", reading.entity.id, iso(T0))]
     assert (engine.changes, engine.too_late) == (2, 0)
+
+
+def test_a_reading_on_the_deadline_is_in_time_whatever_the_lateness_or_the_order() -> None:
+    # Two air sensors report every five minutes at the same moments; the rule calls one silent
+    # after five minutes without a reading. Each reading comes exactly on its deadline, so
+    # nothing is silent: with any lateness, and whichever of a moment's readings comes first
+    # (with no lateness the watermark is on that moment when the second one comes).
+    rules = """
+rules:
+  - id: air-silent
+    kind: absence
+    when: {type: AirQualityObserved}
+    after: 5m
+"""
+    for lateness in (0.0, 60.0):
+        engine, feed = engine_for(rules, lateness=lateness), Feed()
+        changes = [
+            feed.change("AirQualityObserved", f"urn:ngsi-ld:AirQualityObserved:{name}", at, pm10=40)
+            for step in range(4)
+            for at in [T0 + timedelta(minutes=5 * step)]
+            for name in (("a", "b") if step % 2 else ("b", "a"))
+        ]
+        assert run(engine, changes) == [], lateness
+        # When the readings stop, each is silent five minutes after its last one.
+        last = T0 + timedelta(minutes=15)
+        fired = engine.advance(last + timedelta(minutes=5, seconds=1 + lateness))
+        assert [(f.kind, f.at) for f in fired] == [("raise", iso(last + timedelta(minutes=5)))] * 2

@@ -86,8 +86,9 @@ class Callee:
 
     metrics: RuleMetrics
 
-    def on_event(self, role: str, event: Event) -> list[Firing]:
-        """Take a change that passed the gate; return what fired."""
+    def on_event(self, role: str, event: Event) -> list[Firing] | None:
+        """Take a change that passed the gate; return what fired (None: nothing, as for most
+        changes: no empty list is made for them)."""
         raise NotImplementedError
 
 
@@ -121,8 +122,8 @@ class RuleRuntime(Callee):
         """Return the filters changes reach this rule by, with the role each plays."""
         raise NotImplementedError
 
-    def on_event(self, role: str, event: Event) -> list[Firing]:
-        """Take a change that reached the rule; return what fired."""
+    def on_event(self, role: str, event: Event) -> list[Firing] | None:
+        """Take a change that reached the rule; return what fired (None: nothing)."""
         raise NotImplementedError
 
     def on_timer(self, state_key: str, tag: str, due: float) -> list[Firing]:

@@ -357,11 +357,21 @@ class Engine:
             del gaps[:-_GAPS_KEPT]
 
     def flush(self) -> list[Firing]:
-        """Process every buffered change and due timer up to the newest event time (backtests)."""
+        """Process every buffered change and due timer up to the newest event time (backtests:
+        no change is to come)."""
         self.watermark = max(self.watermark, self.newest)
-        return self._drain()
+        return self._drain(final=True)
 
-    def _drain(self) -> list[Firing]:
+    def _drain(self, final: bool = False) -> list[Firing]:
+        """Take the buffered changes the watermark reached and the timers it passed, in
+        event-time order (a change before a timer due at its moment).
+
+        A change at the very watermark may still be followed by others at the same moment
+        (with a lateness of 0, by every change of that moment but the first), so a timer due
+        then waits until the watermark is past it, unless no change is to come (`final`):
+        otherwise a device heard exactly `after` after its last reading would be silent or
+        not depending on which of the moment's changes came first.
+        """
         fired: list[Firing] = []
         buffer, in_order, timers = self.buffer, self.in_order, self.timers
         watermark = self.watermark
@@ -386,7 +396,9 @@ class Engine:
                 change = None  # not due yet
             if timers:
                 due = timers[0][0]
-                if due <= watermark and (change is None or due < change_at):
+                if (due < watermark or (final and due <= watermark)) and (
+                    change is None or due < change_at
+                ):
                     due, _, rule_id, version, state_key, tag = heapq.heappop(timers)
                     runtime = self.rules.get(rule_id)
                     if (

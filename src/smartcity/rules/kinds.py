@@ -31,16 +31,16 @@ class MatchRule(RuleRuntime):
     def triggers(self) -> list[tuple[str, CompiledFilter]]:
         return [("when", self.when)]
 
-    def on_event(self, role: str, event: Event) -> list[Firing]:
+    def on_event(self, role: str, event: Event) -> list[Firing] | None:
         if not passes(self.when, event, self.env.zones):
-            return []
+            return None
         self.metrics.matches += 1
         keyed = self.keyer.key(event)
         if keyed is None:
-            return []
+            return None
         subject = subject_of(event, keyed[0], keyed[1])
         if not self.armed(subject, event.t):
-            return []
+            return None
         subject.evidence = [event.item()]
         state = self.state_for(event, subject.key)
         firing = self.emit("fire", subject, event.t, {}, state)
@@ -111,22 +111,22 @@ class StateRule(Hysteresis):
     def triggers(self) -> list[tuple[str, CompiledFilter]]:
         return [("when", self.when)]
 
-    def on_event(self, role: str, event: Event) -> list[Firing]:
+    def on_event(self, role: str, event: Event) -> list[Firing] | None:
         if not passes(self.when, event, self.env.zones):
-            return []
+            return None
         self.metrics.matches += 1
         keyed = self.keyer.key(event)
         if keyed is None:
-            return []
+            return None
         key, geometry = keyed
         hot = holds(self.condition, event, self.env.zones)
         state = self.state_for(event, key)
         if state.get("raised"):
             if hot:
-                return []  # still raised
+                return None  # still raised
         elif not hot:
             drop(state, "since")
-            return []  # still clear
+            return None  # still clear
         subject = subject_of(event, key, geometry)
         subject.evidence = [event.item()]
-        return self.transition(subject, state, hot, not hot, event.t, {}) or []
+        return self.transition(subject, state, hot, not hot, event.t, {})

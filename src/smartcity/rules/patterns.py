@@ -44,14 +44,14 @@ class SequenceRule(RuleRuntime):
     def _slot(self, event: Event, key: str) -> str:
         return "*" if self.spec.distance is not None else key
 
-    def on_event(self, role: str, event: Event) -> list[Firing]:
+    def on_event(self, role: str, event: Event) -> list[Firing] | None:
         check = self.then if role == "then" else self.first
         if not passes(check, event, self.env.zones):
-            return []
+            return None
         self.metrics.matches += 1
         keyed = self.keyer.key(event)
         if keyed is None:
-            return []
+            return None
         key, geometry = keyed
         state = self.state(event.tenant, self._slot(event, key))
         pending: list[list[Any]] = state.setdefault("pending", [])
@@ -61,22 +61,22 @@ class SequenceRule(RuleRuntime):
             pending.append([*event.item(), key, list(point) if point else None])
             if self.spec.absent:
                 self.timer(event.t + within, event.tenant + "\x1f" + self._slot(event, key), "due")
-            return []
+            return None
         matched = [
             a for a in pending if a[0] <= event.t <= a[0] + within and self._near(a, event, key)
         ]
         if self.spec.absent:
             for a in matched:
                 pending.remove(a)
-            return []
+            return None
         pending[:] = [a for a in pending if a[0] + within >= event.t]
         if not matched:
-            return []
+            return None
         first = matched[0]
         pending.remove(first)
         subject = subject_of(event, first[4], geometry)
         if not self.armed(subject, event.t):
-            return []
+            return None
         subject.evidence = [first[:4], event.item()]
         values = {"gap": event.t - first[0], "first": first[2], "then": event.entity.id}
         firing = self.emit("fire", subject, event.t, values, self.state(event.tenant, first[4]))
@@ -128,17 +128,17 @@ class AbsenceRule(RuleRuntime):
     def triggers(self) -> list[tuple[str, CompiledFilter]]:
         return [("when", self.when)]
 
-    def on_event(self, role: str, event: Event) -> list[Firing]:
+    def on_event(self, role: str, event: Event) -> list[Firing] | None:
         if not passes(self.when, event, self.env.zones):
-            return []
+            return None
         self.metrics.matches += 1
         keyed = self.keyer.key(event)
         if keyed is None:
-            return []
+            return None
         key, geometry = keyed
         state = self.state_for(event, key)
         if event.t < state.get("last", _NEVER):
-            return []
+            return None
         state["last"] = event.t
         remember_where(state, event, key, geometry)
         state["seen"] = event.item()
@@ -146,10 +146,10 @@ class AbsenceRule(RuleRuntime):
             state["armed"] = True
             self.timer(event.t + self.after, event.tenant + "\x1f" + key, "silent")
         if not state.get("raised"):
-            return []
+            return None
         state["raised"] = False
         if state.pop("silent", False):
-            return []
+            return None
         subject = subject_of(event, key, geometry)
         subject.evidence = [event.item()]
         firing = self.emit("clear", subject, event.t, {"silentSeconds": 0}, state)

@@ -120,17 +120,17 @@ class ThresholdBank(Callee):
         self.metrics = RuleMetrics()
         """The bank's own evaluation time (each rule's own is on the rule)."""
 
-    def on_event(self, role: str, event: Event) -> list[Firing]:
+    def on_event(self, role: str, event: Event) -> list[Firing] | None:
         """Give a change that passed the rules' shared filter to each rule; return what fired."""
         rules = self.rules
         keyed = _key_of(rules, event)
         if keyed is None:
-            return []
+            return None
         key, geometry = keyed
         state_key = event.state_key(key)
         value = event.value(rules[0].plain)
         numeric = type(value) in (int, float)
-        fired: list[Firing] = []
+        fired: list[Firing] | None = None
         timed = event.timed
         started = time.perf_counter() if timed else 0.0
         for rule in rules:
@@ -138,7 +138,10 @@ class ThresholdBank(Callee):
             if numeric:
                 found = rule.on_reading(event, state, key, geometry, value)
                 if found:
-                    fired.extend(found)
+                    if fired is None:
+                        fired = found
+                    else:
+                        fired.extend(found)
             if timed:
                 ended = time.perf_counter()
                 rule.metrics.seconds += (ended - started) * TIME_ONE_IN
@@ -166,17 +169,17 @@ class TwinBank(Callee):
         self.fired_places: list[int] = []
         """The place of each firing the last call returned."""
 
-    def on_event(self, role: str, event: Event) -> list[Firing]:
+    def on_event(self, role: str, event: Event) -> list[Firing] | None:
         """Give a change that passed the twins' shared filter to each; return what fired."""
         rules = self.rules
         fired_places = self.fired_places
         fired_places.clear()
         keyed = _key_of(rules, event)
         if keyed is None:
-            return []
+            return None
         key, geometry = keyed
         state_key = event.state_key(key)
-        fired: list[Firing] = []
+        fired: list[Firing] | None = None
         # One subject for all: a rule reads it only while it fires, and keeps nothing of it.
         subject = Subject(event.tenant, key, geometry=geometry, event=event)
         timed = event.timed
@@ -187,7 +190,10 @@ class TwinBank(Callee):
             subject.evidence = state["items"]
             found = rule.evaluate(subject, state, values, event.t)
             if found:
-                fired.extend(found)
+                if fired is None:
+                    fired = found
+                else:
+                    fired.extend(found)
                 fired_places.extend([self.places[index]] * len(found))
             if timed:
                 ended = time.perf_counter()

@@ -111,23 +111,23 @@ class WindowedRule(Hysteresis):
         state_key = event.state_key(key)
         return key, geometry, state_key, self.state_at(state_key)
 
-    def on_event(self, role: str, event: Event) -> list[Firing]:
+    def on_event(self, role: str, event: Event) -> list[Firing] | None:
         found = self.keyed_state(event)
         if found is None:
-            return []
+            return None
         key, geometry, state_key, state = found
         tenant = event.tenant
         windowing = self.windowing
         if windowing.window is None:  # a reading's own value: no window to keep
             subject = Subject(tenant, key, geometry=geometry, event=event)
             subject.evidence = [event.item()]
-            return self.evaluate(subject, state, {"value": event.value(self.plain)}, event.t) or []
+            return self.evaluate(subject, state, {"value": event.value(self.plain)}, event.t)
         if windowing.tumbling:
             item = self.read(event)
             subject = Subject(tenant, key, geometry=geometry, event=event)
             had_block = state.get("block")
             blocks = windowing.add(state, item)
-            fired = self.close_blocks(subject, state, blocks) if blocks else []
+            fired = self.close_blocks(subject, state, blocks) if blocks else None
             if windowing.size is not None and state.get("block") != had_block:
                 self.timer(state["block"] + windowing.size, state_key, "block")
             remember_where(state, event, key, geometry)
@@ -135,7 +135,7 @@ class WindowedRule(Hysteresis):
         values = self.slide(event, state, state_key)
         subject = Subject(tenant, key, geometry=geometry, event=event)
         subject.evidence = state["items"]
-        return self.evaluate(subject, state, values, event.t) or []
+        return self.evaluate(subject, state, values, event.t)
 
     def slide(self, event: Event, state: dict[str, Any], state_key: str) -> dict[str, Any]:
         """Put a change in a key's sliding window; return the window's aggregates.
@@ -203,18 +203,18 @@ class ThresholdRule(WindowedRule):
         self.hold_for = rule.for_
         self.reading_only = self.windowing.window is None and self.value_name == "value"
 
-    def on_event(self, role: str, event: Event) -> list[Firing]:
+    def on_event(self, role: str, event: Event) -> list[Firing] | None:
         if not self.reading_only:
             return super().on_event(role, event)
         # A reading's own value: most readings cross nothing, and cost a few steps.
         found = self.keyed_state(event)
         if found is None:
-            return []
+            return None
         key, geometry, _, state = found
         value = event.value(self.plain)
         if type(value) not in (int, float):
-            return []
-        return self.on_reading(event, state, key, geometry, value) or []
+            return None
+        return self.on_reading(event, state, key, geometry, value)
 
     def on_reading(
         self,
