@@ -9,7 +9,7 @@ from typing import Any, Final
 from smartcity.core.entity import StoredEntity, instance_value
 from smartcity.rules.calendars import CompiledSchedule
 from smartcity.rules.compile import CompiledFilter
-from smartcity.rules.events import Env, Event, Keyer, Subject, Timer
+from smartcity.rules.events import Env, Event, Keyer, Subject, Timer, state_key_of
 from smartcity.rules.firing import ActionSpec, Evidence, Firing, FiringKind
 from smartcity.rules.model import Action, Rule
 from smartcity.rules.names import format_moment, local_name
@@ -136,7 +136,7 @@ class RuleRuntime(Callee):
     def forget(self, tenant: str, entity: StoredEntity) -> None:
         """Drop what is kept for an entity that was deleted (its own key's state)."""
         if self.keyer.kind == "entity":
-            self.states.pop(tenant + "\x1f" + entity.id, None)
+            self.states.pop(state_key_of(tenant, entity.id), None)
 
     def state_at(self, state_key: str) -> dict[str, Any]:
         """Return the state kept under a state key (tenant and key; made when first asked)."""
@@ -151,7 +151,7 @@ class RuleRuntime(Callee):
 
     def state(self, tenant: str, key: str) -> dict[str, Any]:
         """Return a key's state (made when first asked)."""
-        return self.state_at(tenant + "\x1f" + key)
+        return self.state_at(state_key_of(tenant, key))
 
     def armed(self, subject: Subject, moment: float) -> bool:
         """Tell whether the schedule and the joins hold for a subject at a moment."""

@@ -24,7 +24,7 @@ from mypy_extensions import i64
 from smartcity.rules.compile import CompiledFilter
 from smartcity.rules.compiled import TIME_ONE_IN, Callee, RuleRuntime
 from smartcity.rules.events import Env, Event, filter_passes
-from smartcity.rules.firing import Firing
+from smartcity.rules.firing import Firing, gathered
 from smartcity.rules.twins import ThresholdBank, TwinBank, bank_twins, banked
 from smartcity.rules.windowed import ThresholdRule
 
@@ -129,9 +129,7 @@ class RuleIndex:
         for place, runtime, role in ready:
             found = runtime.on_event(role, event)
             if found:
-                if fired is None:
-                    fired = []
-                fired.extend(found)
+                fired = gathered(fired, found)
                 if isinstance(runtime, TwinBank):
                     places.extend(runtime.fired_places)
                     reorder = True

@@ -27,7 +27,7 @@ from smartcity.rules.calendars import Sun
 from smartcity.rules.compiled import RuleRuntime
 from smartcity.rules.dispatch import RuleIndex
 from smartcity.rules.events import Env, Event
-from smartcity.rules.firing import Firing
+from smartcity.rules.firing import Firing, gathered
 from smartcity.rules.loader import load_rule_set_text
 from smartcity.rules.model import Rule, RuleSet
 from smartcity.rules.names import event_time, local_name, name_map, parse_moment
@@ -466,10 +466,7 @@ class Engine:
                 event.know_point(point)
             found = index.dispatch(gates, event, self.env)
             if found:
-                if fired is None:
-                    fired = found
-                else:
-                    fired.extend(found)
+                fired = gathered(fired, found)
         return fired
 
     # -- state -----------------------------------------------------------------------------

@@ -111,7 +111,7 @@ class Event:
         """
         if key is self._key:
             return self._state_key
-        found = self._state_key = f"{self.tenant}\x1f{key}"  # (one text made, not two)
+        found = self._state_key = state_key_of(self.tenant, key)
         self._key = key
         return found
 
@@ -144,6 +144,17 @@ class Event:
         item = [self.t, self.seq, self.entity.id, self.type_name]
         item.extend(values)
         return item
+
+
+def state_key_of(tenant: str, key: str) -> str:
+    """Return where rules keep a key's state and timers: the tenant and the key in one text."""
+    return f"{tenant}\x1f{key}"  # (one text made, not two)
+
+
+def split_state_key(state_key: str) -> tuple[str, str]:
+    """Return the tenant and the key of a state key (`state_key_of`)."""
+    tenant, key = state_key.split("\x1f", 1)
+    return tenant, key
 
 
 def passes(check: CompiledFilter, event: Event, zones: Zones) -> bool:
@@ -222,11 +233,8 @@ class Keyer:
         if self.by is not None and self.by.zone is not None:
             self.zone_names = list(env.zones.names) if "*" in self.by.zone else list(self.by.zone)
         by = self.by
-        self.reads = (
-            sys.intern(by.relationship or by.attribute or "")
-            if by is not None and (by.relationship is not None or by.attribute is not None)
-            else None
-        )
+        reads = (by.relationship or by.attribute) if by is not None else None
+        self.reads = sys.intern(reads) if reads else None
         """The relationship or attribute keyed by (None: not by one); read from the model once,
         as a compiled attribute (the model's own attributes cost a look-up each time)."""
         self.grid = by.grid if by is not None else None

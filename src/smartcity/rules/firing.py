@@ -142,6 +142,16 @@ class Firing:
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def gathered(fired: list[Firing] | None, found: list[Firing]) -> list[Firing]:
+    """Return what fired so far with `found` added (None so far: `found` itself, a list its
+    maker hands over). Evaluations return None when nothing fired, as most do, so no list is
+    made for them."""
+    if fired is None:
+        return found
+    fired.extend(found)
+    return fired
+
+
 class RuleEngine(Protocol):
     """Changes in, firings out; deterministic for the same input and the same rules."""
 

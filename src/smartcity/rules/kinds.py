@@ -44,7 +44,7 @@ class MatchRule(RuleRuntime):
         subject.evidence = [event.item()]
         state = self.state_for(event, subject.key)
         firing = self.emit("fire", subject, event.t, {}, state)
-        return [firing] if firing else []
+        return [firing] if firing else None
 
 
 class Hysteresis(RuleRuntime):

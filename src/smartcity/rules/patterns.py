@@ -16,6 +16,8 @@ from smartcity.rules.events import (
     passes,
     remember_where,
     restored_subject,
+    split_state_key,
+    state_key_of,
     subject_of,
     where_of,
 )
@@ -53,14 +55,15 @@ class SequenceRule(RuleRuntime):
         if keyed is None:
             return None
         key, geometry = keyed
-        state = self.state(event.tenant, self._slot(event, key))
+        state_key = state_key_of(event.tenant, self._slot(event, key))
+        state = self.state_at(state_key)
         pending: list[list[Any]] = state.setdefault("pending", [])
         within = self.spec.within
         if role == "first":
             point = event.point
             pending.append([*event.item(), key, list(point) if point else None])
             if self.spec.absent:
-                self.timer(event.t + within, event.tenant + "\x1f" + self._slot(event, key), "due")
+                self.timer(event.t + within, state_key, "due")
             return None
         matched = [
             a for a in pending if a[0] <= event.t <= a[0] + within and self._near(a, event, key)
@@ -80,7 +83,7 @@ class SequenceRule(RuleRuntime):
         subject.evidence = [first[:4], event.item()]
         values = {"gap": event.t - first[0], "first": first[2], "then": event.entity.id}
         firing = self.emit("fire", subject, event.t, values, self.state(event.tenant, first[4]))
-        return [firing] if firing else []
+        return [firing] if firing else None
 
     def _near(self, first: list[Any], event: Event, key: str) -> bool:
         if self.spec.distance is None:
@@ -97,7 +100,7 @@ class SequenceRule(RuleRuntime):
         pending = state.get("pending", [])
         due_now = [a for a in pending if a[0] + self.spec.within <= due]
         pending[:] = [a for a in pending if a[0] + self.spec.within > due]
-        tenant = state_key.split("\x1f", 1)[0]
+        tenant = split_state_key(state_key)[0]
         fired: list[Firing] = []
         for first in due_now:
             entity = self.env.state.get(tenant, first[2])
@@ -136,7 +139,8 @@ class AbsenceRule(RuleRuntime):
         if keyed is None:
             return None
         key, geometry = keyed
-        state = self.state_for(event, key)
+        state_key = event.state_key(key)
+        state = self.state_at(state_key)
         if event.t < state.get("last", _NEVER):
             return None
         state["last"] = event.t
@@ -144,7 +148,7 @@ class AbsenceRule(RuleRuntime):
         state["seen"] = event.item()
         if not state.get("armed"):  # one timer per key at a time, moved on when it comes due
             state["armed"] = True
-            self.timer(event.t + self.after, event.tenant + "\x1f" + key, "silent")
+            self.timer(event.t + self.after, state_key, "silent")
         if not state.get("raised"):
             return None
         state["raised"] = False
@@ -153,7 +157,7 @@ class AbsenceRule(RuleRuntime):
         subject = subject_of(event, key, geometry)
         subject.evidence = [event.item()]
         firing = self.emit("clear", subject, event.t, {"silentSeconds": 0}, state)
-        return [firing] if firing else []
+        return [firing] if firing else None
 
     def prime(self, tenant: str, entity: StoredEntity, moment: float) -> None:
         names = name_map(entity)
@@ -166,14 +170,15 @@ class AbsenceRule(RuleRuntime):
         keyed = self.keyer.key(event)
         if keyed is None:
             return
-        state = self.state(tenant, keyed[0])
+        state_key = state_key_of(tenant, keyed[0])
+        state = self.state_at(state_key)
         if "last" in state:
             return
         state["last"] = moment
         state["where"] = where_of(subject_of(event, keyed[0], keyed[1]))
         state["seen"] = event.item()
         state["armed"] = True
-        self.timer(moment + self.after, tenant + "\x1f" + keyed[0], "silent")
+        self.timer(moment + self.after, state_key, "silent")
 
     def on_timer(self, state_key: str, tag: str, due: float) -> list[Firing]:
         state = self.states.get(state_key)
@@ -187,7 +192,7 @@ class AbsenceRule(RuleRuntime):
             return []
         if state.get("raised"):
             return []
-        tenant, key = state_key.split("\x1f", 1)
+        tenant, key = split_state_key(state_key)
         subject = restored_subject(self.env, tenant, key, state)
         subject.evidence = [state["seen"]] if state.get("seen") else []
         if not self.armed(subject, due) and (self.joins or self.schedule):

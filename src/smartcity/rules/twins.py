@@ -20,7 +20,7 @@ from typing import Any
 from smartcity.rules.compile import memo_slot
 from smartcity.rules.compiled import TIME_ONE_IN, Callee, RuleMetrics, RuleRuntime
 from smartcity.rules.events import Event, Subject
-from smartcity.rules.firing import Firing
+from smartcity.rules.firing import Firing, gathered
 from smartcity.rules.snapshots import copy_data
 from smartcity.rules.windowed import ThresholdRule, WindowedRule
 
@@ -138,10 +138,7 @@ class ThresholdBank(Callee):
             if numeric:
                 found = rule.on_reading(event, state, key, geometry, value)
                 if found:
-                    if fired is None:
-                        fired = found
-                    else:
-                        fired.extend(found)
+                    fired = gathered(fired, found)
             if timed:
                 ended = time.perf_counter()
                 rule.metrics.seconds += (ended - started) * TIME_ONE_IN
@@ -190,10 +187,7 @@ class TwinBank(Callee):
             subject.evidence = state["items"]
             found = rule.evaluate(subject, state, values, event.t)
             if found:
-                if fired is None:
-                    fired = found
-                else:
-                    fired.extend(found)
+                fired = gathered(fired, found)
                 fired_places.extend([self.places[index]] * len(found))
             if timed:
                 ended = time.perf_counter()

@@ -15,6 +15,7 @@ from smartcity.rules.events import (
     passes,
     remember_where,
     restored_subject,
+    split_state_key,
 )
 from smartcity.rules.firing import Firing
 from smartcity.rules.kinds import Hysteresis
@@ -179,7 +180,7 @@ class WindowedRule(Hysteresis):
         items = self.windowing.close_due(state, due)
         if not items:
             return []
-        tenant, key = state_key.split("\x1f", 1)
+        tenant, key = split_state_key(state_key)
         subject = restored_subject(self.env, tenant, key, state)
         return self.close_blocks(subject, state, [items])
 
