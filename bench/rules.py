@@ -47,6 +47,9 @@ from smartcity.rules.model import RuleSet
 from smartcity.storage.base import ChangeKind, ChangeRecord
 
 SECTION = "rules"
+INVESTIGATIONS = Path(__file__).with_name("rules_investigations.md")
+"""What was found by hand about the engine's cost (cache counts, experiments): kept in the
+section, which a run of the benchmark writes anew."""
 NO_RULES = "no rules (pass-through)"
 LATENESS_0 = ", lateness 0"
 GOAL = 50_000
@@ -578,7 +581,7 @@ def section(result: RulesResult, now: str) -> str:
             f" The same engine from its sources runs {sources.per_cpu_second:,.0f} "
             "changes per CPU second, the same firings."
         )
-    return "\n".join(lines)
+    return "\n".join([*lines, "", INVESTIGATIONS.read_text().rstrip("\n")])
 
 
 def main() -> None:
